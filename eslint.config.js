@@ -1,0 +1,71 @@
+// Lint rules for oncekv. Beyond the recommended sets, the Raft core is held to its
+// contract here: no I/O, no timers, no wall clock and no global randomness under src/raft.
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+
+const nondeterminism = [
+  { name: 'Date', message: 'The Raft core has no wall clock: time is a tick count.' },
+  { name: 'setTimeout', message: 'The Raft core has no timers: the host calls tick().' },
+  { name: 'setInterval', message: 'The Raft core has no timers: the host calls tick().' },
+  { name: 'setImmediate', message: 'The Raft core has no timers: the host calls tick().' },
+  { name: 'performance', message: 'The Raft core has no wall clock.' },
+  { name: 'process', message: 'The Raft core does no I/O.' },
+]
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'data/', 'web/dist/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    files: ['src/raft/**/*.ts', 'src/base/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-globals': ['error', ...nondeterminism],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'net', 'http', 'timers', 'crypto'],
+              message: 'The Raft core does no I/O.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'Use the injected Rng.' },
+      ],
+    },
+  },
+  {
+    files: ['src/raft/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'net', 'http', 'timers', 'crypto'],
+              message: 'The Raft core does no I/O.',
+            },
+            {
+              group: ['../*', '!../base', '!../base/index.ts'],
+              message: 'src/raft imports only src/base.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+)

@@ -1,0 +1,17 @@
+// The oncekv command line: parses arguments and calls the libraries. Each subcommand lives in
+// its own module; this file only wires them up.
+import { Command } from 'commander'
+import { readFileSync } from 'node:fs'
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string
+}
+
+const program = new Command()
+program
+  .name('oncekv')
+  .description('oncekv: a write-once key/value database (Raft-replicated, cached)')
+  .version(pkg.version)
+  .showHelpAfterError()
+
+await program.parseAsync(process.argv)
