@@ -27,6 +27,11 @@ export class Inflights {
     if (n > 0) this.last.splice(0, n)
   }
 
+  /** freeFirstOne frees the oldest append in flight. */
+  freeFirstOne(): void {
+    this.last.shift()
+  }
+
   /** full tells whether no more appends may be sent. */
   full(): boolean {
     return this.last.length >= this.size

@@ -1021,6 +1021,10 @@ export class Raft {
     if (!pr) return
     pr.recentActive = true
     pr.probeSent = false
+    // A full window whose appends (or their acknowledgements) were lost would never drain:
+    // the heartbeat reply shows the follower is alive, so free one slot. The append it lets
+    // through is rejected if entries were lost, and the leader falls back to probing.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne()
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true)
     if (m.ctx === '') return
     const acks = this.readOnly.ack(m.ctx, m.from)

@@ -1,0 +1,338 @@
+// Linearizable reads through ReadIndex (thesis §6.4), leadership transfer (thesis §3.10), and
+// the trap of matching replies by arrival order instead of by term and index.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Harness } from './harness.test-helper.ts'
+import type { AppendResponse, Message, NodeId } from './types.ts'
+
+// ------------------------------------------------------------------ helpers
+
+const ELECTION_TICKS = 10
+
+function cut(...ids: NodeId[]): (m: Message) => boolean {
+  return (m) => ids.includes(m.from) || ids.includes(m.to)
+}
+
+function cluster(): Harness {
+  const h = new Harness(['1', '2', '3'])
+  h.elect('1')
+  h.propose('1', 'a')
+  h.stabilize()
+  return h
+}
+
+function appResps(msgs: readonly Message[], from: NodeId): AppendResponse[] {
+  return msgs.filter((m): m is AppendResponse => m.type === 'appResp' && m.from === from)
+}
+
+// ------------------------------------------------------------------ ReadIndex
+
+test('§6.4 the leader releases a read only after a heartbeat round acknowledged by a majority', () => {
+  const h = cluster()
+  const commit = h.raft('1').status().commit
+  assert.equal(h.raft('1').readIndex('r1'), true)
+  h.process('1')
+  const beats = h.queue.filter((m) => m.type === 'heartbeat' && m.ctx === 'r1')
+  assert.deepEqual(beats.map((m) => m.to).sort(), ['2', '3'])
+  assert.deepEqual(h.member('1').readStates, [], 'the leader alone is no majority')
+  // Only 2 answers: with the leader that makes two of three.
+  const held = h.queue.filter((m) => m.to === '3')
+  h.queue = h.queue.filter((m) => m.to !== '3')
+  h.deliver()
+  h.process('2')
+  assert.deepEqual(h.member('1').readStates, [])
+  h.deliver()
+  h.process('1')
+  assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'r1' }])
+  // 3's late acknowledgement releases nothing more.
+  h.queue = held
+  h.stabilize()
+  assert.equal(h.member('1').readStates.length, 1)
+})
+
+test('§6.4 a read index is the commit index when the request arrived', () => {
+  const h = cluster()
+  const commit = h.raft('1').status().commit
+  h.raft('1').readIndex('r')
+  h.drop = (m) => m.type === 'heartbeatResp' // hold the confirmation back
+  h.stabilize()
+  h.propose('1', 'b')
+  h.stabilize()
+  assert.ok(h.raft('1').status().commit > commit)
+  h.drop = () => false
+  h.tick('1') // the heartbeat repeats the pending ctx
+  h.stabilize()
+  assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'r' }])
+})
+
+test('§6.4 a follower reads through the leader', () => {
+  const h = cluster()
+  const commit = h.raft('1').status().commit
+  assert.equal(h.raft('2').readIndex('f1'), true)
+  h.stabilize()
+  assert.ok(h.sent.some((m) => m.type === 'readIndex' && m.from === '2' && m.to === '1'))
+  assert.deepEqual(h.member('2').readStates, [{ index: commit, ctx: 'f1' }])
+  assert.deepEqual(h.member('1').readStates, [], 'the leader does not release it locally')
+  assert.ok(h.raft('2').status().applied >= commit, 'the follower can serve it now')
+})
+
+test('§6.4 a member that knows no leader refuses a read at once', () => {
+  const h = new Harness(['1', '2', '3'])
+  assert.equal(h.raft('2').readIndex('x'), false)
+})
+
+test('§6.4 no read is released before the leader commits an entry of its term', () => {
+  const h = new Harness(['1', '2', '3'])
+  h.drop = (m) => m.type === 'appResp' // the new leader's empty entry cannot commit
+  h.elect('1')
+  const s = h.raft('1').status()
+  assert.equal(s.role, 'leader')
+  assert.ok(s.commit < s.lastIndex)
+  h.raft('1').readIndex('early')
+  h.raft('2').readIndex('early-f')
+  h.stabilize()
+  assert.deepEqual(h.member('1').readStates, [])
+  assert.deepEqual(h.member('2').readStates, [])
+  assert.ok(
+    !h.sent.some((m) => m.type === 'heartbeat' && m.ctx !== ''),
+    'no read round starts before the commit',
+  )
+  h.drop = () => false
+  h.tick('1')
+  h.stabilize()
+  const commit = h.raft('1').status().commit
+  assert.equal(h.raft('1').status().commit, h.raft('1').status().lastIndex)
+  assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'early' }])
+  assert.deepEqual(h.member('2').readStates, [{ index: commit, ctx: 'early-f' }])
+})
+
+test('§6.4 a leader cut off in a minority never releases a read', () => {
+  for (const checkQuorum of [true, false]) {
+    const h = new Harness(['1', '2', '3'], { checkQuorum })
+    h.elect('1')
+    h.propose('1', 'a')
+    h.stabilize()
+    h.drop = cut('1')
+    h.raft('1').readIndex('r')
+    // The majority moves on: a new leader commits a write the old one has not seen.
+    let newLeader: NodeId | undefined
+    for (let i = 0; i < 5 * ELECTION_TICKS; i++) {
+      h.tickAll()
+      newLeader ??= h.leaders().find((id) => id !== '1')
+      if (newLeader && i % 10 === 0) h.propose(newLeader, `b${i}`)
+    }
+    assert.ok(newLeader, `checkQuorum ${checkQuorum}: the majority elected a leader`)
+    assert.ok(h.appliedData(newLeader).length > 1)
+    assert.deepEqual(h.member('1').readStates, [], `checkQuorum ${checkQuorum}`)
+    // Healing brings the newer term to 1; the stale read is still never released.
+    h.drop = () => false
+    h.tickAll(2 * ELECTION_TICKS)
+    assert.deepEqual(h.member('1').readStates, [], `checkQuorum ${checkQuorum} after healing`)
+    assert.notEqual(h.raft('1').status().role, 'leader')
+  }
+})
+
+test('§6.4 a pending read is dropped, not answered, when its leader is deposed', () => {
+  const h = cluster()
+  h.drop = (m) => m.type === 'heartbeatResp'
+  h.raft('1').readIndex('r')
+  h.stabilize()
+  // A newer term reaches the leader before the confirmation does.
+  h.raft('1').step({ type: 'heartbeat', from: '2', to: '1', term: 99, commit: 0, ctx: '' })
+  h.drop = () => false
+  h.queue = []
+  h.stabilize()
+  assert.equal(h.raft('1').status().role, 'follower')
+  // Late confirmations of the old round arrive.
+  for (const id of ['2', '3']) {
+    h.raft('1').step({ type: 'heartbeatResp', from: id, to: '1', term: 99, ctx: 'r' })
+  }
+  h.process('1')
+  assert.deepEqual(h.member('1').readStates, [])
+})
+
+// ------------------------------------------------------------------ leadership transfer
+
+test('§3.10 transfer: a lagging target is brought up to date before TimeoutNow', () => {
+  const h = cluster()
+  h.drop = cut('3')
+  for (let i = 0; i < 3; i++) h.propose('1', `p${i}`)
+  h.stabilize()
+  h.drop = () => false
+  const last = h.raft('1').status().lastIndex
+  assert.ok(h.raft('3').status().lastIndex < last)
+  const from = h.sent.length
+  h.raft('1').transferLeader('3')
+  h.stabilize()
+  const flow = h.sent.slice(from)
+  const timeoutAt = flow.findIndex((m) => m.type === 'timeoutNow')
+  assert.ok(timeoutAt >= 0, 'TimeoutNow was sent')
+  assert.equal(flow[timeoutAt]?.to, '3')
+  const caughtUp = flow.findIndex(
+    (m) => m.type === 'appResp' && m.from === '3' && !m.reject && m.index === last,
+  )
+  assert.ok(caughtUp >= 0 && caughtUp < timeoutAt, 'only once 3 acknowledged the whole log')
+  assert.equal(flow.filter((m) => m.type === 'timeoutNow').length, 1)
+  assert.deepEqual(h.leaders(), ['3'])
+  assert.deepEqual(h.appliedData('3'), ['a', 'p0', 'p1', 'p2'])
+})
+
+test('§3.10 the target campaigns at once, without pre-vote, and wins despite leader stickiness', () => {
+  const h = cluster() // pre-vote and check-quorum on: followers are in their lease
+  const term = h.raft('1').status().term
+  const from = h.sent.length
+  h.raft('1').transferLeader('2')
+  h.stabilize()
+  const flow = h.sent.slice(from)
+  assert.ok(!flow.some((m) => m.type === 'preVote'), 'no pre-vote round')
+  const votes = flow.filter((m) => m.type === 'vote' && m.from === '2')
+  assert.ok(votes.length > 0 && votes.every((m) => m.type === 'vote' && m.transfer))
+  assert.ok(
+    flow.some((m) => m.type === 'voteResp' && m.from === '3' && !m.reject),
+    '3 granted although it had just heard from 1',
+  )
+  assert.deepEqual(h.leaders(), ['2'])
+  assert.equal(h.raft('2').status().term, term + 1)
+  h.propose('2', 'b')
+  h.stabilize()
+  assert.deepEqual(h.appliedData('1'), ['a', 'b'])
+})
+
+test('§3.10 a target without the transfer flag is refused by followers in their lease', () => {
+  // The contrast: the same immediate campaign, not marked as a transfer, is ignored.
+  const h = cluster()
+  const term = h.raft('1').status().term
+  h.raft('2').step({ type: 'timeoutNow', from: '1', to: '2', term })
+  h.stabilize()
+  assert.deepEqual(h.leaders(), ['2'], 'timeoutNow from the leader: transfer election')
+  const h2 = cluster()
+  const from = h2.sent.length
+  h2.raft('2').campaign() // an ordinary campaign: pre-vote, ignored while the leader is heard
+  h2.stabilize()
+  assert.ok(h2.sent.slice(from).some((m) => m.type === 'preVote'))
+  assert.deepEqual(h2.leaders(), ['1'])
+  assert.equal(h2.raft('1').status().term, term)
+})
+
+test('§3.10 proposals are refused while a transfer is in progress', () => {
+  const h = cluster()
+  h.drop = cut('3') // the target cannot catch up, so the transfer stays in progress
+  h.propose('1', 'b')
+  h.stabilize()
+  h.raft('1').transferLeader('3')
+  assert.equal(h.raft('1').status().leadTransferee, '3')
+  assert.deepEqual(h.propose('1', 'c'), { ok: false, reason: 'transferring' })
+  assert.deepEqual(h.raft('1').proposeConfChange({ type: 'remove', node: '2' }), {
+    ok: false,
+    reason: 'transferring',
+  })
+})
+
+test('§3.10 a transfer to a target that is down is abandoned after an election timeout', () => {
+  const h = cluster()
+  const term = h.raft('1').status().term
+  h.drop = cut('3')
+  h.propose('1', 'b')
+  h.stabilize()
+  h.raft('1').transferLeader('3')
+  let ticks = 0
+  while (h.raft('1').status().leadTransferee !== '') {
+    h.tick('1')
+    h.stabilize()
+    ticks++
+    assert.ok(ticks <= ELECTION_TICKS, 'still transferring after an election timeout')
+  }
+  assert.equal(ticks, ELECTION_TICKS)
+  assert.equal(h.raft('1').status().role, 'leader')
+  assert.equal(h.raft('1').status().term, term)
+  assert.ok(h.propose('1', 'c').ok, 'proposals resume')
+  h.stabilize()
+  assert.deepEqual(h.appliedData('2'), ['a', 'b', 'c'])
+})
+
+test('§3.10 a follower forwards a transfer request to its leader', () => {
+  const h = cluster()
+  h.raft('2').transferLeader('3')
+  h.stabilize()
+  assert.ok(h.sent.some((m) => m.type === 'transferLeader' && m.from === '2' && m.to === '1'))
+  assert.deepEqual(h.leaders(), ['3'])
+})
+
+test('§3.10 a transfer to a learner or to itself is ignored', () => {
+  const h = cluster()
+  h.addEmpty('4')
+  assert.ok(h.raft('1').proposeConfChange({ type: 'addLearner', node: '4' }).ok)
+  h.stabilize()
+  h.raft('1').transferLeader('4')
+  assert.equal(h.raft('1').status().leadTransferee, '')
+  h.raft('1').transferLeader('1')
+  assert.equal(h.raft('1').status().leadTransferee, '')
+  h.stabilize()
+  assert.deepEqual(h.leaders(), ['1'])
+})
+
+// ------------------------------------------------------------------ matching replies
+
+test('(trap) replies are matched by term and index, not arrival order: delayed old acks and rejections change nothing', () => {
+  const h = cluster()
+  const leader = h.raft('1')
+  const term = leader.status().term
+  const oldAck = appResps(h.sent, '2')
+    .filter((m) => !m.reject)
+    .at(0)
+  assert.ok(oldAck)
+  // 2 drops off, misses entries, comes back and is repaired; its rejection during the repair
+  // is recorded too.
+  h.drop = cut('2')
+  for (let i = 0; i < 3; i++) h.propose('1', `p${i}`)
+  h.stabilize()
+  h.drop = () => false
+  const from = h.sent.length
+  h.tick('1')
+  h.stabilize()
+  const oldReject = appResps(h.sent.slice(from), '2').find((m) => m.reject)
+  assert.ok(oldReject, 'the repair went through a rejection')
+  const before = leader.status().progress.get('2')
+  assert.deepEqual([before?.match, before?.state], [leader.status().lastIndex, 'replicate'])
+
+  // Now the network delivers the old replies late, and a reply from an older term.
+  leader.step(oldAck)
+  leader.step(oldReject)
+  leader.step({ ...oldAck, term: term - 1, index: leader.status().lastIndex + 5 })
+  assert.deepEqual(leader.status().progress.get('2'), before, 'progress unchanged')
+  const rd = leader.ready()
+  if (rd) {
+    assert.ok(!rd.messages.some((m) => m.type === 'app' && m.to === '2'), 'no spurious resend')
+    h.member('1').storage.append(rd.entries)
+    leader.advance(rd)
+  }
+  h.propose('1', 'after')
+  h.stabilize()
+  assert.deepEqual(h.appliedData('2'), ['a', 'p0', 'p1', 'p2', 'after'])
+})
+
+test('(trap) an ack from an older term does not count toward commit', () => {
+  const h = cluster()
+  const leader = h.raft('1')
+  const term = leader.status().term
+  h.drop = cut('2', '3')
+  const p = h.propose('1', 'p')
+  assert.ok(p.ok)
+  h.stabilize()
+  // An ack for the new index, but sent in an older term (say, to this member's previous
+  // leadership, for an entry since replaced): it must not commit p.
+  for (const id of ['2', '3']) {
+    leader.step({
+      type: 'appResp',
+      from: id,
+      to: '1',
+      term: term - 1,
+      index: p.index,
+      reject: false,
+      rejectHint: 0,
+      logTerm: 0,
+    })
+  }
+  assert.ok(leader.status().commit < p.index)
+  assert.ok((leader.status().progress.get('2')?.match ?? 0) < p.index)
+})
