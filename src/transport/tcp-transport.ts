@@ -1,0 +1,364 @@
+// TcpTransport is the Transport over plain TCP (node:net): each member dials one persistent
+// connection to each peer for the Raft messages it sends (peer-link.ts), accepts the peers'
+// connections for the messages it receives, and opens one connection per snapshot transfer
+// (snapshot-sender.ts, incoming-snapshot.ts). Every connection starts with a hello frame;
+// every frame is validated by codec.ts, and a peer that sends anything invalid is cut off and
+// counted, never able to crash the process. What messages mean, and when to send snapshots,
+// is the replica's business.
+import net from 'node:net'
+import type { Server, Socket } from 'node:net'
+import type { Message, NodeId } from '../raft/index.ts'
+import {
+  decodeHello,
+  decodeMessages,
+  decodeSnapshotFrame,
+  encodeHello,
+  FRAME_BYTES_MAX_DEFAULT,
+  FrameError,
+  FrameReader,
+  ID_LENGTH_MAX,
+  PROTOCOL_VERSION,
+  type Hello,
+  type Purpose,
+} from './codec.ts'
+import { formatHostPort, parseHostPort } from './host-port.ts'
+import { SnapshotTransferError } from './incoming-snapshot.ts'
+import { PeerLink, type LinkContext, type TransportLogger } from './peer-link.ts'
+import { SnapshotReceiver, type ReceiverContext } from './snapshot-receiver.ts'
+import { sendSnapshotStream } from './snapshot-sender.ts'
+import type { SnapshotSource, Transport, TransportHandlers, TransportStats } from './transport.ts'
+
+/** TcpTransportOptions configure a TcpTransport; every bound has a stated default. */
+export interface TcpTransportOptions {
+  /** id is this member's node id; it goes in every hello. */
+  readonly id: NodeId
+  /** clusterName must match the peers'; a hello with another name is refused. */
+  readonly clusterName: string
+  /** listen is the "host:port" to accept peers on; port 0 picks a free port. */
+  readonly listen: string
+  /** maxFrameBytes bounds a frame's payload, both ways (default 64 MiB). */
+  readonly maxFrameBytes?: number
+  /** queueMessagesMax bounds the messages waiting per peer (default 8192). */
+  readonly queueMessagesMax?: number
+  /** dialTimeoutMs bounds a connection attempt (default 3000). */
+  readonly dialTimeoutMs?: number
+  /** backoffMinMs is the first wait before redialling a peer (default 50). */
+  readonly backoffMinMs?: number
+  /** backoffMaxMs caps the doubling wait between dials (default 2000). */
+  readonly backoffMaxMs?: number
+  /** helloTimeoutMs is how long an accepted connection may take to say hello (default 5000). */
+  readonly helloTimeoutMs?: number
+  /** batchBytesMax is the estimated size at which a batch of messages is cut into another
+   * frame (default 4 MiB, at most half of maxFrameBytes). */
+  readonly batchBytesMax?: number
+  /** snapshotChunkBytes is the chunk size asked of a SnapshotSource (default 512 KiB). */
+  readonly snapshotChunkBytes?: number
+  /** snapshotTimeoutMs fails a snapshot transfer with no traffic for so long (default 30 s). */
+  readonly snapshotTimeoutMs?: number
+  /** snapshotBufferBytesMax bounds the received chunk bytes buffered for a slow consumer
+   * before the connection is paused (default 4 MiB). */
+  readonly snapshotBufferBytesMax?: number
+  /** logger receives notable events (connections, bad frames, snapshot outcomes). */
+  readonly logger?: TransportLogger
+}
+
+/** INBOUND_CONNECTIONS_MAX bounds the connections the server accepts at once. */
+export const INBOUND_CONNECTIONS_MAX = 1024
+
+/**
+ * TcpTransport implements Transport over TCP. Call start() to accept peers; send() and
+ * sendSnapshot() work before it. After close(), sends are dropped and snapshots rejected.
+ */
+export class TcpTransport implements Transport {
+  private readonly id: NodeId
+  private readonly clusterName: string
+  private readonly log: TransportLogger
+  private readonly maxFrameBytes: number
+  private readonly helloTimeoutMs: number
+  private readonly dialTimeoutMs: number
+  private readonly snapshotChunkBytes: number
+  private readonly snapshotTimeoutMs: number
+  private readonly linkContext: LinkContext
+  private readonly receiverContext: ReceiverContext
+  private readonly counters: TransportStats = {
+    messagesSent: 0,
+    messagesReceived: 0,
+    messagesDropped: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    badFrames: 0,
+    connects: 0,
+    snapshotsSent: 0,
+    snapshotsReceived: 0,
+  }
+  private readonly server: Server
+  private handlers: TransportHandlers | undefined
+  private listening: { host: string; port: number } | undefined
+  private peers: ReadonlyMap<NodeId, string> = new Map()
+  // Invariant: every link's peer and address are in peers (setPeers closes the others).
+  private readonly links = new Map<NodeId, PeerLink>()
+  // Every socket not yet closed, inbound and outbound; close() waits for all of them.
+  private readonly sockets = new Set<Socket>()
+  private closed = false
+
+  constructor(private readonly options: TcpTransportOptions) {
+    this.id = options.id
+    this.clusterName = options.clusterName
+    this.log = options.logger ?? (() => {})
+    this.maxFrameBytes = options.maxFrameBytes ?? FRAME_BYTES_MAX_DEFAULT
+    this.helloTimeoutMs = options.helloTimeoutMs ?? 5000
+    this.dialTimeoutMs = options.dialTimeoutMs ?? 3000
+    this.snapshotChunkBytes = options.snapshotChunkBytes ?? 512 * 1024
+    this.snapshotTimeoutMs = options.snapshotTimeoutMs ?? 30_000
+    // Fail fast on configuration the peers' decoders would refuse.
+    parseHostPort(options.listen)
+    if (options.id === '' || options.id.length > ID_LENGTH_MAX) {
+      throw new RangeError(`node id must have 1 to ${ID_LENGTH_MAX} characters`)
+    }
+    if (options.clusterName.length > ID_LENGTH_MAX) {
+      throw new RangeError(`cluster name must have at most ${ID_LENGTH_MAX} characters`)
+    }
+    if (
+      !Number.isSafeInteger(this.maxFrameBytes) ||
+      this.maxFrameBytes < 1024 ||
+      this.maxFrameBytes > 0xffff_ffff
+    ) {
+      throw new RangeError('maxFrameBytes must be an integer from 1 KiB to 4 GiB - 1')
+    }
+    this.linkContext = {
+      helloFrame: this.helloFrame('raft'),
+      maxFrameBytes: this.maxFrameBytes,
+      queueMessagesMax: options.queueMessagesMax ?? 8192,
+      batchBytesMax: Math.min(options.batchBytesMax ?? 4 * 1024 * 1024, this.maxFrameBytes / 2),
+      dialTimeoutMs: this.dialTimeoutMs,
+      backoffMinMs: options.backoffMinMs ?? 50,
+      backoffMaxMs: options.backoffMaxMs ?? 2000,
+      stats: this.counters,
+      log: this.log,
+      track: (socket) => this.track(socket),
+    }
+    this.receiverContext = {
+      inactivityMs: this.snapshotTimeoutMs,
+      bufferBytesMax: options.snapshotBufferBytesMax ?? 4 * 1024 * 1024,
+      stats: this.counters,
+      onSnapshot: (snapshot) => {
+        if (this.handlers === undefined) return Promise.reject(new Error('transport not started'))
+        return this.handlers.onSnapshot(snapshot)
+      },
+      done: (from, index, error) => {
+        if (error === undefined) {
+          this.counters.snapshotsReceived++
+          this.log('snapshot_received', { peer: from, index })
+        } else {
+          this.log('snapshot_receive_failed', { peer: from, index, error })
+        }
+      },
+    }
+    this.server = net.createServer((socket) => this.accept(socket))
+    this.server.maxConnections = INBOUND_CONNECTIONS_MAX
+    this.server.on('error', (err) => this.log('server_error', { error: err.message }))
+  }
+
+  /** start listens on options.listen and delivers to handlers from then on. */
+  async start(handlers: TransportHandlers): Promise<void> {
+    if (this.closed) throw new Error('transport is closed')
+    if (this.handlers !== undefined) throw new Error('transport already started')
+    this.handlers = handlers
+    const { host, port } = parseHostPort(this.options.listen)
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err)
+      this.server.once('error', onError)
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', onError)
+        resolve()
+      })
+    })
+    const address = this.server.address()
+    if (address === null || typeof address === 'string') throw new Error('no TCP address')
+    this.listening = { host: address.address, port: address.port }
+    this.log('listening', { address: this.listenAddress() })
+  }
+
+  /** listenAddress is the "host:port" the transport accepts on (the real port after port 0). */
+  listenAddress(): string {
+    if (this.listening === undefined) throw new Error('transport not started')
+    return formatHostPort(this.listening.host, this.listening.port)
+  }
+
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    this.peers = new Map(peers)
+    for (const [id, link] of this.links) {
+      if (this.peers.get(id) !== link.address) {
+        link.close()
+        this.links.delete(id)
+      }
+    }
+  }
+
+  send(msgs: readonly Message[]): void {
+    for (const msg of msgs) {
+      const link = this.linkTo(msg.to)
+      if (link === undefined) this.counters.messagesDropped++
+      else link.enqueue(msg)
+    }
+  }
+
+  async sendSnapshot(to: NodeId, source: SnapshotSource): Promise<void> {
+    const address = this.peers.get(to)
+    if (this.closed || address === undefined) {
+      source.close()
+      throw new SnapshotTransferError(
+        this.closed ? 'transport is closed' : `no address for peer ${to}`,
+      )
+    }
+    try {
+      await sendSnapshotStream({
+        address,
+        helloFrame: this.helloFrame('snapshot'),
+        source,
+        chunkBytes: this.snapshotChunkBytes,
+        maxFrameBytes: this.maxFrameBytes,
+        dialTimeoutMs: this.dialTimeoutMs,
+        inactivityMs: this.snapshotTimeoutMs,
+        stats: this.counters,
+        track: (socket) => this.track(socket),
+      })
+      this.log('snapshot_sent', { peer: to, index: source.meta.index })
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err)
+      this.log('snapshot_send_failed', { peer: to, index: source.meta.index, error: message })
+      throw err
+    }
+  }
+
+  unreachable(): readonly NodeId[] {
+    const down: NodeId[] = []
+    for (const [id, link] of this.links) if (link.isDown()) down.push(id)
+    return down
+  }
+
+  stats(): TransportStats {
+    return { ...this.counters }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const link of this.links.values()) link.close()
+    this.links.clear()
+    const serverClosed = new Promise<void>((resolve) => {
+      // close() errors only when the server never listened: nothing to wait for then.
+      this.server.close(() => resolve())
+    })
+    const socketsClosed = [...this.sockets].map(
+      (socket) =>
+        new Promise<void>((resolve) => {
+          socket.once('close', () => resolve())
+          socket.destroy()
+        }),
+    )
+    await Promise.all([serverClosed, ...socketsClosed])
+  }
+
+  private helloFrame(purpose: Purpose): Uint8Array {
+    const hello: Hello = {
+      version: PROTOCOL_VERSION,
+      clusterName: this.clusterName,
+      id: this.id,
+      purpose,
+    }
+    return encodeHello(hello, this.maxFrameBytes)
+  }
+
+  private linkTo(peer: NodeId): PeerLink | undefined {
+    if (this.closed) return undefined
+    let link = this.links.get(peer)
+    if (link === undefined) {
+      const address = this.peers.get(peer)
+      if (address === undefined) return undefined
+      link = new PeerLink(peer, address, this.linkContext)
+      this.links.set(peer, link)
+    }
+    return link
+  }
+
+  private track(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy()
+      return
+    }
+    this.sockets.add(socket)
+    // Every socket has an error listener: a peer's failure is never an uncaught exception.
+    socket.on('error', () => {})
+    socket.once('close', () => this.sockets.delete(socket))
+  }
+
+  /** accept runs one inbound connection: hello first, then frames of its purpose. */
+  private accept(socket: Socket): void {
+    this.track(socket)
+    if (this.closed) return
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 10_000)
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
+    const reader = new FrameReader(this.maxFrameBytes)
+    let hello: Hello | undefined
+    let receiver: SnapshotReceiver | undefined
+    const helloTimer = setTimeout(() => {
+      this.counters.badFrames++
+      this.log('bad_peer', { remote, error: `no hello within ${this.helloTimeoutMs} ms` })
+      socket.destroy()
+    }, this.helloTimeoutMs)
+    socket.once('close', () => {
+      clearTimeout(helloTimer)
+      receiver?.connectionClosed()
+    })
+
+    socket.on('data', (chunk: Buffer) => {
+      this.counters.bytesReceived += chunk.byteLength
+      try {
+        reader.push(chunk)
+        for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
+          if (socket.destroyed) return
+          if (hello === undefined) {
+            hello = this.checkHello(decodeHello(payload))
+            clearTimeout(helloTimer)
+            if (hello.purpose === 'snapshot') {
+              receiver = new SnapshotReceiver(hello.id, socket, this.receiverContext)
+            }
+          } else if (receiver !== undefined) {
+            receiver.onFrame(decodeSnapshotFrame(payload))
+          } else {
+            this.deliver(hello.id, decodeMessages(payload))
+          }
+        }
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err
+        this.counters.badFrames++
+        this.log('bad_peer', { remote, peer: hello?.id, error: err.message })
+        receiver?.failed(err)
+        socket.destroy()
+      }
+    })
+  }
+
+  private checkHello(hello: Hello): Hello {
+    if (hello.clusterName !== this.clusterName) {
+      throw new FrameError(`hello from cluster ${JSON.stringify(hello.clusterName)}`)
+    }
+    if (hello.id === this.id) throw new FrameError('hello from our own id')
+    return hello
+  }
+
+  /** deliver hands a batch to the host, without the messages not from `from` to us. */
+  private deliver(from: NodeId, msgs: readonly Message[]): void {
+    let valid = msgs
+    if (msgs.some((m) => m.from !== from || m.to !== this.id)) {
+      valid = msgs.filter((m) => m.from === from && m.to === this.id)
+      this.counters.messagesDropped += msgs.length - valid.length
+      this.log('messages_misaddressed', { peer: from, dropped: msgs.length - valid.length })
+    }
+    this.counters.messagesReceived += valid.length
+    // A handler that throws is a bug in the host: it is not caught here.
+    if (valid.length > 0 && this.handlers !== undefined) this.handlers.onMessages(from, valid)
+  }
+}
