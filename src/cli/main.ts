@@ -2,6 +2,7 @@
 // its own module; this file only wires them up.
 import { Command } from 'commander'
 import { readFileSync } from 'node:fs'
+import { registerDb } from './commands/db.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string
@@ -13,5 +14,7 @@ program
   .description('oncekv: a write-once key/value database (Raft-replicated, cached)')
   .version(pkg.version)
   .showHelpAfterError()
+
+registerDb(program)
 
 await program.parseAsync(process.argv)

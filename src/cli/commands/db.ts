@@ -1,0 +1,88 @@
+// `oncekv db`: run one database member until SIGTERM or SIGINT.
+import type { Command } from 'commander'
+import { DbNode } from '../../db/node.ts'
+import { StoreCorruptError } from '../../storage/index.ts'
+import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
+import { intOption } from '../options.ts'
+
+interface DbFlags {
+  id: string
+  http: string
+  raft: string
+  data: string
+  join?: string[]
+  cluster: string
+  maxValueBytes: number
+  tickMs: number
+  electionTicks: number
+  snapshotEntries: number
+  logLevel: string
+}
+
+/** registerDb adds the db command. */
+export function registerDb(program: Command): void {
+  program
+    .command('db')
+    .description('run a database member (Raft-replicated, durable)')
+    .requiredOption('--id <id>', 'member id, unique in the cluster (e.g. n1)')
+    .option('--http <host:port>', 'HTTP API address', '127.0.0.1:11000')
+    .option('--raft <host:port>', 'peer transport address', '127.0.0.1:12000')
+    .option('--data <dir>', 'data directory (default ./data/<id>)')
+    .option('--join <url...>', "join an existing cluster through any member's HTTP URL")
+    .option('--cluster <name>', 'cluster name; peers of another cluster are refused', 'oncekv')
+    .option('--max-value-bytes <n>', 'largest value accepted', intOption, VALUE_BYTES_MAX_DEFAULT)
+    .option('--tick-ms <n>', 'Raft tick length in ms', intOption, 50)
+    .option('--election-ticks <n>', 'minimum election timeout in ticks', intOption, 10)
+    .option(
+      '--snapshot-entries <n>',
+      'compact the log after this many applied entries',
+      intOption,
+      10_000,
+    )
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (flags: DbFlags) => {
+      let node: DbNode
+      try {
+        node = await DbNode.start(
+          {
+            id: flags.id,
+            http: flags.http,
+            raft: flags.raft,
+            dataDir: flags.data ?? `./data/${flags.id}`,
+            join: flags.join,
+            clusterName: flags.cluster,
+            maxValueBytes: flags.maxValueBytes,
+            tickMs: flags.tickMs,
+            electionTicks: flags.electionTicks,
+            snapshotEntries: flags.snapshotEntries,
+            logLevel: flags.logLevel,
+          },
+          (e) => {
+            console.error(`oncekv db: fatal: ${e.message}`)
+            process.exit(1)
+          },
+        )
+      } catch (e) {
+        if (e instanceof StoreCorruptError) {
+          console.error(
+            `oncekv db: the data directory is damaged and will not be served:\n  ${e.message}`,
+          )
+          process.exit(2)
+        }
+        console.error(`oncekv db: could not start: ${(e as Error).message}`)
+        process.exit(1)
+      }
+      const stop = (signal: string): void => {
+        node.log.info({ event: 'signal', signal }, 'shutting down')
+        node.shutdown().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            console.error(`oncekv db: shutdown failed: ${(e as Error).message}`)
+            process.exit(1)
+          },
+        )
+      }
+      process.once('SIGTERM', () => stop('SIGTERM'))
+      process.once('SIGINT', () => stop('SIGINT'))
+    })
+}

@@ -1,0 +1,158 @@
+// DbNode composes one database member: the store, the peer transport, the Replica (Raft) and
+// the HTTP server; it bootstraps or joins a cluster and shuts down gracefully (leadership is
+// handed over first, requests in flight finish or fail clearly, the store closes cleanly).
+import pino, { type Logger } from 'pino'
+import { bootstrapSnapshot, NONE } from '../raft/index.ts'
+import { LmdbStore, type MemberAddress } from '../storage/index.ts'
+import { TcpTransport } from '../transport/index.ts'
+import { VALUE_BYTES_MAX_DEFAULT } from '../protocol/index.ts'
+import { Replica } from './replica.ts'
+import { DbServer } from './server.ts'
+
+/** DbNodeOptions configures a member (the flags of `oncekv db`). */
+export interface DbNodeOptions {
+  readonly id: string
+  /** http is the address the HTTP API listens on and peers reach it at ("host:port"). */
+  readonly http: string
+  /** raft is the address of the peer transport ("host:port"). */
+  readonly raft: string
+  readonly dataDir: string
+  /** join lists members' HTTP URLs to join through; empty to bootstrap a new cluster. */
+  readonly join?: readonly string[]
+  readonly clusterName?: string
+  readonly maxValueBytes?: number
+  readonly tickMs?: number
+  readonly electionTicks?: number
+  readonly snapshotEntries?: number
+  readonly logLevel?: string
+  readonly logger?: Logger
+}
+
+/** DbNode is a running member. */
+export class DbNode {
+  private stopping: Promise<void> | undefined
+
+  private constructor(
+    readonly id: string,
+    readonly replica: Replica,
+    readonly server: DbServer,
+    private readonly store: LmdbStore,
+    readonly log: Logger,
+  ) {}
+
+  /** start opens the store, starts Raft and the HTTP API, and joins if asked. */
+  static async start(opts: DbNodeOptions, onFatal: (e: Error) => void = () => {}): Promise<DbNode> {
+    const log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: opts.id } })
+    const store = LmdbStore.open(opts.dataDir)
+    const join = opts.join ?? []
+    if (!store.isBootstrapped()) {
+      if (join.length === 0) {
+        store.bootstrap(bootstrapSnapshot([opts.id]), {
+          [opts.id]: { http: opts.http, raft: opts.raft },
+        })
+        log.info({ event: 'bootstrap', dir: opts.dataDir }, 'bootstrapped a new one-member cluster')
+      } else {
+        log.info({ event: 'joining', via: join }, 'starting empty, joining an existing cluster')
+      }
+    } else {
+      log.info(
+        { event: 'restart', dir: opts.dataDir, ...store.initialState().hardState },
+        'restarting from the data directory',
+      )
+    }
+    const transport = new TcpTransport({
+      id: opts.id,
+      clusterName: opts.clusterName ?? 'oncekv',
+      listen: opts.raft,
+      logger: (event, fields) => log.debug({ event, ...fields }, event),
+    })
+    const replica = new Replica({
+      id: opts.id,
+      store,
+      transport,
+      logger: log,
+      tickMs: opts.tickMs,
+      electionTicks: opts.electionTicks,
+      snapshotEntries: opts.snapshotEntries,
+    })
+    const server = new DbServer({
+      replica,
+      logger: log,
+      maxValueBytes: opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT,
+    })
+    const node = new DbNode(opts.id, replica, server, store, log)
+    await replica.start((e) => {
+      onFatal(e)
+    })
+    await server.listen(opts.http)
+    log.info({ event: 'listening', http: opts.http, raft: opts.raft }, 'serving')
+    if (!store.isBootstrapped() && join.length > 0) await node.joinVia(join, opts)
+    return node
+  }
+
+  private async joinVia(urls: readonly string[], opts: DbNodeOptions): Promise<void> {
+    const deadline = Date.now() + 60_000
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      const url = urls[attempt % urls.length] as string
+      try {
+        const res = await fetch(`${url.replace(/\/$/, '')}/join`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ id: opts.id, http: opts.http, raft: opts.raft }),
+          signal: AbortSignal.timeout(15_000),
+        })
+        if (res.ok) {
+          const body = (await res.json()) as { members?: Record<string, MemberAddress> }
+          if (body.members && typeof body.members === 'object')
+            this.replica.learnMembers(body.members)
+          this.log.info({ event: 'joined', via: url }, 'added as a learner; catching up')
+          return
+        }
+        const body = await res.text()
+        this.log.warn(
+          { event: 'join_refused', via: url, status: res.status, body },
+          'join refused; retrying',
+        )
+        if (res.status >= 400 && res.status < 500)
+          throw new Error(`join refused by ${url}: ${body}`)
+      } catch (e) {
+        if (e instanceof Error && e.message.startsWith('join refused')) throw e
+        this.log.warn({ event: 'join_failed', via: url, err: e }, 'join failed; retrying')
+      }
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)))
+    }
+    throw new Error(`could not join through ${urls.join(', ')} within 60 s`)
+  }
+
+  /** shutdown stops the member gracefully: hand leadership to the most caught-up voter,
+   * stop taking requests and let those in flight end, stop Raft, close the store. */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.doShutdown()
+    return this.stopping
+  }
+
+  private async doShutdown(): Promise<void> {
+    const s = this.replica.status()
+    if (s.role === 'leader') {
+      let best = NONE
+      let bestMatch = -1
+      for (const [id, pr] of s.progress) {
+        if (id !== this.id && !pr.isLearner && pr.match > bestMatch) {
+          best = id
+          bestMatch = pr.match
+        }
+      }
+      if (best !== NONE) {
+        const moved = await this.replica.transferLeadership(best, 3_000)
+        this.log.info(
+          { event: 'transfer_on_shutdown', to: best, moved },
+          moved ? 'leadership handed over' : 'leadership transfer did not finish',
+        )
+      }
+    }
+    await this.server.close()
+    await this.replica.stop()
+    await this.store.close()
+    this.log.info({ event: 'stopped' }, 'stopped cleanly')
+  }
+}

@@ -1,0 +1,644 @@
+// Replica is the only place the Raft core meets I/O: it paces the core with a tick timer,
+// feeds it peer messages, and runs the Ready loop (persist with one fsync for many proposals,
+// send, apply, advance). On top it offers the database operations the HTTP layer needs:
+// put through Raft, a linearizable read barrier, membership changes and leadership transfer.
+// It does not speak HTTP and does not forward to the leader; the server does that.
+import { pack, unpack } from 'msgpackr'
+import type { Logger } from 'pino'
+import { SeededRng } from '../base/index.ts'
+import {
+  decodeConfChange,
+  NONE,
+  Raft,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Ready,
+  type Status,
+} from '../raft/index.ts'
+import type { LmdbStore, MemberAddress } from '../storage/index.ts'
+import type { IncomingSnapshot, SnapshotSource, Transport } from '../transport/transport.ts'
+import { UnavailableError } from '../protocol/index.ts'
+import { decodePut, encodePut } from './command.ts'
+
+/** PutResult is what applying a put did: created it, found identical bytes, or other bytes. */
+export type PutResult = 'created' | 'exists' | 'conflict'
+
+/** ReplicaOptions configures a Replica. */
+export interface ReplicaOptions {
+  readonly id: NodeId
+  readonly store: LmdbStore
+  readonly transport: Transport
+  readonly logger: Logger
+  /** tickMs is the length of one Raft tick. */
+  readonly tickMs?: number
+  /** electionTicks is the minimum election timeout in ticks. */
+  readonly electionTicks?: number
+  /** snapshotEntries is how many applied entries trigger a log compaction. */
+  readonly snapshotEntries?: number
+  /** commitTimeoutMs bounds how long a put waits for its entry to apply. */
+  readonly commitTimeoutMs?: number
+  /** maxUncommittedBytes bounds proposed but uncommitted bytes on the leader. */
+  readonly maxUncommittedBytes?: number
+  /** seed seeds election jitter; random by default. */
+  readonly seed?: number
+}
+
+interface PendingPut {
+  readonly term: number
+  readonly resolve: (r: PutResult) => void
+  readonly reject: (e: Error) => void
+}
+
+interface PendingRead {
+  readonly resolve: () => void
+  readonly reject: (e: Error) => void
+}
+
+/** ProposalLostError means the entry was replaced before it committed: retrying is safe. */
+export class ProposalLostError extends Error {}
+
+/** NotLeaderError means this member cannot propose; leader is the member that can, if known. */
+export class NotLeaderError extends Error {
+  constructor(readonly leader: NodeId) {
+    super(leader === NONE ? 'no leader known' : `not the leader; ${leader} is`)
+  }
+}
+
+/** Replica runs one member of the database cluster. */
+export class Replica {
+  readonly id: NodeId
+  readonly raft: Raft
+  private readonly store: LmdbStore
+  private readonly transport: Transport
+  private readonly log: Logger
+  private readonly tickMs: number
+  private readonly electionTicks: number
+  private readonly snapshotEntries: number
+  private readonly commitTimeoutMs: number
+
+  private members: Record<NodeId, MemberAddress>
+  private tickTimer: NodeJS.Timeout | undefined
+  private loopScheduled = false
+  private inLoop = false
+  private stopped = false
+  private fatalError: Error | undefined
+  // Invariant: every key of pendingPuts is an index proposed by this member as leader and
+  // not yet applied.
+  private readonly pendingPuts = new Map<number, PendingPut>()
+  private readonly pendingReads = new Map<string, PendingRead>()
+  // Read states released by the core, waiting for the applied index to reach them.
+  private readonly readsWaitingApply: { index: number; ctx: string }[] = []
+  private readonly appliedWaiters: { index: number; resolve: () => void }[] = []
+  private readonly leaderWaiters = new Set<() => void>()
+  private readonly snapshotsInFlight = new Set<NodeId>()
+  private readonly snapshotFailures = new Map<NodeId, number>()
+  private readSeq = 0
+  private lastLeaderContactMs = 0
+  private lastCompactedIndex: number
+  private promotionInFlight = false
+  private appliedIndex: number
+  private onFatal: (e: Error) => void = () => {}
+
+  constructor(opts: ReplicaOptions) {
+    this.id = opts.id
+    this.store = opts.store
+    this.transport = opts.transport
+    this.log = opts.logger
+    this.tickMs = opts.tickMs ?? 50
+    this.electionTicks = opts.electionTicks ?? 10
+    this.snapshotEntries = opts.snapshotEntries ?? 10_000
+    this.commitTimeoutMs = opts.commitTimeoutMs ?? 10_000
+    const initial = this.store.initialState()
+    this.appliedIndex = initial.applied
+    this.lastCompactedIndex = this.store.snapshot().index
+    this.members = { ...this.store.members() }
+    this.raft = new Raft(
+      {
+        id: opts.id,
+        electionTicks: this.electionTicks,
+        heartbeatTicks: 1,
+        preVote: true,
+        checkQuorum: true,
+        maxSizePerMsg: 4 * 1024 * 1024,
+        maxInflightMsgs: 64,
+        maxUncommittedBytes: opts.maxUncommittedBytes ?? 256 * 1024 * 1024,
+        initial,
+      },
+      this.store,
+      new SeededRng(opts.seed ?? (Math.random() * 2 ** 32) >>> 0),
+    )
+  }
+
+  /** start listens for peers and starts the tick timer. onFatal is called if the member
+   * must stop (a failed write or sync, a broken invariant). */
+  async start(onFatal: (e: Error) => void): Promise<void> {
+    this.onFatal = onFatal
+    this.updatePeers()
+    await this.transport.start({
+      onMessages: (_from, msgs) => this.onMessages(msgs),
+      onSnapshot: (incoming) => this.onSnapshot(incoming),
+    })
+    this.tickTimer = setInterval(() => this.onTick(), this.tickMs)
+    this.kick()
+  }
+
+  /** stop stops ticking, fails waiting operations and closes the transport. The store is
+   * the caller's to close. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    clearInterval(this.tickTimer)
+    const err = new UnavailableError('the node is shutting down')
+    for (const p of this.pendingPuts.values()) p.reject(err)
+    this.pendingPuts.clear()
+    for (const r of this.pendingReads.values()) r.reject(err)
+    this.pendingReads.clear()
+    for (const w of this.leaderWaiters) w()
+    // Let a Ready in progress finish its write before the store closes.
+    await this.waitFor(() => !this.inLoop, 5_000).catch(() => {})
+    await this.transport.close()
+  }
+
+  // ------------------------------------------------------------------ operations
+
+  /** put proposes a put on this member, which must lead. It resolves with the apply result
+   * once the entry is applied here. */
+  put(key: Uint8Array, value: Uint8Array): Promise<PutResult> {
+    this.checkRunning()
+    const r = this.raft.propose(encodePut({ key, value }))
+    if (!r.ok) {
+      if (r.reason === 'not_leader')
+        return Promise.reject(new NotLeaderError(this.raft.status().leader))
+      if (r.reason === 'transferring')
+        return Promise.reject(new UnavailableError('leadership is moving; retry'))
+      return Promise.reject(new UnavailableError('too many writes in flight; retry', 1))
+    }
+    this.kick()
+    return this.awaitApply(r.index, r.term)
+  }
+
+  private awaitApply<T extends PutResult>(index: number, term: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingPuts.delete(index)
+        reject(
+          new UnavailableError(
+            'the write did not commit in time; it may still apply, and retrying is safe',
+          ),
+        )
+      }, this.commitTimeoutMs)
+      this.pendingPuts.set(index, {
+        term,
+        resolve: (v) => {
+          clearTimeout(timer)
+          resolve(v as T)
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      })
+    })
+  }
+
+  /** readBarrier resolves once this member has applied everything committed when it was
+   * called (ReadIndex, thesis §6.4). It rejects when no leader answers in time. */
+  async readBarrier(timeoutMs = 3_000): Promise<void> {
+    this.checkRunning()
+    const deadline = Date.now() + timeoutMs
+    const ctx = `${this.id}:${++this.readSeq}`
+    while (!this.raft.readIndex(ctx)) {
+      await this.waitForLeader(deadline)
+      this.checkRunning()
+    }
+    this.kick()
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.pendingReads.delete(ctx)
+          reject(new UnavailableError('no quorum confirmed the read in time'))
+        },
+        Math.max(1, deadline - Date.now()),
+      )
+      this.pendingReads.set(ctx, {
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      })
+    })
+  }
+
+  /** waitForLeader resolves when a leader is known, or rejects at the deadline. */
+  async waitForLeader(deadline: number): Promise<NodeId> {
+    for (;;) {
+      this.checkRunning()
+      const leader = this.raft.status().leader
+      if (leader !== NONE) return leader
+      const left = deadline - Date.now()
+      if (left <= 0) throw new UnavailableError('no leader: the cluster has no quorum right now')
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(left, 250))
+        function done(): void {
+          clearTimeout(timer)
+          resolve()
+        }
+        this.leaderWaiters.add(done)
+      })
+      this.leaderWaiters.clear()
+    }
+  }
+
+  /** changeMembership proposes a configuration change on this member (the leader) and
+   * resolves once it is applied. */
+  async changeMembership(cc: ConfChange): Promise<void> {
+    this.checkRunning()
+    const r = this.raft.proposeConfChange(cc)
+    if (!r.ok) {
+      if (r.reason === 'not_leader') throw new NotLeaderError(this.raft.status().leader)
+      throw new UnavailableError(
+        r.reason === 'conf_change_pending'
+          ? 'another membership change is in progress; retry'
+          : 'leadership is moving; retry',
+      )
+    }
+    this.kick()
+    await this.awaitApply(r.index, r.term)
+  }
+
+  /** transferLeadership asks the leader to hand over to `to` and waits until a leader other
+   * than this member is known, or the timeout. */
+  async transferLeadership(to: NodeId, timeoutMs = 3_000): Promise<boolean> {
+    this.raft.transferLeader(to)
+    this.kick()
+    try {
+      await this.waitFor(() => {
+        const s = this.raft.status()
+        return s.leader !== NONE && s.leader !== this.id && s.role !== 'leader'
+      }, timeoutMs)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** get reads a key from the local store. */
+  get(key: Uint8Array): Uint8Array | undefined {
+    return this.store.get(key)
+  }
+
+  /** status is the core's status. */
+  status(): Status {
+    return this.raft.status()
+  }
+
+  /** memberAddresses is the address book of the current configuration. */
+  memberAddresses(): Readonly<Record<NodeId, MemberAddress>> {
+    return this.members
+  }
+
+  /** lastContactMs is how long ago this member heard from its leader (0 on the leader). */
+  lastContactMs(): number {
+    if (this.raft.status().role === 'leader') return 0
+    return this.lastLeaderContactMs === 0 ? -1 : Date.now() - this.lastLeaderContactMs
+  }
+
+  /** storeStats reports the store's figures for /stats. */
+  storeStats(): {
+    lastLogTerm: number
+    snapshotIndex: number
+    snapshotTerm: number
+    keys: number
+    bytes: number
+  } {
+    const snap = this.store.snapshot()
+    return {
+      lastLogTerm: this.store.term(this.store.lastIndex()) ?? snap.term,
+      snapshotIndex: snap.index,
+      snapshotTerm: snap.term,
+      keys: this.store.count(),
+      bytes: this.store.sizeBytes(),
+    }
+  }
+
+  /** pendingWrites is the number of puts waiting to apply. */
+  pendingWrites(): number {
+    return this.pendingPuts.size
+  }
+
+  // ------------------------------------------------------------------ loop
+
+  private checkRunning(): void {
+    if (this.stopped) throw new UnavailableError('the node is shutting down')
+    if (this.fatalError) throw new UnavailableError('the node stopped after a fatal error')
+  }
+
+  private onTick(): void {
+    if (this.stopped) return
+    this.raft.tick()
+    for (const id of this.transport.unreachable()) this.raft.reportUnreachable(id)
+    this.maybePromoteLearner()
+    this.kick()
+  }
+
+  private onMessages(msgs: readonly Message[]): void {
+    if (this.stopped) return
+    for (const m of msgs) {
+      if (m.type === 'app' || m.type === 'heartbeat') this.lastLeaderContactMs = Date.now()
+      this.raft.step(m)
+    }
+    this.kick()
+  }
+
+  private async onSnapshot(incoming: IncomingSnapshot): Promise<void> {
+    const { term, members } = unpack(incoming.extra) as { term: number; members: Uint8Array }
+    if (incoming.meta.index <= this.raft.status().commit) {
+      throw new Error(
+        `stale snapshot at ${incoming.meta.index}; commit is ${this.raft.status().commit}`,
+      )
+    }
+    this.log.info(
+      { event: 'snapshot_receive', from: incoming.from, index: incoming.meta.index },
+      'receiving snapshot',
+    )
+    await this.store.installSnapshot({
+      from: incoming.from,
+      meta: incoming.meta,
+      extra: members,
+      chunks: () => incoming.chunks(),
+    })
+    this.raft.step({
+      type: 'snap',
+      from: incoming.from,
+      to: this.id,
+      term,
+      snapshot: incoming.meta,
+    })
+    this.members = { ...this.store.members() }
+    this.updatePeers()
+    this.kick()
+  }
+
+  /** kick schedules the Ready loop. */
+  private kick(): void {
+    if (this.loopScheduled || this.inLoop || this.stopped) return
+    this.loopScheduled = true
+    setImmediate(() => {
+      this.loopScheduled = false
+      this.runLoop().catch((e: unknown) => this.fail(e))
+    })
+  }
+
+  private fail(e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e))
+    if (this.fatalError) return
+    this.fatalError = err
+    this.log.fatal({ event: 'fatal', err }, 'stopping: fatal error in the Ready loop')
+    this.onFatal(err)
+  }
+
+  private async runLoop(): Promise<void> {
+    if (this.inLoop || this.stopped || this.fatalError) return
+    this.inLoop = true
+    try {
+      for (;;) {
+        const rd = this.raft.ready()
+        if (!rd) break
+        await this.handleReady(rd)
+        if (this.stopped) break
+      }
+    } finally {
+      this.inLoop = false
+    }
+    if (this.raft.hasReady()) this.kick()
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    // 1. Persist: one transaction, one fsync for every proposal in this Ready.
+    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      this.store.writeReady({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot })
+    }
+    if (rd.mustSync) await this.store.sync()
+    if (rd.snapshot) {
+      this.appliedIndex = rd.snapshot.index
+      this.lastCompactedIndex = rd.snapshot.index
+    }
+    // 2. Send.
+    const plain: Message[] = []
+    for (const m of rd.messages) {
+      if (m.type === 'snap') this.sendSnapshot(m.to, m.term)
+      else plain.push(m)
+    }
+    if (plain.length > 0) this.transport.send(plain)
+    // 3. Apply.
+    const results = rd.committedEntries.length > 0 ? this.apply(rd.committedEntries) : []
+    // 4. Reads.
+    for (const rs of rd.readStates) this.readsWaitingApply.push(rs)
+    // 5. Advance.
+    this.raft.advance(rd)
+    this.noteSoftState(rd)
+    this.settle(rd.committedEntries, results)
+    this.maybeCompact()
+  }
+
+  private apply(entries: readonly Entry[]): (PutResult | undefined)[] {
+    const results: (PutResult | undefined)[] = []
+    let membersChanged = false
+    this.store.apply((txn) => {
+      for (const e of entries) {
+        if (e.type === 'conf') {
+          const cc = decodeConfChange(e.data)
+          const conf: ConfState = this.raft.applyConfChange(cc)
+          txn.setConf(conf)
+          this.applyMemberAddress(cc, conf)
+          txn.setMembers(this.members)
+          membersChanged = true
+          results.push('created')
+        } else if (e.data.byteLength === 0) {
+          results.push(undefined)
+        } else {
+          const put = decodePut(e.data)
+          results.push(txn.putIfAbsent(put.key, put.value))
+        }
+      }
+      const last = entries[entries.length - 1]
+      if (last) txn.setApplied(last.index)
+    })
+    const last = entries[entries.length - 1]
+    if (last) this.appliedIndex = last.index
+    if (membersChanged) this.updatePeers()
+    return results
+  }
+
+  private applyMemberAddress(cc: ConfChange, conf: ConfState): void {
+    const members: Record<NodeId, MemberAddress> = {}
+    for (const id of [...conf.voters, ...conf.learners]) {
+      const known = this.members[id]
+      if (known) members[id] = known
+    }
+    if (cc.type !== 'remove' && cc.context) {
+      try {
+        const addr = JSON.parse(cc.context) as Partial<MemberAddress>
+        if (typeof addr.http === 'string' && typeof addr.raft === 'string')
+          members[cc.node] = { http: addr.http, raft: addr.raft }
+      } catch {
+        // A context that is not an address leaves the book as it was.
+      }
+    }
+    this.members = members
+  }
+
+  /** settle resolves puts, reads and waiters that the applied entries completed. */
+  private settle(entries: readonly Entry[], results: readonly (PutResult | undefined)[]): void {
+    for (const [i, e] of entries.entries()) {
+      const p = this.pendingPuts.get(e.index)
+      if (!p) continue
+      this.pendingPuts.delete(e.index)
+      if (p.term === e.term) p.resolve(results[i] ?? 'created')
+      else
+        p.reject(
+          new ProposalLostError('leadership changed before the write committed; retrying is safe'),
+        )
+    }
+    for (let i = this.readsWaitingApply.length - 1; i >= 0; i--) {
+      const rs = this.readsWaitingApply[i]
+      if (rs && rs.index <= this.appliedIndex) {
+        this.readsWaitingApply.splice(i, 1)
+        const r = this.pendingReads.get(rs.ctx)
+        this.pendingReads.delete(rs.ctx)
+        r?.resolve()
+      }
+    }
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.appliedWaiters[i]
+      if (w && w.index <= this.appliedIndex) {
+        this.appliedWaiters.splice(i, 1)
+        w.resolve()
+      }
+    }
+  }
+
+  private noteSoftState(rd: Ready): void {
+    if (rd.softState.leader !== NONE && this.leaderWaiters.size > 0) {
+      for (const w of this.leaderWaiters) w()
+      this.leaderWaiters.clear()
+    }
+    if (rd.softState.role !== 'leader') {
+      // Proposals of an older term can no longer be awaited here reliably once another
+      // leader appends at their index; settle() rejects those as they apply. Nothing to do.
+    }
+  }
+
+  private sendSnapshot(to: NodeId, term: number): void {
+    if (this.snapshotsInFlight.has(to)) return
+    this.snapshotsInFlight.add(to)
+    const source = this.store.snapshotSource()
+    const wrapped: SnapshotSource = {
+      meta: source.meta,
+      extra: pack({ term, members: source.extra }),
+      chunks: (n) => source.chunks(n),
+      close: () => source.close(),
+    }
+    this.log.info({ event: 'snapshot_send', to, index: source.meta.index }, 'sending snapshot')
+    this.transport.sendSnapshot(to, wrapped).then(
+      () => {
+        this.snapshotsInFlight.delete(to)
+        this.snapshotFailures.delete(to)
+        this.raft.reportSnapshot(to, true)
+        this.kick()
+      },
+      (e: unknown) => {
+        // Back off before the core may try again: a peer that fails a transfer now will
+        // likely fail the next one too.
+        const failures = (this.snapshotFailures.get(to) ?? 0) + 1
+        this.snapshotFailures.set(to, failures)
+        const delayMs = Math.min(5_000, 250 * 2 ** (failures - 1))
+        this.log.warn(
+          { event: 'snapshot_send_failed', to, err: e, retryInMs: delayMs },
+          'snapshot transfer failed',
+        )
+        setTimeout(() => {
+          this.snapshotsInFlight.delete(to)
+          this.raft.reportSnapshot(to, false)
+          this.kick()
+        }, delayMs).unref()
+      },
+    )
+  }
+
+  private maybeCompact(): void {
+    if (this.appliedIndex - this.lastCompactedIndex < this.snapshotEntries) return
+    const index = this.appliedIndex
+    this.store.compact(index, this.raft.status().conf)
+    this.lastCompactedIndex = index
+    this.log.info({ event: 'compact', index }, 'log compacted')
+  }
+
+  /** maybePromoteLearner promotes one caught-up learner to voter (leader only). */
+  private maybePromoteLearner(): void {
+    if (this.promotionInFlight) return
+    const s = this.raft.status()
+    if (s.role !== 'leader') return
+    for (const [id, pr] of s.progress) {
+      if (!pr.isLearner || !pr.recentActive) continue
+      // Caught up: its log matches ours (replicating) and it is within a small window of the
+      // commit index, so as a voter it will not hold commits back.
+      if (pr.state !== 'replicate' || pr.match === 0 || pr.match + 16 < s.commit) continue
+      this.promotionInFlight = true
+      this.log.info(
+        { event: 'promote', member: id, match: pr.match, commit: s.commit },
+        'promoting learner to voter',
+      )
+      this.changeMembership({
+        type: 'addVoter',
+        node: id,
+        context: JSON.stringify(this.members[id] ?? {}),
+      })
+        .catch((e: unknown) =>
+          this.log.warn(
+            { event: 'promote_failed', member: id, err: e },
+            'promotion failed; will retry',
+          ),
+        )
+        .finally(() => {
+          this.promotionInFlight = false
+        })
+      return
+    }
+  }
+
+  private updatePeers(): void {
+    const peers = new Map<NodeId, string>()
+    for (const [id, addr] of Object.entries(this.members))
+      if (id !== this.id) peers.set(id, addr.raft)
+    this.transport.setPeers(peers)
+  }
+
+  /** learnMembers adds addresses this member does not know yet (a joining member learns the
+   * cluster's from the join answer, before any snapshot reaches it). Known ones are kept. */
+  learnMembers(book: Readonly<Record<NodeId, MemberAddress>>): void {
+    this.members = { ...book, ...this.members }
+    this.updatePeers()
+  }
+
+  /** waitApplied resolves once the applied index reaches index. */
+  waitApplied(index: number): Promise<void> {
+    if (this.appliedIndex >= index) return Promise.resolve()
+    return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }))
+  }
+
+  private async waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error('timed out')
+      await new Promise((r) => setTimeout(r, Math.min(this.tickMs, 20)))
+    }
+  }
+}

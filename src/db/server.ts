@@ -1,0 +1,442 @@
+// The database member's HTTP API (DESIGN.md's table): create-once writes on any member (a
+// follower forwards to the leader itself), reads on any member (a local hit answers at once;
+// a miss is confirmed by ReadIndex before 404), membership, stats, metrics and health.
+// It composes the Replica with HTTP; Raft and storage stay behind the Replica.
+import { createHash } from 'node:crypto'
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify'
+import type { Logger } from 'pino'
+import { WebSocketServer } from 'ws'
+import { NONE } from '../raft/index.ts'
+import {
+  BadRequestError,
+  checkValueSize,
+  decodePathKey,
+  errorFromBody,
+  KeyConflictError,
+  KeyNotFoundError,
+  keyBytes,
+  UnavailableError,
+  UnsupportedMediaTypeError,
+  type ClusterResponse,
+  type GetResponse,
+  type PutResponse,
+} from '../protocol/index.ts'
+import { installErrorHandling, sendError, toOnceKvError } from '../http/errors.ts'
+import { NotLeaderError, ProposalLostError, type PutResult, type Replica } from './replica.ts'
+import { collectStats, DbMetrics } from './stats.ts'
+
+/** DbServerOptions configures the HTTP API of a member. */
+export interface DbServerOptions {
+  readonly replica: Replica
+  readonly logger: Logger
+  readonly maxValueBytes: number
+  /** writeTimeoutMs bounds a write end to end, retries and forwarding included. */
+  readonly writeTimeoutMs?: number
+  /** readTimeoutMs bounds the ReadIndex confirmation of a miss. */
+  readonly readTimeoutMs?: number
+}
+
+const FORWARD_HEADER = 'x-oncekv-forwarded-by'
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** etagOf is the strong ETag of a value: immutable values make it valid forever. */
+function etagOf(value: Uint8Array): string {
+  return `"${createHash('sha256').update(value).digest('base64url').slice(0, 32)}"`
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return (
+    a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+  )
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+/** DbServer is one member's HTTP server. */
+export class DbServer {
+  readonly app: FastifyInstance
+  private readonly replica: Replica
+  private readonly maxValueBytes: number
+  private readonly writeTimeoutMs: number
+  private readonly readTimeoutMs: number
+  private readonly metrics: DbMetrics
+  private readonly wss = new WebSocketServer({ noServer: true })
+  private readonly startedAt = Date.now()
+  private statsTimer: NodeJS.Timeout | undefined
+  private draining = false
+
+  constructor(opts: DbServerOptions) {
+    this.replica = opts.replica
+    this.maxValueBytes = opts.maxValueBytes
+    this.writeTimeoutMs = opts.writeTimeoutMs ?? 10_000
+    this.readTimeoutMs = opts.readTimeoutMs ?? 3_000
+    this.metrics = new DbMetrics(() => this.stats())
+    this.app = Fastify({
+      loggerInstance: opts.logger as unknown as FastifyBaseLogger,
+      logController: new LogController({ disableRequestLogging: true }),
+      // JSON bodies may escape every byte of a value as \u00XX: allow for it, then check the
+      // decoded size. Raw bodies get the exact limit on their route.
+      bodyLimit: this.maxValueBytes * 6 + 8192,
+      routerOptions: { maxParamLength: 4096 },
+      return503OnClosing: true,
+    })
+    this.app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) =>
+      done(null, body),
+    )
+    installErrorHandling(this.app)
+    this.routes()
+    this.app.server.on('upgrade', (req, socket, head) => {
+      if ((req.url ?? '').split('?')[0] !== '/ws/stats') {
+        socket.destroy()
+        return
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws))
+    })
+    this.wss.on('connection', (ws) => {
+      ws.on('error', () => ws.terminate())
+      ws.send(JSON.stringify(this.stats()))
+    })
+  }
+
+  /** listen starts serving on host:port. */
+  async listen(address: string): Promise<void> {
+    const [host, port] = splitHostPort(address)
+    await this.app.listen({ host, port })
+    this.statsTimer = setInterval(() => {
+      if (this.wss.clients.size === 0) return
+      const payload = JSON.stringify(this.stats())
+      for (const ws of this.wss.clients) if (ws.readyState === ws.OPEN) ws.send(payload)
+    }, 1000)
+  }
+
+  /** close stops accepting requests, lets requests in flight finish, and closes. */
+  async close(): Promise<void> {
+    this.draining = true
+    clearInterval(this.statsTimer)
+    for (const ws of this.wss.clients) ws.terminate()
+    this.wss.close()
+    await this.app.close()
+  }
+
+  /** stats is the member's stats object (GET /stats). */
+  stats(): ReturnType<typeof collectStats> {
+    return collectStats(this.replica, this.startedAt)
+  }
+
+  private routes(): void {
+    const app = this.app
+    app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
+    app.get('/healthz', async () => ({ status: 'ok' }))
+    app.get('/readyz', async (_req, reply) => {
+      const s = this.replica.status()
+      const ready = !this.draining && s.leader !== NONE && s.applied >= s.commit - 1000
+      if (!ready)
+        return sendError(
+          reply,
+          new UnavailableError(s.leader === NONE ? 'no leader' : 'catching up'),
+        )
+      return { status: 'ready', leader: s.leader }
+    })
+    app.get('/stats', async () => this.stats())
+    app.get('/metrics', async (_req, reply) =>
+      reply.type(this.metrics.contentType).send(await this.metrics.render()),
+    )
+    app.get('/cluster', async () => this.cluster())
+
+    app.post('/key', async (req, reply) => {
+      const { key, value } = this.parseJsonPut(req)
+      const result = await this.timed('post_key', () => this.putAnywhere(key, value))
+      if (result === 'conflict') throw new KeyConflictError(key)
+      const body: PutResponse = { code: 1000, created: result === 'created' }
+      return reply.send(body)
+    })
+    const getJson = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      const key = decodePathKey((req.params as { key: string }).key)
+      const value = await this.read(key, req)
+      let body: GetResponse
+      try {
+        body = { key, value: decoder.decode(value) }
+      } catch {
+        body = { key, value: Buffer.from(value).toString('base64'), encoding: 'base64' }
+      }
+      return reply.send(body)
+    }
+    app.get('/key/:key', getJson)
+    app.get('/i/key/:key', getJson)
+
+    app.get('/keys/*', async (req, reply) => {
+      const key = decodePathKey((req.params as { '*': string })['*'])
+      const value = await this.read(key, req)
+      const etag = etagOf(value)
+      reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable')
+      if (req.headers['if-none-match'] === etag) return reply.code(304).send()
+      return reply
+        .type('application/octet-stream')
+        .send(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+    })
+
+    // Raw writes take the body's bytes as they are, whatever the content type says.
+    app.register(async (raw) => {
+      raw.removeAllContentTypeParsers()
+      raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+      raw.put('/keys/*', { bodyLimit: this.maxValueBytes }, async (req, reply) => {
+        const key = decodePathKey((req.params as { '*': string })['*'])
+        const kb = keyBytes(key)
+        const value = rawBody(req.body)
+        checkValueSize(value.byteLength, this.maxValueBytes)
+        const result = await this.timed('put_keys', () => this.putAnywhere(key, value, kb))
+        if (result === 'conflict') throw new KeyConflictError(key)
+        return reply
+          .code(result === 'created' ? 201 : 200)
+          .header('etag', etagOf(value))
+          .send({ code: 1000, created: result === 'created' })
+      })
+    })
+
+    app.post('/join', async (req) => {
+      const body = objectBody(req.body)
+      const id = stringField(body, 'id')
+      const http = stringField(body, 'http')
+      const raft = stringField(body, 'raft')
+      await this.onLeader(req, '/join', body, async () => {
+        const s = this.replica.status()
+        if (s.conf.voters.includes(id) || s.conf.learners.includes(id)) {
+          const known = this.replica.memberAddresses()[id]
+          if (known && known.raft === raft && known.http === http) return
+          if (known) throw new BadRequestError(`member ${id} already exists with other addresses`)
+        }
+        await this.replica.changeMembership({
+          type: 'addLearner',
+          node: id,
+          context: JSON.stringify({ http, raft }),
+        })
+      })
+      return { code: 1000, id, suffrage: 'learner', members: this.replica.memberAddresses() }
+    })
+    app.post('/remove', async (req) => {
+      const body = objectBody(req.body)
+      const id = stringField(body, 'id')
+      await this.onLeader(req, '/remove', body, async () => {
+        const s = this.replica.status()
+        if (!s.conf.voters.includes(id) && !s.conf.learners.includes(id)) return
+        if (s.conf.voters.length === 1 && s.conf.voters[0] === id)
+          throw new BadRequestError('cannot remove the last voter')
+        await this.replica.changeMembership({ type: 'remove', node: id })
+      })
+      return { code: 1000, id, removed: true }
+    })
+    app.post('/transfer-leader', async (req) => {
+      const body = objectBody(req.body)
+      const to = stringField(body, 'id')
+      await this.onLeader(req, '/transfer-leader', body, async () => {
+        const s = this.replica.status()
+        if (!s.conf.voters.includes(to)) throw new BadRequestError(`${to} is not a voter`)
+        if (to === this.replica.id) return
+        if (!(await this.replica.transferLeadership(to)))
+          throw new UnavailableError('the transfer did not finish in time')
+      })
+      return { code: 1000, leader: to }
+    })
+  }
+
+  private parseJsonPut(req: FastifyRequest): { key: string; value: Uint8Array } {
+    const type = String(req.headers['content-type'] ?? '')
+    if (!type.startsWith('application/json')) {
+      throw new UnsupportedMediaTypeError(
+        'POST /key takes application/json: {"key": "...", "value": "..."}',
+      )
+    }
+    const body = objectBody(req.body)
+    const key = body.key
+    keyBytes(key)
+    if (typeof body.value !== 'string') throw new BadRequestError('value must be a string')
+    const value = new TextEncoder().encode(body.value)
+    checkValueSize(value.byteLength, this.maxValueBytes)
+    return { key: key as string, value }
+  }
+
+  private cluster(): ClusterResponse {
+    const s = this.replica.status()
+    const book = this.replica.memberAddresses()
+    const members = [
+      ...s.conf.voters.map((id) => [id, 'voter'] as const),
+      ...s.conf.learners.map((id) => [id, 'learner'] as const),
+    ].map(([id, suffrage]) => ({
+      id,
+      http: book[id]?.http ?? '',
+      raft: book[id]?.raft ?? '',
+      suffrage,
+      leader: id === s.leader,
+    }))
+    return { id: this.replica.id, leader: s.leader, term: s.term, members }
+  }
+
+  private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const end = this.metrics.startTimer(op)
+    try {
+      return await fn()
+    } finally {
+      end()
+    }
+  }
+
+  /**
+   * putAnywhere creates key on whichever member leads: here if this member leads, else by
+   * forwarding to the leader. It retries across leader changes until the deadline: a retry
+   * is safe because an identical re-put is a success.
+   */
+  private async putAnywhere(
+    key: string,
+    value: Uint8Array,
+    kb = keyBytes(key),
+  ): Promise<PutResult> {
+    const deadline = Date.now() + this.writeTimeoutMs
+    let lastError: Error = new UnavailableError(
+      'the write did not complete in time; retrying is safe',
+    )
+    while (Date.now() < deadline) {
+      // Immutable values: whatever is here is committed, so it answers at once.
+      const existing = this.replica.get(kb)
+      if (existing) return sameBytes(existing, value) ? 'exists' : 'conflict'
+      const s = this.replica.status()
+      try {
+        if (s.role === 'leader') return await this.replica.put(kb, value)
+        const leader = await this.replica.waitForLeader(deadline)
+        if (leader === this.replica.id) continue
+        return await this.forwardPut(leader, key, value, deadline)
+      } catch (e) {
+        if (
+          e instanceof NotLeaderError ||
+          e instanceof ProposalLostError ||
+          e instanceof UnavailableError ||
+          isNetworkError(e)
+        ) {
+          lastError =
+            e instanceof UnavailableError
+              ? e
+              : new UnavailableError(`write failed (${(e as Error).message}); retrying is safe`)
+          await sleep(50)
+          continue
+        }
+        throw e
+      }
+    }
+    throw lastError
+  }
+
+  private async forwardPut(
+    leader: string,
+    key: string,
+    value: Uint8Array,
+    deadline: number,
+  ): Promise<PutResult> {
+    const addr = this.replica.memberAddresses()[leader]
+    if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
+    const res = await fetch(`http://${addr.http}/keys/${encodeURIComponent(key)}`, {
+      method: 'PUT',
+      body: value,
+      headers: { 'content-type': 'application/octet-stream', [FORWARD_HEADER]: this.replica.id },
+      signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+    })
+    if (res.status === 201) return 'created'
+    if (res.status === 200) return 'exists'
+    const body: unknown = await res.json().catch(() => ({}))
+    if (res.status === 409) return 'conflict'
+    throw errorFromBody(res.status, body, key)
+  }
+
+  /** read returns the value of key; a miss is confirmed by ReadIndex unless stale is asked. */
+  private async read(key: string, req: FastifyRequest): Promise<Uint8Array> {
+    const kb = keyBytes(key)
+    const local = this.replica.get(kb)
+    if (local) return local
+    const consistency = (req.query as Record<string, unknown>).consistency
+    if (consistency !== undefined && consistency !== 'stale' && consistency !== 'linearizable') {
+      throw new BadRequestError('consistency must be "stale" or "linearizable"')
+    }
+    if (consistency === 'stale') throw new KeyNotFoundError(key)
+    await this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs))
+    const after = this.replica.get(kb)
+    if (after) return after
+    throw new KeyNotFoundError(key)
+  }
+
+  /** onLeader runs fn on the leader: here, or by forwarding the same JSON request. */
+  private async onLeader(
+    req: FastifyRequest,
+    path: string,
+    body: Record<string, unknown>,
+    fn: () => Promise<void>,
+  ): Promise<void> {
+    const deadline = Date.now() + this.writeTimeoutMs
+    for (;;) {
+      const leader = await this.replica.waitForLeader(deadline)
+      if (leader === this.replica.id) {
+        try {
+          await fn()
+          return
+        } catch (e) {
+          if (e instanceof NotLeaderError && Date.now() < deadline) continue
+          throw e
+        }
+      }
+      if (req.headers[FORWARD_HEADER]) throw new UnavailableError('leadership moved; retry')
+      const addr = this.replica.memberAddresses()[leader]
+      if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
+      const res = await fetch(`http://${addr.http}${path}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json', [FORWARD_HEADER]: this.replica.id },
+        signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+      }).catch((e: unknown) => {
+        throw new UnavailableError(`could not reach the leader: ${(e as Error).message}`)
+      })
+      if (res.ok) return
+      throw errorFromBody(res.status, await res.json().catch(() => ({})))
+    }
+  }
+}
+
+function isNetworkError(e: unknown): boolean {
+  return (
+    e instanceof TypeError ||
+    (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError'))
+  )
+}
+
+function rawBody(body: unknown): Uint8Array {
+  if (body === undefined || body === null) return new Uint8Array(0)
+  if (Buffer.isBuffer(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+  throw new BadRequestError('the body must be raw bytes')
+}
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body)) {
+    throw new BadRequestError('the body must be a JSON object')
+  }
+  return body as Record<string, unknown>
+}
+
+function stringField(body: Record<string, unknown>, name: string): string {
+  const v = body[name]
+  if (typeof v !== 'string' || v === '' || v.length > 256)
+    throw new BadRequestError(`${name} must be a non-empty string`)
+  return v
+}
+
+/** splitHostPort splits "host:port" (IPv6 hosts in brackets). */
+export function splitHostPort(address: string): [string, number] {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address)
+  if (!m) throw new BadRequestError(`address ${address} is not host:port`)
+  return [m[1] as string, Number(m[2])]
+}
+
+export { toOnceKvError }

@@ -1,0 +1,89 @@
+// A member's stats for /stats and /ws/stats (the Raft names of the original), and its
+// Prometheus metrics for /metrics (prom-client, one registry per member, no globals).
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { DbStats } from '../protocol/index.ts'
+import type { Replica } from './replica.ts'
+
+const STATE_NAMES = {
+  leader: 'Leader',
+  follower: 'Follower',
+  candidate: 'Candidate',
+  preCandidate: 'PreCandidate',
+} as const
+
+/** collectStats builds the stats object of a member. */
+export function collectStats(replica: Replica, startedAt: number): DbStats {
+  const s = replica.status()
+  const store = replica.storeStats()
+  return {
+    id: s.id,
+    state: STATE_NAMES[s.role],
+    leader: s.leader,
+    term: s.term,
+    last_log_index: s.lastIndex,
+    last_log_term: store.lastLogTerm,
+    commit_index: s.commit,
+    applied_index: s.applied,
+    fsm_pending: Math.max(0, s.commit - s.applied),
+    last_snapshot_index: store.snapshotIndex,
+    last_snapshot_term: store.snapshotTerm,
+    num_peers: s.conf.voters.filter((v) => v !== s.id).length,
+    num_learners: s.conf.learners.length,
+    last_contact: replica.lastContactMs(),
+    pending_writes: replica.pendingWrites(),
+    keys: store.keys,
+    db_bytes: store.bytes,
+    uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+    rss_bytes: process.memoryUsage.rss(),
+  }
+}
+
+/** DbMetrics renders a member's metrics in the Prometheus text format. */
+export class DbMetrics {
+  private readonly registry = new Registry()
+  private readonly latency: Histogram<'op'>
+  readonly contentType = this.registry.contentType
+
+  constructor(stats: () => DbStats) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'oncekv_process_' })
+    const gauge = (name: string, help: string, read: (s: DbStats) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read(stats()))
+        },
+      })
+    }
+    gauge('oncekv_raft_term', 'Current Raft term.', (s) => s.term)
+    gauge('oncekv_raft_is_leader', '1 if this member leads.', (s) => (s.state === 'Leader' ? 1 : 0))
+    gauge('oncekv_raft_last_log_index', 'Index of the last log entry.', (s) => s.last_log_index)
+    gauge('oncekv_raft_commit_index', 'Commit index.', (s) => s.commit_index)
+    gauge('oncekv_raft_applied_index', 'Applied index.', (s) => s.applied_index)
+    gauge('oncekv_raft_num_peers', 'Voting peers besides this member.', (s) => s.num_peers)
+    gauge('oncekv_pending_writes', 'Writes waiting to apply.', (s) => s.pending_writes)
+    gauge('oncekv_keys', 'Keys stored.', (s) => s.keys)
+    gauge('oncekv_db_bytes', 'Bytes used by the store.', (s) => s.db_bytes)
+    this.latency = new Histogram({
+      name: 'oncekv_op_duration_seconds',
+      help: 'Duration of database operations.',
+      labelNames: ['op'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    })
+  }
+
+  /** startTimer starts timing one operation; call the result when it ends. */
+  startTimer(op: string): () => void {
+    const end = this.latency.startTimer({ op })
+    return () => {
+      end()
+    }
+  }
+
+  /** render returns the metrics text. */
+  render(): Promise<string> {
+    return this.registry.metrics()
+  }
+}

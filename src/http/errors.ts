@@ -1,0 +1,50 @@
+// The one place an error becomes an HTTP response: expected errors (OnceKvError) keep their
+// status and body; framework errors for bad input map to the matching 4xx; anything else is
+// a bug, answered with a generic 500 and logged with the request id.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import {
+  BadRequestError,
+  InternalError,
+  MethodNotAllowedError,
+  OnceKvError,
+  PayloadTooLargeError,
+  RouteNotFoundError,
+  UnavailableError,
+  UnsupportedMediaTypeError,
+} from '../protocol/index.ts'
+
+/** toOnceKvError maps any thrown value to the error the API reports. */
+export function toOnceKvError(err: unknown): OnceKvError {
+  if (err instanceof OnceKvError) return err
+  const e = err as Partial<FastifyError> | undefined
+  const status = e?.statusCode
+  const message = typeof e?.message === 'string' ? e.message : 'bad request'
+  if (status === 413) return new PayloadTooLargeError('the request body is over the size limit')
+  if (status === 415) return new UnsupportedMediaTypeError(message)
+  if (status === 404) return new RouteNotFoundError(message)
+  if (status === 405) return new MethodNotAllowedError(message)
+  if (status !== undefined && status >= 400 && status < 500) return new BadRequestError(message)
+  return new InternalError('internal error')
+}
+
+/** sendError writes err as the API's JSON error body. */
+export function sendError(reply: FastifyReply, err: OnceKvError): FastifyReply {
+  if (err instanceof UnavailableError) reply.header('retry-after', String(err.retryAfterSeconds))
+  return reply.code(err.status).type('application/json').send(err.body())
+}
+
+/** installErrorHandling makes every error and unknown route answer with a JSON error body. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    const mapped = toOnceKvError(err)
+    if (mapped instanceof InternalError)
+      req.log.error({ event: 'internal_error', err, reqId: req.id }, 'unexpected error')
+    return sendError(reply, mapped)
+  })
+  app.setNotFoundHandler((req: FastifyRequest, reply: FastifyReply) =>
+    sendError(
+      reply,
+      new RouteNotFoundError(`no route ${req.method} ${req.url.split('?')[0] ?? ''}`),
+    ),
+  )
+}

@@ -1,0 +1,134 @@
+// The error vocabulary of the HTTP API, shared by servers and clients: one class per expected
+// outcome, each with the status, the numeric code of the original oncekv (1000-1005) and a
+// machine name. Servers throw these; exactly one function in src/http turns them into bodies.
+
+/** ErrorCode is the numeric status code of the original oncekv. */
+export type ErrorCode = 1001 | 1002 | 1003 | 1004 | 1005
+
+/** ErrorName is the machine-readable name of an error. */
+export type ErrorName =
+  | 'bad_request'
+  | 'too_large'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'unsupported_media_type'
+  | 'key_not_found'
+  | 'key_conflict'
+  | 'internal'
+  | 'unavailable'
+
+/** ErrorBody is the JSON body of every error response. */
+export interface ErrorBody {
+  readonly code: ErrorCode
+  readonly error: ErrorName
+  readonly message: string
+}
+
+/** OnceKvError is the base of every expected error. */
+export abstract class OnceKvError extends Error {
+  abstract readonly status: number
+  abstract readonly code: ErrorCode
+  abstract readonly error: ErrorName
+
+  /** body is the error as the API sends it. */
+  body(): ErrorBody {
+    return { code: this.code, error: this.error, message: this.message }
+  }
+}
+
+/** BadRequestError: malformed input (key, JSON, encoding, parameters). */
+export class BadRequestError extends OnceKvError {
+  readonly status = 400
+  readonly code = 1001
+  readonly error = 'bad_request'
+}
+
+/** PayloadTooLargeError: a key, value or body over its limit. */
+export class PayloadTooLargeError extends OnceKvError {
+  readonly status = 413
+  readonly code = 1001
+  readonly error = 'too_large'
+}
+
+/** UnsupportedMediaTypeError: a body of a content type the route does not take. */
+export class UnsupportedMediaTypeError extends OnceKvError {
+  readonly status = 415
+  readonly code = 1001
+  readonly error = 'unsupported_media_type'
+}
+
+/** RouteNotFoundError: no such route. */
+export class RouteNotFoundError extends OnceKvError {
+  readonly status = 404
+  readonly code = 1001
+  readonly error = 'not_found'
+}
+
+/** MethodNotAllowedError: the route exists, the method does not. */
+export class MethodNotAllowedError extends OnceKvError {
+  readonly status = 405
+  readonly code = 1001
+  readonly error = 'method_not_allowed'
+}
+
+/** KeyNotFoundError: the key has no value (confirmed linearizably unless stale was asked). */
+export class KeyNotFoundError extends OnceKvError {
+  readonly status = 404
+  readonly code = 1002
+  readonly error = 'key_not_found'
+  constructor(readonly key: string) {
+    super(`key ${JSON.stringify(key)} not found`)
+  }
+}
+
+/** KeyConflictError: the key already holds other bytes. Identical bytes are a success. */
+export class KeyConflictError extends OnceKvError {
+  readonly status = 409
+  readonly code = 1003
+  readonly error = 'key_conflict'
+  constructor(readonly key: string) {
+    super(`key ${JSON.stringify(key)} already holds a different value`)
+  }
+}
+
+/** UnavailableError: no leader, no quorum, a commit timeout, or shutting down. Retry later. */
+export class UnavailableError extends OnceKvError {
+  readonly status = 503
+  readonly code = 1005
+  readonly error = 'unavailable'
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(message)
+  }
+}
+
+/** InternalError: a bug. The message sent is generic; the cause is logged. */
+export class InternalError extends OnceKvError {
+  readonly status = 500
+  readonly code = 1004
+  readonly error = 'internal'
+}
+
+/** errorFromBody rebuilds an error from a response (clients, forwarding). */
+export function errorFromBody(status: number, body: unknown, key = ''): OnceKvError {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Partial<ErrorBody>
+  const message = typeof b.message === 'string' ? b.message : `HTTP ${status}`
+  switch (b.error) {
+    case 'key_conflict':
+      return new KeyConflictError(key)
+    case 'key_not_found':
+      return new KeyNotFoundError(key)
+    case 'too_large':
+      return new PayloadTooLargeError(message)
+    case 'unavailable':
+      return new UnavailableError(message)
+    case 'bad_request':
+      return new BadRequestError(message)
+    default:
+      if (status === 503) return new UnavailableError(message)
+      if (status >= 400 && status < 500) return new BadRequestError(message)
+      return new InternalError(message)
+  }
+}

@@ -1,0 +1,41 @@
+// Key and value rules shared by every tier: a key is 1 to 1024 bytes of UTF-8, a value is
+// bytes up to a configured limit (1 MiB by default).
+import { BadRequestError, PayloadTooLargeError } from './errors.ts'
+
+/** KEY_BYTES_MAX is the largest key, in UTF-8 bytes. */
+export const KEY_BYTES_MAX = 1024
+
+/** VALUE_BYTES_MAX_DEFAULT is the default largest value. */
+export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024
+
+const encoder = new TextEncoder()
+
+/** keyBytes validates a key and returns its UTF-8 bytes; it throws BadRequestError or
+ * PayloadTooLargeError. Lone surrogates are not valid UTF-8 and are refused. */
+export function keyBytes(key: unknown): Uint8Array {
+  if (typeof key !== 'string') throw new BadRequestError('key must be a string')
+  if (key.length === 0) throw new BadRequestError('key must not be empty')
+  if (!key.isWellFormed()) throw new BadRequestError('key is not valid UTF-8')
+  const bytes = encoder.encode(key)
+  if (bytes.byteLength > KEY_BYTES_MAX) {
+    throw new PayloadTooLargeError(
+      `key is ${bytes.byteLength} bytes; the limit is ${KEY_BYTES_MAX}`,
+    )
+  }
+  return bytes
+}
+
+/** checkValueSize throws PayloadTooLargeError when a value is over the limit. */
+export function checkValueSize(bytes: number, limit: number): void {
+  if (bytes > limit)
+    throw new PayloadTooLargeError(`value is ${bytes} bytes; the limit is ${limit}`)
+}
+
+/** decodePathKey decodes a key taken from a URL path segment; bad escapes are a 400. */
+export function decodePathKey(raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new BadRequestError('key in the path is not valid percent-encoded UTF-8')
+  }
+}

@@ -1,0 +1,666 @@
+// Tests for LmdbStore: the shared LogStorage suite, then what only a durable store has
+// (restart, apply transactions, big keys and values, batched compaction, snapshot streaming,
+// and detection of corrupt files). Every store lives in a temp dir removed after its test.
+import assert from 'node:assert/strict'
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, it } from 'node:test'
+import { open, type RootDatabase } from 'lmdb'
+import { AssertionError } from '../base/index.ts'
+import { bootstrapSnapshot, type ConfState, type Entry, type HardState } from '../raft/index.ts'
+import type { KvPair } from '../transport/transport.ts'
+import { StoreCorruptError } from './errors.ts'
+import { LmdbStore } from './lmdb-store.ts'
+import { encodeLogRecord } from './log-record.ts'
+import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.ts'
+import { decodeMembers, type Members } from './members.ts'
+import { encodeMetaRecord } from './meta-record.ts'
+
+const enc = new TextEncoder()
+const MEMBERS: Members = {
+  a: { http: 'http://127.0.0.1:7001', raft: '127.0.0.1:8001' },
+  b: { http: 'http://127.0.0.1:7002', raft: '127.0.0.1:8002' },
+}
+
+function flipBit(bytes: Uint8Array, at: number, mask: number): void {
+  const b = bytes[at]
+  assert(b !== undefined, `no byte at ${at}`)
+  bytes[at] = b ^ mask
+}
+
+function newDir(): string {
+  return mkdtempSync(join(tmpdir(), 'oncekv-store-'))
+}
+
+runLogStorageSuite('LmdbStore', () => {
+  const dir = newDir()
+  const store = LmdbStore.open(dir)
+  return {
+    storage: store,
+    append: (entries) => store.writeReady({ entries }),
+    applySnapshot: (snapshot) => store.writeReady({ entries: [], snapshot }),
+    compact: (index, conf) => {
+      // LmdbStore compacts only applied entries; the suite never applies, so mark them.
+      if (index > store.initialState().applied) store.apply((t) => t.setApplied(index))
+      store.compact(index, conf)
+    },
+    close: async () => {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+})
+
+describe('LmdbStore', () => {
+  // Stores and dirs made by the running test; afterEach closes and removes them.
+  let stores: LmdbStore[] = []
+  let dirs: string[] = []
+  afterEach(async () => {
+    for (const s of stores) await s.close()
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    stores = []
+    dirs = []
+  })
+
+  function tempDir(): string {
+    const d = newDir()
+    dirs.push(d)
+    return d
+  }
+
+  function openStore(dir: string): LmdbStore {
+    const s = LmdbStore.open(dir)
+    stores.push(s)
+    return s
+  }
+
+  async function reopen(s: LmdbStore, dir: string): Promise<LmdbStore> {
+    await s.close()
+    return openStore(dir)
+  }
+
+  // openRaw opens the store's LMDB environment directly, to damage it on purpose.
+  function openRaw(dir: string): {
+    root: RootDatabase
+    log: ReturnType<RootDatabase['openDB']>
+    meta: ReturnType<RootDatabase['openDB']>
+  } {
+    const root = open(dir, { noSubdir: false, maxDbs: 4 })
+    return {
+      root,
+      log: root.openDB<Uint8Array, number>('log', { encoding: 'binary' }),
+      meta: root.openDB<Uint8Array, string>('meta', { encoding: 'binary' }),
+    }
+  }
+
+  // bootstrapped opens a store in a fresh dir and bootstraps it as member a of {a, b}.
+  function bootstrapped(): { store: LmdbStore; dir: string } {
+    const dir = tempDir()
+    const store = openStore(dir)
+    store.bootstrap(bootstrapSnapshot(['a', 'b']), MEMBERS)
+    return { store, dir }
+  }
+
+  // appendCommitted writes entries after the log's end (term 1) and commits them.
+  function appendCommitted(store: LmdbStore, count: number, dataBytes = 0): Entry[] {
+    const from = store.lastIndex() + 1
+    const entries = makeEntries(from, new Array<number>(count).fill(1), dataBytes)
+    const hardState: HardState = { term: 1, vote: 'a', commit: from + count - 1 }
+    store.writeReady({ hardState, entries })
+    return entries
+  }
+
+  // commitPuts logs one entry for a batch of pairs, then applies the batch with it.
+  function commitPuts(store: LmdbStore, pairs: readonly KvPair[]): number {
+    const [e] = appendCommitted(store, 1)
+    assert(e !== undefined)
+    store.apply((t) => {
+      for (const p of pairs) assert.equal(t.putIfAbsent(p.key, p.value), 'created')
+      t.setApplied(e.index)
+    })
+    return e.index
+  }
+
+  function pair(i: number, valueBytes = 40): KvPair {
+    const key = enc.encode(`user/${i.toString().padStart(7, '0')}`)
+    const value = new Uint8Array(valueBytes)
+    for (let j = 0; j < valueBytes; j++) value[j] = (i * 31 + j) & 0xff
+    return { key, value }
+  }
+
+  function assertCorrupt(dir: string, pattern: RegExp): void {
+    assert.throws(
+      () => openStore(dir),
+      (err: unknown) => {
+        assert(err instanceof StoreCorruptError, `expected StoreCorruptError, got ${String(err)}`)
+        assert.equal(err.dir, dir)
+        assert.match(err.message, new RegExp(`^store ${dir} is corrupt: `))
+        assert.match(err.message, pattern)
+        return true
+      },
+    )
+  }
+
+  describe('open and restart', () => {
+    it('opens a fresh dir as an empty, unbootstrapped store', () => {
+      const s = openStore(join(tempDir(), 'nested', 'member.data'))
+      assert.equal(s.isBootstrapped(), false)
+      assert.deepEqual(s.initialState(), {
+        hardState: { term: 0, vote: '', commit: 0 },
+        applied: 0,
+        conf: { voters: [], learners: [] },
+      })
+      assert.deepEqual(s.members(), {})
+      assert.equal(s.count(), 0)
+      assert(s.sizeBytes() > 0)
+    })
+
+    it('bootstraps from the bootstrap snapshot', () => {
+      const { store } = bootstrapped()
+      assert.equal(store.isBootstrapped(), true)
+      assert.deepEqual(store.snapshot(), bootstrapSnapshot(['a', 'b']))
+      assert.deepEqual(store.initialState(), {
+        hardState: { term: 1, vote: '', commit: 1 },
+        applied: 1,
+        conf: { voters: ['a', 'b'], learners: [] },
+      })
+      assert.deepEqual(store.members(), MEMBERS)
+      assert.equal(store.firstIndex(), 2)
+      assert.equal(store.lastIndex(), 1)
+      assert.equal(store.term(1), 1)
+      assert.throws(() => store.bootstrap(bootstrapSnapshot(['a']), MEMBERS), AssertionError)
+    })
+
+    it('keeps the log, hard state, snapshot, applied, conf, members and data across restarts', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      const entries = appendCommitted(store, 20, 10)
+      const conf: ConfState = { voters: ['a', 'b', 'c'], learners: [] }
+      const members: Members = { ...MEMBERS, c: { http: 'http://h:3', raft: 'h:4' } }
+      store.apply((t) => {
+        t.putIfAbsent(enc.encode('k1'), enc.encode('v1'))
+        t.putIfAbsent(enc.encode('k2'), new Uint8Array(0))
+        t.setConf(conf)
+        t.setMembers(members)
+        t.setApplied(15)
+      })
+      store.compact(10, conf)
+      store.writeReady({ entries: [], hardState: { term: 2, vote: 'b', commit: 21 } })
+      await store.sync()
+      const before = {
+        init: store.initialState(),
+        snap: store.snapshot(),
+        first: store.firstIndex(),
+        last: store.lastIndex(),
+      }
+      store = await reopen(store, dir)
+      assert.deepEqual(store.initialState(), before.init)
+      assert.deepEqual(store.initialState(), {
+        hardState: { term: 2, vote: 'b', commit: 21 },
+        applied: 15,
+        conf,
+      })
+      assert.deepEqual(store.snapshot(), before.snap)
+      assert.deepEqual(store.snapshot(), { index: 10, term: 1, conf })
+      assert.equal(store.firstIndex(), before.first)
+      assert.equal(store.lastIndex(), before.last)
+      assert.equal(store.lastIndex(), 21)
+      assert.deepEqual(store.entries(11, 22, Infinity), entries.slice(9))
+      assert.deepEqual(store.members(), members)
+      assert.deepEqual(store.get(enc.encode('k1')), enc.encode('v1'))
+      assert.deepEqual(store.get(enc.encode('k2')), new Uint8Array(0))
+      assert.equal(store.has(enc.encode('k3')), false)
+      assert.equal(store.count(), 2)
+      assert.equal(store.isBootstrapped(), true)
+    })
+
+    it('opens a directory whose name has a dot in it as a directory', async () => {
+      const dir = join(tempDir(), 'node-1.data')
+      let s = openStore(dir)
+      s.bootstrap(bootstrapSnapshot(['a']), MEMBERS)
+      s = await reopen(s, dir)
+      assert.equal(s.isBootstrapped(), true)
+      assert.ok(readFileSync(join(dir, 'data.mdb')).byteLength > 0)
+    })
+  })
+
+  describe('reads', () => {
+    it('hands out entries and values as fresh plain Uint8Arrays', () => {
+      const { store } = bootstrapped()
+      appendCommitted(store, 3, 8)
+      const [e] = store.entries(2, 3, Infinity)
+      assert(e !== undefined)
+      assert.equal(Object.getPrototypeOf(e.data), Uint8Array.prototype)
+      assert.equal(e.data.buffer.byteLength, e.data.byteLength)
+      e.data.fill(0)
+      assert.deepEqual(store.entries(2, 3, Infinity), [makeEntry(2, 1, 8)])
+      commitPuts(store, [{ key: enc.encode('k'), value: enc.encode('value') }])
+      const v = store.get(enc.encode('k'))
+      assert(v !== undefined)
+      assert.equal(Object.getPrototypeOf(v), Uint8Array.prototype)
+      v.fill(0)
+      assert.deepEqual(store.get(enc.encode('k')), enc.encode('value'))
+    })
+
+    it('answers term() for entries older than its term cache', () => {
+      const { store } = bootstrapped()
+      const terms = Array.from({ length: 6000 }, (_, i) => 1 + Math.floor(i / 1000))
+      store.writeReady({
+        entries: makeEntries(2, terms),
+        hardState: { term: 6, vote: '', commit: 2 },
+      })
+      for (const i of [2, 999, 1001, 3000, 5999, 6001]) assert.equal(store.term(i), terms[i - 2])
+    })
+  })
+
+  describe('apply', () => {
+    it('puts once: created, then exists for the same bytes, conflict for others', () => {
+      const { store } = bootstrapped()
+      appendCommitted(store, 3)
+      const key = enc.encode('build/abc')
+      const outcomes: string[] = []
+      store.apply((t) => {
+        outcomes.push(t.putIfAbsent(key, enc.encode('one')))
+        outcomes.push(t.putIfAbsent(key, enc.encode('one')))
+        outcomes.push(t.putIfAbsent(key, enc.encode('two')))
+        t.setApplied(2)
+      })
+      store.apply((t) => {
+        outcomes.push(t.putIfAbsent(key, enc.encode('one')))
+        outcomes.push(t.putIfAbsent(key, enc.encode('onex')))
+        outcomes.push(t.putIfAbsent(key, new Uint8Array(0)))
+        t.setApplied(3)
+      })
+      assert.deepEqual(outcomes, [
+        'created',
+        'exists',
+        'conflict',
+        'exists',
+        'conflict',
+        'conflict',
+      ])
+      assert.deepEqual(store.get(key), enc.encode('one'))
+      assert.equal(store.initialState().applied, 3)
+      assert.equal(store.count(), 1)
+    })
+
+    it('commits data and the applied index together, or neither (and then fails stop)', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      appendCommitted(store, 2)
+      store.apply((t) => {
+        t.putIfAbsent(enc.encode('a'), enc.encode('1'))
+        t.setApplied(2)
+      })
+      assert.throws(
+        () =>
+          store.apply((t) => {
+            t.putIfAbsent(enc.encode('b'), enc.encode('2'))
+            t.setApplied(3)
+            throw new Error('state machine bug')
+          }),
+        /state machine bug/,
+      )
+      assert.equal(store.initialState().applied, 2)
+      assert.throws(() => store.get(enc.encode('a')), /stopped after a failed write/)
+      store = await reopen(store, dir)
+      assert.equal(store.initialState().applied, 2)
+      assert.deepEqual(store.get(enc.encode('a')), enc.encode('1'))
+      assert.equal(store.has(enc.encode('b')), false)
+    })
+
+    it('refuses an ApplyTxn used after its callback, and applied moving backwards', () => {
+      const { store } = bootstrapped()
+      appendCommitted(store, 2)
+      let kept: Parameters<Parameters<LmdbStore['apply']>[0]>[0] | undefined
+      store.apply((t) => {
+        kept = t
+        t.setApplied(3)
+      })
+      assert.throws(() => kept?.putIfAbsent(enc.encode('x'), enc.encode('y')), AssertionError)
+      assert.throws(() => store.apply((t) => t.setApplied(2)), AssertionError)
+    })
+
+    it('stores 1024-byte keys and 1 MiB values, and log entries of 1 MiB', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      const key = new Uint8Array(1024).fill(0x6b)
+      const value = new Uint8Array(1 << 20)
+      for (let i = 0; i < value.byteLength; i++) value[i] = (i * 7) & 0xff
+      const longest = new Uint8Array(1978).fill(0x6c)
+      const [e] = appendCommitted(store, 1, 1 << 20)
+      store.apply((t) => {
+        assert.equal(t.putIfAbsent(key, value), 'created')
+        assert.equal(t.putIfAbsent(longest, enc.encode('v')), 'created')
+        t.setApplied(2)
+      })
+      assert.throws(
+        () => store.apply((t) => t.putIfAbsent(new Uint8Array(1979), enc.encode('v'))),
+        AssertionError,
+      )
+      store = await reopen(store, dir)
+      assert.deepEqual(store.get(key), value)
+      assert.deepEqual(store.get(longest), enc.encode('v'))
+      assert.deepEqual(store.entries(2, 3, 0), [e])
+    })
+  })
+
+  describe('compaction', () => {
+    it('compacts 50,000 entries in batches and keeps the rest', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      for (let b = 0; b < 50; b++) appendCommitted(store, 1000)
+      assert.equal(store.lastIndex(), 50_001)
+      store.apply((t) => t.setApplied(50_001))
+      store.compact(49_001, store.initialState().conf)
+      assert.equal(store.firstIndex(), 49_002)
+      assert.equal(store.term(49_001), 1)
+      assert.equal(store.term(49_000), undefined)
+      assert.equal(store.entries(49_002, 50_002, Infinity).length, 1000)
+      assert.throws(() => store.compact(50_002, store.initialState().conf), AssertionError)
+      await store.close()
+      const raw = openRaw(dir)
+      assert.equal(raw.log.getKeysCount(), 1000)
+      await raw.root.close()
+      store = openStore(dir)
+      assert.equal(store.firstIndex(), 49_002)
+      assert.equal(store.lastIndex(), 50_001)
+    })
+
+    it('ignores and deletes entries left below the snapshot by a crash mid-compaction', async () => {
+      const { store, dir } = bootstrapped()
+      for (let b = 0; b < 5; b++) appendCommitted(store, 1000)
+      store.apply((t) => t.setApplied(5001))
+      const conf = store.initialState().conf
+      await store.close()
+      // What compact() commits first, on its own: the snapshot metadata. The crash comes
+      // before any entry below it is deleted.
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() =>
+        raw.meta.putSync('snapshot', encodeMetaRecord({ index: 3000, term: 1, conf })),
+      )
+      await raw.root.close()
+      let s = openStore(dir)
+      assert.equal(s.firstIndex(), 3001)
+      assert.equal(s.lastIndex(), 5001)
+      assert.equal(s.term(2999), undefined)
+      s = await reopen(s, dir)
+      await s.close()
+      const after = openRaw(dir)
+      assert.equal(after.log.getKeysCount(), 2001)
+      await after.root.close()
+    })
+  })
+
+  describe('snapshots', () => {
+    it('streams 100,000 pairs from a consistent view into another store', async () => {
+      const { store: a } = bootstrapped()
+      const n = 100_000
+      for (let b = 0; b < n; b += 10_000) {
+        commitPuts(
+          a,
+          Array.from({ length: 10_000 }, (_, i) => pair(b + i)),
+        )
+      }
+      const source = a.snapshotSource()
+      // Writes after the view opened are not in it.
+      const later = commitPuts(a, [pair(n), pair(n + 1)])
+      assert.equal(a.has(pair(n).key), true, 'the store itself reads the newest commit')
+      assert.deepEqual(source.meta, {
+        index: later - 1,
+        term: 1,
+        conf: { voters: ['a', 'b'], learners: [] },
+      })
+      assert.deepEqual(decodeMembers(source.extra), MEMBERS)
+
+      const b = openStore(tempDir())
+      const chunkBytes = 64 * 1024
+      let chunks = 0
+      let pairs = 0
+      await b.installSnapshot({
+        from: 'a',
+        meta: source.meta,
+        extra: source.extra,
+        chunks: async function* () {
+          for await (const chunk of source.chunks(chunkBytes)) {
+            const bytes = chunk.reduce((sum, p) => sum + p.key.byteLength + p.value.byteLength, 0)
+            assert(bytes <= chunkBytes, `chunk of ${bytes} bytes`)
+            chunks++
+            pairs += chunk.length
+            yield chunk
+          }
+        },
+      })
+      source.close()
+      b.writeReady({
+        entries: [],
+        snapshot: source.meta,
+        hardState: { term: 1, vote: '', commit: source.meta.index },
+      })
+      await b.sync()
+      assert.equal(pairs, n)
+      assert(chunks >= Math.floor((n * 52) / chunkBytes), `${chunks} chunks`)
+      assert.equal(b.count(), n)
+      for (let i = 0; i < n; i++) {
+        const { key, value } = pair(i)
+        assert.deepEqual(b.get(key), value)
+      }
+      assert.equal(b.has(pair(n).key), false)
+      assert.deepEqual(b.initialState(), {
+        hardState: { term: 1, vote: '', commit: source.meta.index },
+        applied: source.meta.index,
+        conf: source.meta.conf,
+      })
+      assert.deepEqual(b.snapshot(), source.meta)
+      assert.deepEqual(b.members(), MEMBERS)
+      assert.equal(b.isBootstrapped(), true)
+    })
+
+    it('yields a pair larger than chunkBytes in a chunk of its own', async () => {
+      const { store } = bootstrapped()
+      commitPuts(store, [pair(1, 10), pair(2, 5000), pair(3, 10)])
+      const source = store.snapshotSource()
+      const sizes: number[] = []
+      for await (const chunk of source.chunks(1000)) sizes.push(chunk.length)
+      source.close()
+      assert.deepEqual(sizes, [1, 1, 1])
+      await assert.rejects(source.chunks(1000)[Symbol.asyncIterator]().next(), AssertionError)
+    })
+
+    it('installs over data it already has, but throws on a key holding other bytes', async () => {
+      const { store: a } = bootstrapped()
+      commitPuts(a, [pair(1), pair(2), pair(3)])
+      const b = openStore(tempDir())
+      b.bootstrap(bootstrapSnapshot(['b']), MEMBERS)
+      commitPuts(b, [pair(2)])
+      const source = a.snapshotSource()
+      const incoming = {
+        from: 'a',
+        meta: source.meta,
+        extra: source.extra,
+        chunks: () => source.chunks(100),
+      }
+      await b.installSnapshot(incoming)
+      assert.equal(b.count(), 3)
+
+      const c = openStore(tempDir())
+      c.bootstrap(bootstrapSnapshot(['c']), MEMBERS)
+      commitPuts(c, [{ key: pair(3).key, value: enc.encode('other bytes') }])
+      await assert.rejects(
+        c.installSnapshot(incoming),
+        (err: unknown) =>
+          err instanceof StoreCorruptError && /two values committed for one key/.test(err.message),
+      )
+      source.close()
+    })
+
+    it('writeReady with a received snapshot drops the log and sets applied and conf', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      appendCommitted(store, 30)
+      const conf: ConfState = { voters: ['a', 'b', 'c'], learners: [] }
+      store.writeReady({
+        entries: makeEntries(101, [4, 4]),
+        snapshot: { index: 100, term: 4, conf },
+        hardState: { term: 4, vote: '', commit: 100 },
+      })
+      assert.equal(store.firstIndex(), 101)
+      assert.equal(store.lastIndex(), 102)
+      assert.deepEqual(store.initialState().conf, conf)
+      assert.equal(store.initialState().applied, 100)
+      store = await reopen(store, dir)
+      assert.equal(store.firstIndex(), 101)
+      assert.equal(store.lastIndex(), 102)
+      assert.equal(store.term(100), 4)
+      assert.deepEqual(store.entries(101, 103, Infinity), makeEntries(101, [4, 4]))
+      assert.equal(store.initialState().applied, 100)
+      await store.close()
+      const raw = openRaw(dir)
+      assert.equal(raw.log.getKeysCount(), 2)
+      await raw.root.close()
+    })
+  })
+
+  describe('corruption', () => {
+    // Each test writes a healthy store, closes it, damages it the way a disk or a crash
+    // could, and expects open() to refuse it with a StoreCorruptError naming the dir.
+
+    async function healthyStore(entries = 200): Promise<string> {
+      const { store, dir } = bootstrapped()
+      const es = makeEntries(2, new Array<number>(entries).fill(1), 64)
+      // The newest entry carries a marker the byte-flipping test can find in the file.
+      es[es.length - 1] = {
+        ...makeEntry(entries + 1, 1),
+        data: enc.encode('TAIL-ENTRY-MARKER-' + 'x'.repeat(64)),
+      }
+      store.writeReady({ entries: es, hardState: { term: 1, vote: 'a', commit: entries + 1 } })
+      await store.close()
+      return dir
+    }
+
+    it('catches a garbled byte inside the newest log record (bit rot, torn tail)', async () => {
+      const dir = await healthyStore()
+      const file = join(dir, 'data.mdb')
+      const bytes = readFileSync(file)
+      const marker = Buffer.from('TAIL-ENTRY-MARKER-')
+      let flipped = 0
+      for (let at = bytes.indexOf(marker); at >= 0; at = bytes.indexOf(marker, at + 1)) {
+        flipBit(bytes, at + marker.byteLength + 3, 0x20) // one bit of the entry's data
+        flipped++
+      }
+      assert(flipped > 0, 'marker not found in the data file')
+      writeFileSync(file, bytes)
+      assertCorrupt(dir, /log record 201 fails its checksum/)
+    })
+
+    it('catches a record whose header was rewritten (term changed, CRC not)', async () => {
+      const dir = await healthyStore()
+      const raw = openRaw(dir)
+      const record = encodeLogRecord(makeEntry(201, 1, 64))
+      flipBit(record, 12, 0x01) // a bit of the term
+      raw.root.transactionSync(() => raw.log.putSync(201, record))
+      await raw.root.close()
+      assertCorrupt(dir, /log record 201 fails its checksum/)
+    })
+
+    it('catches a gap in the middle of the log', async () => {
+      const dir = await healthyStore()
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() => raw.log.removeSync(100))
+      await raw.root.close()
+      assertCorrupt(dir, /the log from 2 to 201 holds 199 entries, not 200: it has gaps/)
+    })
+
+    it('catches a log that does not start right after the snapshot', async () => {
+      const dir = await healthyStore()
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() => raw.log.removeSync(2))
+      await raw.root.close()
+      assertCorrupt(dir, /the log resumes at 3 but the snapshot ends at 1/)
+    })
+
+    it('catches a lost log tail (the commit index points past the last entry)', async () => {
+      const dir = await healthyStore()
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() => {
+        for (let i = 150; i <= 201; i++) raw.log.removeSync(i)
+      })
+      await raw.root.close()
+      assertCorrupt(dir, /commit index 201 is past the last entry 149/)
+    })
+
+    it('catches an unreadable metadata record', async () => {
+      const dir = await healthyStore()
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() => raw.meta.putSync('hardState', enc.encode('garbage!')))
+      await raw.root.close()
+      assertCorrupt(dir, /metadata record 'hardState' is unreadable: bad checksum/)
+    })
+
+    it('catches a metadata record of the wrong shape', async () => {
+      const dir = await healthyStore()
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() =>
+        raw.meta.putSync('snapshot', encodeMetaRecord({ index: 'one' })),
+      )
+      await raw.root.close()
+      assertCorrupt(dir, /metadata record 'snapshot' has a bad shape/)
+    })
+
+    it('catches a truncated data file before LMDB maps it', async () => {
+      // LMDB itself dies with SIGBUS on a truncated file; the header check runs first.
+      const dir = await healthyStore(2000)
+      truncateSync(join(dir, 'data.mdb'), 2 * 4096)
+      assertCorrupt(dir, /the file was truncated/)
+    })
+
+    it('catches a zeroed header before LMDB maps it', async () => {
+      // LMDB itself dies with SIGSEGV on this; the header check runs first.
+      const dir = await healthyStore()
+      const fd = openSync(join(dir, 'data.mdb'), 'r+')
+      writeSync(fd, new Uint8Array(8192), 0, 8192, 0)
+      closeSync(fd)
+      assertCorrupt(dir, /first meta page is not a meta page/)
+    })
+
+    it('refuses a data file that is not an LMDB file', () => {
+      const dir = tempDir()
+      writeFileSync(join(dir, 'data.mdb'), Buffer.alloc(65536, 0x41))
+      assertCorrupt(dir, /first meta page/)
+    })
+
+    it('reopens a healthy store after all', async () => {
+      const dir = await healthyStore()
+      const s = openStore(dir)
+      assert.equal(s.lastIndex(), 201)
+    })
+  })
+
+  describe('lifecycle', () => {
+    it('refuses calls after close, and closes open snapshot sources', async () => {
+      const { store } = bootstrapped()
+      commitPuts(store, [pair(1)])
+      const source = store.snapshotSource()
+      await store.close()
+      assert.throws(() => store.get(pair(1).key), /is closed/)
+      await assert.rejects(store.sync(), /is closed/)
+      await assert.rejects(source.chunks(100)[Symbol.asyncIterator]().next(), AssertionError)
+      await store.close()
+    })
+  })
+})

@@ -1,0 +1,776 @@
+// LmdbStore is a database member's one embedded, transactional store (LMDB, through lmdb-js):
+// the Raft log, the hard state, the snapshot metadata, the applied index, the configuration,
+// the member address book and the key/value data, in one file, so that one transaction can
+// cover the data and the applied index that describes it.
+//
+// It implements the core's LogStorage (synchronous reads, served from memory or from LMDB's
+// map), the host's writes for each Ready (writeReady, then sync), the state machine's apply
+// transaction, log compaction, and snapshot streaming in both directions. It leaves to others:
+// what to write and when (the Replica, following the persistence contract in raft.ts), what a
+// log entry means (the state machine), and moving snapshot bytes between members (transport).
+//
+// Durability. lmdb-js 3.5's transactionSync commits synchronously. Measured with strace on
+// this machine, with the default overlappingSync, the commit itself does the data fdatasync
+// and the O_DSYNC meta page write before transactionSync returns; sync() awaits root.flushed
+// as well, so the contract holds even if a later lmdb-js defers that flush. The asynchronous
+// root.transaction() hangs in this lmdb version and is never used.
+//
+// Failure. A write or sync that throws is fail-stop: the store refuses every later call and
+// the caller stops the node. Anything that looks corrupt (a record failing its CRC, a gap in
+// the log, an unreadable metadata record, a data file LMDB cannot use) is a StoreCorruptError.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { assert } from '../base/index.ts'
+import {
+  EMPTY_CONF,
+  EMPTY_HARD_STATE,
+  entryBytes,
+  NONE,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type InitialState,
+  type LogStorage,
+  type SnapshotMeta,
+} from '../raft/index.ts'
+import type { IncomingSnapshot, SnapshotSource } from '../transport/transport.ts'
+import { StoreCorruptError } from './errors.ts'
+import { checkLmdbDataFile } from './lmdb-header.ts'
+import { decodeLogRecord, decodeLogRecordTerm, encodeLogRecord } from './log-record.ts'
+import {
+  decodeMembers,
+  encodeMembers,
+  parseMembers,
+  plainMembers,
+  type Members,
+} from './members.ts'
+import {
+  decodeMetaRecord,
+  encodeMetaRecord,
+  parseConfState,
+  parseHardState,
+  parseIndex,
+  parseSnapshotMeta,
+  plainConf,
+  plainHardState,
+  plainSnapshotMeta,
+} from './meta-record.ts'
+import { LmdbSnapshotSource } from './snapshot-source.ts'
+
+/** KEY_BYTES_MAX is the longest key LMDB takes with its default 4 KiB pages (lmdb-js builds
+ * LMDB with a 1978-byte key limit). oncekv keys are at most 1024 bytes. */
+export const KEY_BYTES_MAX = 1978
+
+/** FORMAT_VERSION is the layout version written in every store's 'format' record. */
+export const FORMAT_VERSION = 1
+
+/** VERIFY_TAIL_ENTRIES is how many of the newest log entries open() reads in full. */
+export const VERIFY_TAIL_ENTRIES = 1000
+
+// How many log keys one transaction deletes when compacting or dropping a log.
+const DELETE_BATCH = 10_000
+// Bound on the in-memory cache of recent terms (entries, not bytes: 8 bytes each).
+const TERM_CACHE_MAX = 4096
+
+// LMDB error codes (lmdb.h) that mean the file itself is damaged.
+const LMDB_CORRUPTION_CODES = new Set([
+  -30797, // MDB_PAGE_NOTFOUND
+  -30796, // MDB_CORRUPTED
+  -30795, // MDB_PANIC
+  -30794, // MDB_VERSION_MISMATCH
+  -30793, // MDB_INVALID
+  -30784, // MDB_INCOMPATIBLE
+  -30779, // MDB_PROBLEM
+  -30778, // MDB_BAD_CHECKSUM
+])
+
+type MetaKey = 'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'members'
+
+/** LmdbStoreOptions tunes LmdbStore.open. */
+export interface LmdbStoreOptions {
+  /** mapSizeBytes is the initial size of LMDB's memory map; lmdb-js grows it as needed. */
+  readonly mapSizeBytes?: number
+}
+
+/** ReadyWrite is what the host persists from one Ready (see raft.ts, step 1). */
+export interface ReadyWrite {
+  readonly hardState?: HardState | undefined
+  readonly entries: readonly Entry[]
+  /** snapshot is a snapshot received from the leader, whose data installSnapshot wrote. */
+  readonly snapshot?: SnapshotMeta | undefined
+}
+
+/** PutOutcome is what putIfAbsent did: stored the value, found the same bytes, or found
+ * other bytes (and left them). A write-once store never overwrites. */
+export type PutOutcome = 'created' | 'exists' | 'conflict'
+
+/** ApplyTxn is the state machine's view of one apply transaction: everything done through it
+ * commits together, or not at all. It is valid only inside the apply() callback. */
+export interface ApplyTxn {
+  /** putIfAbsent stores value under key unless the key is taken, and says which happened. */
+  putIfAbsent(key: Uint8Array, value: Uint8Array): PutOutcome
+  /** setApplied records the index of the last entry this transaction applies. */
+  setApplied(index: number): void
+  /** setConf records the configuration as of the applied index. */
+  setConf(conf: ConfState): void
+  /** setMembers records the member address book. */
+  setMembers(members: Members): void
+}
+
+/** LmdbStore is a member's durable state in one LMDB environment; see the module comment. */
+export class LmdbStore implements LogStorage {
+  private readonly dir: string
+  private readonly root: RootDatabase
+  // Log: index -> record (log-record.ts). Keys below snap.index + 1 may linger after a crash
+  // during compaction; they are ignored and deleted on the next open.
+  private readonly logDb: Database<Uint8Array, number>
+  // Meta: MetaKey -> record (meta-record.ts).
+  private readonly metaDb: Database<Uint8Array, string>
+  // Key/value data: the user's key bytes -> value bytes, each written once.
+  private readonly kvDb: Database<Uint8Array, Uint8Array>
+
+  // In-memory copies of what is committed; each changes only after its transaction commits.
+  private snap: SnapshotMeta = { index: 0, term: 0, conf: EMPTY_CONF }
+  // Invariant: last >= snap.index, and the log holds every index in (snap.index, last].
+  private last = 0
+  private hard: HardState = EMPTY_HARD_STATE
+  // Invariant: snap.index <= applied <= last.
+  private applied = 0
+  private conf: ConfState = EMPTY_CONF
+  private memberBook: Members = {}
+  // Terms of the newest entries: recentTerms[i] is the term of entry recentFrom + i.
+  // Invariant: recentFrom > snap.index; if non-empty, recentFrom + recentTerms.length - 1 ===
+  // last; recentTerms.length <= TERM_CACHE_MAX + TERM_CACHE_MAX / 4.
+  private recentTerms: number[] = []
+  private recentFrom = 1
+  // Snapshot sources still holding a read transaction; close() ends them.
+  private readonly sources = new Set<LmdbSnapshotSource>()
+  private closed = false
+  // The error that made the store fail-stop, if any.
+  private failure: unknown = undefined
+
+  private constructor(dir: string, root: RootDatabase) {
+    this.dir = dir
+    this.root = root
+    this.logDb = root.openDB<Uint8Array, number>('log', { encoding: 'binary' })
+    this.metaDb = root.openDB<Uint8Array, string>('meta', { encoding: 'binary' })
+    this.kvDb = root.openDB<Uint8Array, Uint8Array>('kv', {
+      keyEncoding: 'binary',
+      encoding: 'binary',
+    })
+  }
+
+  /**
+   * open opens (creating if needed) the store in dir and checks it: the data file's header,
+   * every metadata record, that the log is contiguous from the snapshot on, and the CRC of
+   * the newest VERIFY_TAIL_ENTRIES entries. It throws StoreCorruptError if any check fails.
+   */
+  static open(dir: string, opts: LmdbStoreOptions = {}): LmdbStore {
+    mkdirSync(dir, { recursive: true })
+    const problem = checkLmdbDataFile(join(dir, 'data.mdb'))
+    if (problem !== undefined) throw new StoreCorruptError(dir, problem)
+    let root: RootDatabase
+    try {
+      root = open(dir, {
+        noSubdir: false, // a directory, even when its name has a dot in it
+        maxDbs: 4,
+        ...(opts.mapSizeBytes === undefined ? {} : { mapSize: opts.mapSizeBytes }),
+      })
+    } catch (err) {
+      throw wrapLmdbError(dir, err, 'LMDB cannot open the data file')
+    }
+    let store: LmdbStore | undefined
+    try {
+      store = new LmdbStore(dir, root)
+      store.load()
+      return store
+    } catch (err) {
+      // The store is abandoned; the open error is what the caller needs. Closing releases
+      // the environment so the directory can be reopened or removed in this process.
+      root.close().catch(() => undefined)
+      throw wrapLmdbError(dir, err, 'LMDB failed while the store was being checked')
+    }
+  }
+
+  // ------------------------------------------------------------------ LogStorage
+
+  /** firstIndex is the index of the first entry held: snapshot().index + 1. */
+  firstIndex(): number {
+    return this.snap.index + 1
+  }
+
+  /** lastIndex is the index of the last stable entry, or snapshot().index if none. */
+  lastIndex(): number {
+    return this.last
+  }
+
+  /** term is the term of the entry at index (snapshot().term at the snapshot's index),
+   * undefined below the snapshot or past lastIndex. */
+  term(index: number): number | undefined {
+    if (index === this.snap.index) return this.snap.term
+    if (index < this.snap.index || index > this.last) return undefined
+    const cached = this.recentTerms[index - this.recentFrom]
+    if (cached !== undefined) return cached
+    this.checkUsable()
+    const bytes = this.readLog(index)
+    if (bytes === undefined) throw this.corrupt(`log entry ${index} is missing`)
+    const term = decodeLogRecordTerm(bytes, index)
+    if (!term.ok) throw this.corrupt(term.problem)
+    return term.value
+  }
+
+  /** entries returns entries in [lo, hi): at least one when lo < hi, then no more than
+   * maxBytes in all (entryBytes). Each entry's data is a fresh copy. */
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    assert(
+      lo >= this.firstIndex() && hi <= this.last + 1,
+      () => `entries [${lo}, ${hi}) out of bounds [${this.firstIndex()}, ${this.last + 1})`,
+    )
+    this.checkUsable()
+    const out: Entry[] = []
+    let bytes = 0
+    for (let i = lo; i < hi; i++) {
+      const record = this.readLog(i)
+      if (record === undefined) throw this.corrupt(`log entry ${i} is missing`)
+      const e = decodeLogRecord(record, i)
+      if (!e.ok) throw this.corrupt(e.problem)
+      bytes += entryBytes(e.value)
+      if (out.length > 0 && bytes > maxBytes) break
+      out.push(e.value)
+    }
+    return out
+  }
+
+  /** snapshot is the metadata of the latest snapshot (bootstrap, compaction or received). */
+  snapshot(): SnapshotMeta {
+    return this.snap
+  }
+
+  // ------------------------------------------------------------------ restart state
+
+  /** initialState is what the member restarts from: hard state, applied index, conf. */
+  initialState(): InitialState {
+    return { hardState: this.hard, applied: this.applied, conf: this.conf }
+  }
+
+  /** members is a copy of the member address book. */
+  members(): Record<string, { http: string; raft: string }> {
+    return plainMembers(this.memberBook)
+  }
+
+  /** isBootstrapped tells whether the store holds Raft state to restart from: bootstrap()
+   * ran, or a snapshot from a leader was installed. A fresh store (a member waiting to be
+   * added) is not bootstrapped. */
+  isBootstrapped(): boolean {
+    return this.snap.index > 0
+  }
+
+  /**
+   * bootstrap starts a new cluster's first member from meta (see bootstrapSnapshot): in one
+   * transaction it writes the snapshot metadata, the hard state {term: meta.term, vote: none,
+   * commit: meta.index}, the applied index meta.index, the configuration and the members.
+   */
+  bootstrap(meta: SnapshotMeta, members: Members): void {
+    assert(!this.isBootstrapped(), () => `bootstrap: ${this.dir} is already bootstrapped`)
+    assert(this.last === 0 && meta.index > 0, 'bootstrap: needs an empty log and index > 0')
+    const snap = plainSnapshotMeta(meta)
+    const hard: HardState = { term: meta.term, vote: NONE, commit: meta.index }
+    const book = plainMembers(members)
+    this.write(() => {
+      this.putMeta('snapshot', snap)
+      this.putMeta('hardState', hard)
+      this.putMeta('applied', snap.index)
+      this.putMeta('conf', snap.conf)
+      this.putMeta('members', book)
+    })
+    this.snap = snap
+    this.last = snap.index
+    this.hard = hard
+    this.applied = snap.index
+    this.conf = snap.conf
+    this.memberBook = book
+    this.recentTerms = []
+    this.recentFrom = snap.index + 1
+  }
+
+  // ------------------------------------------------------------------ Ready
+
+  /**
+   * writeReady persists one Ready's hard state, received snapshot and entries in one
+   * transaction (then call sync before sending). A snapshot drops the whole log and sets the
+   * applied index and configuration to the snapshot's (installSnapshot wrote its data
+   * before). Entries replace any stable suffix from entries[0].index on, and entries past the
+   * new last index are deleted. Log entries below a snapshot are deleted afterwards in
+   * batches; a crash in between leaves entries that open() ignores and deletes.
+   */
+  writeReady(rd: ReadyWrite): void {
+    this.checkUsable()
+    const snapshot = rd.snapshot === undefined ? undefined : plainSnapshotMeta(rd.snapshot)
+    const base = snapshot ?? this.snap
+    const lastBefore = snapshot === undefined ? this.last : snapshot.index
+    if (snapshot !== undefined) {
+      assert(
+        snapshot.index > this.snap.index && snapshot.index >= this.applied,
+        () =>
+          `writeReady: snapshot ${snapshot.index} is not past snapshot ${this.snap.index} ` +
+          `and applied ${this.applied}`,
+      )
+    }
+    const first = rd.entries[0]
+    if (first !== undefined) {
+      assert(first.index > base.index, () => `writeReady: entry ${first.index} is compacted`)
+      // Raft never replaces a committed entry, and applied <= commit.
+      const applied = snapshot === undefined ? this.applied : snapshot.index
+      assert(
+        first.index > applied,
+        () => `writeReady: entry ${first.index} would replace applied entries (to ${applied})`,
+      )
+      assert(
+        first.index <= lastBefore + 1,
+        () => `writeReady: entry ${first.index} leaves a gap after ${lastBefore}`,
+      )
+      rd.entries.forEach((e, i) =>
+        assert(e.index === first.index + i, 'writeReady: entries are not contiguous'),
+      )
+    }
+    const newLast = rd.entries.at(-1)?.index ?? lastBefore
+    const hard = rd.hardState === undefined ? undefined : plainHardState(rd.hardState)
+    this.write(() => {
+      if (snapshot !== undefined) {
+        this.putMeta('snapshot', snapshot)
+        this.putMeta('applied', snapshot.index)
+        this.putMeta('conf', snapshot.conf)
+      }
+      for (const e of rd.entries) this.logDb.putSync(e.index, encodeLogRecord(e))
+      // Entries past the new last index: the old suffix, or, with a snapshot, every entry
+      // above it. Entries at or below a snapshot's index go after the commit, in batches.
+      for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) this.logDb.removeSync(i)
+      if (hard !== undefined) this.putMeta('hardState', hard)
+    })
+    if (snapshot !== undefined) {
+      this.snap = snapshot
+      this.applied = snapshot.index
+      this.conf = snapshot.conf
+      this.recentTerms = []
+      this.recentFrom = snapshot.index + 1
+    }
+    this.last = newLast
+    if (hard !== undefined) this.hard = hard
+    if (first !== undefined) this.rememberTerms(rd.entries)
+    if (snapshot !== undefined) this.deleteLogBelow(snapshot.index + 1)
+  }
+
+  /** sync resolves once everything written so far is durable. The Replica awaits it after
+   * writeReady and before sending messages. */
+  async sync(): Promise<void> {
+    this.checkUsable()
+    try {
+      await this.root.flushed
+    } catch (err) {
+      this.failure = err
+      throw err
+    }
+  }
+
+  // ------------------------------------------------------------------ applying
+
+  /**
+   * apply runs fn inside one transaction and commits everything fn did through its ApplyTxn:
+   * the data, the applied index that covers it, and any configuration or address book.
+   * If fn throws, nothing is written and the store fails stop.
+   */
+  apply(fn: (txn: ApplyTxn) => void): void {
+    this.checkUsable()
+    let applied: number | undefined
+    let conf: ConfState | undefined
+    let members: Members | undefined
+    let live = true
+    const notLive = 'ApplyTxn used outside its apply() callback'
+    const txn: ApplyTxn = {
+      putIfAbsent: (key, value) => {
+        assert(live, notLive)
+        return this.putIfAbsentInTxn(key, value)
+      },
+      setApplied: (index) => {
+        assert(live, notLive)
+        assert(
+          index >= (applied ?? this.applied) && index <= this.last,
+          () => `setApplied(${index}): applied is ${applied ?? this.applied}, last ${this.last}`,
+        )
+        this.putMeta('applied', index)
+        applied = index
+      },
+      setConf: (c) => {
+        assert(live, notLive)
+        conf = plainConf(c)
+        this.putMeta('conf', conf)
+      },
+      setMembers: (m) => {
+        assert(live, notLive)
+        members = plainMembers(m)
+        this.putMeta('members', members)
+      },
+    }
+    try {
+      this.write(() => fn(txn))
+    } finally {
+      live = false
+    }
+    if (applied !== undefined) this.applied = applied
+    if (conf !== undefined) this.conf = conf
+    if (members !== undefined) this.memberBook = members
+  }
+
+  /** get returns a copy of the value stored under key, or undefined. */
+  get(key: Uint8Array): Uint8Array | undefined {
+    this.checkUsable()
+    const v = this.readKv(key)
+    return v === undefined ? undefined : new Uint8Array(v)
+  }
+
+  /** has tells whether a value is stored under key. */
+  has(key: Uint8Array): boolean {
+    this.checkUsable()
+    return this.readKv(key) !== undefined
+  }
+
+  /** count is the number of keys stored: exact as of the last commit (LMDB keeps the count
+   * in the database's header). */
+  count(): number {
+    this.checkUsable()
+    return statNumber(this.kvDb.getStats(), 'entryCount')
+  }
+
+  /** sizeBytes is the size of the used part of the data file, (last page + 1) * page size:
+   * all data, log and free pages. The file on disk may be larger. */
+  sizeBytes(): number {
+    this.checkUsable()
+    const stats = this.root.getStats()
+    return (statNumber(stats, 'lastPageNumber') + 1) * statNumber(stats, 'pageSize')
+  }
+
+  // ------------------------------------------------------------------ compaction
+
+  /**
+   * compact records a snapshot at index (an index already applied) with conf, the
+   * configuration as of index, then deletes the log up to index in batches of DELETE_BATCH
+   * keys. The snapshot metadata commits first, on its own: a crash during the deletes leaves
+   * entries below the snapshot, which reads ignore and the next open() deletes.
+   */
+  compact(index: number, conf: ConfState): void {
+    this.checkUsable()
+    if (index <= this.snap.index) return
+    assert(index <= this.applied, () => `compact(${index}) past the applied index ${this.applied}`)
+    const term = this.term(index)
+    assert(term !== undefined, () => `compact(${index}): no term`)
+    const snap: SnapshotMeta = { index, term, conf: plainConf(conf) }
+    this.write(() => this.putMeta('snapshot', snap))
+    this.snap = snap
+    if (this.recentFrom <= index) {
+      this.recentTerms.splice(0, index + 1 - this.recentFrom)
+      this.recentFrom = index + 1
+    }
+    this.deleteLogBelow(index + 1)
+  }
+
+  // ------------------------------------------------------------------ snapshots
+
+  /**
+   * snapshotSource opens a consistent read view of the key/value data at the current applied
+   * index, for streaming to a follower. Its meta is {applied, term at applied, conf as of
+   * applied} and its extra the address book (encodeMembers). Close it when done; close()
+   * of the store closes any still open.
+   */
+  snapshotSource(): SnapshotSource {
+    this.checkUsable()
+    const txn = this.root.useReadTransaction()
+    try {
+      // Writes are synchronous and JavaScript is single-threaded, so the view and the
+      // in-memory copies below describe the same commit.
+      const term = this.term(this.applied)
+      assert(term !== undefined, () => `no term for the applied index ${this.applied}`)
+      const source = new LmdbSnapshotSource(
+        this.kvDb,
+        txn,
+        { index: this.applied, term, conf: plainConf(this.conf) },
+        encodeMembers(this.memberBook),
+        (s) => this.sources.delete(s),
+      )
+      this.sources.add(source)
+      return source
+    } catch (err) {
+      txn.done()
+      throw err
+    }
+  }
+
+  /**
+   * installSnapshot writes a snapshot's pairs into the key/value data as they arrive, one
+   * transaction per chunk, then records the address book from its extra (encodeMembers)
+   * and waits until all of it is durable. It does not touch the log, the applied index or
+   * the configuration: writeReady does, when the core hands the snapshot back in a Ready.
+   *
+   * Writing straight into the live data is safe for a write-once store: whatever this member
+   * applied is a subset of any newer snapshot of its cluster, with the same bytes. A key
+   * holding other bytes would mean two values were committed for one key, a safety
+   * violation: that throws StoreCorruptError (and the store fails stop).
+   */
+  async installSnapshot(incoming: IncomingSnapshot): Promise<void> {
+    this.checkUsable()
+    const members = decodeMembers(incoming.extra)
+    for await (const chunk of incoming.chunks()) {
+      this.write(() => {
+        for (const { key, value } of chunk) {
+          if (this.putIfAbsentInTxn(key, value) === 'conflict') {
+            throw this.corrupt(
+              `snapshot ${incoming.meta.index} from ${incoming.from} holds other bytes for ` +
+                `key ${hexPrefix(key)} than this store: two values committed for one key`,
+            )
+          }
+        }
+      })
+    }
+    const book = plainMembers(members)
+    this.write(() => this.putMeta('members', book))
+    this.memberBook = book
+    await this.sync()
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** close ends open snapshot sources and closes the environment. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const s of [...this.sources]) s.close()
+    await this.root.close()
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private load(): void {
+    const format = this.readMeta('format', parseIndex)
+    const hard = this.readMeta('hardState', parseHardState)
+    const snap = this.readMeta('snapshot', parseSnapshotMeta)
+    const applied = this.readMeta('applied', parseIndex)
+    const conf = this.readMeta('conf', parseConfState)
+    const members = this.readMeta('members', parseMembers)
+    if (format === undefined) {
+      const empty =
+        hard === undefined &&
+        snap === undefined &&
+        applied === undefined &&
+        conf === undefined &&
+        members === undefined &&
+        this.logDb.getKeysCount() === 0 &&
+        this.kvDb.getKeysCount() === 0
+      if (!empty) throw this.corrupt(`metadata record 'format' is missing`)
+      this.write(() => this.putMeta('format', FORMAT_VERSION))
+    } else if (format !== FORMAT_VERSION) {
+      throw this.corrupt(`format version ${format} is not ${FORMAT_VERSION}`)
+    }
+    this.hard = hard ?? EMPTY_HARD_STATE
+    this.snap = snap ?? this.snap
+    this.applied = applied ?? this.snap.index
+    this.conf = conf ?? this.snap.conf
+    this.memberBook = members ?? {}
+    this.loadLog()
+
+    const base = this.snap.index
+    if (this.applied < base || this.applied > this.last) {
+      throw this.corrupt(`applied index ${this.applied} is outside the log [${base}, ${this.last}]`)
+    }
+    if (this.hard.commit > this.last || this.applied > this.hard.commit) {
+      throw this.corrupt(
+        `commit index ${this.hard.commit} is past the last entry ${this.last} or below ` +
+          `the applied index ${this.applied}: the log tail was lost`,
+      )
+    }
+    const lastTerm = this.term(this.last) ?? 0
+    if (lastTerm > this.hard.term) {
+      throw this.corrupt(`entry ${this.last} has term ${lastTerm}, past the hard state's term`)
+    }
+    // Leftovers of a compaction or snapshot that stopped mid-way.
+    this.deleteLogBelow(base + 1)
+  }
+
+  // loadLog finds the log's last index, checks that the log is contiguous from the snapshot
+  // on, and reads the newest VERIFY_TAIL_ENTRIES entries in full (CRC, index, terms).
+  private loadLog(): void {
+    const base = this.snap.index
+    let firstAbove: unknown
+    for (const k of this.logDb.getKeys({ start: base + 1, limit: 1 })) firstAbove = k
+    let lastKey: unknown
+    for (const k of this.logDb.getKeys({ reverse: true, limit: 1 })) lastKey = k
+    this.last = base
+    this.recentTerms = []
+    this.recentFrom = base + 1
+    if (firstAbove === undefined) return
+    if (typeof firstAbove !== 'number' || typeof lastKey !== 'number') {
+      throw this.corrupt('the log holds a key that is not an index')
+    }
+    if (firstAbove !== base + 1) {
+      throw this.corrupt(
+        `the log resumes at ${firstAbove} but the snapshot ends at ${base}: ` +
+          `entries ${base + 1} to ${firstAbove - 1} are missing`,
+      )
+    }
+    const count = this.logDb.getKeysCount({ start: base + 1 })
+    if (count !== lastKey - base) {
+      throw this.corrupt(
+        `the log from ${base + 1} to ${lastKey} holds ${count} entries, ` +
+          `not ${lastKey - base}: it has gaps`,
+      )
+    }
+    const from = Math.max(base + 1, lastKey - VERIFY_TAIL_ENTRIES + 1)
+    const terms: number[] = []
+    let prevTerm = from === base + 1 ? this.snap.term : 0
+    for (let i = from; i <= lastKey; i++) {
+      const bytes = this.readLog(i)
+      if (bytes === undefined) throw this.corrupt(`log entry ${i} is missing`)
+      const term = decodeLogRecordTerm(bytes, i)
+      if (!term.ok) throw this.corrupt(term.problem)
+      if (term.value < prevTerm) {
+        throw this.corrupt(`log entry ${i} has term ${term.value}, below its predecessor's`)
+      }
+      prevTerm = term.value
+      terms.push(term.value)
+    }
+    this.last = lastKey
+    this.recentTerms = terms
+    this.recentFrom = from
+  }
+
+  // deleteLogBelow deletes log keys below end, DELETE_BATCH per transaction.
+  private deleteLogBelow(end: number): void {
+    for (;;) {
+      const keys = [...this.logDb.getKeys({ end, limit: DELETE_BATCH })]
+      if (keys.length === 0) return
+      this.write(() => {
+        for (const k of keys) this.logDb.removeSync(k)
+      })
+    }
+  }
+
+  // rememberTerms records the terms of entries just written (they end the log).
+  private rememberTerms(entries: readonly Entry[]): void {
+    const first = entries[0]
+    if (first === undefined) return
+    if (first.index <= this.recentFrom || this.recentTerms.length === 0) {
+      this.recentTerms = []
+      this.recentFrom = first.index
+    } else {
+      this.recentTerms.length = Math.min(this.recentTerms.length, first.index - this.recentFrom)
+      if (this.recentFrom + this.recentTerms.length !== first.index) {
+        this.recentTerms = []
+        this.recentFrom = first.index
+      }
+    }
+    for (const e of entries) this.recentTerms.push(e.term)
+    if (this.recentTerms.length > TERM_CACHE_MAX + TERM_CACHE_MAX / 4) {
+      const drop = this.recentTerms.length - TERM_CACHE_MAX
+      this.recentTerms.splice(0, drop)
+      this.recentFrom += drop
+    }
+  }
+
+  private putIfAbsentInTxn(key: Uint8Array, value: Uint8Array): PutOutcome {
+    assert(
+      key.byteLength >= 1 && key.byteLength <= KEY_BYTES_MAX,
+      () => `key of ${key.byteLength} bytes; keys are 1 to ${KEY_BYTES_MAX} bytes`,
+    )
+    const existing = this.readKv(key)
+    if (existing !== undefined) return bytesEqual(existing, value) ? 'exists' : 'conflict'
+    this.kvDb.putSync(key, value)
+    return 'created'
+  }
+
+  private putMeta(key: MetaKey, value: unknown): void {
+    this.metaDb.putSync(key, encodeMetaRecord(value))
+  }
+
+  private readMeta<T>(key: MetaKey, parse: (v: unknown) => T | undefined): T | undefined {
+    const bytes = fastView(this.metaDb.getBinaryFast(key))
+    if (bytes === undefined) return undefined
+    const record = decodeMetaRecord(bytes)
+    if (!record.ok) throw this.corrupt(`metadata record '${key}' is unreadable: ${record.problem}`)
+    const value = parse(record.value)
+    if (value === undefined) throw this.corrupt(`metadata record '${key}' has a bad shape`)
+    return value
+  }
+
+  // readLog and readKv return views valid only until the next read: copy what is kept.
+  private readLog(index: number): Uint8Array | undefined {
+    return this.guardRead(() => fastView(this.logDb.getBinaryFast(index)))
+  }
+
+  private readKv(key: Uint8Array): Uint8Array | undefined {
+    return this.guardRead(() => fastView(this.kvDb.getBinaryFast(key)))
+  }
+
+  private guardRead<T>(read: () => T): T {
+    try {
+      return read()
+    } catch (err) {
+      throw wrapLmdbError(this.dir, err, 'LMDB failed to read')
+    }
+  }
+
+  // write runs fn in one synchronous transaction; any failure makes the store fail stop.
+  private write<T>(fn: () => T): T {
+    this.checkUsable()
+    try {
+      return this.root.transactionSync(fn)
+    } catch (err) {
+      this.failure = err
+      throw err
+    }
+  }
+
+  private checkUsable(): void {
+    if (this.closed) throw new Error(`store ${this.dir} is closed`)
+    if (this.failure !== undefined) {
+      throw new Error(`store ${this.dir} stopped after a failed write`, { cause: this.failure })
+    }
+  }
+
+  private corrupt(detail: string): StoreCorruptError {
+    return new StoreCorruptError(this.dir, detail)
+  }
+}
+
+// fastView turns a buffer from lmdb-js's getBinaryFast into a plain view of the value. Such a
+// buffer is lmdb-js's reused 16 MiB buffer with its `length` property overridden to the
+// value's length (measured: byteLength stays 16 MiB), so `new Uint8Array(buf)` would copy
+// 16 MiB; subarray(0, length) is the value. The view is valid until the next read.
+function fastView(buf: Buffer | undefined): Uint8Array | undefined {
+  return buf === undefined ? undefined : buf.subarray(0, buf.length)
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  return Buffer.compare(a, b) === 0
+}
+
+function hexPrefix(key: Uint8Array): string {
+  const hex = Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, 32)).toString('hex')
+  return key.byteLength > 32 ? `0x${hex}…` : `0x${hex}`
+}
+
+function statNumber(stats: object, name: string): number {
+  const v: unknown = (stats as Record<string, unknown>)[name]
+  assert(typeof v === 'number', () => `lmdb stats lack ${name}`)
+  return v
+}
+
+// wrapLmdbError turns an LMDB error that means a damaged file into StoreCorruptError and
+// passes anything else (including StoreCorruptError itself) through.
+function wrapLmdbError(dir: string, err: unknown, what: string): unknown {
+  if (err instanceof StoreCorruptError) return err
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined
+  if (typeof code === 'number' && LMDB_CORRUPTION_CODES.has(code)) {
+    return new StoreCorruptError(dir, `${what}: ${(err as Error).message}`, { cause: err })
+  }
+  return err
+}
