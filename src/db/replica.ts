@@ -18,7 +18,7 @@ import {
   type Ready,
   type Status,
 } from '../raft/index.ts'
-import type { LmdbStore, MemberAddress } from '../storage/index.ts'
+import type { ApplyTxn, LmdbStore, MemberAddress } from '../storage/index.ts'
 import type { IncomingSnapshot, SnapshotSource, Transport } from '../transport/transport.ts'
 import { UnavailableError } from '../protocol/index.ts'
 import { decodePut, encodePut } from './command.ts'
@@ -421,15 +421,22 @@ export class Replica {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
-    // 1. Persist: one transaction, one fsync for every proposal in this Ready.
-    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-      this.store.writeReady({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot })
+    // 1. Persist, and apply the committed entries, in one transaction: one fsync for every
+    //    proposal in this Ready. Applying with the entries is safe: committed entries are
+    //    already durable on a majority, and those persisted here become durable together
+    //    with their application, before any client hears of them.
+    if (rd.snapshot) this.appliedIndex = rd.snapshot.index
+    let results: (PutResult | undefined)[] = []
+    if (rd.hardState || rd.entries.length > 0 || rd.snapshot || rd.committedEntries.length > 0) {
+      const apply = rd.committedEntries.length > 0 ? this.applier(rd.committedEntries) : undefined
+      this.store.writeReady(
+        { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot },
+        apply?.run,
+      )
+      if (apply) results = apply.done()
     }
     if (rd.mustSync) await this.store.sync()
-    if (rd.snapshot) {
-      this.appliedIndex = rd.snapshot.index
-      this.lastCompactedIndex = rd.snapshot.index
-    }
+    if (rd.snapshot) this.lastCompactedIndex = rd.snapshot.index
     // 2. Send.
     const plain: Message[] = []
     for (const m of rd.messages) {
@@ -437,8 +444,6 @@ export class Replica {
       else plain.push(m)
     }
     if (plain.length > 0) this.transport.send(plain)
-    // 3. Apply.
-    const results = rd.committedEntries.length > 0 ? this.apply(rd.committedEntries) : []
     // 4. Reads.
     for (const rs of rd.readStates) this.readsWaitingApply.push(rs)
     // 5. Advance.
@@ -448,10 +453,15 @@ export class Replica {
     this.maybeCompact()
   }
 
-  private apply(entries: readonly Entry[]): (PutResult | undefined)[] {
+  /** applier applies entries inside the store's transaction (run), then publishes what
+   * changed and returns the put results (done). */
+  private applier(entries: readonly Entry[]): {
+    run: (txn: ApplyTxn) => void
+    done: () => (PutResult | undefined)[]
+  } {
     const results: (PutResult | undefined)[] = []
     let membersChanged = false
-    this.store.apply((txn) => {
+    const run = (txn: ApplyTxn): void => {
       for (const e of entries) {
         if (e.type === 'conf') {
           const cc = decodeConfChange(e.data)
@@ -470,11 +480,14 @@ export class Replica {
       }
       const last = entries[entries.length - 1]
       if (last) txn.setApplied(last.index)
-    })
-    const last = entries[entries.length - 1]
-    if (last) this.appliedIndex = last.index
-    if (membersChanged) this.updatePeers()
-    return results
+    }
+    const done = (): (PutResult | undefined)[] => {
+      const last = entries[entries.length - 1]
+      if (last) this.appliedIndex = last.index
+      if (membersChanged) this.updatePeers()
+      return results
+    }
+    return { run, done }
   }
 
   private applyMemberAddress(cc: ConfChange, conf: ConfState): void {

@@ -302,9 +302,10 @@ export class LmdbStore implements LogStorage {
    * applied index and configuration to the snapshot's (installSnapshot wrote its data
    * before). Entries replace any stable suffix from entries[0].index on, and entries past the
    * new last index are deleted. Log entries below a snapshot are deleted afterwards in
-   * batches; a crash in between leaves entries that open() ignores and deletes.
+   * batches; a crash in between leaves entries that open() ignores and deletes. applyFn, if
+   * given, applies the Ready's committed entries in the same transaction (as apply() does).
    */
-  writeReady(rd: ReadyWrite): void {
+  writeReady(rd: ReadyWrite, applyFn?: (txn: ApplyTxn) => void): void {
     this.checkUsable()
     const snapshot = rd.snapshot === undefined ? undefined : plainSnapshotMeta(rd.snapshot)
     const base = snapshot ?? this.snap
@@ -336,6 +337,11 @@ export class LmdbStore implements LogStorage {
     }
     const newLast = rd.entries.at(-1)?.index ?? lastBefore
     const hard = rd.hardState === undefined ? undefined : plainHardState(rd.hardState)
+    const scope = applyFn ? this.applyScope(newLast) : undefined
+    if (scope && snapshot !== undefined) {
+      // Applying after a received snapshot starts from the snapshot's index.
+      this.applied = Math.max(this.applied, snapshot.index)
+    }
     this.write(() => {
       if (snapshot !== undefined) {
         this.putMeta('snapshot', snapshot)
@@ -347,6 +353,15 @@ export class LmdbStore implements LogStorage {
       // above it. Entries at or below a snapshot's index go after the commit, in batches.
       for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) this.logDb.removeSync(i)
       if (hard !== undefined) this.putMeta('hardState', hard)
+      // The Ready's committed entries are applied in the same transaction: they become
+      // durable together with the entries and hard state, at one fsync.
+      if (scope) {
+        try {
+          applyFn?.(scope.txn)
+        } finally {
+          scope.end()
+        }
+      }
     })
     if (snapshot !== undefined) {
       this.snap = snapshot
@@ -355,6 +370,7 @@ export class LmdbStore implements LogStorage {
       this.recentTerms = []
       this.recentFrom = snapshot.index + 1
     }
+    scope?.commit()
     this.last = newLast
     if (hard !== undefined) this.hard = hard
     if (first !== undefined) this.rememberTerms(rd.entries)
@@ -382,6 +398,18 @@ export class LmdbStore implements LogStorage {
    */
   apply(fn: (txn: ApplyTxn) => void): void {
     this.checkUsable()
+    const scope = this.applyScope(this.last)
+    try {
+      this.write(() => fn(scope.txn))
+    } finally {
+      scope.end()
+    }
+    scope.commit()
+  }
+
+  // applyScope builds the ApplyTxn of one transaction. commit() publishes what it set to the
+  // in-memory copies once the transaction committed; end() makes the txn unusable.
+  private applyScope(lastIndex: number): { txn: ApplyTxn; end(): void; commit(): void } {
     let applied: number | undefined
     let conf: ConfState | undefined
     let members: Members | undefined
@@ -395,8 +423,8 @@ export class LmdbStore implements LogStorage {
       setApplied: (index) => {
         assert(live, notLive)
         assert(
-          index >= (applied ?? this.applied) && index <= this.last,
-          () => `setApplied(${index}): applied is ${applied ?? this.applied}, last ${this.last}`,
+          index >= (applied ?? this.applied) && index <= lastIndex,
+          () => `setApplied(${index}): applied is ${applied ?? this.applied}, last ${lastIndex}`,
         )
         this.putMeta('applied', index)
         applied = index
@@ -412,14 +440,17 @@ export class LmdbStore implements LogStorage {
         this.putMeta('members', members)
       },
     }
-    try {
-      this.write(() => fn(txn))
-    } finally {
-      live = false
+    return {
+      txn,
+      end: () => {
+        live = false
+      },
+      commit: () => {
+        if (applied !== undefined) this.applied = applied
+        if (conf !== undefined) this.conf = conf
+        if (members !== undefined) this.memberBook = members
+      },
     }
-    if (applied !== undefined) this.applied = applied
-    if (conf !== undefined) this.conf = conf
-    if (members !== undefined) this.memberBook = members
   }
 
   /** get returns a copy of the value stored under key, or undefined. */
