@@ -17,8 +17,20 @@ export interface Member {
   conf: ConfState
 }
 
+/** ELECTION_TICKS is the cores' default minimum election timeout (RaftConfig.electionTicks). */
+export const ELECTION_TICKS = 10
+
 /** HarnessOptions tunes every member's configuration. */
 export type HarnessOptions = Partial<Omit<RaftConfig, 'id' | 'initial'>>
+
+/** ReadyHooks watch one Ready loop of Harness.process, in the contract's order: persist, then
+ * send, then apply, then advance. */
+export interface ReadyHooks {
+  /** send sees each message once the Ready's state and entries are persisted, before it is sent. */
+  send?: (msg: Message, m: Member) => void
+  /** apply sees each committed entry before the member applies it. */
+  apply?: (e: Entry, m: Member) => void
+}
 
 /** Harness is a cluster of members joined by a perfect, in-order network. */
 export class Harness {
@@ -110,8 +122,9 @@ export class Harness {
     this.members.set(id, { ...old, raft })
   }
 
-  /** process runs one Ready loop on a member; returns whether it had work. */
-  process(id: NodeId): boolean {
+  /** process runs one Ready loop on a member; returns whether it had work. hooks, if given,
+   * watch the loop between its steps. */
+  process(id: NodeId, hooks: ReadyHooks = {}): boolean {
     const m = this.member(id)
     const rd: Ready | undefined = m.raft.ready()
     if (!rd) return false
@@ -122,10 +135,12 @@ export class Harness {
     }
     m.storage.append(rd.entries)
     for (const msg of rd.messages) {
+      hooks.send?.(msg, m)
       this.sent.push(msg)
       if (!this.drop(msg)) this.queue.push(msg)
     }
     for (const e of rd.committedEntries) {
+      hooks.apply?.(e, m)
       if (e.type === 'conf') m.conf = m.raft.applyConfChange(decodeConfChange(e.data))
       m.applied.push(e)
     }
@@ -199,4 +214,35 @@ export class Harness {
       .applied.filter((e) => e.type === 'normal' && e.data.byteLength > 0)
       .map((e) => new TextDecoder().decode(e.data))
   }
+}
+
+/** cut is a drop filter (for Harness.drop) that loses every message to or from the given
+ * members, cutting them off from the rest. */
+export function cut(...ids: NodeId[]): (m: Message) => boolean {
+  return (m) => ids.includes(m.from) || ids.includes(m.to)
+}
+
+/** tickUntil ticks the given members one tick at a time, stabilizing in between, until cond
+ * holds; returns the ticks it took, or throws after max. */
+export function tickUntil(
+  h: Harness,
+  ids: readonly NodeId[],
+  cond: () => boolean,
+  max = 500,
+): number {
+  for (let i = 1; i <= max; i++) {
+    for (const id of ids) h.raft(id).tick()
+    h.stabilize()
+    if (cond()) return i
+  }
+  throw new Error(`condition not reached within ${max} ticks`)
+}
+
+/** cluster starts members 1, 2 and 3, elects 1 and has every member apply one entry, 'a'. */
+export function cluster(options: HarnessOptions = {}): Harness {
+  const h = new Harness(['1', '2', '3'], options)
+  h.elect('1')
+  h.propose('1', 'a')
+  h.stabilize()
+  return h
 }

@@ -5,18 +5,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AssertionError } from '../base/index.ts'
 import { RaftLog } from './log.ts'
+import { ents } from './lone.test-helper.ts'
 import { MemoryStorage } from './storage.ts'
-import type { Entry } from './types.ts'
 
 const CONF = { voters: ['1'], learners: [] }
-
-function entry(index: number, term: number): Entry {
-  return { index, term, type: 'normal', data: new TextEncoder().encode(`${index}@${term}`) }
-}
-
-function ents(first: number, terms: number[]): Entry[] {
-  return terms.map((t, i) => entry(first + i, t))
-}
 
 /** logOf builds a log whose storage holds a snapshot at (snapIndex, snapTerm) and the given
  * stable entries after it; committed and applied default to the snapshot index. */

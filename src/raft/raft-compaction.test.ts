@@ -3,65 +3,16 @@
 // plus log, a snapshot racing with appends, and retries of a lost snapshot transfer.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { SeededRng } from '../base/index.ts'
-import { Harness } from './harness.test-helper.ts'
-import { Raft, type Ready } from './raft.ts'
-import { bootstrapSnapshot, MemoryStorage } from './storage.ts'
-import type { AppendResponse, Entry, Message, NodeId, SnapshotMessage } from './types.ts'
+import { cluster, cut, Harness } from './harness.test-helper.ts'
+import { app, appResponses, drain, entry, lone } from './lone.test-helper.ts'
+import type { Message, NodeId, SnapshotMessage } from './types.ts'
 
 // ------------------------------------------------------------------ helpers
-
-interface Lone {
-  raft: Raft
-  storage: MemoryStorage
-}
-
-/** follower builds member 1 of {1,2,3} holding entries 2.. of the given terms, term `term`. */
-function follower(logTerms: number[], term = Math.max(1, ...logTerms)): Lone {
-  const snap = bootstrapSnapshot(['1', '2', '3'])
-  const storage = new MemoryStorage(snap)
-  storage.append(logTerms.map((t, i) => entry(i + 2, t)))
-  const raft = new Raft(
-    { id: '1', initial: { hardState: { term, vote: '', commit: 1 }, applied: 1, conf: snap.conf } },
-    storage,
-    new SeededRng(1),
-  )
-  return { raft, storage }
-}
-
-function entry(index: number, term: number): Entry {
-  return { index, term, type: 'normal', data: new TextEncoder().encode(`${index}@${term}`) }
-}
-
-function drain(n: Lone): Ready[] {
-  const out: Ready[] = []
-  for (let rd = n.raft.ready(); rd; rd = n.raft.ready()) {
-    if (rd.snapshot) n.storage.applySnapshot(rd.snapshot)
-    n.storage.append(rd.entries)
-    out.push(rd)
-    n.raft.advance(rd)
-  }
-  return out
-}
 
 const CONF = { voters: ['1', '2', '3'], learners: [] }
 
 function snap(index: number, term: number, msgTerm = term): SnapshotMessage {
   return { type: 'snap', from: '2', to: '1', term: msgTerm, snapshot: { index, term, conf: CONF } }
-}
-
-function app(index: number, logTerm: number, entries: Entry[], commit: number, term = 2): Message {
-  return { type: 'app', from: '2', to: '1', term, index, logTerm, entries, commit }
-}
-
-function acks(readies: readonly Ready[]): AppendResponse[] {
-  return readies
-    .flatMap((rd) => rd.messages)
-    .filter((m): m is AppendResponse => m.type === 'appResp')
-}
-
-function cut(...ids: NodeId[]): (m: Message) => boolean {
-  return (m) => ids.includes(m.from) || ids.includes(m.to)
 }
 
 function snapsTo(h: Harness, to: NodeId): SnapshotMessage[] {
@@ -131,8 +82,8 @@ test('§7 a follower behind the compacted point receives a snapshot, installs it
 })
 
 test('§7 a stale or duplicate snapshot is ignored', () => {
-  const n = follower([2, 2, 2, 2, 2], 2) // 2..6
-  n.raft.step(app(6, 2, [], 5))
+  const n = lone({ logTerms: [2, 2, 2, 2, 2], term: 2 }) // 2..6
+  n.raft.step(app('2', '1', 2, 6, 2, [], 5))
   drain(n)
   assert.equal(n.raft.status().commit, 5)
   n.raft.step(snap(4, 2)) // older than what we have committed
@@ -143,7 +94,7 @@ test('§7 a stale or duplicate snapshot is ignored', () => {
   assert.equal(n.storage.snapshot().index, 1)
   assert.equal(n.raft.status().lastIndex, 6)
   assert.deepEqual(
-    acks(readies).map((m) => [m.reject, m.index]),
+    appResponses(readies).map((m) => [m.reject, m.index]),
     [
       [false, 5],
       [false, 5],
@@ -153,8 +104,8 @@ test('§7 a stale or duplicate snapshot is ignored', () => {
 })
 
 test('§7 a snapshot older than the follower own compacted log is ignored', () => {
-  const n = follower([2, 2, 2, 2, 2, 2, 2, 2, 2], 2) // 2..10
-  n.raft.step(app(10, 2, [], 10))
+  const n = lone({ logTerms: [2, 2, 2, 2, 2, 2, 2, 2, 2], term: 2 }) // 2..10
+  n.raft.step(app('2', '1', 2, 10, 2, [], 10))
   drain(n) // committed and applied up to 10
   n.storage.compact(10, CONF) // the follower took its own snapshot
   n.raft.step(snap(6, 2)) // index 6 is compacted away here: its term is unknown
@@ -171,7 +122,7 @@ test('§7 a snapshot older than the follower own compacted log is ignored', () =
 })
 
 test('§7 a snapshot whose last entry is in the follower log keeps the suffix after it', () => {
-  const n = follower([2, 2, 2, 2, 2], 2) // 2..6, nothing committed past 1
+  const n = lone({ logTerms: [2, 2, 2, 2, 2], term: 2 }) // 2..6, nothing committed past 1
   n.raft.step(snap(4, 2))
   const readies = drain(n)
   assert.ok(
@@ -181,13 +132,13 @@ test('§7 a snapshot whose last entry is in the follower log keeps the suffix af
   assert.equal(n.raft.status().lastIndex, 6, 'entries 5 and 6 are kept')
   assert.equal(n.raft.status().commit, 4, 'the snapshot proves 4 committed')
   assert.deepEqual(
-    acks(readies).map((m) => m.index),
+    appResponses(readies).map((m) => m.index),
     [4],
   )
 })
 
 test('§7 a snapshot that conflicts with or passes the follower log replaces the whole log', () => {
-  const n = follower([2, 2, 2, 2, 2], 2) // 2..6 of term 2
+  const n = lone({ logTerms: [2, 2, 2, 2, 2], term: 2 }) // 2..6 of term 2
   n.raft.step(snap(5, 3, 3)) // index 5 has term 3 in the leader's history, not 2
   const readies = drain(n)
   const installed = readies.map((rd) => rd.snapshot).filter((s) => s !== undefined)
@@ -197,7 +148,7 @@ test('§7 a snapshot that conflicts with or passes the follower log replaces the
   const s = n.raft.status()
   assert.deepEqual([s.commit, s.applied, s.lastIndex], [5, 5, 5])
   assert.deepEqual(
-    acks(readies).map((m) => m.index),
+    appResponses(readies).map((m) => m.index),
     [5],
   )
   assert.ok(
@@ -237,10 +188,7 @@ test('§7 a restart restores the latest snapshot, then the log after it', () => 
 })
 
 test('§7 a restart with everything compacted rebuilds from the snapshot alone', () => {
-  const h = new Harness(['1', '2', '3'])
-  h.elect('1')
-  h.propose('1', 'a')
-  h.stabilize()
+  const h = cluster()
   const m = h.member('3')
   const last = m.raft.status().lastIndex
   m.storage.compact(last, m.conf)
@@ -255,10 +203,10 @@ test('§7 a restart with everything compacted rebuilds from the snapshot alone',
 // ------------------------------------------------------------------ racing
 
 test('§7 (trap) a snapshot racing with appends does not move the log backwards', () => {
-  const n = follower([], 1)
+  const n = lone({ logTerms: [], term: 1 })
   n.raft.step(snap(5, 2))
   // Appends after the snapshot arrive before the host has even persisted it...
-  n.raft.step(app(5, 2, [entry(6, 2), entry(7, 2)], 7))
+  n.raft.step(app('2', '1', 2, 5, 2, [entry(6, 2), entry(7, 2)], 7))
   // ...and a delayed copy of the same snapshot arrives after them.
   n.raft.step(snap(5, 2))
   const readies = drain(n)

@@ -3,64 +3,19 @@
 // members are driven with crafted messages; multi-node flows use the harness.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { SeededRng } from '../base/index.ts'
-import { Harness } from './harness.test-helper.ts'
-import { Raft, type RaftConfig, type Ready } from './raft.ts'
-import { bootstrapSnapshot, MemoryStorage } from './storage.ts'
-import type { Entry, Message, NodeId, VoteResponse } from './types.ts'
+import { cluster, cut, ELECTION_TICKS, Harness, tickUntil } from './harness.test-helper.ts'
+import {
+  blankEntry,
+  drain,
+  lone,
+  messagesOf,
+  type Lone,
+  type LoneOptions,
+} from './lone.test-helper.ts'
+import type { Raft } from './raft.ts'
+import type { Message, NodeId, VoteResponse } from './types.ts'
 
 // ------------------------------------------------------------------ helpers
-
-interface Lone {
-  raft: Raft
-  storage: MemoryStorage
-}
-
-interface LoneOptions extends Partial<Omit<RaftConfig, 'id' | 'initial'>> {
-  id?: NodeId
-  voters?: NodeId[]
-  /** terms of the entries after the bootstrap snapshot (index 1), from index 2 on */
-  logTerms?: number[]
-  term?: number
-  vote?: NodeId
-  seed?: number
-}
-
-/** lone builds one member whose log and hard state are given; nothing is committed past 1. */
-function lone(o: LoneOptions = {}): Lone {
-  const { id = '1', voters = ['1', '2', '3'], logTerms = [], term, vote = '', seed = 1 } = o
-  const { id: _i, voters: _v, logTerms: _l, term: _t, vote: _o, seed: _s, ...config } = o
-  const snap = bootstrapSnapshot(voters)
-  const storage = new MemoryStorage(snap)
-  storage.append(logTerms.map((t, i) => entry(i + 2, t)))
-  const hardState = { term: term ?? Math.max(1, ...logTerms), vote, commit: 1 }
-  const raft = new Raft(
-    { ...config, id, initial: { hardState, applied: 1, conf: snap.conf } },
-    storage,
-    new SeededRng(seed),
-  )
-  return { raft, storage }
-}
-
-function entry(index: number, term: number): Entry {
-  return { index, term, type: 'normal', data: new Uint8Array(0) }
-}
-
-/** drain runs the Ready loop of a lone member (persist, then advance) and returns the Readies. */
-function drain(n: Lone): Ready[] {
-  const out: Ready[] = []
-  for (let rd = n.raft.ready(); rd; rd = n.raft.ready()) {
-    if (rd.snapshot) n.storage.applySnapshot(rd.snapshot)
-    n.storage.append(rd.entries)
-    out.push(rd)
-    n.raft.advance(rd)
-  }
-  return out
-}
-
-function messagesOf(readies: readonly Ready[]): Message[] {
-  return readies.flatMap((rd) => rd.messages)
-}
 
 function voteReq(
   from: NodeId,
@@ -113,27 +68,10 @@ function leaderOf(o: LoneOptions = {}): Lone {
   return n
 }
 
-/** isolate drops every message to or from the given members. */
-function isolate(...ids: NodeId[]): (m: Message) => boolean {
-  return (m) => ids.includes(m.from) || ids.includes(m.to)
-}
-
-/** tickUntil ticks the given members one tick at a time, stabilizing in between, until cond. */
-function tickUntil(h: Harness, ids: readonly NodeId[], cond: () => boolean, max = 500): number {
-  for (let i = 1; i <= max; i++) {
-    for (const id of ids) h.raft(id).tick()
-    h.stabilize()
-    if (cond()) return i
-  }
-  throw new Error(`condition not reached within ${max} ticks`)
-}
-
 /** removalNeverCommitsOn lets `id` receive the append carrying a conf entry and nothing else. */
 function removalNeverCommitsOn(id: NodeId): (m: Message) => boolean {
   return (m) => m.to === id && !(m.type === 'app' && m.entries.some((e) => e.type === 'conf'))
 }
-
-const ELECTION_TICKS = 10
 
 // ------------------------------------------------------------------ §5.2 basic election
 
@@ -216,7 +154,7 @@ test('§5.2 a candidate refused by a majority goes back to follower in the same 
 
 test('§5.2 a split vote times out and a new election at a higher term elects one leader', () => {
   const h = new Harness(['1', '2', '3'])
-  h.drop = isolate('3')
+  h.drop = cut('3')
   h.raft('1').campaign()
   h.raft('2').campaign()
   h.stabilize()
@@ -276,7 +214,7 @@ test('§5.2 becoming a follower of a new term re-draws the election timeout', ()
 test('§5.2 a refused vote does not reset the election timer (trap: a node never campaigns)', () => {
   // Three identical members (same seed, same log). One refuses a stale candidate after 5
   // ticks; one grants an up-to-date candidate after 5 ticks. Only the grant may delay it.
-  const opts: LoneOptions = { preVote: false, logTerms: [2, 2], term: 2 }
+  const opts: LoneOptions = { preVote: false, logTerms: [2, 2], term: 2, makeEntry: blankEntry }
   const control = lone(opts)
   const refusing = lone(opts)
   const granting = lone(opts)
@@ -346,7 +284,7 @@ test('§5.1 a reply with a higher term makes a leader or candidate a follower of
 })
 
 test('§5.1 a vote request with a higher term raises the term even when the vote is refused', () => {
-  const n = lone({ logTerms: [2, 2], term: 2 })
+  const n = lone({ logTerms: [2, 2], term: 2, makeEntry: blankEntry })
   n.raft.step(voteReq('2', '1', 6, 1, 1)) // stale log
   const resp = voteResponses(messagesOf(drain(n)))
   assert.equal(resp[0]?.reject, true)
@@ -421,7 +359,7 @@ test('§5.4.1 a vote is granted only to a candidate whose log is at least as up 
     { index: 9, logTerm: 2, granted: false, why: 'lower last term, longer' },
   ]
   for (const c of cases) {
-    const n = lone({ logTerms: [2, 3], term: 3 })
+    const n = lone({ logTerms: [2, 3], term: 3, makeEntry: blankEntry })
     n.raft.step(voteReq('2', '1', 4, c.index, c.logTerm))
     const resp = voteResponses(messagesOf(drain(n)))
     assert.equal(resp.length, 1, c.why)
@@ -433,7 +371,7 @@ test('§5.4.1 a vote is granted only to a candidate whose log is at least as up 
 test('§5.4.1 a member with a stale log cannot become leader', () => {
   const h = new Harness(['1', '2', '3'], { preVote: false, checkQuorum: false })
   h.elect('1')
-  h.drop = isolate('3')
+  h.drop = cut('3')
   h.propose('1', 'a')
   h.stabilize()
   h.drop = () => false
@@ -489,7 +427,7 @@ test('§9.6 a pre-vote binds nothing: the voter keeps its term and its vote free
 })
 
 test('§9.6 a pre-candidate with a stale log is refused and no term rises', () => {
-  const n = lone({ logTerms: [2, 2], term: 2 })
+  const n = lone({ logTerms: [2, 2], term: 2, makeEntry: blankEntry })
   n.raft.step(voteReq('2', '1', 3, 1, 1, 'preVote'))
   const resp = voteResponses(messagesOf(drain(n)))
   assert.equal(resp[0]?.type, 'preVoteResp')
@@ -525,12 +463,9 @@ test('§9.6 a member that still hears its leader does not grant a pre-vote', () 
 })
 
 test('§9.6 a partitioned member that rejoins does not disturb a healthy leader', () => {
-  const h = new Harness(['1', '2', '3'])
-  h.elect('1')
-  h.propose('1', 'a')
-  h.stabilize()
+  const h = cluster()
   const term = h.raft('1').status().term
-  h.drop = isolate('3')
+  h.drop = cut('3')
   h.tickAll(10 * ELECTION_TICKS)
   assert.equal(h.raft('3').status().term, term, 'pre-vote kept the isolated term from rising')
   assert.ok(
@@ -547,12 +482,9 @@ test('§9.6 a partitioned member that rejoins does not disturb a healthy leader'
 })
 
 test('§9.6 without pre-vote the same rejoin does disrupt the leader (the test above can fail)', () => {
-  const h = new Harness(['1', '2', '3'], { preVote: false, checkQuorum: false })
-  h.elect('1')
-  h.propose('1', 'a')
-  h.stabilize()
+  const h = cluster({ preVote: false, checkQuorum: false })
   const term = h.raft('1').status().term
-  h.drop = isolate('3')
+  h.drop = cut('3')
   h.tickAll(10 * ELECTION_TICKS)
   assert.ok(h.raft('3').status().term > term, 'the isolated member raised its term')
   h.drop = () => false
@@ -565,7 +497,7 @@ test('§9.6 without pre-vote the same rejoin does disrupt the leader (the test a
 test('check-quorum: a leader cut off from a majority steps down within two election timeouts', () => {
   const h = new Harness(['1', '2', '3'])
   h.elect('1')
-  h.drop = isolate('1')
+  h.drop = cut('1')
   // The first check after the cut may still count replies heard before it.
   let ticks = 0
   while (h.raft('1').status().role === 'leader') {
@@ -583,7 +515,7 @@ test('check-quorum: a leader that hears from a majority keeps leading', () => {
   const h = new Harness(['1', '2', '3'])
   h.elect('1')
   const term = h.raft('1').status().term
-  h.drop = isolate('3') // one follower down still leaves a majority
+  h.drop = cut('3') // one follower down still leaves a majority
   h.tickAll(20 * ELECTION_TICKS)
   assert.deepEqual(h.leaders(), ['1'])
   assert.equal(h.raft('1').status().term, term)
@@ -592,7 +524,7 @@ test('check-quorum: a leader that hears from a majority keeps leading', () => {
 test('check-quorum off: a leader cut off keeps believing it leads (contrast)', () => {
   const h = new Harness(['1', '2', '3'], { checkQuorum: false })
   h.elect('1')
-  h.drop = isolate('1')
+  h.drop = cut('1')
   h.tick('1', 5 * ELECTION_TICKS)
   h.stabilize()
   assert.equal(h.raft('1').status().role, 'leader')

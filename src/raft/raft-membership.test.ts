@@ -4,15 +4,11 @@
 // a leader that removes itself leads until the change applies, then steps down.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Harness } from './harness.test-helper.ts'
-import type { ConfChange, Message, NodeId } from './types.ts'
+import { cluster, cut, Harness, tickUntil } from './harness.test-helper.ts'
+import type { ConfChange, NodeId } from './types.ts'
 import { decodeConfChange } from './types.ts'
 
 // ------------------------------------------------------------------ helpers
-
-function cut(...ids: NodeId[]): (m: Message) => boolean {
-  return (m) => ids.includes(m.from) || ids.includes(m.to)
-}
 
 function change(h: Harness, leader: NodeId, cc: ConfChange): number {
   const r = h.raft(leader).proposeConfChange(cc)
@@ -21,16 +17,7 @@ function change(h: Harness, leader: NodeId, cc: ConfChange): number {
   return r.index
 }
 
-function tickUntil(h: Harness, ids: readonly NodeId[], cond: () => boolean, max = 500): void {
-  for (let i = 1; i <= max; i++) {
-    for (const id of ids) h.raft(id).tick()
-    h.stabilize()
-    if (cond()) return
-  }
-  throw new Error(`condition not reached within ${max} ticks`)
-}
-
-/** confEntries lists the conf changes a member applied from its log. */
+/** appliedChanges lists the conf changes a member applied from its log. */
 function appliedChanges(h: Harness, id: NodeId): ConfChange[] {
   return h
     .member(id)
@@ -41,10 +28,7 @@ function appliedChanges(h: Harness, id: NodeId): ConfChange[] {
 // ------------------------------------------------------------------ learners
 
 test('§4.2.1 a new server joins as a learner, receives the log and applies what others applied', () => {
-  const h = new Harness(['1', '2', '3'])
-  h.elect('1')
-  h.propose('1', 'a')
-  h.stabilize()
+  const h = cluster()
   h.addEmpty('4')
   change(h, '1', { type: 'addLearner', node: '4' })
   h.propose('1', 'b')
@@ -283,10 +267,7 @@ test('§4.2.1 a joining server with an empty log receives a snapshot and learns 
 })
 
 test('§4.2.1 without compaction a joining server gets the bootstrap snapshot then the log', () => {
-  const h = new Harness(['1', '2', '3'])
-  h.elect('1')
-  h.propose('1', 'a')
-  h.stabilize()
+  const h = cluster()
   h.addEmpty('4')
   change(h, '1', { type: 'addLearner', node: '4' })
   h.tick('1') // the next heartbeat reaches the newcomer, whose reply starts its catch-up

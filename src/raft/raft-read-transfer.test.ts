@@ -2,24 +2,10 @@
 // the trap of matching replies by arrival order instead of by term and index.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Harness } from './harness.test-helper.ts'
+import { cluster, cut, ELECTION_TICKS, Harness } from './harness.test-helper.ts'
 import type { AppendResponse, Message, NodeId } from './types.ts'
 
 // ------------------------------------------------------------------ helpers
-
-const ELECTION_TICKS = 10
-
-function cut(...ids: NodeId[]): (m: Message) => boolean {
-  return (m) => ids.includes(m.from) || ids.includes(m.to)
-}
-
-function cluster(): Harness {
-  const h = new Harness(['1', '2', '3'])
-  h.elect('1')
-  h.propose('1', 'a')
-  h.stabilize()
-  return h
-}
 
 function appResps(msgs: readonly Message[], from: NodeId): AppendResponse[] {
   return msgs.filter((m): m is AppendResponse => m.type === 'appResp' && m.from === from)
@@ -108,10 +94,7 @@ test('§6.4 no read is released before the leader commits an entry of its term',
 
 test('§6.4 a leader cut off in a minority never releases a read', () => {
   for (const checkQuorum of [true, false]) {
-    const h = new Harness(['1', '2', '3'], { checkQuorum })
-    h.elect('1')
-    h.propose('1', 'a')
-    h.stabilize()
+    const h = cluster({ checkQuorum })
     h.drop = cut('1')
     h.raft('1').readIndex('r')
     // The majority moves on: a new leader commits a write the old one has not seen.

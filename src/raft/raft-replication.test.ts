@@ -3,104 +3,23 @@
 // the follower's commit rule and terms on appends and their replies.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { SeededRng } from '../base/index.ts'
-import { Harness } from './harness.test-helper.ts'
-import { Raft, type RaftConfig, type Ready } from './raft.ts'
-import { bootstrapSnapshot, MemoryStorage } from './storage.ts'
-import type { AppendMessage, AppendResponse, Entry, Message, NodeId } from './types.ts'
+import { cut, Harness, tickUntil } from './harness.test-helper.ts'
+import { app, appResponses, drain, ents, lone } from './lone.test-helper.ts'
+import type { Ready } from './raft.ts'
+import type { MemoryStorage } from './storage.ts'
+import type { AppendMessage, Entry, Message, NodeId } from './types.ts'
 
 // ------------------------------------------------------------------ helpers
-
-interface Lone {
-  raft: Raft
-  storage: MemoryStorage
-}
-
-interface LoneOptions extends Partial<Omit<RaftConfig, 'id' | 'initial'>> {
-  id?: NodeId
-  voters?: NodeId[]
-  /** terms of the entries after the bootstrap snapshot (index 1), from index 2 on */
-  logTerms?: number[]
-  term?: number
-}
-
-function lone(o: LoneOptions = {}): Lone {
-  const { id = '1', voters = ['1', '2', '3'], logTerms = [], term } = o
-  const { id: _i, voters: _v, logTerms: _l, term: _t, ...config } = o
-  const snap = bootstrapSnapshot(voters)
-  const storage = new MemoryStorage(snap)
-  storage.append(logTerms.map((t, i) => entry(i + 2, t)))
-  const hardState = { term: term ?? Math.max(1, ...logTerms), vote: '', commit: 1 }
-  const raft = new Raft(
-    { ...config, id, initial: { hardState, applied: 1, conf: snap.conf } },
-    storage,
-    new SeededRng(1),
-  )
-  return { raft, storage }
-}
-
-/** entry builds an entry whose data names its index and term, so equal data means equal entry. */
-function entry(index: number, term: number): Entry {
-  return { index, term, type: 'normal', data: new TextEncoder().encode(`${index}@${term}`) }
-}
-
-function ents(first: number, terms: number[]): Entry[] {
-  return terms.map((t, i) => entry(first + i, t))
-}
-
-function drain(n: Lone): Ready[] {
-  const out: Ready[] = []
-  for (let rd = n.raft.ready(); rd; rd = n.raft.ready()) {
-    if (rd.snapshot) n.storage.applySnapshot(rd.snapshot)
-    n.storage.append(rd.entries)
-    out.push(rd)
-    n.raft.advance(rd)
-  }
-  return out
-}
-
-function app(
-  from: NodeId,
-  to: NodeId,
-  term: number,
-  index: number,
-  logTerm: number,
-  entries: Entry[],
-  commit: number,
-): AppendMessage {
-  return { type: 'app', from, to, term, index, logTerm, entries, commit }
-}
-
-function appResponses(readies: readonly Ready[]): AppendResponse[] {
-  return readies
-    .flatMap((rd) => rd.messages)
-    .filter((m): m is AppendResponse => m.type === 'appResp')
-}
 
 function persistedEntries(readies: readonly Ready[]): Entry[] {
   return readies.flatMap((rd) => rd.entries)
 }
 
-/** logTerms lists the terms of a storage's entries from firstIndex on. */
+/** storedTerms lists the terms of a storage's entries from firstIndex on. */
 function storedTerms(s: MemoryStorage): number[] {
   const out: number[] = []
   for (let i = s.firstIndex(); i <= s.lastIndex(); i++) out.push(s.term(i) ?? -1)
   return out
-}
-
-function isolate(...ids: NodeId[]): (m: Message) => boolean {
-  return (m) => ids.includes(m.from) || ids.includes(m.to)
-}
-
-const cut = isolate
-
-function tickUntil(h: Harness, ids: readonly NodeId[], cond: () => boolean, max = 500): void {
-  for (let i = 1; i <= max; i++) {
-    for (const id of ids) h.raft(id).tick()
-    h.stabilize()
-    if (cond()) return
-  }
-  throw new Error(`condition not reached within ${max} ticks`)
 }
 
 function appsTo(msgs: readonly Message[], to: NodeId): AppendMessage[] {
@@ -248,7 +167,7 @@ test('§5.1 an append from an older term is refused and answered with the newer 
 test('§5.1 a stale leader steps down when a reply carries a newer term (trap)', () => {
   const h = new Harness(['1', '2', '3'])
   h.elect('1')
-  h.drop = isolate('1')
+  h.drop = cut('1')
   tickUntil(h, ['2', '3'], () => h.leaders().some((id) => id !== '1'))
   const newLeader = h.leaders().find((id) => id !== '1')
   assert.ok(newLeader)
@@ -279,7 +198,7 @@ test('§5.3 fast backtracking repairs a long divergence in O(terms) round trips,
   const base = h.raft('1').status().lastIndex
 
   // 1 leads alone and gathers DIVERGED entries of its term that never commit.
-  h.drop = isolate('1')
+  h.drop = cut('1')
   for (let i = 0; i < DIVERGED; i++) h.propose('1', `lost ${i}`)
   h.stabilize()
   assert.equal(h.raft('1').status().lastIndex, base + DIVERGED)

@@ -5,11 +5,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { SeededRng } from '../base/index.ts'
-import { Harness, type HarnessOptions } from './harness.test-helper.ts'
-import { Raft, type TestOnlyBugs } from './raft.ts'
-import { bootstrapSnapshot, MemoryStorage } from './storage.ts'
+import { cut, Harness, type HarnessOptions } from './harness.test-helper.ts'
+import { lone } from './lone.test-helper.ts'
+import type { TestOnlyBugs } from './raft.ts'
 import type { Message, NodeId } from './types.ts'
-import { decodeConfChange } from './types.ts'
 
 // ------------------------------------------------------------------ helpers
 
@@ -49,11 +48,6 @@ function campaignUntilLeader(
   }
   throw new Error(`${id} did not win`)
 }
-
-const cut =
-  (...ids: NodeId[]) =>
-  (m: Message): boolean =>
-    ids.includes(m.from) || ids.includes(m.to)
 
 // ------------------------------------------------------------------ Figure 8
 
@@ -167,17 +161,7 @@ test('§5.4.2 Figure 8 (e): once an entry of its term is on a majority, the old 
 // ------------------------------------------------------------------ the new leader's entry
 
 test('§5.4.2 a new leader appends an empty entry of its term at once', () => {
-  const snap = bootstrapSnapshot(['1', '2', '3'])
-  const storage = new MemoryStorage(snap)
-  const raft = new Raft(
-    {
-      id: '1',
-      preVote: false,
-      initial: { hardState: { term: 1, vote: '', commit: 1 }, applied: 1, conf: snap.conf },
-    },
-    storage,
-    new SeededRng(1),
-  )
+  const { raft } = lone({ preVote: false })
   raft.campaign()
   raft.step({ type: 'voteResp', from: '2', to: '1', term: 2, reject: false })
   const rd = raft.ready()
@@ -221,16 +205,7 @@ test('§5.4.2 the new leader commits its predecessor entries through its empty e
 // ------------------------------------------------------------------ persistence contract
 
 test('Persistence: a single-node leader commits its entry only after advance() made it durable', () => {
-  const snap = bootstrapSnapshot(['1'])
-  const storage = new MemoryStorage(snap)
-  const raft = new Raft(
-    {
-      id: '1',
-      initial: { hardState: { term: 1, vote: '', commit: 1 }, applied: 1, conf: snap.conf },
-    },
-    storage,
-    new SeededRng(1),
-  )
+  const { raft, storage } = lone({ voters: ['1'] })
   raft.campaign()
   for (let rd = raft.ready(); rd; rd = raft.ready()) {
     storage.append(rd.entries)
@@ -304,9 +279,9 @@ test('Persistence: a follower acknowledges entries in the same Ready that persis
   h.raft('2').advance(rd)
 })
 
-// A faithful Ready loop (the harness's, in the contract's order) that checks, at each step,
-// that nothing leaves a member before what it depends on is durable, and that nothing is
-// applied before it is durable on a majority.
+// The harness's own Ready loop (in the contract's order), watched by hooks that check, at
+// each step, that nothing leaves a member before what it depends on is durable, and that
+// nothing is applied before it is durable on a majority.
 interface Checker {
   violations: string[]
   applied: Map<number, string>
@@ -317,62 +292,48 @@ function entryKey(term: number, data: Uint8Array): string {
 }
 
 function processChecked(h: Harness, id: NodeId, c: Checker): boolean {
-  const m = h.member(id)
-  const rd = m.raft.ready()
-  if (!rd) return false
-  // 1. persist
-  if (rd.hardState) m.hardState = rd.hardState
-  if (rd.snapshot) {
-    m.storage.applySnapshot(rd.snapshot)
-    m.conf = rd.snapshot.conf
-  }
-  m.storage.append(rd.entries)
   const durable = (who: NodeId, index: number, term: number): boolean => {
     const s = h.member(who).storage
     if (index <= s.snapshot().index) return true
     return index <= s.lastIndex() && s.term(index) === term
   }
-  // 2. send: every message depends only on what is durable now
-  for (const msg of rd.messages) {
-    const where = `${msg.type} ${msg.from}->${msg.to} t${msg.term}`
-    if (msg.type !== 'preVote' && msg.type !== 'preVoteResp' && msg.term > m.hardState.term) {
-      c.violations.push(`${where}: term ${m.hardState.term} not yet durable`)
-    }
-    if (msg.type === 'voteResp' && !msg.reject && m.hardState.vote !== msg.to) {
-      c.violations.push(`${where}: vote not durable`)
-    }
-    if (msg.type === 'vote' && m.hardState.vote !== id) {
-      c.violations.push(`${where}: self-vote not durable`)
-    }
-    if (msg.type === 'app') {
-      for (const e of msg.entries) {
-        if (!durable(id, e.index, e.term)) c.violations.push(`${where}: entry ${e.index} unsynced`)
+  return h.process(id, {
+    // 1. persisted; 2. send: every message depends only on what is durable now
+    send: (msg, m) => {
+      const where = `${msg.type} ${msg.from}->${msg.to} t${msg.term}`
+      if (msg.type !== 'preVote' && msg.type !== 'preVoteResp' && msg.term > m.hardState.term) {
+        c.violations.push(`${where}: term ${m.hardState.term} not yet durable`)
       }
-    }
-    if (msg.type === 'appResp' && !msg.reject && msg.index > m.storage.lastIndex()) {
-      c.violations.push(`${where}: acks ${msg.index} past durable ${m.storage.lastIndex()}`)
-    }
-    h.sent.push(msg)
-    if (!h.drop(msg)) h.queue.push(msg)
-  }
-  // 3. apply: durable here and on a majority of voters; the same entry everywhere
-  for (const e of rd.committedEntries) {
-    const voters = m.conf.voters
-    const holders = voters.filter((v) => h.members.has(v) && durable(v, e.index, e.term))
-    if (!durable(id, e.index, e.term)) c.violations.push(`${id} applies ${e.index} unsynced`)
-    if (holders.length * 2 <= voters.length) {
-      c.violations.push(`${id} applies ${e.index} durable only on ${holders.join(',')}`)
-    }
-    const key = entryKey(e.term, e.data)
-    const seen = c.applied.get(e.index)
-    if (seen === undefined) c.applied.set(e.index, key)
-    else if (seen !== key) c.violations.push(`${id} applies ${key} at ${e.index}, others ${seen}`)
-    if (e.type === 'conf') m.conf = m.raft.applyConfChange(decodeConfChange(e.data))
-    m.applied.push(e)
-  }
-  m.readStates.push(...rd.readStates)
-  m.raft.advance(rd)
-  return true
+      if (msg.type === 'voteResp' && !msg.reject && m.hardState.vote !== msg.to) {
+        c.violations.push(`${where}: vote not durable`)
+      }
+      if (msg.type === 'vote' && m.hardState.vote !== id) {
+        c.violations.push(`${where}: self-vote not durable`)
+      }
+      if (msg.type === 'app') {
+        for (const e of msg.entries) {
+          if (!durable(id, e.index, e.term))
+            c.violations.push(`${where}: entry ${e.index} unsynced`)
+        }
+      }
+      if (msg.type === 'appResp' && !msg.reject && msg.index > m.storage.lastIndex()) {
+        c.violations.push(`${where}: acks ${msg.index} past durable ${m.storage.lastIndex()}`)
+      }
+    },
+    // 3. apply: durable here and on a majority of voters; the same entry everywhere
+    apply: (e, m) => {
+      const voters = m.conf.voters
+      const holders = voters.filter((v) => h.members.has(v) && durable(v, e.index, e.term))
+      if (!durable(id, e.index, e.term)) c.violations.push(`${id} applies ${e.index} unsynced`)
+      if (holders.length * 2 <= voters.length) {
+        c.violations.push(`${id} applies ${e.index} durable only on ${holders.join(',')}`)
+      }
+      const key = entryKey(e.term, e.data)
+      const seen = c.applied.get(e.index)
+      if (seen === undefined) c.applied.set(e.index, key)
+      else if (seen !== key) c.violations.push(`${id} applies ${key} at ${e.index}, others ${seen}`)
+    },
+  })
 }
 
 /** runRandom drives five members through seeded partitions, loss, ticks and proposals, then
