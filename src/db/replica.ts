@@ -3,6 +3,7 @@
 // send, apply, advance). On top it offers the database operations the HTTP layer needs:
 // put through Raft, a linearizable read barrier, membership changes and leadership transfer.
 // It does not speak HTTP and does not forward to the leader; the server does that.
+import { randomBytes } from 'node:crypto'
 import { pack, unpack } from 'msgpackr'
 import type { Logger } from 'pino'
 import { SeededRng } from '../base/index.ts'
@@ -20,7 +21,7 @@ import {
 } from '../raft/index.ts'
 import type { ApplyTxn, LmdbStore, MemberAddress } from '../storage/index.ts'
 import type { IncomingSnapshot, SnapshotSource, Transport } from '../transport/transport.ts'
-import { UnavailableError } from '../protocol/index.ts'
+import { BadRequestError, UnavailableError } from '../protocol/index.ts'
 import { decodePut, encodePut } from './command.ts'
 
 /** PutResult is what applying a put did: created it, found identical bytes, or other bytes. */
@@ -96,6 +97,8 @@ export class Replica {
   private readonly snapshotsInFlight = new Set<NodeId>()
   private readonly snapshotFailures = new Map<NodeId, number>()
   private readSeq = 0
+  // Distinguishes this process's ReadIndex ctx values from those of earlier runs.
+  private readonly incarnation = randomBytes(6).toString('base64url')
   private lastLeaderContactMs = 0
   private lastCompactedIndex: number
   private promotionInFlight = false
@@ -209,7 +212,7 @@ export class Replica {
   async readBarrier(timeoutMs = 3_000): Promise<void> {
     this.checkRunning()
     const deadline = Date.now() + timeoutMs
-    const ctx = `${this.id}:${++this.readSeq}`
+    const ctx = `${this.id}:${this.incarnation}:${++this.readSeq}`
     while (!this.raft.readIndex(ctx)) {
       await this.waitForLeader(deadline)
       this.checkRunning()
@@ -263,6 +266,9 @@ export class Replica {
     const r = this.raft.proposeConfChange(cc)
     if (!r.ok) {
       if (r.reason === 'not_leader') throw new NotLeaderError(this.raft.status().leader)
+      if (r.reason === 'invalid_conf_change') {
+        throw new BadRequestError('that change would leave the cluster without a voter')
+      }
       throw new UnavailableError(
         r.reason === 'conf_change_pending'
           ? 'another membership change is in progress; retry'
@@ -465,7 +471,7 @@ export class Replica {
       for (const e of entries) {
         if (e.type === 'conf') {
           const cc = decodeConfChange(e.data)
-          const conf: ConfState = this.raft.applyConfChange(cc)
+          const conf: ConfState = this.raft.applyConfChange(cc, e.index)
           txn.setConf(conf)
           this.applyMemberAddress(cc, conf)
           txn.setMembers(this.members)

@@ -141,7 +141,7 @@ export class Harness {
     }
     for (const e of rd.committedEntries) {
       hooks.apply?.(e, m)
-      if (e.type === 'conf') m.conf = m.raft.applyConfChange(decodeConfChange(e.data))
+      if (e.type === 'conf') m.conf = m.raft.applyConfChange(decodeConfChange(e.data), e.index)
       m.applied.push(e)
     }
     m.readStates.push(...rd.readStates)

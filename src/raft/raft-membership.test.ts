@@ -6,7 +6,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { cluster, cut, Harness, tickUntil } from './harness.test-helper.ts'
 import type { ConfChange, NodeId } from './types.ts'
-import { decodeConfChange } from './types.ts'
+import { decodeConfChange, encodeConfChange } from './types.ts'
+import { app, drain, lone } from './lone.test-helper.ts'
 
 // ------------------------------------------------------------------ helpers
 
@@ -284,4 +285,27 @@ test('§4.2.1 without compaction a joining server gets the bootstrap snapshot th
     'it learned its membership from the log',
   )
   assert.deepEqual(h.raft('4').status().conf.learners, ['4'])
+})
+
+test('§4.1 (trap) a snapshot restored while a conf entry is being applied keeps the snapshot configuration', () => {
+  const n = lone()
+  const cc = { type: 'conf' as const, data: encodeConfChange({ type: 'addLearner', node: '4' }) }
+  n.raft.step(app('2', '1', 2, 1, 1, [{ index: 2, term: 2, ...cc }], 2))
+  // The host takes the Ready that applies the conf entry, and before it finishes...
+  const rd = n.raft.ready()
+  assert.ok(rd)
+  assert.deepEqual(
+    rd.committedEntries.map((e) => e.index),
+    [2],
+  )
+  n.storage.append(rd.entries)
+  // ...a snapshot arrives in which 4 was already promoted.
+  const conf = { voters: ['1', '2', '3', '4'], learners: [] }
+  n.raft.step({ type: 'snap', from: '2', to: '1', term: 2, snapshot: { index: 10, term: 2, conf } })
+  // Applying the older entry must not turn 4 back into a learner.
+  const after = n.raft.applyConfChange(decodeConfChange(cc.data), 2)
+  n.raft.advance(rd)
+  drain(n)
+  assert.deepEqual(after, conf)
+  assert.deepEqual(n.raft.status().conf, conf)
 })

@@ -18,7 +18,7 @@ test('§6.4 the leader releases a read only after a heartbeat round acknowledged
   const commit = h.raft('1').status().commit
   assert.equal(h.raft('1').readIndex('r1'), true)
   h.process('1')
-  const beats = h.queue.filter((m) => m.type === 'heartbeat' && m.ctx === 'r1')
+  const beats = h.queue.filter((m) => m.type === 'heartbeat' && m.ctx !== '')
   assert.deepEqual(beats.map((m) => m.to).sort(), ['2', '3'])
   assert.deepEqual(h.member('1').readStates, [], 'the leader alone is no majority')
   // Only 2 answers: with the leader that makes two of three.
@@ -34,6 +34,23 @@ test('§6.4 the leader releases a read only after a heartbeat round acknowledged
   h.queue = held
   h.stabilize()
   assert.equal(h.member('1').readStates.length, 1)
+})
+
+test('§6.4 (trap) a delayed reply to an older round never confirms a read that reuses its ctx', () => {
+  const h = cluster()
+  assert.equal(h.raft('1').readIndex('same'), true)
+  h.stabilize()
+  assert.equal(h.member('1').readStates.length, 1)
+  const oldReplies = h.sent.filter((m) => m.type === 'heartbeatResp' && m.ctx !== '')
+  assert.ok(oldReplies.length >= 2)
+  // The followers are cut off; the requester reuses its ctx (as after a restart).
+  h.drop = cut('2', '3')
+  assert.equal(h.raft('1').readIndex('same'), true)
+  h.stabilize()
+  // The old round's replies arrive late: they must not confirm the new read.
+  for (const m of oldReplies) h.raft('1').step(m)
+  h.processAll()
+  assert.equal(h.member('1').readStates.length, 1, 'no read released without a fresh quorum')
 })
 
 test('§6.4 a read index is the commit index when the request arrived', () => {
@@ -318,4 +335,16 @@ test('(trap) an ack from an older term does not count toward commit', () => {
   }
   assert.ok(leader.status().commit < p.index)
   assert.ok((leader.status().progress.get('2')?.match ?? 0) < p.index)
+})
+
+test('§3.10 (trap) repeated transfer requests do not keep a cut-off leader from stepping down', () => {
+  const h = cluster()
+  h.drop = cut('1')
+  for (let i = 0; i < 3 * ELECTION_TICKS && h.raft('1').status().role === 'leader'; i++) {
+    h.raft('1').transferLeader(i % 2 === 0 ? '2' : '3')
+    h.raft('1').tick()
+    h.processAll()
+    h.queue = []
+  }
+  assert.notEqual(h.raft('1').status().role, 'leader', 'check-quorum still applies')
 })

@@ -85,7 +85,11 @@ export type ProposeResult =
   | {
       readonly ok: false
       readonly reason:
-        'not_leader' | 'transferring' | 'conf_change_pending' | 'too_many_uncommitted'
+        | 'not_leader'
+        | 'transferring'
+        | 'conf_change_pending'
+        | 'invalid_conf_change'
+        | 'too_many_uncommitted'
     }
 
 /** SoftState is volatile information about a member, for the host's information. */
@@ -157,6 +161,9 @@ export class Raft {
   private lead: NodeId = NONE
   // The applied configuration (etcd-style: a change takes effect when its entry is applied).
   private conf: ConfState
+  // The log index conf is as of: the last applied conf change or restored snapshot.
+  // Invariant: never decreases.
+  private confIndex: number
   private prs = new Map<NodeId, Progress>()
   private readonly votes = new Map<NodeId, boolean>()
   private msgs: Message[] = []
@@ -172,6 +179,10 @@ export class Raft {
   // ReadIndex requests that arrived before this leader committed an entry of its term.
   private pendingReadIndex: { ctx: string; from: NodeId }[] = []
   private needBroadcast = false
+  // Numbers this leader's ReadIndex heartbeat rounds.
+  private readRoundSeq = 0
+  // Ticks since a leadership transfer started (aborted after an election timeout).
+  private transferElapsed = 0
 
   private prevHardState: HardState
   private prevSoftState: SoftState | undefined
@@ -206,6 +217,7 @@ export class Raft {
     this.vote = hardState.vote
     this.prevHardState = hardState
     this.conf = conf
+    this.confIndex = applied
     this.becomeFollower(this.term, NONE)
   }
 
@@ -233,6 +245,10 @@ export class Raft {
     if (this.role === 'leader' && this.pendingConfIndex > this.log.applied) {
       return { ok: false, reason: 'conf_change_pending' }
     }
+    if (this.role === 'leader' && applyConfChangeTo(this.conf, cc).voters.length === 0) {
+      // Removing or demoting the last voter would leave a cluster that can never elect.
+      return { ok: false, reason: 'invalid_conf_change' }
+    }
     const result = this.proposeEntry('conf', encodeConfChange(cc))
     if (result.ok) this.pendingConfIndex = result.index
     return result
@@ -240,9 +256,14 @@ export class Raft {
 
   /**
    * applyConfChange makes a committed change take effect; the host calls it while applying the
-   * change's entry and persists the returned configuration with the applied index.
+   * change's entry at index and persists the returned configuration with the applied index.
+   * A change at or below the index the current configuration already covers (a snapshot
+   * restored while the entry was being applied) is ignored: the snapshot's configuration
+   * includes it.
    */
-  applyConfChange(cc: ConfChange): ConfState {
+  applyConfChange(cc: ConfChange, index: number): ConfState {
+    if (index <= this.confIndex) return this.conf
+    this.confIndex = index
     this.conf = applyConfChangeTo(this.conf, cc)
     this.syncProgress()
     if (this.role === 'leader') {
@@ -604,6 +625,8 @@ export class Raft {
           return
         }
       }
+    }
+    if (this.leadTransferee !== NONE && ++this.transferElapsed >= this.electionTicks) {
       // A transfer that did not finish within an election timeout is abandoned.
       this.leadTransferee = NONE
     }
@@ -864,6 +887,7 @@ export class Raft {
     }
     this.log.restore(s)
     this.conf = s.conf
+    this.confIndex = Math.max(this.confIndex, s.index)
     this.syncProgress()
     return true
   }
@@ -1002,8 +1026,12 @@ export class Raft {
     if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === 'probe')) return
     if (pr.state === 'probe') pr.becomeReplicate()
     else if (pr.state === 'snapshot') {
-      pr.becomeProbe()
-      if (pr.match + 1 >= this.log.firstIndex()) pr.becomeReplicate()
+      // Only once the follower can continue from our log; a late ack that still leaves it
+      // below our first index keeps waiting for the snapshot in flight.
+      if (pr.match + 1 >= this.log.firstIndex()) {
+        pr.becomeProbe()
+        pr.becomeReplicate()
+      }
     } else pr.inflights.freeLE(m.index)
 
     if (this.maybeCommit()) this.needBroadcast = true
@@ -1030,7 +1058,7 @@ export class Raft {
     const acks = this.readOnly.ack(m.ctx, m.from)
     if (!acks || !hasQuorum(this.conf.voters, (id) => acks.has(id))) return
     for (const read of this.readOnly.release(m.ctx))
-      this.answerRead(read.ctx, read.from, read.index)
+      this.answerRead(read.requestCtx, read.from, read.index)
   }
 
   /** handleReadIndex starts a read barrier at the current commit index (thesis §6.4). */
@@ -1045,8 +1073,12 @@ export class Raft {
       this.answerRead(ctx, from, index)
       return
     }
-    if (!this.readOnly.add(index, ctx, from, this.id)) return
-    this.broadcastHeartbeat(ctx)
+    // The heartbeat round carries an id of this leader's own, unique in its term, never the
+    // requester's ctx: a requester may reuse a ctx (after a restart, say), and a delayed reply
+    // to an older round must never confirm a new read.
+    const round = `${this.term}.${++this.readRoundSeq}`
+    if (!this.readOnly.add(index, round, ctx, from, this.id)) return
+    this.broadcastHeartbeat(round)
   }
 
   private answerRead(ctx: string, from: NodeId, index: number): void {
@@ -1069,8 +1101,10 @@ export class Raft {
     const pr = this.prs.get(to)
     if (!pr || pr.isLearner || to === this.id || to === this.leadTransferee) return
     this.leadTransferee = to
-    // The transfer must finish within an election timeout (checked in tickHeartbeat).
-    this.electionElapsed = 0
+    // The transfer must finish within an election timeout (checked in tickHeartbeat). It has
+    // its own clock: resetting electionElapsed would let repeated transfer requests postpone
+    // check-quorum for ever.
+    this.transferElapsed = 0
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to)
     else this.sendAppend(to, true)
   }

@@ -5,7 +5,10 @@ import type { NodeId } from './types.ts'
 
 /** PendingRead is one ReadIndex request waiting for a quorum of heartbeat acknowledgements. */
 export interface PendingRead {
+  /** ctx identifies the leader's heartbeat round confirming this read. */
   readonly ctx: string
+  /** requestCtx is the requester's ctx, returned with the read state. */
+  readonly requestCtx: string
   readonly index: number
   readonly from: NodeId
   readonly acks: Set<NodeId>
@@ -18,10 +21,11 @@ export class ReadOnly {
 
   constructor(readonly pendingMax: number) {}
 
-  /** add queues a request; false when it is a duplicate or the queue is full. */
-  add(index: number, ctx: string, from: NodeId, self: NodeId): boolean {
+  /** add queues a request confirmed by the heartbeat round ctx; false when ctx is a
+   * duplicate or the queue is full. */
+  add(index: number, ctx: string, requestCtx: string, from: NodeId, self: NodeId): boolean {
     if (this.byCtx.has(ctx) || this.queue.length >= this.pendingMax) return false
-    const read: PendingRead = { ctx, index, from, acks: new Set([self]) }
+    const read: PendingRead = { ctx, requestCtx, index, from, acks: new Set([self]) }
     this.queue.push(read)
     this.byCtx.set(ctx, read)
     return true

@@ -506,7 +506,7 @@ export class SimReplica {
       let result: PutResult | undefined
       if (e.type === 'conf') {
         const cc = decodeConfChange(e.data)
-        this.sm.conf = this.raft.applyConfChange(cc)
+        this.sm.conf = this.raft.applyConfChange(cc, e.index)
         checkers.onApply(this.id, term, e, undefined, undefined)
         this.host.trace.event(
           this.host.now(),
