@@ -10,6 +10,9 @@ const nondeterminism = [
   { name: 'setImmediate', message: 'The Raft core has no timers: the host calls tick().' },
   { name: 'performance', message: 'The Raft core has no wall clock.' },
   { name: 'process', message: 'The Raft core does no I/O.' },
+  { name: 'queueMicrotask', message: 'The Raft core schedules nothing: the host drives it.' },
+  { name: 'crypto', message: 'Use the injected Rng.' },
+  { name: 'globalThis', message: 'The Raft core reaches no globals.' },
 ]
 
 export default tseslint.config(

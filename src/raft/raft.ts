@@ -16,6 +16,10 @@
 //   5. Call advance(ready). Only then may ready() be called again.
 // The leader counts its own log toward a commit only from advance() on, that is once its
 // copy is durable; committed entries are never handed out before they are durable here.
+// The host may call step(), tick() and the local calls while a Ready is outstanding (while it
+// awaits an fsync, say): what they produce goes into the next Ready. A readIndex ctx need only
+// be unique among the host's requests in flight; the leader confirms each request with a
+// heartbeat round of its own, so a reused ctx is never confirmed by an older round.
 import { assert, assertNever, type Rng } from '../base/index.ts'
 import { RaftLog } from './log.ts'
 import { Progress, type ProgressState } from './progress.ts'
