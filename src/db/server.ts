@@ -11,6 +11,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify'
 import type { Logger } from 'pino'
+import { Pool } from 'undici'
 import { WebSocketServer } from 'ws'
 import { NONE } from '../raft/index.ts'
 import {
@@ -72,6 +73,8 @@ export class DbServer {
   private readonly startedAt = Date.now()
   private statsTimer: NodeJS.Timeout | undefined
   private draining = false
+  // Keep-alive pools to other members, for forwarded writes.
+  private readonly pools = new Map<string, Pool>()
 
   constructor(opts: DbServerOptions) {
     this.replica = opts.replica
@@ -124,6 +127,7 @@ export class DbServer {
     for (const ws of this.wss.clients) ws.terminate()
     this.wss.close()
     await this.app.close()
+    await Promise.all([...this.pools.values()].map((p) => p.close()))
   }
 
   /** stats is the member's stats object (GET /stats). */
@@ -299,9 +303,8 @@ export class DbServer {
     kb = keyBytes(key),
   ): Promise<PutResult> {
     const deadline = Date.now() + this.writeTimeoutMs
-    let lastError: Error = new UnavailableError(
-      'the write did not complete in time; retrying is safe',
-    )
+    // Built only when needed: an Error captures a stack trace, which costs on every write.
+    let lastError: Error | undefined
     while (Date.now() < deadline) {
       // Immutable values: whatever is here is committed, so it answers at once.
       const existing = this.replica.get(kb)
@@ -329,7 +332,7 @@ export class DbServer {
         throw e
       }
     }
-    throw lastError
+    throw lastError ?? new UnavailableError('the write did not complete in time; retrying is safe')
   }
 
   private async forwardPut(
@@ -340,17 +343,31 @@ export class DbServer {
   ): Promise<PutResult> {
     const addr = this.replica.memberAddresses()[leader]
     if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
-    const res = await fetch(`http://${addr.http}/keys/${encodeURIComponent(key)}`, {
+    const res = await this.poolFor(addr.http).request({
+      path: `/keys/${encodeURIComponent(key)}`,
       method: 'PUT',
       body: value,
       headers: { 'content-type': 'application/octet-stream', [FORWARD_HEADER]: this.replica.id },
-      signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+      headersTimeout: Math.max(1, deadline - Date.now()),
+      bodyTimeout: Math.max(1, deadline - Date.now()),
     })
-    if (res.status === 201) return 'created'
-    if (res.status === 200) return 'exists'
-    const body: unknown = await res.json().catch(() => ({}))
-    if (res.status === 409) return 'conflict'
-    throw errorFromBody(res.status, body, key)
+    if (res.statusCode === 201 || res.statusCode === 200) {
+      await res.body.dump()
+      return res.statusCode === 201 ? 'created' : 'exists'
+    }
+    const body: unknown = await res.body.json().catch(() => ({}))
+    if (res.statusCode === 409) return 'conflict'
+    throw errorFromBody(res.statusCode, body, key)
+  }
+
+  /** poolFor is the keep-alive connection pool to a member's HTTP address. */
+  private poolFor(http: string): Pool {
+    let pool = this.pools.get(http)
+    if (!pool) {
+      pool = new Pool(`http://${http}`, { connections: 64 })
+      this.pools.set(http, pool)
+    }
+    return pool
   }
 
   /** read returns the value of key; a miss is confirmed by ReadIndex unless stale is asked. */
