@@ -46,7 +46,7 @@ async function cpuMs(nodes: readonly DbProcess[]): Promise<number> {
   for (const n of nodes) {
     const res = await fetch(`${n.url}/metrics`)
     const text = await res.text()
-    const m = /^oncekv_process_process_cpu_seconds_total ([0-9.e+-]+)$/m.exec(text)
+    const m = /^oncekv_process_cpu_seconds_total ([0-9.e+-]+)$/m.exec(text)
     total += m ? Number(m[1]) * 1000 : 0
   }
   return total

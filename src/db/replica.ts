@@ -316,6 +316,14 @@ export class Replica {
     return this.lastLeaderContactMs === 0 ? -1 : Date.now() - this.lastLeaderContactMs
   }
 
+  /** isRemoved tells whether this member was part of a configuration that no longer
+   * includes it (a member still joining has no configuration yet). */
+  isRemoved(): boolean {
+    const conf = this.raft.status().conf
+    if (conf.voters.length === 0 && conf.learners.length === 0) return false
+    return !conf.voters.includes(this.id) && !conf.learners.includes(this.id)
+  }
+
   /** storeStats reports the store's figures for /stats. */
   storeStats(): {
     lastLogTerm: number
@@ -356,9 +364,23 @@ export class Replica {
 
   private onMessages(msgs: readonly Message[]): void {
     if (this.stopped) return
-    for (const m of msgs) {
-      if (m.type === 'app' || m.type === 'heartbeat') this.lastLeaderContactMs = Date.now()
-      this.raft.step(m)
+    try {
+      for (const m of msgs) {
+        if (m.type === 'app' || m.type === 'heartbeat') this.lastLeaderContactMs = Date.now()
+        this.raft.step(m)
+      }
+    } catch (e) {
+      // Messages are validated by the codec; a broken invariant here means this member's
+      // durable state disagrees with the cluster's (a data directory lost or replaced while
+      // the member stayed in the configuration). Stop rather than serve from it.
+      this.fail(
+        new Error(
+          `this member's Raft state contradicts the leader's (${(e as Error).message}); ` +
+            'was its data directory lost or replaced? Remove the member (POST /remove) and join it again with an empty data directory',
+          { cause: e },
+        ),
+      )
+      return
     }
     this.kick()
   }
@@ -456,6 +478,15 @@ export class Replica {
     this.raft.advance(rd)
     this.noteSoftState(rd)
     this.settle(rd.committedEntries, results)
+    if (this.pendingPuts.size > 0 && this.isRemoved()) {
+      // A removed member never applies again: fail its waiting writes now (retrying them on
+      // another member is safe) instead of letting them time out.
+      const err = new UnavailableError(
+        'this member was removed from the cluster; retry another member',
+      )
+      for (const p of this.pendingPuts.values()) p.reject(err)
+      this.pendingPuts.clear()
+    }
     this.maybeCompact()
   }
 
@@ -548,10 +579,6 @@ export class Replica {
     if (rd.softState.leader !== NONE && this.leaderWaiters.size > 0) {
       for (const w of this.leaderWaiters) w()
       this.leaderWaiters.clear()
-    }
-    if (rd.softState.role !== 'leader') {
-      // Proposals of an older term can no longer be awaited here reliably once another
-      // leader appends at their index; settle() rejects those as they apply. Nothing to do.
     }
   }
 

@@ -17,9 +17,9 @@ import { NONE } from '../raft/index.ts'
 import {
   BadRequestError,
   checkValueSize,
-  decodePathKey,
   errorFromBody,
   KeyConflictError,
+  MemberConflictError,
   KeyNotFoundError,
   keyBytes,
   UnavailableError,
@@ -89,7 +89,23 @@ export class DbServer {
       // decoded size. Raw bodies get the exact limit on their route.
       bodyLimit: this.maxValueBytes * 6 + 8192,
       routerOptions: { maxParamLength: 4096 },
-      return503OnClosing: true,
+      // Requests during shutdown get our own 503 (onRequest below), not the framework's.
+      return503OnClosing: false,
+      // Errors the router raises before any route runs (a bad percent-escape in the path,
+      // say) get the same JSON error bodies as everything else.
+      frameworkErrors: (err, _req, reply) => {
+        void sendError(reply, toOnceKvError(err))
+      },
+    })
+    this.app.addHook('onRequest', async (_req, reply) => {
+      if (!this.draining) return
+      // Close each connection after this answer, so keep-alive clients (the other members'
+      // pools among them) cannot hold a stopping member open.
+      reply.header('connection', 'close')
+      return sendError(reply, new UnavailableError('this member is shutting down; retry another'))
+    })
+    this.app.addHook('onSend', async (_req, reply) => {
+      if (this.draining) reply.header('connection', 'close')
     })
     this.app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) =>
       done(null, body),
@@ -163,7 +179,7 @@ export class DbServer {
       return reply.send(body)
     })
     const getJson = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
-      const key = decodePathKey((req.params as { key: string }).key)
+      const key = (req.params as { key: string }).key
       const value = await this.read(key, req)
       let body: GetResponse
       try {
@@ -177,7 +193,7 @@ export class DbServer {
     app.get('/i/key/:key', getJson)
 
     app.get('/keys/*', async (req, reply) => {
-      const key = decodePathKey((req.params as { '*': string })['*'])
+      const key = (req.params as { '*': string })['*']
       const value = await this.read(key, req)
       const etag = etagOf(value)
       reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable')
@@ -192,7 +208,7 @@ export class DbServer {
       raw.removeAllContentTypeParsers()
       raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
       raw.put('/keys/*', { bodyLimit: this.maxValueBytes }, async (req, reply) => {
-        const key = decodePathKey((req.params as { '*': string })['*'])
+        const key = (req.params as { '*': string })['*']
         const kb = keyBytes(key)
         const value = rawBody(req.body)
         checkValueSize(value.byteLength, this.maxValueBytes)
@@ -213,9 +229,22 @@ export class DbServer {
       await this.onLeader(req, '/join', body, async () => {
         const s = this.replica.status()
         if (s.conf.voters.includes(id) || s.conf.learners.includes(id)) {
+          // Only a retry of a join that never received anything may pass again: a member
+          // that holds state (a voter above all) and comes back empty has lost what Raft
+          // relies on, and must be removed before it joins again.
           const known = this.replica.memberAddresses()[id]
-          if (known && known.raft === raft && known.http === http) return
-          if (known) throw new BadRequestError(`member ${id} already exists with other addresses`)
+          const match = s.progress.get(id)?.match ?? 0
+          if (
+            known &&
+            known.raft === raft &&
+            known.http === http &&
+            s.conf.learners.includes(id) &&
+            match === 0
+          )
+            return
+          throw new MemberConflictError(
+            `member ${id} is already in the cluster; remove it first (POST /remove) to join it again with an empty data directory`,
+          )
         }
         await this.replica.changeMembership({
           type: 'addLearner',
@@ -306,6 +335,11 @@ export class DbServer {
     // Built only when needed: an Error captures a stack trace, which costs on every write.
     let lastError: Error | undefined
     while (Date.now() < deadline) {
+      if (this.replica.isRemoved()) {
+        throw new UnavailableError(
+          'this member was removed from the cluster; write to another member',
+        )
+      }
       // Immutable values: whatever is here is committed, so it answers at once.
       const existing = this.replica.get(kb)
       if (existing) return sameBytes(existing, value) ? 'exists' : 'conflict'
@@ -343,14 +377,20 @@ export class DbServer {
   ): Promise<PutResult> {
     const addr = this.replica.memberAddresses()[leader]
     if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
-    const res = await this.poolFor(addr.http).request({
-      path: `/keys/${encodeURIComponent(key)}`,
-      method: 'PUT',
-      body: value,
-      headers: { 'content-type': 'application/octet-stream', [FORWARD_HEADER]: this.replica.id },
-      headersTimeout: Math.max(1, deadline - Date.now()),
-      bodyTimeout: Math.max(1, deadline - Date.now()),
-    })
+    const res = await this.poolFor(addr.http)
+      .request({
+        path: `/keys/${encodeURIComponent(key)}`,
+        method: 'PUT',
+        body: value,
+        headers: { 'content-type': 'application/octet-stream', [FORWARD_HEADER]: this.replica.id },
+        headersTimeout: Math.max(1, deadline - Date.now()),
+        bodyTimeout: Math.max(1, deadline - Date.now()),
+      })
+      .catch((e: unknown) => {
+        // The leader is down or went away mid-request: the write may or may not have
+        // applied, and retrying (here, against whoever leads next) is safe.
+        throw new UnavailableError(`could not reach the leader ${leader}: ${(e as Error).message}`)
+      })
     if (res.statusCode === 201 || res.statusCode === 200) {
       await res.body.dump()
       return res.statusCode === 201 ? 'created' : 'exists'
@@ -373,12 +413,12 @@ export class DbServer {
   /** read returns the value of key; a miss is confirmed by ReadIndex unless stale is asked. */
   private async read(key: string, req: FastifyRequest): Promise<Uint8Array> {
     const kb = keyBytes(key)
-    const local = this.replica.get(kb)
-    if (local) return local
     const consistency = (req.query as Record<string, unknown>).consistency
     if (consistency !== undefined && consistency !== 'stale' && consistency !== 'linearizable') {
       throw new BadRequestError('consistency must be "stale" or "linearizable"')
     }
+    const local = this.replica.get(kb)
+    if (local) return local
     if (consistency === 'stale') throw new KeyNotFoundError(key)
     await this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs))
     const after = this.replica.get(kb)

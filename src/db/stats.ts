@@ -45,7 +45,7 @@ export class DbMetrics {
   readonly contentType = this.registry.contentType
 
   constructor(stats: () => DbStats) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'oncekv_process_' })
+    collectDefaultMetrics({ register: this.registry, prefix: 'oncekv_' })
     const gauge = (name: string, help: string, read: (s: DbStats) => number): void => {
       new Gauge({
         name,

@@ -14,6 +14,7 @@ export type ErrorName =
   | 'unsupported_media_type'
   | 'key_not_found'
   | 'key_conflict'
+  | 'member_conflict'
   | 'internal'
   | 'unavailable'
 
@@ -91,6 +92,13 @@ export class KeyConflictError extends OnceKvError {
   }
 }
 
+/** MemberConflictError: a membership request that contradicts the configuration. */
+export class MemberConflictError extends OnceKvError {
+  readonly status = 409
+  readonly code = 1003
+  readonly error = 'member_conflict'
+}
+
 /** UnavailableError: no leader, no quorum, a commit timeout, or shutting down. Retry later. */
 export class UnavailableError extends OnceKvError {
   readonly status = 503
@@ -118,6 +126,8 @@ export function errorFromBody(status: number, body: unknown, key = ''): OnceKvEr
   switch (b.error) {
     case 'key_conflict':
       return new KeyConflictError(key)
+    case 'member_conflict':
+      return new MemberConflictError(message)
     case 'key_not_found':
       return new KeyNotFoundError(key)
     case 'too_large':

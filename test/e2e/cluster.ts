@@ -1,0 +1,650 @@
+// A harness that runs real `oncekv db` processes on loopback for end-to-end tests and
+// benchmarks: free ports, temp data directories, one log file per member, start, kill -9,
+// SIGTERM and restart by id, the leader, and waits on conditions with a deadline (never a
+// fixed sleep). It only ever signals processes it spawned itself, and it kills every one of
+// them on close and when this process exits, whatever the outcome of the tests.
+//
+// Usage (tests get Cluster.start through useClusters in hooks.ts, which closes it for them):
+//   const cluster = await Cluster.start({ name: 'bench', size: 3, tickMs: 20 })
+//   const { node, stats } = await cluster.leader()  // agreed by a majority
+//   await cluster.kill(node.id)                     // SIGKILL, waits for the exit
+//   cluster.restart(node.id)                        // same id, ports and data directory
+//   await cluster.waitReady(node.id)
+//   await cluster.waitCaughtUp([node.id])           // applied the leader's commit index
+//   await cluster.close()                           // kills what is left, removes the dir
+// Write load and read-back checks are in load.ts, the HTTP client in http.ts.
+import { spawn, type ChildProcess } from 'node:child_process'
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { ClusterResponse, DbStats } from '../../src/protocol/index.ts'
+import { getJson, request, type HttpResponse, type RequestOptions } from './http.ts'
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const BIN = join(REPO_ROOT, 'bin', 'oncekv.js')
+const START_MARKER = '=== e2e harness: start '
+
+// ------------------------------------------------------------------ process registry
+
+// Every child this module spawned and has not seen exit. Kept process-wide on purpose: the
+// exit hook must find them however a test file ends (failure, timeout, a signal).
+const liveChildren = new Set<ChildProcess>()
+let exitHookInstalled = false
+let watchdog: ChildProcess | undefined
+
+// The watchdog is a tiny process that outlives this one by a moment: it learns the pid of
+// every member spawned ("+pid") and exited ("-pid") on its stdin, and when its stdin closes
+// (this process ended in any way, even by SIGKILL, when no exit hook runs) it SIGKILLs the
+// members still listed. It only ever kills pids this module told it about.
+const WATCHDOG_SCRIPT = `
+const pids = new Set()
+let buf = ''
+process.on('SIGINT', () => {})
+process.on('SIGTERM', () => {})
+process.stdin.setEncoding('utf8')
+process.stdin.on('data', (d) => {
+  buf += d
+  for (let i = buf.indexOf('\\n'); i >= 0; i = buf.indexOf('\\n')) {
+    const line = buf.slice(0, i)
+    buf = buf.slice(i + 1)
+    const pid = Number(line.slice(1))
+    if (line[0] === '+') pids.add(pid)
+    else pids.delete(pid)
+  }
+})
+process.stdin.on('close', () => {
+  for (const pid of pids) {
+    try { process.kill(pid, 'SIGKILL') } catch {}
+  }
+  process.exit(0)
+})
+`
+
+function tellWatchdog(line: string): void {
+  if (!watchdog) {
+    watchdog = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    })
+    watchdog.unref()
+    const stdin = watchdog.stdin as unknown as { unref?: () => void } | null
+    stdin?.unref?.()
+    watchdog.on('error', () => {})
+  }
+  watchdog.stdin?.write(`${line}\n`)
+}
+
+function killLiveChildren(): void {
+  for (const child of liveChildren) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL')
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.on('exit', killLiveChildren)
+  const signals: [NodeJS.Signals, number][] = [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]
+  for (const [signal, code] of signals) {
+    process.once(signal, () => {
+      killLiveChildren()
+      process.exit(code)
+    })
+  }
+}
+
+// ------------------------------------------------------------------ waiting
+
+/** WaitOptions bound a wait. */
+export interface WaitOptions {
+  readonly timeoutMs?: number
+  readonly intervalMs?: number
+}
+
+/** GiveUp thrown by a waitFor check ends the wait at once (a member died: no use waiting). */
+export class GiveUp extends Error {
+  override readonly name = 'GiveUp'
+}
+
+/**
+ * waitFor polls check until it returns a value other than undefined or false, and returns it.
+ * A check that throws counts as "not yet" (the last error is quoted on timeout), except
+ * GiveUp, which ends the wait. It throws after timeoutMs (10 s by default) with `what` in
+ * the message.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  opts: WaitOptions = {},
+): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 10_000
+  const intervalMs = opts.intervalMs ?? 25
+  const started = Date.now()
+  for (;;) {
+    let last = ''
+    try {
+      const v = await check()
+      if (v !== undefined && v !== false) return v
+    } catch (e) {
+      if (e instanceof GiveUp) {
+        throw new Error(`gave up waiting for ${what}: ${e.message}`, { cause: e })
+      }
+      last = e instanceof Error ? e.message : String(e)
+    }
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}` +
+          (last ? `; last error: ${last}` : ''),
+      )
+    }
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+// ------------------------------------------------------------------ ports
+
+const portsHandedOut = new Set<number>()
+
+// Members listen on ports below the OS's ephemeral range (32768-60999 on Linux): a port from
+// that range, freed by a killed member, can be taken as the local port of any outgoing
+// connection before the member restarts on it. Ports are still checked by listening.
+const PORT_LOW = 20_000
+const PORT_HIGH = 32_000
+
+function tryListen(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const srv = createServer()
+    srv.unref()
+    srv.once('error', () => resolve(undefined))
+    srv.listen(port, '127.0.0.1', () => {
+      const addr = srv.address()
+      const p = typeof addr === 'object' && addr ? addr.port : undefined
+      srv.close(() => resolve(p))
+    })
+  })
+}
+
+/** freePort finds a free loopback port: it listens on it and closes. It tries random ports
+ * below the ephemeral range first, then port 0 (any port the OS picks). It never hands out
+ * the same port twice in one process; another process may still take it (a small race). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const wanted = attempt < 50 ? PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW)) : 0
+    if (portsHandedOut.has(wanted)) continue
+    const port = await tryListen(wanted)
+    if (port !== undefined && port > 0 && !portsHandedOut.has(port)) {
+      portsHandedOut.add(port)
+      return port
+    }
+  }
+  throw new Error('could not find a free port')
+}
+
+// ------------------------------------------------------------------ one member
+
+/** ExitInfo is how a member process ended. */
+export interface ExitInfo {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+/** DbFlagOptions are the flags a member is started with beyond its id and addresses. */
+export interface DbFlagOptions {
+  readonly tickMs?: number
+  readonly electionTicks?: number
+  readonly snapshotEntries?: number
+  readonly maxValueBytes?: number
+  readonly extraArgs?: readonly string[]
+}
+
+/** DbProcess is one `oncekv db` member: fixed id, addresses and data directory, and the
+ * process currently running it, if any. */
+export class DbProcess {
+  /** url is the member's HTTP base URL ("http://127.0.0.1:port"). */
+  readonly url: string
+  private child: ChildProcess | undefined
+  // Invariant: alive is true from a spawn until its 'exit' (or 'error') event.
+  private alive = false
+  private exitPromise: Promise<ExitInfo> | undefined
+  private starts = 0
+  /** exits lists how every earlier run of this member ended, oldest first. */
+  readonly exits: ExitInfo[] = []
+
+  constructor(
+    readonly id: string,
+    readonly http: string,
+    readonly raft: string,
+    readonly dataDir: string,
+    readonly logPath: string,
+    private readonly flags: DbFlagOptions,
+  ) {
+    this.url = `http://${http}`
+  }
+
+  /** pid is the running process's id, or undefined. */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined
+  }
+
+  /** running is true while the process has not exited. */
+  get running(): boolean {
+    return this.alive
+  }
+
+  /** args are the command-line arguments of a start (join: URLs to join through). */
+  args(join: readonly string[] = []): string[] {
+    const f = this.flags
+    const args = [
+      BIN,
+      'db',
+      '--id',
+      this.id,
+      '--http',
+      this.http,
+      '--raft',
+      this.raft,
+      '--data',
+      this.dataDir,
+      '--tick-ms',
+      String(f.tickMs ?? 20),
+      '--election-ticks',
+      String(f.electionTicks ?? 10),
+    ]
+    if (f.snapshotEntries !== undefined) args.push('--snapshot-entries', String(f.snapshotEntries))
+    if (f.maxValueBytes !== undefined) args.push('--max-value-bytes', String(f.maxValueBytes))
+    if (join.length > 0) args.push('--join', ...join)
+    args.push(...(f.extraArgs ?? []))
+    return args
+  }
+
+  /** start spawns the process (it must not be running). Output goes to logPath. */
+  start(join: readonly string[] = []): void {
+    if (this.running) throw new Error(`${this.id} is already running (pid ${this.child?.pid})`)
+    installExitHook()
+    const args = this.args(join)
+    this.starts++
+    appendFileSync(
+      this.logPath,
+      `${START_MARKER}#${this.starts} at ${new Date().toISOString()}: node ${args.join(' ')}\n`,
+    )
+    const fd = openSync(this.logPath, 'a')
+    const env = { ...process.env }
+    delete env.NODE_TEST_CONTEXT
+    delete env.NODE_OPTIONS
+    let child: ChildProcess
+    try {
+      child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] })
+    } finally {
+      closeSync(fd)
+    }
+    this.child = child
+    this.alive = true
+    liveChildren.add(child)
+    if (child.pid !== undefined) tellWatchdog(`+${child.pid}`)
+    this.exitPromise = new Promise<ExitInfo>((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.alive = false
+        liveChildren.delete(child)
+        if (child.pid !== undefined) tellWatchdog(`-${child.pid}`)
+        const info = { code, signal }
+        this.exits.push(info)
+        resolve(info)
+      })
+      child.once('error', (err) => {
+        // An error after the exit (a signal to a dead process) changes nothing.
+        if (this.child !== child || !this.alive) return
+        this.alive = false
+        liveChildren.delete(child)
+        appendFileSync(this.logPath, `=== e2e harness: spawn failed: ${err.message}\n`)
+        const info = { code: -1, signal: null }
+        this.exits.push(info)
+        resolve(info)
+      })
+    })
+  }
+
+  /** signal sends sig to the running process and waits for it to exit (timeoutMs). */
+  async signal(sig: NodeJS.Signals, timeoutMs = 15_000): Promise<ExitInfo> {
+    const child = this.child
+    if (!child || !this.running) throw new Error(`${this.id} is not running`)
+    child.kill(sig)
+    return this.waitExit(timeoutMs)
+  }
+
+  /** waitExit waits for the current process to exit and says how it did. */
+  async waitExit(timeoutMs = 15_000): Promise<ExitInfo> {
+    const exited = this.exitPromise
+    if (!exited) throw new Error(`${this.id} was never started`)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${this.id} did not exit within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+    })
+    try {
+      return await Promise.race([exited, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** kill9Now kills the process at once (SIGKILL) without waiting. Used to kill several
+   * members at the same instant; waitExit collects them. */
+  kill9Now(): void {
+    if (this.child && this.running) this.child.kill('SIGKILL')
+  }
+
+  /** log is the whole log file (every run). */
+  log(): string {
+    return existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : ''
+  }
+
+  /** logOfLastRun is the part of the log written by the latest run. */
+  logOfLastRun(): string {
+    const all = this.log()
+    const at = all.lastIndexOf(START_MARKER)
+    return at < 0 ? all : all.slice(at)
+  }
+
+  /** logTail is the last `lines` lines of the log. */
+  logTail(lines = 25): string {
+    return this.log().trimEnd().split('\n').slice(-lines).join('\n')
+  }
+
+  /** request sends a request to path on this member. */
+  request(path: string, opts?: RequestOptions): Promise<HttpResponse> {
+    return request(this.url + path, opts)
+  }
+
+  /** stats is GET /stats. */
+  stats(timeoutMs = 2_000): Promise<DbStats> {
+    return getJson<DbStats>(`${this.url}/stats`, timeoutMs)
+  }
+
+  /** clusterView is GET /cluster. */
+  clusterView(timeoutMs = 2_000): Promise<ClusterResponse> {
+    return getJson<ClusterResponse>(`${this.url}/cluster`, timeoutMs)
+  }
+
+  /** isReady is true when GET /readyz answers 200. */
+  async isReady(): Promise<boolean> {
+    try {
+      return (await this.request('/readyz', { timeoutMs: 1_000 })).status === 200
+    } catch {
+      return false
+    }
+  }
+}
+
+// ------------------------------------------------------------------ cluster
+
+/** ClusterOptions configure Cluster.start. */
+export interface ClusterOptions extends DbFlagOptions {
+  /** name labels the temp directory ("oncekv-e2e-<name>-…"). */
+  readonly name: string
+  /** size is how many voters to start with (1 bootstraps, the rest join). Default 3. */
+  readonly size?: number
+  /** startTimeoutMs bounds the start of the whole cluster. Default 30 s. */
+  readonly startTimeoutMs?: number
+}
+
+/** LeaderOptions narrow Cluster.leader. */
+export interface LeaderOptions extends WaitOptions {
+  /** minTerm: only a leader of at least this term counts (a new leader after a kill). */
+  readonly minTerm?: number
+  /** exclude: ids that must not be the answer (a member just stopped). */
+  readonly exclude?: readonly string[]
+}
+
+/** Leader is a member that leads, with the stats that showed it. */
+export interface Leader {
+  readonly node: DbProcess
+  readonly stats: DbStats
+}
+
+/** Cluster is a set of members in one temp directory. */
+export class Cluster {
+  private readonly members = new Map<string, DbProcess>()
+  private nextId: number
+  private failed = false
+  private closed = false
+
+  private constructor(
+    readonly name: string,
+    /** root is the temp directory holding every member's data directory and log. */
+    readonly root: string,
+    private readonly flags: DbFlagOptions,
+  ) {
+    this.nextId = 1
+  }
+
+  /** start starts `size` members (n1 bootstraps, the others join through it) and waits until
+   * all are voters, agree on a leader and are ready. On failure it reports, closes and throws. */
+  static async start(opts: ClusterOptions): Promise<Cluster> {
+    const root = mkdtempSync(join(tmpdir(), `oncekv-e2e-${opts.name}-`))
+    const cluster = new Cluster(opts.name, root, opts)
+    try {
+      const size = opts.size ?? 3
+      const first = await cluster.createMember()
+      first.start()
+      const others: DbProcess[] = []
+      for (let i = 1; i < size; i++) others.push(await cluster.createMember())
+      for (const n of others) n.start([first.url])
+      await cluster.waitVoters(
+        cluster.all().map((n) => n.id),
+        { timeoutMs: opts.startTimeoutMs ?? 30_000 },
+      )
+      await cluster.waitAllReady({ timeoutMs: opts.startTimeoutMs ?? 30_000 })
+      return cluster
+    } catch (e) {
+      cluster.reportFailure(`starting cluster ${opts.name}`)
+      await cluster.close()
+      throw e
+    }
+  }
+
+  private async createMember(id = `n${this.nextId}`): Promise<DbProcess> {
+    this.nextId++
+    if (this.members.has(id)) throw new Error(`member ${id} exists`)
+    const dataDir = join(this.root, id)
+    mkdirSync(join(this.root, 'logs'), { recursive: true })
+    const node = new DbProcess(
+      id,
+      `127.0.0.1:${await freePort()}`,
+      `127.0.0.1:${await freePort()}`,
+      dataDir,
+      join(this.root, 'logs', `${id}.log`),
+      this.flags,
+    )
+    this.members.set(id, node)
+    return node
+  }
+
+  /** node is the member with id; it throws if there is none. */
+  node(id: string): DbProcess {
+    const n = this.members.get(id)
+    if (!n) throw new Error(`no member ${id} in cluster ${this.name}`)
+    return n
+  }
+
+  /** all is every member ever started, running or not. */
+  all(): DbProcess[] {
+    return [...this.members.values()]
+  }
+
+  /** running is every member whose process is alive. */
+  running(): DbProcess[] {
+    return this.all().filter((n) => n.running)
+  }
+
+  /** addMember starts a new member that joins through `via` (every running member's URL by
+   * default). It waits until the member is a voter unless waitVoter is false. */
+  async addMember(
+    opts: { id?: string; via?: readonly string[]; waitVoter?: boolean } & WaitOptions = {},
+  ): Promise<DbProcess> {
+    const node = await this.createMember(opts.id)
+    node.start(opts.via ?? this.running().map((n) => n.url))
+    if (opts.waitVoter !== false) await this.waitVoters([node.id], opts)
+    return node
+  }
+
+  /** kill kills a member with SIGKILL and waits for it to exit. */
+  async kill(id: string): Promise<ExitInfo> {
+    return this.node(id).signal('SIGKILL')
+  }
+
+  /** terminate sends SIGTERM (a graceful stop) and waits for the exit. */
+  async terminate(id: string, timeoutMs = 20_000): Promise<ExitInfo> {
+    return this.node(id).signal('SIGTERM', timeoutMs)
+  }
+
+  /** terminateOrKill sends SIGTERM and waits up to timeoutMs for the exit; a member still
+   * running then is killed with SIGKILL. It says how the graceful stop went: the exit, or
+   * none if it had to be killed, and how long it waited. */
+  async terminateOrKill(id: string, timeoutMs: number): Promise<{ exit?: ExitInfo; ms: number }> {
+    const started = Date.now()
+    try {
+      const exit = await this.node(id).signal('SIGTERM', timeoutMs)
+      return { exit, ms: Date.now() - started }
+    } catch {
+      const ms = Date.now() - started
+      await this.kill(id)
+      return { ms }
+    }
+  }
+
+  /** restart starts a stopped member again from its data directory (same id and ports). */
+  restart(id: string): DbProcess {
+    const n = this.node(id)
+    n.start()
+    return n
+  }
+
+  /** waitReady waits until member id answers /readyz with 200. */
+  async waitReady(id: string, opts: WaitOptions = {}): Promise<void> {
+    const n = this.node(id)
+    await waitFor(
+      `${id} to be ready`,
+      async () => {
+        if (!n.running) throw new GiveUp(`${id} exited: ${JSON.stringify(n.exits.at(-1))}`)
+        return n.isReady()
+      },
+      { timeoutMs: 20_000, ...opts },
+    )
+  }
+
+  /** waitAllReady waits until every running member is ready. */
+  async waitAllReady(opts: WaitOptions = {}): Promise<void> {
+    await Promise.all(this.running().map((n) => this.waitReady(n.id, opts)))
+  }
+
+  /** leader waits for a member that leads with the agreement of a majority of the voters it
+   * counts (so a deposed leader that has not noticed yet is not returned). */
+  async leader(opts: LeaderOptions = {}): Promise<Leader> {
+    const exclude = new Set(opts.exclude ?? [])
+    return waitFor(
+      'a leader agreed by a majority' + (opts.minTerm ? ` in term >= ${opts.minTerm}` : ''),
+      async () => {
+        const nodes = this.running()
+        const all = await Promise.all(nodes.map((n) => n.stats(1_000).catch(() => undefined)))
+        let best: { node: DbProcess; stats: DbStats } | undefined
+        for (const [i, s] of all.entries()) {
+          if (s?.state !== 'Leader' || exclude.has(s.id)) continue
+          if (opts.minTerm !== undefined && s.term < opts.minTerm) continue
+          if (!best || s.term > best.stats.term) best = { node: nodes[i] as DbProcess, stats: s }
+        }
+        if (!best) return undefined
+        const b = best
+        const agree = all.filter((s) => s?.leader === b.stats.id && s.term === b.stats.term).length
+        const voters = b.stats.num_peers + 1
+        return agree > voters / 2 ? b : undefined
+      },
+      { timeoutMs: 15_000, intervalMs: 20, ...opts },
+    )
+  }
+
+  /** waitVoters waits until the leader's /cluster lists every id as a voter. */
+  async waitVoters(ids: readonly string[], opts: WaitOptions = {}): Promise<ClusterResponse> {
+    return waitFor(
+      `${ids.join(', ')} to be voters`,
+      async () => {
+        for (const id of ids) {
+          const n = this.node(id)
+          if (!n.running) throw new GiveUp(`${id} exited: ${JSON.stringify(n.exits.at(-1))}`)
+        }
+        const { node } = await this.leader({ timeoutMs: 2_000 })
+        const view = await node.clusterView()
+        const voters = new Set(view.members.filter((m) => m.suffrage === 'voter').map((m) => m.id))
+        return ids.every((id) => voters.has(id)) ? view : undefined
+      },
+      { timeoutMs: 30_000, intervalMs: 50, ...opts },
+    )
+  }
+
+  /** waitCaughtUp waits until every given member (every running one by default) has applied
+   * the leader's commit index as read now. It returns that index. */
+  async waitCaughtUp(ids?: readonly string[], opts: WaitOptions = {}): Promise<number> {
+    const { stats } = await this.leader()
+    const target = stats.commit_index
+    const nodes = ids ? ids.map((id) => this.node(id)) : this.running()
+    await Promise.all(
+      nodes.map((n) =>
+        waitFor(
+          `${n.id} to apply index ${target}`,
+          async () => {
+            if (!n.running) throw new GiveUp(`${n.id} exited: ${JSON.stringify(n.exits.at(-1))}`)
+            return (await n.stats()).applied_index >= target
+          },
+          { timeoutMs: 20_000, intervalMs: 50, ...opts },
+        ),
+      ),
+    )
+    return target
+  }
+
+  /** reportFailure prints every member's state, log path and log tail to stderr, and keeps
+   * the temp directory for inspection. */
+  reportFailure(context: string): void {
+    this.failed = true
+    const lines = [`\n=== e2e failure in ${context}: cluster ${this.name}, kept at ${this.root}`]
+    for (const n of this.all()) {
+      lines.push(
+        `--- ${n.id} (${n.running ? `running, pid ${n.pid}` : 'not running'}; exits ${JSON.stringify(n.exits)}) log ${n.logPath}:`,
+        n.logTail(20),
+      )
+    }
+    console.error(lines.join('\n'))
+  }
+
+  /** close kills every member still running (SIGKILL), waits for them, and removes the temp
+   * directory unless a failure was reported. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const running = this.running()
+    for (const n of running) n.kill9Now()
+    await Promise.all(running.map((n) => n.waitExit(10_000).catch(() => undefined)))
+    if (!this.failed) rmSync(this.root, { recursive: true, force: true })
+  }
+}

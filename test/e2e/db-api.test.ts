@@ -1,0 +1,489 @@
+// End to end: the database member's HTTP API on a real three-member cluster. Writes through
+// every member, reads from every member, create-once semantics, caching headers, every
+// route, and bad input: a clear 4xx JSON error with its code, and nothing written.
+import assert from 'node:assert/strict'
+import { before, describe, it } from 'node:test'
+import WebSocket from 'ws'
+import type { DbStats } from '../../src/protocol/index.ts'
+import type { Cluster, DbProcess } from './cluster.ts'
+import { useClusters } from './hooks.ts'
+import { keyPath, postJson, type HttpResponse } from './http.ts'
+
+const MAX_VALUE_BYTES = 4096
+const IMMUTABLE = 'public, max-age=31536000, immutable'
+
+/** assertError checks a JSON error answer: status, numeric code, machine name, a message. */
+function assertError(res: HttpResponse, status: number, code: number, error?: string): void {
+  const what = `${res.status} ${res.text().slice(0, 300)}`
+  assert.equal(res.status, status, what)
+  assert.match(res.headers.get('content-type') ?? '', /^application\/json/, what)
+  const body = res.json<{ code: unknown; error: unknown; message: unknown }>()
+  assert.equal(body.code, code, what)
+  if (error !== undefined) assert.equal(body.error, error, what)
+  assert.equal(typeof body.error, 'string', what)
+  assert(typeof body.message === 'string' && body.message.length > 0, what)
+}
+
+function putRaw(n: DbProcess, key: string, value: string | Uint8Array): Promise<HttpResponse> {
+  return n.request(`/keys/${keyPath(key)}`, {
+    method: 'PUT',
+    body: value,
+    headers: { 'content-type': 'application/octet-stream' },
+  })
+}
+
+function postKey(n: DbProcess, key: string, value: string): Promise<HttpResponse> {
+  return postJson(`${n.url}/key`, { key, value })
+}
+
+async function keyCounts(cluster: Cluster): Promise<number[]> {
+  await cluster.waitCaughtUp()
+  return Promise.all(cluster.running().map(async (n) => (await n.stats()).keys))
+}
+
+describe('db API on a three-member cluster', () => {
+  const clusters = useClusters()
+  let cluster: Cluster
+  let nodes: DbProcess[]
+
+  before(async () => {
+    // No failover here: a longer election timeout keeps the leader put on a busy machine.
+    cluster = await clusters.start({
+      name: 'api',
+      size: 3,
+      maxValueBytes: MAX_VALUE_BYTES,
+      tickMs: 50,
+    })
+    nodes = cluster.running()
+  })
+
+  it('writes through every member and reads from every member', async () => {
+    const written = new Map<string, string>()
+    for (const [i, n] of nodes.entries()) {
+      const raw = await putRaw(n, `raw-${i}`, `raw value ${i}`)
+      assert.equal(raw.status, 201, raw.text())
+      assert.deepEqual(raw.json(), { code: 1000, created: true })
+      written.set(`raw-${i}`, `raw value ${i}`)
+      const json = await postKey(n, `json-${i}`, `json value ${i} ✓`)
+      assert.equal(json.status, 200, json.text())
+      assert.deepEqual(json.json(), { code: 1000, created: true })
+      written.set(`json-${i}`, `json value ${i} ✓`)
+    }
+    for (const n of nodes) {
+      for (const [key, value] of written) {
+        for (const route of ['/key/', '/i/key/']) {
+          const res = await n.request(route + keyPath(key))
+          assert.equal(res.status, 200, `${n.id} ${route}${key}: ${res.text()}`)
+          assert.deepEqual(res.json(), { key, value })
+        }
+        const raw = await n.request(`/keys/${keyPath(key)}`)
+        assert.equal(raw.status, 200)
+        assert.equal(raw.text(), value)
+        assert.equal(raw.headers.get('content-type'), 'application/octet-stream')
+      }
+    }
+  })
+
+  it('treats an identical re-put as a success and other bytes as a conflict, on every member', async () => {
+    const leader = (await cluster.leader()).node
+    assert.equal((await postKey(leader, 'dup-json', 'first')).status, 200)
+    assert.equal((await putRaw(leader, 'dup-raw', 'first')).status, 201)
+    for (const n of nodes) {
+      const again = await postKey(n, 'dup-json', 'first')
+      assert.equal(again.status, 200, `${n.id}: ${again.text()}`)
+      assert.deepEqual(again.json(), { code: 1000, created: false })
+      const againRaw = await putRaw(n, 'dup-raw', 'first')
+      assert.equal(againRaw.status, 200, `${n.id}: ${againRaw.text()}`)
+      assert.deepEqual(againRaw.json(), { code: 1000, created: false })
+      // The same key written through the other route with the same bytes is identical too.
+      assert.equal((await putRaw(n, 'dup-json', 'first')).status, 200)
+      assertError(await postKey(n, 'dup-json', 'second'), 409, 1003, 'key_conflict')
+      assertError(await putRaw(n, 'dup-raw', 'second'), 409, 1003, 'key_conflict')
+    }
+    for (const n of nodes) {
+      assert.equal((await n.request('/keys/dup-json')).text(), 'first')
+      assert.equal((await n.request('/keys/dup-raw')).text(), 'first')
+    }
+  })
+
+  it('runs concurrent puts of one key to a single winner, everywhere', async () => {
+    const attempts = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        putRaw(nodes[i % nodes.length] as DbProcess, 'race', `contender ${i % 4}`),
+      ),
+    )
+    const statuses = attempts.map((r) => r.status)
+    assert.equal(statuses.filter((s) => s === 201).length, 1, `statuses ${statuses.join(',')}`)
+    assert(
+      statuses.every((s) => s === 201 || s === 200 || s === 409),
+      statuses.join(','),
+    )
+    const values = new Set<string>()
+    for (const n of nodes) values.add((await n.request('/keys/race')).text())
+    assert.equal(values.size, 1, [...values].join(' | '))
+    const winner = [...values][0] as string
+    for (const [i, r] of attempts.entries()) {
+      const mine = `contender ${i % 4}`
+      assert.equal(r.status === 409, mine !== winner, `attempt ${i}: ${r.status}`)
+    }
+  })
+
+  it('keeps keys with slashes, spaces, unicode and reserved characters, and binary values', async () => {
+    const leader = (await cluster.leader()).node
+    const keys = [
+      'a/b/c',
+      'with space',
+      'ключ/日本語',
+      'q?x=1&y=2#frag',
+      'plus+sign',
+      'a/../b',
+      '...',
+      'é'.repeat(512),
+    ]
+    for (const [i, key] of keys.entries()) {
+      const n = nodes[i % nodes.length] as DbProcess
+      assert.equal((await putRaw(n, key, `v:${key}`)).status, 201, key)
+    }
+    // Slashes may also stay unescaped under /keys/.
+    assert.equal((await leader.request('/keys/x/y/z', { method: 'PUT', body: 'xyz' })).status, 201)
+    const binary = new Uint8Array([0, 255, 254, 1, 128, 10])
+    assert.equal((await putRaw(leader, 'binary', binary)).status, 201)
+    assert.equal((await putRaw(leader, 'empty-value', '')).status, 201)
+    for (const n of nodes) {
+      for (const key of keys) {
+        assert.equal((await n.request(`/keys/${keyPath(key)}`)).text(), `v:${key}`, key)
+        assert.deepEqual((await n.request(`/key/${keyPath(key)}`)).json(), {
+          key,
+          value: `v:${key}`,
+        })
+      }
+      assert.equal((await n.request('/keys/x%2Fy%2Fz')).text(), 'xyz')
+      assert.deepEqual((await n.request('/key/x%2Fy%2Fz')).json(), { key: 'x/y/z', value: 'xyz' })
+      assert.deepEqual((await n.request('/keys/binary')).body, binary)
+      assert.deepEqual((await n.request('/key/binary')).json(), {
+        key: 'binary',
+        value: Buffer.from(binary).toString('base64'),
+        encoding: 'base64',
+      })
+      const empty = await n.request('/keys/empty-value')
+      assert.equal(empty.status, 200)
+      assert.equal(empty.body.byteLength, 0)
+    }
+  })
+
+  it('answers 404 with code 1002 for a missing key on every member, in every consistency', async () => {
+    for (const n of nodes) {
+      for (const path of [
+        '/key/never-written',
+        '/i/key/never-written',
+        '/keys/never-written',
+        '/keys/never-written?consistency=stale',
+        '/key/never-written?consistency=linearizable',
+      ]) {
+        assertError(await n.request(path), 404, 1002, 'key_not_found')
+      }
+      const head = await n.request('/keys/never-written', { method: 'HEAD' })
+      assert.equal(head.status, 404)
+      assert.equal(head.body.byteLength, 0)
+    }
+  })
+
+  it('serves GET /keys with a strong ETag and immutable caching; If-None-Match gives 304; HEAD has no body', async () => {
+    const leader = (await cluster.leader()).node
+    const put = await putRaw(leader, 'cached', 'cache me')
+    assert.equal(put.status, 201)
+    const putEtag = put.headers.get('etag')
+    const etags = new Set<string>()
+    for (const n of nodes) {
+      const res = await n.request('/keys/cached')
+      assert.equal(res.status, 200)
+      assert.equal(res.headers.get('cache-control'), IMMUTABLE)
+      const etag = res.headers.get('etag') ?? ''
+      assert.match(etag, /^"[^"]+"$/, 'a strong ETag is quoted, without W/')
+      etags.add(etag)
+
+      const notModified = await n.request('/keys/cached', { headers: { 'if-none-match': etag } })
+      assert.equal(notModified.status, 304)
+      assert.equal(notModified.body.byteLength, 0)
+      assert.equal(notModified.headers.get('etag'), etag)
+      assert.equal(notModified.headers.get('cache-control'), IMMUTABLE)
+
+      const modified = await n.request('/keys/cached', { headers: { 'if-none-match': '"other"' } })
+      assert.equal(modified.status, 200)
+      assert.equal(modified.text(), 'cache me')
+
+      const head = await n.request('/keys/cached', { method: 'HEAD' })
+      assert.equal(head.status, 200)
+      assert.equal(head.body.byteLength, 0)
+      assert.equal(head.headers.get('etag'), etag)
+      assert.equal(head.headers.get('cache-control'), IMMUTABLE)
+      assert.equal(head.headers.get('content-length'), String('cache me'.length))
+    }
+    assert.equal(etags.size, 1, 'every member gives the same ETag')
+    assert.equal(putEtag, [...etags][0], 'PUT answers with the ETag GET serves')
+  })
+
+  it('answers bad input with a clear 4xx JSON error and writes nothing', async () => {
+    const before = await keyCounts(cluster)
+    const json = { 'content-type': 'application/json' }
+    const longKey = 'k'.repeat(1025)
+    const longUtf8Key = 'é'.repeat(513) // 513 characters, 1026 bytes
+    for (const n of nodes) {
+      const post = (body: string, headers: Record<string, string> = json): Promise<HttpResponse> =>
+        n.request('/key', { method: 'POST', body, headers })
+      // Malformed and mistyped JSON.
+      assertError(await post('{"key": "bad-1", "value": '), 400, 1001, 'bad_request')
+      assertError(await post(''), 400, 1001, 'bad_request')
+      assertError(await post('[1,2]'), 400, 1001, 'bad_request')
+      assertError(await post('"just a string"'), 400, 1001, 'bad_request')
+      assertError(await post('null'), 400, 1001, 'bad_request')
+      assertError(await post('{"key":"bad-2","value":5}'), 400, 1001, 'bad_request')
+      assertError(await post('{"key":"bad-3"}'), 400, 1001, 'bad_request')
+      assertError(await post('{"key":7,"value":"x"}'), 400, 1001, 'bad_request')
+      assertError(await post('{"value":"x"}'), 400, 1001, 'bad_request')
+      assertError(await post('{"key":"\\ud800","value":"x"}'), 400, 1001, 'bad_request')
+      // Wrong content type.
+      const ok = JSON.stringify({ key: 'bad-4', value: 'x' })
+      assertError(await post(ok, { 'content-type': 'text/plain' }), 415, 1001)
+      assertError(
+        await post(ok, { 'content-type': 'application/x-www-form-urlencoded' }),
+        415,
+        1001,
+      )
+      // Empty key.
+      assertError(await post('{"key":"","value":"x"}'), 400, 1001, 'bad_request')
+      assertError(await n.request('/keys/', { method: 'PUT', body: 'x' }), 400, 1001)
+      assertError(await n.request('/key/'), 400, 1001)
+      // Oversized key (> 1024 bytes of UTF-8), value and body.
+      assertError(await post(JSON.stringify({ key: longKey, value: 'x' })), 413, 1001, 'too_large')
+      assertError(
+        await post(JSON.stringify({ key: longUtf8Key, value: 'x' })),
+        413,
+        1001,
+        'too_large',
+      )
+      assertError(await putRaw(n, longKey, 'x'), 413, 1001, 'too_large')
+      assertError(await putRaw(n, longUtf8Key, 'x'), 413, 1001, 'too_large')
+      assertError(await n.request(`/key/${keyPath(longUtf8Key)}`), 413, 1001, 'too_large')
+      assertError(await n.request(`/keys/${keyPath(longKey)}`), 413, 1001, 'too_large')
+      const bigValue = 'v'.repeat(MAX_VALUE_BYTES + 1)
+      assertError(
+        await post(JSON.stringify({ key: 'bad-5', value: bigValue })),
+        413,
+        1001,
+        'too_large',
+      )
+      assertError(await putRaw(n, 'bad-6', bigValue), 413, 1001, 'too_large')
+      const bigBody = JSON.stringify({
+        key: 'bad-7',
+        value: 'v'.repeat(MAX_VALUE_BYTES * 6 + 9000),
+      })
+      assertError(await post(bigBody), 413, 1001, 'too_large')
+      // A value at the limit is fine elsewhere; multi-byte characters count as bytes.
+      const multiByte = 'é'.repeat(MAX_VALUE_BYTES / 2 + 1)
+      assertError(await post(JSON.stringify({ key: 'bad-8', value: multiByte })), 413, 1001)
+      // Unknown routes and methods.
+      assertError(await n.request('/nope'), 404, 1001, 'not_found')
+      assertError(await n.request('/key'), 404, 1001)
+      assertError(await n.request('/keys/bad-9', { method: 'DELETE' }), 404, 1001)
+      assertError(await n.request('/key/bad-9', { method: 'PUT', body: 'x' }), 404, 1001)
+      // A bad consistency parameter on a missing key.
+      assertError(await n.request('/key/bad-10?consistency=bogus'), 400, 1001, 'bad_request')
+      assertError(await n.request('/keys/bad-10?consistency=bogus'), 400, 1001, 'bad_request')
+    }
+    // Nothing was written: the counts did not move and the keys read 404 everywhere.
+    assert.deepEqual(await keyCounts(cluster), before)
+    for (const n of nodes) {
+      for (let i = 1; i <= 10; i++) assertError(await n.request(`/key/bad-${i}`), 404, 1002)
+      assertError(await n.request(`/keys/${keyPath(longKey.slice(0, 1024))}`), 404, 1002)
+    }
+  })
+
+  it('answers bad membership requests with 400 and changes nothing', async () => {
+    const before = await nodes[0]!.clusterView()
+    for (const n of nodes) {
+      assertError(await postJson(`${n.url}/join`, {}), 400, 1001)
+      assertError(await postJson(`${n.url}/join`, { id: 'x', http: 5, raft: 'y:1' }), 400, 1001)
+      assertError(
+        await n.request('/join', {
+          method: 'POST',
+          body: 'id=x',
+          headers: { 'content-type': 'text/plain' },
+        }),
+        400,
+        1001,
+      )
+      const other = nodes.find((m) => m !== n) as DbProcess
+      assertError(
+        await postJson(`${n.url}/join`, { id: other.id, http: '127.0.0.1:1', raft: '127.0.0.1:2' }),
+        409,
+        1003,
+      )
+      assertError(await postJson(`${n.url}/remove`, {}), 400, 1001)
+      assertError(await postJson(`${n.url}/transfer-leader`, { id: 'nobody' }), 400, 1001)
+      assertError(await postJson(`${n.url}/transfer-leader`, {}), 400, 1001)
+      // Removing a member that is not there is a no-op success.
+      const gone = await postJson(`${n.url}/remove`, { id: 'not-a-member' })
+      assert.equal(gone.status, 200, gone.text())
+    }
+    const after = await nodes[0]!.clusterView()
+    assert.deepEqual(
+      after.members.map((m) => [m.id, m.http, m.raft, m.suffrage]),
+      before.members.map((m) => [m.id, m.http, m.raft, m.suffrage]),
+    )
+  })
+
+  it('describes the cluster the same way on every member', async () => {
+    const leader = (await cluster.leader()).node
+    for (const n of nodes) {
+      const view = await n.clusterView()
+      assert.equal(view.id, n.id)
+      assert.equal(view.leader, leader.id)
+      assert.equal(view.members.length, 3)
+      for (const m of nodes) {
+        const member = view.members.find((x) => x.id === m.id)
+        assert(member, `${m.id} listed by ${n.id}`)
+        assert.equal(member.http, m.http)
+        assert.equal(member.raft, m.raft)
+        assert.equal(member.suffrage, 'voter')
+        assert.equal(member.leader, m.id === leader.id)
+      }
+    }
+  })
+
+  it('serves stats, health, readiness and ping on every member', async () => {
+    const leader = (await cluster.leader()).node
+    for (const n of nodes) {
+      const s: DbStats = await n.stats()
+      assert.equal(s.id, n.id)
+      assert.equal(s.state, n === leader ? 'Leader' : 'Follower')
+      assert.equal(s.leader, leader.id)
+      assert.equal(s.num_peers, 2)
+      for (const field of [
+        'term',
+        'last_log_index',
+        'commit_index',
+        'applied_index',
+        'last_snapshot_index',
+        'last_contact',
+        'keys',
+        'db_bytes',
+        'uptime_seconds',
+      ] as const) {
+        assert.equal(typeof s[field], 'number', field)
+      }
+      assert(s.applied_index <= s.commit_index)
+      assert(s.commit_index <= s.last_log_index)
+      assert.deepEqual((await n.request('/healthz')).json(), { status: 'ok' })
+      const ready = await n.request('/readyz')
+      assert.equal(ready.status, 200)
+      assert.deepEqual(ready.json(), { status: 'ready', leader: leader.id })
+      const ping = await n.request('/ping')
+      assert.equal(ping.status, 200)
+      assert.equal(ping.text(), 'pong')
+    }
+  })
+
+  it('serves /metrics in the Prometheus text format', async () => {
+    for (const n of nodes) {
+      const res = await n.request('/metrics')
+      assert.equal(res.status, 200)
+      assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+      const text = res.text()
+      const samples = new Map<string, number>()
+      for (const line of text.split('\n')) {
+        if (line === '') continue
+        if (line.startsWith('#')) {
+          assert.match(line, /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/, line)
+          continue
+        }
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)( \d+)?$/.exec(line)
+        assert(m, `not a Prometheus sample line: ${line}`)
+        const value = Number(m[3] === '+Inf' ? Infinity : m[3])
+        assert(!Number.isNaN(value) || m[3] === 'NaN', line)
+        if (!m[2]) samples.set(m[1] as string, value)
+      }
+      for (const name of ['oncekv_raft_term', 'oncekv_raft_commit_index', 'oncekv_keys']) {
+        assert.match(text, new RegExp(`^# TYPE ${name} gauge$`, 'm'))
+        assert(samples.has(name), name)
+      }
+      assert.match(text, /^# TYPE oncekv_op_duration_seconds histogram$/m)
+      assert.match(text, /^oncekv_process_\w*resident_memory_bytes \d+$/m)
+      const s = await n.stats()
+      assert.equal(samples.get('oncekv_keys'), s.keys)
+      assert.equal(samples.get('oncekv_raft_num_peers'), 2)
+    }
+  })
+
+  it('pushes stats over /ws/stats at least twice', async () => {
+    const n = nodes[1] as DbProcess
+    const messages = await new Promise<DbStats[]>((resolve, reject) => {
+      const got: DbStats[] = []
+      const ws = new WebSocket(`ws://${n.http}/ws/stats`)
+      const timer = setTimeout(() => {
+        ws.terminate()
+        reject(new Error(`only ${got.length} stats messages in 5 s`))
+      }, 5_000)
+      ws.on('message', (data: Buffer) => {
+        got.push(JSON.parse(data.toString('utf8')) as DbStats)
+        if (got.length >= 3) {
+          clearTimeout(timer)
+          ws.close()
+          resolve(got)
+        }
+      })
+      ws.on('error', (e) => {
+        clearTimeout(timer)
+        reject(e)
+      })
+    })
+    for (const m of messages) {
+      assert.equal(m.id, n.id)
+      assert.equal(typeof m.commit_index, 'number')
+      assert.equal(m.num_peers, 2)
+    }
+    assert(messages[2]!.uptime_seconds >= messages[0]!.uptime_seconds)
+  })
+
+  it('refuses a WebSocket upgrade on any other path', async () => {
+    const failed = await new Promise<boolean>((resolve) => {
+      const ws = new WebSocket(`ws://${nodes[0]!.http}/ws/nothing`)
+      ws.on('open', () => {
+        ws.terminate()
+        resolve(false)
+      })
+      ws.on('error', () => resolve(true))
+    })
+    assert(failed)
+  })
+
+  it('answers a bad percent-encoding in the key with the JSON error shape', async () => {
+    for (const path of ['/key/%zz', '/keys/%E0%A4%A', '/key/%FF', '/i/key/a%']) {
+      assertError(await nodes[0]!.request(path), 400, 1001, 'bad_request')
+    }
+    assertError(await nodes[0]!.request('/keys/%zz', { method: 'PUT', body: 'x' }), 400, 1001)
+  })
+
+  it('writes and reads a key containing "%" as that key, through any member', async () => {
+    const leader = (await cluster.leader()).node
+    const follower = nodes.find((n) => n !== leader) as DbProcess
+    // JSON through a follower: the key must be "%42", not "B".
+    assert.equal((await postKey(follower, '%42', 'not B')).status, 200)
+    assertError(await leader.request('/key/B'), 404, 1002)
+    // Raw through a follower: a key that looks like an escape must not alias another key.
+    assert.equal((await putRaw(follower, '%43', 'not C')).status, 201)
+    assertError(await leader.request('/key/C'), 404, 1002)
+    // A "%" that is no escape, written through a follower and read by path.
+    const written = await postKey(follower, '50%', 'percent')
+    assert.equal(written.status, 200, written.text())
+    const byPath = await follower.request(`/key/${keyPath('50%')}`)
+    assert.equal(byPath.status, 200, byPath.text())
+    assert.deepEqual(byPath.json(), { key: '50%', value: 'percent' })
+  })
+
+  it('refuses ?consistency=bogus on a key that exists, too', async () => {
+    assert.equal((await putRaw(nodes[0]!, 'consistency-check', 'x')).status, 201)
+    await cluster.waitCaughtUp()
+    assertError(await nodes[1]!.request('/key/consistency-check?consistency=bogus'), 400, 1001)
+  })
+})
