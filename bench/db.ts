@@ -153,17 +153,19 @@ async function main(): Promise<void> {
       console.log(
         `\nresident memory before loading ${loadKeys} keys: ${(await rssMiB(nodes)).join(', ')}`,
       )
+      // Loading goes to the leader directly: it measures the store, not the forwarding hop.
+      const leaderId = (await (nodes[0] as DbProcess).stats()).leader
+      const leaderPool = pools[nodes.findIndex((n) => n.id === leaderId)] ?? (pools[0] as Pool)
       const value = Buffer.alloc(100, 'v')
       let next = 0
       let acked = 0
       const t0 = performance.now()
       let lastReport = t0
       await Promise.all(
-        Array.from({ length: 128 }, async (_, c) => {
+        Array.from({ length: 128 }, async () => {
           while (next < loadKeys) {
             const i = next++
-            const pool = pools[(c + i) % pools.length] as Pool
-            const res = await pool
+            const res = await leaderPool
               .request({ path: `/keys/load-${i}`, method: 'PUT', body: value })
               .catch(() => undefined)
             if (res) {
