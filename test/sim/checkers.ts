@@ -6,15 +6,27 @@
 //
 // What "ever" means here: the history maps below only grow during a run. Raft's four safety
 // properties (§5.2, §5.3, §5.4, Figure 3) come first, then the database's own guarantees
-// (DESIGN.md "Invariants that tests must hold").
-import type {
-  Entry,
-  LogStorage,
-  Message,
-  NodeId,
-  ReadState,
-  Role,
-  SnapshotMeta,
+// (DESIGN.md "Invariants that tests must hold"):
+//   - one vote per voter and term, a candidate's durable vote for itself included;
+//   - Leader Completeness against every entry applied anywhere and every entry a leader's
+//     commit index covered (checked when a leader's log is first stable, and again for leaders
+//     still in office when a deposed leader's commit shows up late);
+//   - the core's configuration is the one its host stored with the applied index (whenever no
+//     Ready is outstanding or due, and after a restart), and that is the configuration the
+//     log's conf changes give at that index;
+//   - a linearizable read sees every put acknowledged and every value any read returned
+//     before it was issued, and every put committed at or below its read index.
+import {
+  applyConfChangeTo,
+  decodeConfChange,
+  type ConfState,
+  type Entry,
+  type LogStorage,
+  type Message,
+  type NodeId,
+  type ReadState,
+  type Role,
+  type SnapshotMeta,
 } from '../../src/raft/index.ts'
 import { CheckFailed } from './sim-trace.ts'
 import type { DurableState } from './sim-disk.ts'
@@ -31,6 +43,8 @@ export const Invariant = {
   ackedReadable: 'Acknowledged Puts Stay Readable',
   linearizableReads: 'Linearizable Reads',
   durableBeforeSend: 'Durable Before Send',
+  confMatchesHost: 'Core Configuration Matches the Host',
+  confMatchesLog: 'Configuration Matches the Log',
   hostContract: 'Core Contract',
   liveness: 'Liveness',
   exception: 'Exception',
@@ -56,6 +70,8 @@ export interface ReadRecord {
   /** minIndex is the highest index of a put acknowledged before the read was issued. */
   readonly minIndex: number
   readonly issuedAt: number
+  /** issuedSeq orders the issue among every read completion (Checkers.nextSeq). */
+  readonly issuedSeq: number
 }
 
 interface StableRecord {
@@ -79,6 +95,27 @@ interface TruthRecord {
   readonly index: number
 }
 
+interface CommittedRecord {
+  readonly term: number
+  /** commitTerm bounds from above the term the entry committed in: the term of the first
+   * leader seen with a commit index at or past it. */
+  readonly commitTerm: number
+  readonly node: NodeId
+}
+
+interface VoteRecord {
+  readonly candidate: NodeId
+  /** how the vote was seen: a vote response sent, or a hard state made durable. */
+  readonly how: string
+}
+
+interface ReadSeen {
+  readonly seq: number
+  readonly ctx: string
+  readonly node: NodeId
+  readonly value: string
+}
+
 /** CheckerOptions turns individual sub-checks off (tests of the checkers only). */
 export interface CheckerOptions {
   /** voteOnce checks that no voter grants two candidates a vote in one term. Default true. */
@@ -93,8 +130,9 @@ export class Checkers {
   private readonly leaderCompleteness: boolean
   // Election Safety: the leader of each term, ever.
   private readonly leaderOfTerm = new Map<number, NodeId>()
-  // Election Safety at the voter: `${voter}/${term}` → the candidate it granted.
-  private readonly votesGranted = new Map<string, NodeId>()
+  // Election Safety at the voter: `${voter}/${term}` → the candidate it granted (itself
+  // included: a candidate's durable vote for itself binds it like any other).
+  private readonly votesGranted = new Map<string, VoteRecord>()
   // Log Matching: index → term → the first stable entry seen with that (index, term).
   private readonly stable = new Map<number, Map<number, StableRecord>>()
   // State Machine Safety: index → the entry first applied there.
@@ -102,6 +140,20 @@ export class Checkers {
   private maxApplied = 0
   // Leader Completeness: `${node}/${term}` already checked.
   private readonly leaderChecked = new Set<string>()
+  // Leader Completeness: index → the entry a leader's commit index covered, and by when.
+  private readonly committed = new Map<number, CommittedRecord>()
+  private maxCommitted = 0
+  // The commit index each leader (`${node}/${term}`) was last seen with.
+  private readonly leaderCommit = new Map<string, number>()
+  // Leaders whose log was checked and that still lead that term: node → term and stable log
+  // (a leader's log only grows during its term, so it must keep holding what it held).
+  private readonly activeLeaders = new Map<NodeId, { term: number; storage: LogStorage }>()
+  // The configuration as of each applied conf change, in index order (from the entries
+  // themselves, never from what a host stored), starting with the bootstrap configuration.
+  private readonly confHistory: { index: number; conf: ConfState }[] = []
+  // Linearizable reads: key → the first read that completed with a value.
+  private readonly readSeen = new Map<string, ReadSeen>()
+  private seq = 0
   // No key has two values: the value each key was first created with, and where.
   private readonly truth = new Map<string, TruthRecord>()
   /** ackedPuts lists every acknowledged put in acknowledgement order. */
@@ -110,7 +162,17 @@ export class Checkers {
   /** maxAckedIndex is the highest index of an acknowledged put. */
   maxAckedIndex = 0
   /** counts of what was checked, for the run summary. */
-  readonly counts = { leaders: 0, reads: 0, readsServed: 0, acked: 0, snapshotsInstalled: 0 }
+  readonly counts = {
+    leaders: 0,
+    reads: 0,
+    readsServed: 0,
+    readsNotFound: 0,
+    acked: 0,
+    snapshotsInstalled: 0,
+    confChecks: 0,
+    /** committed conf changes the core ignored (a snapshot covering them was restored). */
+    confIgnored: 0,
+  }
 
   constructor(options: CheckerOptions = {}) {
     this.voteOnce = options.voteOnce ?? true
@@ -140,15 +202,24 @@ export class Checkers {
 
   /** onSend sees every message a replica sends (after its state is durable). */
   onSend(m: Message): void {
-    if (m.type !== 'voteResp' || m.reject || !this.voteOnce) return
-    // §5.2: each server votes for at most one candidate in a given term.
-    const key = `${m.from}/${m.term}`
+    if (m.type !== 'voteResp' || m.reject) return
+    this.onVote(m.from, m.term, m.to, 'a vote response')
+  }
+
+  /**
+   * onVote records that voter cast its vote in term for candidate: a granted vote response it
+   * sent, or a vote in a hard state it made durable (a candidate's vote for itself included,
+   * and whatever a restart finds on disk). §5.2: at most one candidate per voter and term.
+   */
+  onVote(voter: NodeId, term: number, candidate: NodeId, how: string): void {
+    if (!this.voteOnce || candidate === '') return
+    const key = `${voter}/${term}`
     const prev = this.votesGranted.get(key)
-    if (prev === undefined) this.votesGranted.set(key, m.to)
-    else if (prev !== m.to) {
+    if (prev === undefined) this.votesGranted.set(key, { candidate, how })
+    else if (prev.candidate !== candidate) {
       fail(
         Invariant.electionSafety,
-        `${m.from} granted its vote in term ${m.term} to both ${prev} and ${m.to}`,
+        `${voter} voted in term ${term} for both ${prev.candidate} (${prev.how}) and ${candidate} (${how})`,
       )
     }
   }
@@ -260,7 +331,9 @@ export class Checkers {
   /**
    * onStableDone is called after a replica appended entries; it runs Leader Completeness once
    * per (leader, term), when the leader's first entry of its term is stable (then everything
-   * before it is stable too).
+   * before it is stable too): against every entry applied anywhere and every entry a leader's
+   * commit index covered, committed in an earlier term. The leader then stays registered, so
+   * entries found committed later (a deposed leader's late commit) are checked against it too.
    */
   onStableDone(node: NodeId, storage: LogStorage, entries: readonly Entry[]): void {
     const last = entries[entries.length - 1]
@@ -284,6 +357,143 @@ export class Checkers {
         )
       }
     }
+    for (let i = lo; i <= this.maxCommitted; i++) {
+      const rec = this.committed.get(i)
+      if (rec !== undefined && rec.commitTerm < term) this.checkHolds(node, term, storage, i, rec)
+    }
+    this.activeLeaders.set(node, { term, storage })
+  }
+
+  /**
+   * onLeaderCommit is called when a leader of term persists its commit index (the stable log
+   * holds every entry up to it): each entry up to commit is committed, and every leader of a
+   * later term must hold it (§5.4), unless compacted below its snapshot.
+   */
+  onLeaderCommit(node: NodeId, term: number, commit: number, storage: LogStorage): void {
+    if (!this.leaderCompleteness) return
+    const key = `${node}/${term}`
+    const from = Math.max((this.leaderCommit.get(key) ?? 0) + 1, storage.firstIndex())
+    this.leaderCommit.set(key, commit)
+    for (let i = from; i <= commit; i++) {
+      const t = storage.term(i)
+      if (t === undefined) {
+        fail(
+          Invariant.hostContract,
+          `${node}, leader of term ${term}, persisted commit ${commit} but its stable log has no entry ${i}`,
+        )
+      }
+      const rec = this.committed.get(i)
+      if (rec !== undefined) {
+        if (rec.term !== t) {
+          const [early, late] = rec.commitTerm <= term ? [rec.node, node] : [node, rec.node]
+          fail(
+            Invariant.leaderCompleteness,
+            `entry ${i} was committed as term ${rec.term} by ${rec.node} (leader by term ${rec.commitTerm}) ` +
+              `and as term ${t} by ${node} (leader of term ${term}): ${late} lacks what ${early} committed`,
+          )
+        }
+        continue
+      }
+      const fresh: CommittedRecord = { term: t, commitTerm: term, node }
+      this.committed.set(i, fresh)
+      if (i > this.maxCommitted) this.maxCommitted = i
+      for (const [leader, l] of this.activeLeaders) {
+        if (l.term > term) this.checkHolds(leader, l.term, l.storage, i, fresh)
+      }
+    }
+  }
+
+  /** onLeaderEnd tells that node no longer leads (it stepped down or crashed). */
+  onLeaderEnd(node: NodeId): void {
+    this.activeLeaders.delete(node)
+  }
+
+  private checkHolds(
+    node: NodeId,
+    term: number,
+    storage: LogStorage,
+    i: number,
+    rec: CommittedRecord,
+  ): void {
+    if (i < storage.firstIndex() - 1) return // compacted below its snapshot
+    const t = storage.term(i)
+    if (t !== rec.term) {
+      fail(
+        Invariant.leaderCompleteness,
+        `${node}, leader of term ${term}, has ${t === undefined ? 'no entry' : `term ${t}`} at index ${i}, ` +
+          `but entry ${i} of term ${rec.term} was committed by term ${rec.commitTerm} (commit index of leader ${rec.node})`,
+      )
+    }
+  }
+
+  // ------------------------------------------------------------------ configurations
+
+  /** onBootstrap records the configuration the cluster starts from (index 1). */
+  onBootstrap(conf: ConfState): void {
+    this.confHistory.length = 0
+    this.confHistory.push({ index: 1, conf: normalConf(conf) })
+  }
+
+  /** confAt is the configuration as of index, from the conf entries applied anywhere; the
+   * caller makes sure every entry up to index was applied somewhere. */
+  confAt(index: number): ConfState | undefined {
+    const h = this.confHistory
+    let lo = 0
+    let hi = h.length - 1
+    if (hi < 0 || (h[0] as { index: number }).index > index) return undefined
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if ((h[mid] as { index: number }).index <= index) lo = mid
+      else hi = mid - 1
+    }
+    return h[lo]?.conf
+  }
+
+  /** latestConfs are the configuration as of the highest index applied anywhere, and the
+   * one before its last change (if any). */
+  latestConfs(): ConfState[] {
+    return this.confHistory.slice(-2).map((h) => h.conf)
+  }
+
+  /** pendingConfChanges lists the conf entries made stable anywhere above the highest index
+   * applied anywhere: any one of them may still commit. */
+  pendingConfChanges(): Entry[] {
+    const out: Entry[] = []
+    for (const [index, byTerm] of this.stable) {
+      if (index <= this.maxApplied) continue
+      for (const rec of byTerm.values()) if (rec.entry.type === 'conf') out.push(rec.entry)
+    }
+    return out
+  }
+
+  /**
+   * checkConf checks, while node has no Ready outstanding and nothing for one (or right after
+   * a restart), that the core's configuration is the one the host stored with its applied
+   * index, and that this is the configuration the log gives at that index.
+   */
+  checkConf(
+    node: NodeId,
+    core: ConfState,
+    host: ConfState,
+    applied: number,
+    when: string,
+    coreOnly = false,
+  ): void {
+    this.counts.confChecks++
+    if (core !== host && !sameConf(core, host)) {
+      fail(
+        Invariant.confMatchesHost,
+        `${when}: ${node}'s core has configuration ${describeConf(core)}, but its state machine stored ${describeConf(host)} with applied index ${applied}`,
+      )
+    }
+    if (coreOnly || applied > this.maxApplied) return
+    const truth = this.confAt(applied)
+    if (truth !== undefined && truth !== host && !sameConf(truth, host)) {
+      fail(
+        Invariant.confMatchesLog,
+        `${when}: ${node} stored configuration ${describeConf(host)} with applied index ${applied}, but the log's conf changes give ${describeConf(truth)} there`,
+      )
+    }
   }
 
   // ------------------------------------------------------------------ state machines
@@ -300,6 +510,7 @@ export class Checkers {
     if (rec === undefined) {
       this.applied.set(e.index, { entry: e, node, result, commitTerm: nodeTerm })
       if (e.index > this.maxApplied) this.maxApplied = e.index
+      if (e.type === 'conf') this.recordConf(e)
     } else {
       if (rec.entry !== e && !sameEntry(rec.entry, e)) {
         fail(
@@ -346,6 +557,22 @@ export class Checkers {
     }
   }
 
+  private recordConf(e: Entry): void {
+    const h = this.confHistory
+    const prev = h[h.length - 1]
+    // An entry is first applied after every entry below it was applied somewhere.
+    if (prev === undefined || prev.index >= e.index) {
+      fail(
+        Invariant.stateMachineSafety,
+        `conf entry ${e.index} is applied first, but the configuration is known up to ${prev?.index ?? 'nowhere'}`,
+      )
+    }
+    h.push({
+      index: e.index,
+      conf: normalConf(applyConfChangeTo(prev.conf, decodeConfChange(e.data))),
+    })
+  }
+
   /** onSnapshotInstalled checks a snapshot a replica installs against global history. */
   onSnapshotInstalled(node: NodeId, meta: SnapshotMeta, kv: ReadonlyMap<string, string>): void {
     this.counts.snapshotsInstalled++
@@ -354,6 +581,13 @@ export class Checkers {
       fail(
         Invariant.stateMachineSafety,
         `${node} installs a snapshot at ${meta.index}@${meta.term}, but entry ${meta.index} of term ${rec.entry.term} was applied on ${rec.node}`,
+      )
+    }
+    const conf = meta.index <= this.maxApplied ? this.confAt(meta.index) : undefined
+    if (conf !== undefined && !sameConf(conf, meta.conf)) {
+      fail(
+        Invariant.confMatchesLog,
+        `${node} installs a snapshot at ${meta.index}@${meta.term} with configuration ${describeConf(meta.conf)}, but the log's conf changes give ${describeConf(conf)} there`,
       )
     }
     for (const [k, v] of kv) {
@@ -442,24 +676,53 @@ export class Checkers {
     }
   }
 
-  /** onReadServed checks what a linearizable read returned. */
+  /** nextSeq numbers read issues and completions in the order they happen. */
+  nextSeq(): number {
+    return ++this.seq
+  }
+
+  /**
+   * onReadServed checks what a linearizable read returned (thesis §6.4), against everything
+   * that happened before it was issued: a put acknowledged, any read that completed with a
+   * value (on any node), and any put already committed at or below its read index. A value
+   * must be the key's one value.
+   */
   onReadServed(read: ReadRecord, value: string | undefined, applied: number, rs: ReadState): void {
     this.counts.readsServed++
+    const seq = this.nextSeq()
+    const where = `read ${read.ctx} of ${read.key} issued on ${read.node} at ${read.issuedAt} (read index ${rs.index}, applied ${applied})`
     if (read.expect !== undefined && value !== read.expect) {
       fail(
         Invariant.linearizableReads,
-        `read ${read.ctx} of ${read.key} on ${read.node} (read index ${rs.index}, applied ${applied}) returned ${String(value)}, ` +
-          `but ${read.key} = ${read.expect} was acknowledged before the read was issued`,
+        `${where} returned ${String(value)}, but ${read.key} = ${read.expect} was acknowledged before the read was issued`,
       )
     }
-    if (value !== undefined) {
-      const truth = this.truth.get(read.key)
-      if (truth === undefined || truth.value !== value) {
+    const truth = this.truth.get(read.key)
+    if (value === undefined) {
+      this.counts.readsNotFound++
+      const seen = this.readSeen.get(read.key)
+      if (seen !== undefined && seen.seq < read.issuedSeq) {
         fail(
-          Invariant.writeOnce,
-          `read ${read.ctx} of ${read.key} on ${read.node} returned ${value}, but its value is ${String(truth?.value)}`,
+          Invariant.linearizableReads,
+          `${where} returned not-found, but read ${seen.ctx} on ${seen.node} had returned ${read.key} = ${seen.value} before this read was issued`,
         )
       }
+      if (truth !== undefined && truth.index <= rs.index) {
+        fail(
+          Invariant.linearizableReads,
+          `${where} returned not-found, but ${read.key} = ${truth.value} was created at index ${truth.index}, at or below the read index`,
+        )
+      }
+      return
+    }
+    if (truth === undefined || truth.value !== value) {
+      fail(
+        Invariant.writeOnce,
+        `${where} returned ${value}, but its value is ${String(truth?.value)}`,
+      )
+    }
+    if (!this.readSeen.has(read.key)) {
+      this.readSeen.set(read.key, { seq, ctx: read.ctx, node: read.node, value })
     }
   }
 }
@@ -475,6 +738,37 @@ function sameEntry(a: Entry, b: Entry): boolean {
   if (a.data.byteLength !== b.data.byteLength) return false
   for (let i = 0; i < a.data.byteLength; i++) if (a.data[i] !== b.data[i]) return false
   return true
+}
+
+function normalConf(c: ConfState): ConfState {
+  return { voters: [...c.voters].sort(), learners: [...c.learners].sort() }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  let inOrder = true
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) {
+      inOrder = false
+      break
+    }
+  }
+  if (inOrder) return true
+  const x = [...a].sort()
+  const y = [...b].sort()
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
+  return true
+}
+
+/** sameConf compares configurations as sets (voters and learners sorted). */
+export function sameConf(a: ConfState, b: ConfState): boolean {
+  return sameList(a.voters, b.voters) && sameList(a.learners, b.learners)
+}
+
+/** describeConf renders a configuration. */
+export function describeConf(c: ConfState): string {
+  return `voters [${[...c.voters].sort().join(',')}] learners [${[...c.learners].sort().join(',')}]`
 }
 
 const decoder = new TextDecoder()

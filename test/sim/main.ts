@@ -72,7 +72,8 @@ function describe(s: RunSummary): string {
   return (
     `seed ${s.seed}: ok, ${s.nodes} nodes, ${s.events} events, ${s.virtualMs} virtual ms, ` +
     `${s.acked} puts acknowledged, ${s.reads} reads, ${s.leaders} leaders, ${s.crashes} crashes, ` +
-    `${s.snapshotsInstalled} snapshots installed`
+    `${s.snapshotsInstalled} snapshots installed, liveness ${s.liveness}, ` +
+    `${s.confIgnored} conf changes ignored under a restored snapshot`
   )
 }
 

@@ -1,11 +1,14 @@
 // SimReplica is one simulated database node: a Raft core, its MemoryStorage, the write-once
 // state machine and a SimDisk, driven by the host's Ready loop (persist, then send, then
-// apply, then advance; one Ready in flight at a time, with a drawn fsync latency). It streams
+// apply, then advance; one Ready in flight at a time, with a drawn fsync latency, or in slow
+// runs a drawn duration for every Ready that writes or applies; messages are stepped into the
+// core meanwhile, as the database host does while it awaits its store). It streams
 // snapshots to followers as chunk packets and assembles the ones it receives, takes its own
 // snapshots every `compactEvery` applied entries, and restarts from its disk alone. It reports
 // what it observes to the Checkers; the Simulation decides when it ticks, crashes and restarts.
 import type { SeededRng } from '../../src/base/index.ts'
 import {
+  applyConfChangeTo,
   bootstrapSnapshot,
   decodeConfChange,
   EMPTY_CONF,
@@ -25,7 +28,7 @@ import {
   type SnapshotMessage,
   type SnapshotMeta,
 } from '../../src/raft/index.ts'
-import { fail, Invariant, type Checkers, type ReadRecord } from './checkers.ts'
+import { describeConf, fail, Invariant, type Checkers, type ReadRecord } from './checkers.ts'
 import { SimDisk, type DurableState } from './sim-disk.ts'
 import {
   decodeKv,
@@ -79,6 +82,11 @@ export interface ReplicaOptions {
   /** reportSnapshotOnSend reports a snapshot transfer done as soon as its chunks are sent;
    * otherwise when the receiving host's snapAck arrives (the transfer really finished). */
   readonly reportSnapshotOnSend: boolean
+  /** slowReadyMax, when above 0, makes every Ready that writes or applies anything take 1 to
+   * slowReadyMax virtual ms (the host awaits its store's transaction, as the database does),
+   * not only the ones that must fsync; messages keep being stepped meanwhile, and the Ready's
+   * committed entries are applied only at its end. */
+  readonly slowReadyMax: number
 }
 
 /** ProposalWaiter hears how a proposal ended: its result, or undefined if it was dropped. */
@@ -136,6 +144,11 @@ export class SimReplica {
   // The highest commit index this incarnation persisted or restarted with.
   private persistedCommit = 0
   private lastHardState: HardState = EMPTY_HARD_STATE
+  // A Ready completed (or the node restarted) since the configuration was last checked. The
+  // core's configuration changes only through a Ready (a restored snapshot) or a conf change
+  // the host applies, and some Ready follows any input that changes state, so checking after
+  // Readies alone misses nothing for long.
+  private confDirty = false
   private lastRole: Role = 'follower'
   private lastTerm = 0
   /** knownLeader is the leader this node last knew of (from its soft state). */
@@ -156,7 +169,13 @@ export class SimReplica {
     initial: DurableState,
   ) {
     this.disk = new SimDisk(initial)
+    // Disks differ: in slow runs each node gets its own bound, so some lag behind the rest.
+    const slow = options.slowReadyMax
+    this.slowReadyMax = slow > 0 ? rng.pick([Math.max(1, Math.ceil(slow / 10)), slow]) : 0
   }
+
+  /** slowReadyMax is this node's bound on a Ready's duration (see ReplicaOptions). */
+  private readonly slowReadyMax: number
 
   // ------------------------------------------------------------------ lifecycle
 
@@ -185,7 +204,11 @@ export class SimReplica {
       this.rng.child(),
     )
     this.up = true
-    this.host.checkers.checkReadable(this.id, this.sm.applied, this.sm.kv, 'after restart')
+    const checkers = this.host.checkers
+    checkers.checkReadable(this.id, this.sm.applied, this.sm.kv, 'after restart')
+    checkers.onVote(this.id, d.hardState.term, d.hardState.vote, 'its hard state after a restart')
+    this.confDirty = true
+    this.checkConf('after restart')
     this.pump()
   }
 
@@ -198,6 +221,7 @@ export class SimReplica {
     this.stats.crashes++
     const r = this.disk.crash(this.rng, keepPrefix)
     this.inflight = undefined
+    this.host.checkers.onLeaderEnd(this.id)
     const waiters = [...this.waiters.entries()]
     this.waiters.clear()
     this.pendingReads.clear()
@@ -341,23 +365,30 @@ export class SimReplica {
       this.host.now(),
       `${this.id} becomes ${role} in term ${term}${leader ? ` (leader ${leader})` : ''}`,
     )
+    if (this.lastRole === 'leader') this.host.checkers.onLeaderEnd(this.id)
     this.lastRole = role
     this.lastTerm = term
     this.host.checkers.onRole(this.id, term, role)
     this.host.onRole(this.id, role, term)
   }
 
-  /** pump runs the Ready loop until the core has nothing to do or a fsync is pending. */
+  /** pump runs the Ready loop until the core has nothing to do or a Ready is pending. */
   private pump(): void {
-    while (this.up && this.inflight === undefined && this.raft.hasReady()) {
+    while (this.up && this.inflight === undefined) {
+      if (!this.raft.hasReady()) {
+        this.checkConf('between Ready loops')
+        return
+      }
       const rd = this.raft.ready()
-      if (rd === undefined) return
+      if (rd === undefined) {
+        this.checkConf('between Ready loops')
+        return
+      }
       this.noteRole(rd.softState.role, rd.softState.term, rd.softState.leader)
       this.inflight = rd
       this.persist(rd)
       const mustSync = rd.mustSync || rd.entries.length > 0 || rd.snapshot !== undefined
-      const max = this.options.diskLatencyMax
-      const latency = mustSync && max > 0 ? this.rng.int(max + 1) : 0
+      const latency = this.readyLatency(rd, mustSync)
       if (latency === 0) {
         this.complete(rd, mustSync)
         continue
@@ -370,6 +401,31 @@ export class SimReplica {
       })
       return
     }
+  }
+
+  /** readyLatency draws how long the host takes over rd: a fsync's latency, or (slowReady
+   * runs) the store's transaction for anything it writes or applies. */
+  private readyLatency(rd: Ready, mustSync: boolean): number {
+    const slow = this.slowReadyMax
+    if (slow > 0 && (mustSync || rd.hardState !== undefined || rd.committedEntries.length > 0)) {
+      return this.rng.range(1, slow)
+    }
+    const max = this.options.diskLatencyMax
+    return mustSync && max > 0 ? this.rng.int(max + 1) : 0
+  }
+
+  /** checkConf checks the core's configuration against the one the state machine stored,
+   * when no Ready is outstanding and the core has nothing for one (or after a restart). */
+  private checkConf(when: string): void {
+    if (!this.confDirty) return
+    this.confDirty = false
+    this.host.checkers.checkConf(
+      this.id,
+      this.raft.status().conf,
+      this.sm.conf,
+      this.sm.applied,
+      when,
+    )
   }
 
   /** persist writes the Ready's hard state, snapshot and entries in one record (not yet
@@ -396,6 +452,9 @@ export class SimReplica {
     if (rd.entries.length > 0) {
       this.storage.append(rd.entries)
       checkers.onStableDone(this.id, this.storage, rd.entries)
+    }
+    if (hs && rd.softState.role === 'leader') {
+      checkers.onLeaderCommit(this.id, rd.softState.term, hs.commit, this.storage)
     }
     if (hs && hs.commit > this.persistedCommit) this.persistedCommit = hs.commit
   }
@@ -449,6 +508,9 @@ export class SimReplica {
     const snapReports: [NodeId, boolean][] = []
     const unreachable = new Set<NodeId>()
     const checkers = this.host.checkers
+    // The hard state is durable now: its vote binds the node for its term (§5.2).
+    if (rd.hardState)
+      checkers.onVote(this.id, rd.hardState.term, rd.hardState.vote, 'its durable hard state')
     const durable = this.disk.durable()
     for (const m of rd.messages) {
       checkers.checkDurable(this.id, m, durable)
@@ -476,6 +538,7 @@ export class SimReplica {
     }
     this.raft.advance(rd)
     this.inflight = undefined
+    this.confDirty = true
     for (const [to, ok] of snapReports) this.raft.reportSnapshot(to, ok)
     for (const to of unreachable) this.raft.reportUnreachable(to)
     this.serveReads()
@@ -506,11 +569,21 @@ export class SimReplica {
       let result: PutResult | undefined
       if (e.type === 'conf') {
         const cc = decodeConfChange(e.data)
+        const before = this.raft.status().conf
+        const stored = this.sm.conf
         this.sm.conf = this.raft.applyConfChange(cc, e.index)
+        // The core returns its configuration object unchanged when it ignores the change (a
+        // snapshot restored while this Ready was outstanding covers it): the interleaving the
+        // slow-Ready and conf-churn runs aim at.
+        const ignored = this.sm.conf === before
+        if (ignored) checkers.counts.confIgnored++
         checkers.onApply(this.id, term, e, undefined, undefined)
         this.host.trace.event(
           this.host.now(),
-          `${this.id} applies ${e.index}@${e.term} conf ${cc.type} ${cc.node} → voters ${this.sm.conf.voters.join(',')} learners ${this.sm.conf.learners.join(',')}`,
+          `${this.id} applies ${e.index}@${e.term} conf ${cc.type} ${cc.node} → ${describeConf(this.sm.conf)}` +
+            (ignored
+              ? ` (ignored by the core: a restored snapshot covers it; on the stored ${describeConf(stored)} it would give ${describeConf(applyConfChangeTo(stored, cc))})`
+              : ''),
         )
       } else if (e.data.byteLength === 0) {
         checkers.onApply(this.id, term, e, undefined, undefined)

@@ -1,9 +1,11 @@
 // The simulated clients. Each client runs one operation at a time: it puts fresh keys to the
 // node it believes leads (and retries elsewhere on not_leader), re-puts acknowledged keys with
 // the same bytes (expecting 'exists') and with other bytes (expecting 'conflict'), and issues
-// linearizable reads through ReadIndex on random nodes. A put is acknowledged when its entry
-// is applied, at the (index, term) propose returned, on the node it was proposed to; the
-// answer it gets there is checked against what the write-once rule allows.
+// linearizable reads through ReadIndex on random nodes: of acknowledged keys, of keys whose put
+// is still in flight (or whose outcome the client never learned), and of keys never written.
+// A put is acknowledged when its entry is applied, at the (index, term) propose returned, on
+// the node it was proposed to; the answer it gets there is checked against what the
+// write-once rule allows.
 import type { SeededRng } from '../../src/base/index.ts'
 import type { NodeId } from '../../src/raft/index.ts'
 import { fail, Invariant, type Checkers, type ReadRecord } from './checkers.ts'
@@ -61,6 +63,8 @@ export class Workload {
   private readonly clients: Client[] = []
   // Every key a fresh put was attempted for, with its one value.
   private readonly attempted: string[] = []
+  // Recent keys whose fresh put is in flight or ended unknown: they may or may not exist.
+  private readonly uncertain: string[] = []
   private stopped = false
   private readSeq = 0
   /** stats counts operations for the run summary. */
@@ -114,6 +118,8 @@ export class Workload {
     const key = `c${c.id}k${c.nextKey++}`
     const value = `v${this.rng.u32().toString(36)}`
     this.attempted.push(key)
+    this.uncertain.push(key)
+    if (this.uncertain.length > 64) this.uncertain.shift()
     this.doPut(c, { kind: 'fresh', key, value, reqId, attempts: 0 })
   }
 
@@ -214,6 +220,10 @@ export class Workload {
     if (result === 'conflict') this.stats.conflicts++
     else {
       this.stats.acked++
+      if (op.kind === 'fresh') {
+        const at = this.uncertain.indexOf(op.key)
+        if (at >= 0) this.uncertain.splice(at, 1)
+      }
       this.host.checkers.onAck({
         key: op.key,
         value: op.value,
@@ -235,9 +245,12 @@ export class Workload {
     const r = this.rng.pick(live)
     const checkers = this.host.checkers
     const acked = checkers.ackedPuts
+    // Keys that may or may not exist yet (in-flight puts) are where a stale read shows.
+    const roll = this.rng.int(100)
     let key: string
-    if (acked.length > 0 && this.rng.chance(0.7)) key = this.rng.pick(acked).key
-    else if (this.attempted.length > 0) key = this.rng.pick(this.attempted)
+    if (roll < 40 && acked.length > 0) key = this.rng.pick(acked).key
+    else if (roll < 85 && this.uncertain.length > 0) key = this.rng.pick(this.uncertain)
+    else if (roll < 95 && this.attempted.length > 0) key = this.rng.pick(this.attempted)
     else key = 'never-written'
     const rec: ReadRecord = {
       ctx: `r${this.readSeq++}`,
@@ -246,6 +259,7 @@ export class Workload {
       expect: checkers.ackedOf(key)?.value,
       minIndex: checkers.maxAckedIndex,
       issuedAt: this.host.now(),
+      issuedSeq: checkers.nextSeq(),
     }
     this.stats.reads++
     if (!r.readIndex(rec)) this.stats.readsDropped++

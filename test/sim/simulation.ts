@@ -3,15 +3,25 @@
 // fault schedule and a client workload, all drawn from one root seed. The root seed gives each
 // component a child seed and draws the run's fault rates (swarm testing: some runs lose no
 // packets, some lose many; some crash often, some never), so one seed names one whole run.
+// Some runs make every Ready take virtual time (messages are stepped meanwhile); conf-churn
+// runs change membership every few dozen ms over small pipelines and frequent compactions.
 //
 // The clock jumps from event to event: node ticks (every TICK_MS, each node with its own phase
 // and, in some runs, its own drift), packet deliveries, fsync completions, client operations and
 // faults; ties break on scheduling order. Checkers run inside every
-// event (see checkers.ts). After the fault phase, healAll() restarts every node, heals the
-// network and stops losing packets, and checkLiveness() requires, within a bound, a leader, a
-// fresh committed proposal, and every acknowledged put applied on every member.
+// event (see checkers.ts). After the fault phase, healAll() stops losing packets and, in most
+// runs, restarts every node and heals the network; checkLiveness() then requires, within a
+// bound, a leader, a fresh committed proposal, and every acknowledged put applied on every
+// member. In the other runs ('majority' liveness) healAll() brings back only a majority of the
+// current voters (the others stay crashed, or running but cut off), and checkLiveness()
+// requires the same of that majority alone.
 import { SeededRng } from '../../src/base/index.ts'
-import type { ConfChange, NodeId } from '../../src/raft/index.ts'
+import {
+  applyConfChangeTo,
+  decodeConfChange,
+  type ConfChange,
+  type NodeId,
+} from '../../src/raft/index.ts'
 import { Checkers, fail, Invariant, type CheckerOptions } from './checkers.ts'
 import { SimNetwork, type NetworkOptions } from './sim-network.ts'
 import { TimedQueue, type Timed } from './sim-queue.ts'
@@ -76,7 +86,14 @@ export interface FaultParams {
   readonly membershipMean: number
   readonly transferMean: number
   readonly maxExtraNodes: number
+  /** flapChance is the chance a membership change toggles the node the last one changed
+   * (demote ↔ promote), so that changes to one node follow each other closely. */
+  readonly flapChance: number
 }
+
+/** LivenessMode tells what healAll brings back: every node and link, or only a majority of
+ * the current voters (the rest stay crashed or cut off). */
+export type LivenessMode = 'all' | 'majority'
 
 /** RunParams is everything drawn for one run. */
 export interface RunParams {
@@ -89,6 +106,9 @@ export interface RunParams {
   readonly replica: Omit<ReplicaOptions, 'raft'>
   readonly faults: FaultParams
   readonly workload: WorkloadParams
+  readonly liveness: LivenessMode
+  /** confChurn marks a conf-churn run (see drawParams). */
+  readonly confChurn: boolean
 }
 
 /** RunSummary describes a run that passed. */
@@ -102,6 +122,10 @@ export interface RunSummary {
   readonly leaders: number
   readonly crashes: number
   readonly snapshotsInstalled: number
+  readonly liveness: LivenessMode
+  /** confIgnored counts committed conf changes the core ignored when applied (a snapshot
+   * restored while their Ready was outstanding already covered them). */
+  readonly confIgnored: number
 }
 
 /** drawParams draws one run's parameters from the seed (swarm testing). */
@@ -133,7 +157,7 @@ export function drawParams(rng: SeededRng, options: SimulationOptions): RunParam
     lossRate: aggressive ? 0 : rng.pick([0, 0, 0, 0.01, 0.05, 0.2]),
     dupRate: rng.pick([0, 0, 0.01, 0.05]),
   }
-  const replica = {
+  const replicaDrawn = {
     compactEvery: rng.range(20, 200),
     diskLatencyMax: rng.pick([0, 0, 1, 3, 10]),
     chunkBytes: rng.pick([1024, 4096, 16384]),
@@ -157,6 +181,7 @@ export function drawParams(rng: SeededRng, options: SimulationOptions): RunParam
         membershipMean: never,
         transferMean: rng.pick([never, 1000]),
         maxExtraNodes: 2,
+        flapChance: 0,
       }
     : {
         crashMean: rng.pick([never, never, 4000, 1500, 600]),
@@ -174,6 +199,7 @@ export function drawParams(rng: SeededRng, options: SimulationOptions): RunParam
         membershipMean: rng.pick([never, never, 3000, 1200]),
         transferMean: rng.pick([never, never, 3000, 1000]),
         maxExtraNodes: rng.pick([1, 2, 3]),
+        flapChance: 0,
       }
   const workload: WorkloadParams = {
     clients: aggressive ? rng.range(3, 5) : rng.range(1, 4),
@@ -185,7 +211,50 @@ export function drawParams(rng: SeededRng, options: SimulationOptions): RunParam
     read: 20,
   }
   const tickSkewMax = rng.pick([0, 0, 1, 2])
-  return { nodes, ticks, raft, tickSkewMax, network, replica, faults, workload }
+  // Drawn last, so the draws above keep their meaning per seed.
+  // Half the runs make the host take virtual time over every Ready that writes or applies,
+  // stepping messages meanwhile (a snapshot may then be restored while a Ready applying a
+  // conf change is outstanding).
+  const slowReadyMax = rng.pick([0, 0, 0, 3, 10, 30])
+  // Conf-churn runs change membership all the time (demote, promote, add, remove) while
+  // followers lag behind small pipelines and leaders compact often: a follower catching up
+  // then gets a snapshot while a Ready applying a conf change is outstanding.
+  const churn = !aggressive && rng.chance(0.3)
+  const liveness: LivenessMode = rng.chance(0.35) ? 'majority' : 'all'
+  const replica = churn
+    ? { ...replicaDrawn, compactEvery: rng.range(3, 20), slowReadyMax: rng.pick([30, 100]) }
+    : { ...replicaDrawn, slowReadyMax }
+  if (churn) {
+    return {
+      nodes,
+      ticks,
+      raft: { ...raft, maxInflightMsgs: rng.pick([1, 2]), maxSizePerMsg: 1 },
+      tickSkewMax,
+      network,
+      replica,
+      faults: {
+        ...faults,
+        membershipMean: rng.pick([30, 60]),
+        maxExtraNodes: rng.pick([2, 3]),
+        flapChance: 0.9,
+      },
+      workload: { ...workload, thinkMax: rng.pick([50, 100, 200]) },
+      liveness,
+      confChurn: true,
+    }
+  }
+  return {
+    nodes,
+    ticks,
+    raft,
+    tickSkewMax,
+    network,
+    replica,
+    faults,
+    workload,
+    liveness,
+    confChurn: false,
+  }
 }
 
 interface Timer extends Timed {
@@ -211,7 +280,11 @@ export class Simulation {
   private readonly workload: Workload
   private faultsOn = true
   private extraNodes = 0
+  // The node the last membership change proposed was about.
+  private lastChanged: NodeId | undefined
   private snapSeq = 0
+  // 'majority' liveness: the voters healAll brought back; undefined: every node.
+  private liveSet: ReadonlySet<NodeId> | undefined
   private readonly replicaHost: ReplicaHost
   private readonly replicaOptions: ReplicaOptions
   /** events counts the events processed. */
@@ -255,6 +328,7 @@ export class Simulation {
     )
     this.guard(() => {
       const voters = Array.from({ length: this.params.nodes }, (_, i) => `n${i + 1}`)
+      this.checkers.onBootstrap({ voters, learners: [] })
       for (const id of voters) this.addReplica(id, voters)
     })
   }
@@ -290,20 +364,75 @@ export class Simulation {
     })
   }
 
-  /** healAll ends the faults: every node restarts, partitions heal, no packet is lost. */
+  /** healAll ends the faults and stops losing packets. In 'all' runs every node restarts and
+   * the network heals; in 'majority' runs only a majority of the current voters does. */
   healAll(): void {
     this.guard(() => {
       this.faultsOn = false
       this.workload.stop()
-      this.network.heal()
       this.network.setFaultRates(0, 0)
-      this.trace.event(this.clock, 'heal all: restart every node, heal the network, stop loss')
-      for (const r of this.order) if (!r.up) r.start()
+      this.network.heal()
+      const live = this.params.liveness === 'majority' ? this.chooseMajority() : undefined
+      if (live === undefined) {
+        this.trace.event(this.clock, 'heal all: restart every node, heal the network, stop loss')
+        for (const r of this.order) if (!r.up) r.start()
+        return
+      }
+      this.liveSet = live
+      const ids = this.order.map((r) => r.id)
+      const away: string[] = []
+      for (const r of this.order) {
+        if (live.has(r.id)) {
+          if (!r.up) r.start()
+        } else if (!r.up) {
+          away.push(`${r.id} stays down`)
+        } else if (this.faultRng.chance(0.5)) {
+          r.crash(this.faultRng.chance(0.5))
+          away.push(`${r.id} crashed`)
+        } else {
+          this.network.isolate(r.id, ids)
+          away.push(`${r.id} cut off`)
+        }
+      }
+      this.trace.event(
+        this.clock,
+        `heal a majority: ${[...live].join(',')} up and connected, stop loss; ${away.join(', ') || 'no other node'}`,
+      )
     })
   }
 
+  /**
+   * chooseMajority picks a smallest set of voters that is a majority of every configuration
+   * the cluster may be in, and made of voters of each: the configuration as of the highest
+   * index applied anywhere, the one before its last change (a change takes effect when
+   * applied, and the survivors may not know it committed: a majority of the new
+   * configuration alone may then never elect), and each configuration one pending conf change
+   * (stable somewhere above that index) may still make current. A voter of them all can
+   * campaign whichever of them it knows.
+   */
+  private chooseMajority(): Set<NodeId> | undefined {
+    const confs = this.checkers.latestConfs()
+    const conf = confs[confs.length - 1]
+    if (conf === undefined) return undefined
+    for (const e of this.checkers.pendingConfChanges()) {
+      confs.push(applyConfChangeTo(conf, decodeConfChange(e.data)))
+    }
+    const voters = conf.voters.filter((v) => confs.every((c) => c.voters.includes(v)))
+    let best: NodeId[][] = []
+    for (let mask = 1; mask < 1 << voters.length; mask++) {
+      const set = voters.filter((_, i) => (mask & (1 << i)) !== 0)
+      const ok = confs.every((c) => set.length >= Math.floor(c.voters.length / 2) + 1)
+      if (!ok) continue
+      if (best.length === 0 || set.length < (best[0] as NodeId[]).length) best = [set]
+      else if (set.length === (best[0] as NodeId[]).length) best.push(set)
+    }
+    if (best.length === 0) return undefined
+    return new Set(this.faultRng.pick(best))
+  }
+
   /** checkLiveness requires, within ticksMax ticks: a leader, a fresh proposal committed and
-   * acknowledged, and every acknowledged put applied on every member of the configuration. */
+   * acknowledged, and every acknowledged put applied on every member of the configuration
+   * (in 'majority' runs: on every node of the healed majority, which must elect the leader). */
   checkLiveness(ticksMax = DEFAULT_LIVENESS_TICKS): void {
     this.guard(() => {
       const start = this.clock
@@ -351,7 +480,9 @@ export class Simulation {
         }
         const conf = leader.status().conf
         const need = this.checkers.maxAckedIndex
-        for (const id of [...conf.voters, ...conf.learners]) {
+        const members =
+          this.liveSet !== undefined ? [...this.liveSet] : [...conf.voters, ...conf.learners]
+        for (const id of members) {
           const r = this.replicas.get(id)
           if (r === undefined || !r.up) {
             stage = `member ${id} is not running`
@@ -362,7 +493,7 @@ export class Simulation {
             return
           }
         }
-        for (const id of [...conf.voters, ...conf.learners]) {
+        for (const id of members) {
           const r = this.replicas.get(id) as SimReplica
           for (const p of this.checkers.ackedPuts) {
             if (r.read(p.key) !== p.value) {
@@ -384,7 +515,7 @@ export class Simulation {
       if (!done) {
         fail(
           Invariant.liveness,
-          `after healAll, ${ticksMax} ticks (${start}..${deadline} ms) passed with ${stage}\n${this.describeNodes()}`,
+          `after healAll (${this.liveSet ? `majority ${[...this.liveSet].join(',')}` : 'every node'}), ${ticksMax} ticks (${start}..${deadline} ms) passed with ${stage}\n${this.describeNodes()}`,
         )
       }
     })
@@ -404,6 +535,8 @@ export class Simulation {
       leaders: this.checkers.counts.leaders,
       crashes,
       snapshotsInstalled: this.checkers.counts.snapshotsInstalled,
+      liveness: this.params.liveness,
+      confIgnored: this.checkers.counts.confIgnored,
     }
   }
 
@@ -535,11 +668,13 @@ export class Simulation {
     return r
   }
 
-  /** currentLeader is the running leader of the highest term, if any. */
+  /** currentLeader is the running leader of the highest term, if any (in 'majority' runs
+   * after healAll: among the healed majority). */
   private currentLeader(): SimReplica | undefined {
     let best: SimReplica | undefined
     let bestTerm = -1
     for (const r of this.order) {
+      if (this.liveSet !== undefined && !this.liveSet.has(r.id)) continue
       const s = r.roleNow()
       if (s && s.role === 'leader' && s.term > bestTerm) {
         best = r
@@ -574,7 +709,8 @@ export class Simulation {
       `CRASH ${target.id} (unsynced writes: kept ${kept}, lost ${lost}); ${this.liveCount()} up`,
     )
     this.schedule(this.clock + rng.range(f.restartMin, f.restartMax), () => {
-      if (target.up) return
+      // After the fault phase, healAll decides who runs.
+      if (target.up || !this.faultsOn) return
       this.trace.event(this.clock, `RESTART ${target.id}`)
       target.start()
     })
@@ -671,11 +807,23 @@ export class Simulation {
           `MEMBERSHIP ${leader.id} proposes addLearner ${id}: ${res.ok ? `index ${res.index}` : res.reason}`,
         )
         if (!res.ok) return
+        this.lastChanged = id
         this.extraNodes++
         this.addReplica(id, undefined)
       })
     }
     const promotable = s.conf.learners.filter((l) => (s.progress.get(l)?.match ?? 0) >= s.commit)
+    const flap = this.lastChanged
+    if (flap !== undefined && rng.chance(this.params.faults.flapChance)) {
+      if (promotable.includes(flap)) {
+        this.proposeChange(leader, { type: 'addVoter', node: flap })
+        return
+      }
+      if (s.conf.voters.includes(flap) && s.conf.voters.length > 3) {
+        this.proposeChange(leader, { type: 'addLearner', node: flap })
+        return
+      }
+    }
     if (promotable.length > 0) {
       choices.push(() =>
         this.proposeChange(leader, { type: 'addVoter', node: rng.pick(promotable) }),
@@ -689,11 +837,20 @@ export class Simulation {
         this.proposeChange(leader, { type: 'remove', node })
       })
     }
+    if (s.conf.voters.length > 3) {
+      // Demote a voter (the leader too, sometimes): it stays a member and may be promoted
+      // again, so changes keep coming to the same few nodes.
+      choices.push(() => {
+        const node = rng.chance(0.2) ? leader.id : rng.pick(s.conf.voters)
+        this.proposeChange(leader, { type: 'addLearner', node })
+      })
+    }
     if (choices.length > 0) rng.pick(choices)()
   }
 
   private proposeChange(leader: SimReplica, cc: ConfChange): void {
     const res = leader.proposeConfChange(cc)
+    if (res.ok) this.lastChanged = cc.node
     this.trace.event(
       this.clock,
       `MEMBERSHIP ${leader.id} proposes ${cc.type} ${cc.node}: ${res.ok ? `index ${res.index}` : res.reason}`,
