@@ -168,6 +168,9 @@ export class Raft {
   // The log index conf is as of: the last applied conf change or restored snapshot.
   // Invariant: never decreases.
   private confIndex: number
+  // The configuration as the applied log gives it (what the host stores with its applied
+  // index). It differs from conf only while a restored snapshot is not yet persisted.
+  private appliedConf: ConfState
   private prs = new Map<NodeId, Progress>()
   private readonly votes = new Map<NodeId, boolean>()
   private msgs: Message[] = []
@@ -222,6 +225,7 @@ export class Raft {
     this.prevHardState = hardState
     this.conf = conf
     this.confIndex = applied
+    this.appliedConf = conf
     this.becomeFollower(this.term, NONE)
   }
 
@@ -262,11 +266,15 @@ export class Raft {
    * applyConfChange makes a committed change take effect; the host calls it while applying the
    * change's entry at index and persists the returned configuration with the applied index.
    * A change at or below the index the current configuration already covers (a snapshot
-   * restored while the entry was being applied) is ignored: the snapshot's configuration
-   * includes it.
+   * restored while the entry was being applied) does not change the core's configuration:
+   * the snapshot's includes it. The returned configuration is always the one the log gives
+   * at index, which is what the host must store with that applied index.
    */
   applyConfChange(cc: ConfChange, index: number): ConfState {
-    if (index <= this.confIndex) return this.conf
+    this.appliedConf = applyConfChangeTo(this.appliedConf, cc)
+    // The host stores appliedConf with this entry's index, so that a crash before the
+    // snapshot is persisted restarts from a configuration the log agrees with.
+    if (index <= this.confIndex) return this.appliedConf
     this.confIndex = index
     this.conf = applyConfChangeTo(this.conf, cc)
     this.syncProgress()
@@ -283,7 +291,7 @@ export class Raft {
         if (this.maybeCommit()) this.needBroadcast = true
       }
     }
-    return this.conf
+    return this.appliedConf
   }
 
   /** readIndex asks for a linearizable read barrier; the answer comes as a ReadState with the
@@ -409,7 +417,11 @@ export class Raft {
       this.log.pendingSnapshot && !this.log.snapshotInProgress
         ? this.log.pendingSnapshot
         : undefined
-    if (snapshot) this.log.snapshotInProgress = true
+    if (snapshot) {
+      this.log.snapshotInProgress = true
+      // The host installs the snapshot before it applies this Ready's entries, which follow it.
+      this.appliedConf = snapshot.conf
+    }
     const entries = this.log.unstableToPersist()
     this.log.inProgress = this.log.lastIndex()
     const hs = this.hardState()
