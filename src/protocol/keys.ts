@@ -30,12 +30,3 @@ export function checkValueSize(bytes: number, limit: number): void {
   if (bytes > limit)
     throw new PayloadTooLargeError(`value is ${bytes} bytes; the limit is ${limit}`)
 }
-
-/** decodePathKey decodes a key taken from a URL path segment; bad escapes are a 400. */
-export function decodePathKey(raw: string): string {
-  try {
-    return decodeURIComponent(raw)
-  } catch {
-    throw new BadRequestError('key in the path is not valid percent-encoded UTF-8')
-  }
-}
