@@ -2,6 +2,8 @@
 // its own module; this file only wires them up.
 import { Command } from 'commander'
 import { readFileSync } from 'node:fs'
+import { registerAdmin } from './commands/admin.ts'
+import { registerCache } from './commands/cache.ts'
 import { registerDb } from './commands/db.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -16,5 +18,7 @@ program
   .showHelpAfterError()
 
 registerDb(program)
+registerCache(program)
+registerAdmin(program)
 
 await program.parseAsync(process.argv)

@@ -1,5 +1,7 @@
 // Option parsers shared by the CLI's commands.
 import { InvalidArgumentError } from 'commander'
+import type { Logger } from 'pino'
+import { isBaseUrl } from '../protocol/index.ts'
 
 /** intOption parses a non-negative integer flag value. */
 export function intOption(value: string): number {
@@ -7,4 +9,30 @@ export function intOption(value: string): number {
   if (!Number.isSafeInteger(n) || n < 0)
     throw new InvalidArgumentError(`${value} is not a non-negative integer`)
   return n
+}
+
+/** urlOption parses one URL of a repeatable or variadic URL flag ("host:port" gets http://)
+ * and appends it to the values before it. */
+export function urlOption(value: string, previous: string[] | undefined): string[] {
+  const url = /^[a-z]+:\/\//i.test(value) ? value : `http://${value}`
+  const trimmed = url.replace(/\/$/, '')
+  if (!isBaseUrl(trimmed))
+    throw new InvalidArgumentError(`${value} is not a node URL like http://127.0.0.1:11000`)
+  return [...(previous ?? []), trimmed]
+}
+
+/** runUntilSignal shuts a process down cleanly on SIGTERM or SIGINT, then exits. */
+export function runUntilSignal(name: string, log: Logger, shutdown: () => Promise<void>): void {
+  const stop = (signal: string): void => {
+    log.info({ event: 'signal', signal }, 'shutting down')
+    shutdown().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        console.error(`oncekv ${name}: shutdown failed: ${(e as Error).message}`)
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
 }

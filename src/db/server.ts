@@ -2,17 +2,9 @@
 // follower forwards to the leader itself), reads on any member (a local hit answers at once;
 // a miss is confirmed by ReadIndex before 404), membership, stats, metrics and health.
 // It composes the Replica with HTTP; Raft and storage stay behind the Replica.
-import { createHash } from 'node:crypto'
-import Fastify, {
-  LogController,
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-} from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
-import { WebSocketServer } from 'ws'
 import { NONE } from '../raft/index.ts'
 import {
   BadRequestError,
@@ -25,10 +17,12 @@ import {
   UnavailableError,
   UnsupportedMediaTypeError,
   type ClusterResponse,
-  type GetResponse,
   type PutResponse,
 } from '../protocol/index.ts'
-import { installErrorHandling, sendError, toOnceKvError } from '../http/errors.ts'
+import { createApp, splitHostPort } from '../http/app.ts'
+import { sendError } from '../http/errors.ts'
+import { etagOf, getResponseOf, sendRawValue } from '../http/values.ts'
+import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import { NotLeaderError, ProposalLostError, type PutResult, type Replica } from './replica.ts'
 import { collectStats, DbMetrics } from './stats.ts'
 
@@ -44,12 +38,6 @@ export interface DbServerOptions {
 }
 
 const FORWARD_HEADER = 'x-oncekv-forwarded-by'
-const decoder = new TextDecoder('utf-8', { fatal: true })
-
-/** etagOf is the strong ETag of a value: immutable values make it valid forever. */
-function etagOf(value: Uint8Array): string {
-  return `"${createHash('sha256').update(value).digest('base64url').slice(0, 32)}"`
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return (
@@ -69,10 +57,12 @@ export class DbServer {
   private readonly writeTimeoutMs: number
   private readonly readTimeoutMs: number
   private readonly metrics: DbMetrics
-  private readonly wss = new WebSocketServer({ noServer: true })
+  private readonly ws: WsHub
   private readonly startedAt = Date.now()
   private statsTimer: NodeJS.Timeout | undefined
   private draining = false
+  // Key reads answered (GET /key, /i/key, /keys), and how many of them were 404.
+  private readonly reads = { total: 0, notFound: 0 }
   // Keep-alive pools to other members, for forwarded writes.
   private readonly pools = new Map<string, Pool>()
 
@@ -82,47 +72,19 @@ export class DbServer {
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 10_000
     this.readTimeoutMs = opts.readTimeoutMs ?? 3_000
     this.metrics = new DbMetrics(() => this.stats())
-    this.app = Fastify({
-      loggerInstance: opts.logger as unknown as FastifyBaseLogger,
-      logController: new LogController({ disableRequestLogging: true }),
+    this.app = createApp({
+      logger: opts.logger,
       // JSON bodies may escape every byte of a value as \u00XX: allow for it, then check the
       // decoded size. Raw bodies get the exact limit on their route.
       bodyLimit: this.maxValueBytes * 6 + 8192,
-      routerOptions: { maxParamLength: 4096 },
-      // Requests during shutdown get our own 503 (onRequest below), not the framework's.
-      return503OnClosing: false,
-      // Errors the router raises before any route runs (a bad percent-escape in the path,
-      // say) get the same JSON error bodies as everything else.
-      frameworkErrors: (err, _req, reply) => {
-        void sendError(reply, toOnceKvError(err))
-      },
-    })
-    this.app.addHook('onRequest', async (_req, reply) => {
-      if (!this.draining) return
-      // Close each connection after this answer, so keep-alive clients (the other members'
-      // pools among them) cannot hold a stopping member open.
-      reply.header('connection', 'close')
-      return sendError(reply, new UnavailableError('this member is shutting down; retry another'))
-    })
-    this.app.addHook('onSend', async (_req, reply) => {
-      if (this.draining) reply.header('connection', 'close')
+      draining: () => this.draining,
     })
     this.app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) =>
       done(null, body),
     )
-    installErrorHandling(this.app)
     this.routes()
-    this.app.server.on('upgrade', (req, socket, head) => {
-      if ((req.url ?? '').split('?')[0] !== '/ws/stats') {
-        socket.destroy()
-        return
-      }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws))
-    })
-    this.wss.on('connection', (ws) => {
-      ws.on('error', () => ws.terminate())
-      ws.send(JSON.stringify(this.stats()))
-    })
+    this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin() })
+    this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(this.stats())))
   }
 
   /** listen starts serving on host:port. */
@@ -130,9 +92,8 @@ export class DbServer {
     const [host, port] = splitHostPort(address)
     await this.app.listen({ host, port })
     this.statsTimer = setInterval(() => {
-      if (this.wss.clients.size === 0) return
-      const payload = JSON.stringify(this.stats())
-      for (const ws of this.wss.clients) if (ws.readyState === ws.OPEN) ws.send(payload)
+      if (this.ws.clients('/ws/stats') > 0)
+        this.ws.broadcast('/ws/stats', JSON.stringify(this.stats()))
     }, 1000)
   }
 
@@ -140,15 +101,14 @@ export class DbServer {
   async close(): Promise<void> {
     this.draining = true
     clearInterval(this.statsTimer)
-    for (const ws of this.wss.clients) ws.terminate()
-    this.wss.close()
+    this.ws.close()
     await this.app.close()
     await Promise.all([...this.pools.values()].map((p) => p.close()))
   }
 
   /** stats is the member's stats object (GET /stats). */
   stats(): ReturnType<typeof collectStats> {
-    return collectStats(this.replica, this.startedAt)
+    return collectStats(this.replica, this.startedAt, this.reads)
   }
 
   private routes(): void {
@@ -181,26 +141,14 @@ export class DbServer {
     const getJson = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       const key = (req.params as { key: string }).key
       const value = await this.read(key, req)
-      let body: GetResponse
-      try {
-        body = { key, value: decoder.decode(value) }
-      } catch {
-        body = { key, value: Buffer.from(value).toString('base64'), encoding: 'base64' }
-      }
-      return reply.send(body)
+      return reply.send(getResponseOf(key, value))
     }
     app.get('/key/:key', getJson)
     app.get('/i/key/:key', getJson)
 
     app.get('/keys/*', async (req, reply) => {
       const key = (req.params as { '*': string })['*']
-      const value = await this.read(key, req)
-      const etag = etagOf(value)
-      reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable')
-      if (req.headers['if-none-match'] === etag) return reply.code(304).send()
-      return reply
-        .type('application/octet-stream')
-        .send(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+      return sendRawValue(req, reply, await this.read(key, req))
     })
 
     // Raw writes take the body's bytes as they are, whatever the content type says.
@@ -417,12 +365,15 @@ export class DbServer {
     if (consistency !== undefined && consistency !== 'stale' && consistency !== 'linearizable') {
       throw new BadRequestError('consistency must be "stale" or "linearizable"')
     }
+    this.reads.total++
     const local = this.replica.get(kb)
     if (local) return local
-    if (consistency === 'stale') throw new KeyNotFoundError(key)
-    await this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs))
-    const after = this.replica.get(kb)
-    if (after) return after
+    if (consistency !== 'stale') {
+      await this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs))
+      const after = this.replica.get(kb)
+      if (after) return after
+    }
+    this.reads.notFound++
     throw new KeyNotFoundError(key)
   }
 
@@ -488,12 +439,3 @@ function stringField(body: Record<string, unknown>, name: string): string {
     throw new BadRequestError(`${name} must be a non-empty string`)
   return v
 }
-
-/** splitHostPort splits "host:port" (IPv6 hosts in brackets). */
-export function splitHostPort(address: string): [string, number] {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address)
-  if (!m) throw new BadRequestError(`address ${address} is not host:port`)
-  return [m[1] as string, Number(m[2])]
-}
-
-export { toOnceKvError }

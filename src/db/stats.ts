@@ -1,6 +1,7 @@
 // A member's stats for /stats and /ws/stats (the Raft names of the original), and its
 // Prometheus metrics for /metrics (prom-client, one registry per member, no globals).
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Histogram } from 'prom-client'
+import { StatsRegistry } from '../http/metrics.ts'
 import type { DbStats } from '../protocol/index.ts'
 import type { Replica } from './replica.ts'
 
@@ -12,7 +13,11 @@ const STATE_NAMES = {
 } as const
 
 /** collectStats builds the stats object of a member. */
-export function collectStats(replica: Replica, startedAt: number): DbStats {
+export function collectStats(
+  replica: Replica,
+  startedAt: number,
+  reads: { readonly total: number; readonly notFound: number },
+): DbStats {
   const s = replica.status()
   const store = replica.storeStats()
   return {
@@ -32,6 +37,8 @@ export function collectStats(replica: Replica, startedAt: number): DbStats {
     last_contact: replica.lastContactMs(),
     pending_writes: replica.pendingWrites(),
     keys: store.keys,
+    reads: reads.total,
+    reads_not_found: reads.notFound,
     db_bytes: store.bytes,
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),
@@ -39,32 +46,32 @@ export function collectStats(replica: Replica, startedAt: number): DbStats {
 }
 
 /** DbMetrics renders a member's metrics in the Prometheus text format. */
-export class DbMetrics {
-  private readonly registry = new Registry()
+export class DbMetrics extends StatsRegistry<DbStats> {
   private readonly latency: Histogram<'op'>
-  readonly contentType = this.registry.contentType
 
   constructor(stats: () => DbStats) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'oncekv_' })
-    const gauge = (name: string, help: string, read: (s: DbStats) => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          this.set(read(stats()))
-        },
-      })
-    }
-    gauge('oncekv_raft_term', 'Current Raft term.', (s) => s.term)
-    gauge('oncekv_raft_is_leader', '1 if this member leads.', (s) => (s.state === 'Leader' ? 1 : 0))
-    gauge('oncekv_raft_last_log_index', 'Index of the last log entry.', (s) => s.last_log_index)
-    gauge('oncekv_raft_commit_index', 'Commit index.', (s) => s.commit_index)
-    gauge('oncekv_raft_applied_index', 'Applied index.', (s) => s.applied_index)
-    gauge('oncekv_raft_num_peers', 'Voting peers besides this member.', (s) => s.num_peers)
-    gauge('oncekv_pending_writes', 'Writes waiting to apply.', (s) => s.pending_writes)
-    gauge('oncekv_keys', 'Keys stored.', (s) => s.keys)
-    gauge('oncekv_db_bytes', 'Bytes used by the store.', (s) => s.db_bytes)
+    super(stats)
+    this.gauge('oncekv_raft_term', 'Current Raft term.', (s) => s.term)
+    this.gauge('oncekv_raft_is_leader', '1 if this member leads.', (s) =>
+      s.state === 'Leader' ? 1 : 0,
+    )
+    this.gauge(
+      'oncekv_raft_last_log_index',
+      'Index of the last log entry.',
+      (s) => s.last_log_index,
+    )
+    this.gauge('oncekv_raft_commit_index', 'Commit index.', (s) => s.commit_index)
+    this.gauge('oncekv_raft_applied_index', 'Applied index.', (s) => s.applied_index)
+    this.gauge('oncekv_raft_num_peers', 'Voting peers besides this member.', (s) => s.num_peers)
+    this.gauge('oncekv_pending_writes', 'Writes waiting to apply.', (s) => s.pending_writes)
+    this.gauge('oncekv_keys', 'Keys stored.', (s) => s.keys)
+    this.gauge('oncekv_db_bytes', 'Bytes used by the store.', (s) => s.db_bytes)
+    this.counter('oncekv_reads_total', 'Key reads answered.', (s) => s.reads)
+    this.counter(
+      'oncekv_reads_not_found_total',
+      'Key reads answered 404.',
+      (s) => s.reads_not_found,
+    )
     this.latency = new Histogram({
       name: 'oncekv_op_duration_seconds',
       help: 'Duration of database operations.',
@@ -80,10 +87,5 @@ export class DbMetrics {
     return () => {
       end()
     }
-  }
-
-  /** render returns the metrics text. */
-  render(): Promise<string> {
-    return this.registry.metrics()
   }
 }

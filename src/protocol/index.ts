@@ -3,3 +3,4 @@
 export * from './errors.ts'
 export * from './keys.ts'
 export * from './shapes.ts'
+export * from './urls.ts'

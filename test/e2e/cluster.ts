@@ -28,7 +28,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ClusterResponse, DbStats } from '../../src/protocol/index.ts'
+import type { CacheNodeStats, ClusterResponse, DbStats } from '../../src/protocol/index.ts'
 import { getJson, request, type HttpResponse, type RequestOptions } from './http.ts'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -217,26 +217,23 @@ export interface DbFlagOptions {
   readonly extraArgs?: readonly string[]
 }
 
-/** DbProcess is one `oncekv db` member: fixed id, addresses and data directory, and the
- * process currently running it, if any. */
-export class DbProcess {
-  /** url is the member's HTTP base URL ("http://127.0.0.1:port"). */
+/** NodeProcess is one oncekv process (a database member, a cache node or the admin): fixed
+ * id, addresses and log file, and the process currently running it, if any. */
+export abstract class NodeProcess {
+  /** url is the node's HTTP base URL ("http://127.0.0.1:port"). */
   readonly url: string
   private child: ChildProcess | undefined
   // Invariant: alive is true from a spawn until its 'exit' (or 'error') event.
   private alive = false
   private exitPromise: Promise<ExitInfo> | undefined
   private starts = 0
-  /** exits lists how every earlier run of this member ended, oldest first. */
+  /** exits lists how every earlier run of this node ended, oldest first. */
   readonly exits: ExitInfo[] = []
 
   constructor(
     readonly id: string,
     readonly http: string,
-    readonly raft: string,
-    readonly dataDir: string,
     readonly logPath: string,
-    private readonly flags: DbFlagOptions,
   ) {
     this.url = `http://${http}`
   }
@@ -251,37 +248,13 @@ export class DbProcess {
     return this.alive
   }
 
-  /** args are the command-line arguments of a start (join: URLs to join through). */
-  args(join: readonly string[] = []): string[] {
-    const f = this.flags
-    const args = [
-      BIN,
-      'db',
-      '--id',
-      this.id,
-      '--http',
-      this.http,
-      '--raft',
-      this.raft,
-      '--data',
-      this.dataDir,
-      '--tick-ms',
-      String(f.tickMs ?? 20),
-      '--election-ticks',
-      String(f.electionTicks ?? 10),
-    ]
-    if (f.snapshotEntries !== undefined) args.push('--snapshot-entries', String(f.snapshotEntries))
-    if (f.maxValueBytes !== undefined) args.push('--max-value-bytes', String(f.maxValueBytes))
-    if (join.length > 0) args.push('--join', ...join)
-    args.push(...(f.extraArgs ?? []))
-    return args
-  }
+  /** start spawns the process with its usual arguments. */
+  abstract start(): void
 
-  /** start spawns the process (it must not be running). Output goes to logPath. */
-  start(join: readonly string[] = []): void {
+  /** spawnWith spawns `node args` (it must not be running). Output goes to logPath. */
+  protected spawnWith(args: string[]): void {
     if (this.running) throw new Error(`${this.id} is already running (pid ${this.child?.pid})`)
     installExitHook()
-    const args = this.args(join)
     this.starts++
     appendFileSync(
       this.logPath,
@@ -377,6 +350,65 @@ export class DbProcess {
     return request(this.url + path, opts)
   }
 
+  /** isReady is true when GET /readyz answers 200. */
+  async isReady(): Promise<boolean> {
+    try {
+      return (await this.request('/readyz', { timeoutMs: 1_000 })).status === 200
+    } catch {
+      return false
+    }
+  }
+
+  /** statsJson is GET /stats. */
+  statsJson<T>(timeoutMs = 2_000): Promise<T> {
+    return getJson<T>(`${this.url}/stats`, timeoutMs)
+  }
+}
+
+/** DbProcess is one `oncekv db` member (its data directory survives restarts). */
+export class DbProcess extends NodeProcess {
+  constructor(
+    id: string,
+    http: string,
+    readonly raft: string,
+    readonly dataDir: string,
+    logPath: string,
+    private readonly flags: DbFlagOptions,
+  ) {
+    super(id, http, logPath)
+  }
+
+  /** args are the command-line arguments of a start (join: URLs to join through). */
+  args(join: readonly string[] = []): string[] {
+    const f = this.flags
+    const args = [
+      BIN,
+      'db',
+      '--id',
+      this.id,
+      '--http',
+      this.http,
+      '--raft',
+      this.raft,
+      '--data',
+      this.dataDir,
+      '--tick-ms',
+      String(f.tickMs ?? 20),
+      '--election-ticks',
+      String(f.electionTicks ?? 10),
+    ]
+    if (f.snapshotEntries !== undefined) args.push('--snapshot-entries', String(f.snapshotEntries))
+    if (f.maxValueBytes !== undefined) args.push('--max-value-bytes', String(f.maxValueBytes))
+    if (join.length > 0) args.push('--join', ...join)
+    args.push(...(f.extraArgs ?? []))
+    return args
+  }
+
+  /** start spawns the member (join: URLs to join through, for a first start). */
+  start(join: readonly string[] = []): void {
+    this.spawnWith(this.args(join))
+  }
+
   /** stats is GET /stats. */
   stats(timeoutMs = 2_000): Promise<DbStats> {
     return getJson<DbStats>(`${this.url}/stats`, timeoutMs)
@@ -386,14 +418,82 @@ export class DbProcess {
   clusterView(timeoutMs = 2_000): Promise<ClusterResponse> {
     return getJson<ClusterResponse>(`${this.url}/cluster`, timeoutMs)
   }
+}
 
-  /** isReady is true when GET /readyz answers 200. */
-  async isReady(): Promise<boolean> {
-    try {
-      return (await this.request('/readyz', { timeoutMs: 1_000 })).status === 200
-    } catch {
-      return false
-    }
+/** CacheFlagOptions are the flags of a cache node beyond its addresses. */
+export interface CacheFlagOptions {
+  readonly cacheBytes?: number
+  /** admin: the admin URL to join; else peers and dbs are passed as flags. */
+  readonly admin?: string
+  readonly peers?: readonly string[]
+  readonly dbs?: readonly string[]
+  readonly extraArgs?: readonly string[]
+}
+
+/** CacheProcess is one `oncekv cache` node. */
+export class CacheProcess extends NodeProcess {
+  /** peerUrl is its peer-protocol URL. */
+  readonly peerUrl: string
+
+  constructor(
+    id: string,
+    http: string,
+    readonly peer: string,
+    logPath: string,
+    readonly flags: CacheFlagOptions,
+  ) {
+    super(id, http, logPath)
+    this.peerUrl = `http://${peer}`
+  }
+
+  args(): string[] {
+    const f = this.flags
+    const args = [BIN, 'cache', '--http', this.http, '--peer', this.peer]
+    if (f.admin) args.push('--admin', f.admin)
+    if (f.peers && f.peers.length > 0) args.push('--peers', ...f.peers)
+    if (f.dbs && f.dbs.length > 0) args.push('--db', ...f.dbs)
+    if (f.cacheBytes !== undefined) args.push('--cache-bytes', String(f.cacheBytes))
+    args.push(...(f.extraArgs ?? []))
+    return args
+  }
+
+  start(): void {
+    this.spawnWith(this.args())
+  }
+
+  /** stats is GET /stats. */
+  stats(timeoutMs = 2_000): Promise<CacheNodeStats> {
+    return this.statsJson<CacheNodeStats>(timeoutMs)
+  }
+}
+
+/** AdminProcess is the `oncekv admin`. */
+export class AdminProcess extends NodeProcess {
+  constructor(
+    id: string,
+    http: string,
+    logPath: string,
+    readonly dbs: readonly string[],
+    readonly extraArgs: readonly string[] = [],
+  ) {
+    super(id, http, logPath)
+  }
+
+  args(): string[] {
+    return [BIN, 'admin', '--http', this.http, '--db', ...this.dbs, ...this.extraArgs]
+  }
+
+  start(): void {
+    this.spawnWith(this.args())
+  }
+
+  /** caches is GET /caches; dbs GET /dbs. */
+  caches(): Promise<string[]> {
+    return getJson<string[]>(`${this.url}/caches`, 2_000)
+  }
+
+  dbList(): Promise<string[]> {
+    return getJson<string[]>(`${this.url}/dbs`, 2_000)
   }
 }
 
@@ -426,6 +526,9 @@ export interface Leader {
 /** Cluster is a set of members in one temp directory. */
 export class Cluster {
   private readonly members = new Map<string, DbProcess>()
+  private readonly cacheNodes = new Map<string, CacheProcess>()
+  private adminNode: AdminProcess | undefined
+  private nextCacheId = 1
   private nextId: number
   private failed = false
   private closed = false
@@ -488,6 +591,127 @@ export class Cluster {
     return n
   }
 
+  /** proc is any process of the cluster by id (n1…, c1…, admin). */
+  proc(id: string): NodeProcess {
+    const p =
+      this.members.get(id) ??
+      this.cacheNodes.get(id) ??
+      (id === 'admin' ? this.adminNode : undefined)
+    if (!p) throw new Error(`no process ${id} in cluster ${this.name}`)
+    return p
+  }
+
+  /** everything is every process ever started: members, caches and the admin. */
+  everything(): NodeProcess[] {
+    return [
+      ...this.members.values(),
+      ...this.cacheNodes.values(),
+      ...(this.adminNode ? [this.adminNode] : []),
+    ]
+  }
+
+  /** admin is the admin process; it throws if none was started. */
+  get admin(): AdminProcess {
+    if (!this.adminNode) throw new Error(`cluster ${this.name} has no admin`)
+    return this.adminNode
+  }
+
+  /** startAdmin starts `oncekv admin` following the running members, and waits until it
+   * lists every voter. */
+  async startAdmin(extraArgs: readonly string[] = []): Promise<AdminProcess> {
+    if (this.adminNode) throw new Error('the admin is already started')
+    const admin = new AdminProcess(
+      'admin',
+      `127.0.0.1:${await freePort()}`,
+      join(this.root, 'logs', 'admin.log'),
+      this.running().map((n) => n.url),
+      extraArgs,
+    )
+    this.adminNode = admin
+    admin.start()
+    const voters = this.running()
+      .map((n) => n.url)
+      .sort()
+    await waitFor(
+      'the admin to list every database member',
+      async () => {
+        if (!admin.running) throw new GiveUp(`admin exited: ${JSON.stringify(admin.exits.at(-1))}`)
+        const dbs = await admin.dbList()
+        return voters.every((u) => dbs.includes(u))
+      },
+      { timeoutMs: 15_000, intervalMs: 50 },
+    )
+    return admin
+  }
+
+  /** addCache starts a cache node: joined to the admin when there is one (unless flags say
+   * otherwise), else with --db set to the running members. It does not wait. */
+  async addCache(flags: CacheFlagOptions & { id?: string } = {}): Promise<CacheProcess> {
+    const id = flags.id ?? `c${this.nextCacheId++}`
+    const withAdmin =
+      flags.admin === undefined && flags.dbs === undefined && this.adminNode
+        ? { admin: this.adminNode.url }
+        : {}
+    const dbs = flags.dbs ?? (this.adminNode ? undefined : this.running().map((n) => n.url))
+    const cache = new CacheProcess(
+      id,
+      `127.0.0.1:${await freePort()}`,
+      `127.0.0.1:${await freePort()}`,
+      join(this.root, 'logs', `${id}.log`),
+      { ...flags, ...withAdmin, dbs },
+    )
+    this.cacheNodes.set(id, cache)
+    cache.start()
+    return cache
+  }
+
+  /** startCaches starts n cache nodes and waits until each one's ring holds all of them and
+   * it knows every database member. */
+  async startCaches(n: number, flags: CacheFlagOptions = {}): Promise<CacheProcess[]> {
+    const started: CacheProcess[] = []
+    for (let i = 0; i < n; i++) started.push(await this.addCache(flags))
+    await this.waitRing()
+    return started
+  }
+
+  /** cache is the cache node with id. */
+  cache(id: string): CacheProcess {
+    const c = this.cacheNodes.get(id)
+    if (!c) throw new Error(`no cache ${id} in cluster ${this.name}`)
+    return c
+  }
+
+  /** caches is every cache node, running or not; runningCaches those alive. */
+  caches(): CacheProcess[] {
+    return [...this.cacheNodes.values()]
+  }
+
+  runningCaches(): CacheProcess[] {
+    return this.caches().filter((c) => c.running)
+  }
+
+  /** waitRing waits until every running cache node's ring is exactly the running cache nodes
+   * and each knows every running database member. */
+  async waitRing(opts: WaitOptions = {}): Promise<void> {
+    const caches = this.runningCaches()
+    const peers = caches.map((c) => c.peerUrl).sort()
+    const dbs = this.running().map((n) => n.url)
+    await waitFor(
+      `the cache ring to be ${peers.join(', ')}`,
+      async () => {
+        for (const c of caches) {
+          if (!c.running) throw new GiveUp(`${c.id} exited: ${JSON.stringify(c.exits.at(-1))}`)
+          const st = await c.stats(1_000)
+          if (st.peers.join(',') !== peers.join(',')) return false
+          const known = st.dbs.map((d) => d.url)
+          if (!dbs.every((u) => known.includes(u))) return false
+        }
+        return true
+      },
+      { timeoutMs: 20_000, intervalMs: 50, ...opts },
+    )
+  }
+
   /** all is every member ever started, running or not. */
   all(): DbProcess[] {
     return [...this.members.values()]
@@ -511,12 +735,12 @@ export class Cluster {
 
   /** kill kills a member with SIGKILL and waits for it to exit. */
   async kill(id: string): Promise<ExitInfo> {
-    return this.node(id).signal('SIGKILL')
+    return this.proc(id).signal('SIGKILL')
   }
 
   /** terminate sends SIGTERM (a graceful stop) and waits for the exit. */
   async terminate(id: string, timeoutMs = 20_000): Promise<ExitInfo> {
-    return this.node(id).signal('SIGTERM', timeoutMs)
+    return this.proc(id).signal('SIGTERM', timeoutMs)
   }
 
   /** terminateOrKill sends SIGTERM and waits up to timeoutMs for the exit; a member still
@@ -525,7 +749,7 @@ export class Cluster {
   async terminateOrKill(id: string, timeoutMs: number): Promise<{ exit?: ExitInfo; ms: number }> {
     const started = Date.now()
     try {
-      const exit = await this.node(id).signal('SIGTERM', timeoutMs)
+      const exit = await this.proc(id).signal('SIGTERM', timeoutMs)
       return { exit, ms: Date.now() - started }
     } catch {
       const ms = Date.now() - started
@@ -535,8 +759,8 @@ export class Cluster {
   }
 
   /** restart starts a stopped member again from its data directory (same id and ports). */
-  restart(id: string): DbProcess {
-    const n = this.node(id)
+  restart(id: string): NodeProcess {
+    const n = this.proc(id)
     n.start()
     return n
   }
@@ -628,7 +852,7 @@ export class Cluster {
   reportFailure(context: string): void {
     this.failed = true
     const lines = [`\n=== e2e failure in ${context}: cluster ${this.name}, kept at ${this.root}`]
-    for (const n of this.all()) {
+    for (const n of this.everything()) {
       lines.push(
         `--- ${n.id} (${n.running ? `running, pid ${n.pid}` : 'not running'}; exits ${JSON.stringify(n.exits)}) log ${n.logPath}:`,
         n.logTail(20),
@@ -642,7 +866,7 @@ export class Cluster {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    const running = this.running()
+    const running = this.everything().filter((n) => n.running)
     for (const n of running) n.kill9Now()
     await Promise.all(running.map((n) => n.waitExit(10_000).catch(() => undefined)))
     if (!this.failed) rmSync(this.root, { recursive: true, force: true })

@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { DbNode } from '../../db/node.ts'
 import { StoreCorruptError } from '../../storage/index.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption } from '../options.ts'
+import { intOption, runUntilSignal } from '../options.ts'
 
 interface DbFlags {
   id: string
@@ -72,17 +72,6 @@ export function registerDb(program: Command): void {
         console.error(`oncekv db: could not start: ${(e as Error).message}`)
         process.exit(1)
       }
-      const stop = (signal: string): void => {
-        node.log.info({ event: 'signal', signal }, 'shutting down')
-        node.shutdown().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            console.error(`oncekv db: shutdown failed: ${(e as Error).message}`)
-            process.exit(1)
-          },
-        )
-      }
-      process.once('SIGTERM', () => stop('SIGTERM'))
-      process.once('SIGINT', () => stop('SIGINT'))
+      runUntilSignal('db', node.log, () => node.shutdown())
     })
 }

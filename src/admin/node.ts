@@ -1,0 +1,179 @@
+// `oncekv admin`: the directory of the cache tier and the window on the whole system. Cache
+// nodes join it (POST /caches/join); every second it sends each one the live peer list and
+// the database list (POST /meta, the original's cache master) and drops a node that misses
+// three heartbeats in a row. It follows the database cluster through any member. It serves the
+// lists (GET /caches, GET /dbs) and pushes them when they change (/ws/caches, /ws/dbs).
+import type { FastifyInstance } from 'fastify'
+import pino, { type Logger } from 'pino'
+import { createApp, splitHostPort } from '../http/app.ts'
+import { WsHub, sameOrigin } from '../http/ws-hub.ts'
+import { BadRequestError, isBaseUrl, type MetaRequest } from '../protocol/index.ts'
+import { DbWatcher, type DbView } from './db-watcher.ts'
+
+/** AdminOptions are the flags of `oncekv admin`. */
+export interface AdminOptions {
+  readonly http: string
+  /** dbs are database members' HTTP URLs to follow the cluster through. */
+  readonly dbs: readonly string[]
+  /** allowOrigins are extra page origins allowed on the WebSockets. */
+  readonly allowOrigins?: readonly string[]
+  readonly heartbeatMs?: number
+  /** dropAfterMisses: a cache that misses this many heartbeats in a row is dropped. */
+  readonly dropAfterMisses?: number
+  readonly logLevel?: string
+  readonly logger?: Logger
+}
+
+/** CacheMember is a registered cache node. */
+export interface CacheMember {
+  readonly http: string
+  readonly peer: string
+  readonly joinedAt: number
+  lastOkAt: number
+  misses: number
+}
+
+/** AdminNode is a running admin. */
+export class AdminNode {
+  readonly app: FastifyInstance
+  readonly log: Logger
+  readonly url: string
+  private readonly caches = new Map<string, CacheMember>()
+  private readonly watcher: DbWatcher
+  private readonly ws: WsHub
+  private readonly opts: AdminOptions
+  private timer: NodeJS.Timeout | undefined
+  private draining = false
+  private beating = false
+
+  private constructor(opts: AdminOptions) {
+    this.opts = opts
+    this.url = `http://${opts.http}`
+    this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
+    this.app = createApp({ logger: this.log, bodyLimit: 64 * 1024, draining: () => this.draining })
+    this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin(opts.allowOrigins) })
+    this.ws.route('/ws/caches', (ws) => ws.send(JSON.stringify(this.cacheUrls())))
+    this.ws.route('/ws/dbs', (ws) => ws.send(JSON.stringify(this.watcher.current.urls)))
+    this.watcher = new DbWatcher(opts.dbs, (view) => this.onDbChange(view))
+    this.routes()
+  }
+
+  /** start listens, starts following the database and heartbeating caches. */
+  static async start(opts: AdminOptions): Promise<AdminNode> {
+    const node = new AdminNode(opts)
+    const [host, port] = splitHostPort(opts.http)
+    await node.app.listen({ host, port })
+    node.watcher.start()
+    node.timer = setInterval(() => void node.heartbeat(), opts.heartbeatMs ?? 1_000)
+    node.log.info({ event: 'listening', http: node.url, dbs: opts.dbs }, 'admin listening')
+    return node
+  }
+
+  private routes(): void {
+    const app = this.app
+    app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
+    app.get('/healthz', async () => ({ status: 'ok' }))
+    app.get('/caches', async () => this.cacheUrls())
+    app.get('/dbs', async () => this.watcher.current.urls)
+    app.post('/caches/join', async (req) => {
+      const body = req.body as Record<string, unknown> | undefined
+      const http = body?.http
+      const peer = body?.peer
+      if (
+        typeof http !== 'string' ||
+        !isBaseUrl(http) ||
+        typeof peer !== 'string' ||
+        !isBaseUrl(peer)
+      )
+        throw new BadRequestError('the body must be {"http": "<node URL>", "peer": "<peer URL>"}')
+      const known = this.caches.get(http)
+      const now = Date.now()
+      if (!known || known.peer !== peer) {
+        this.caches.set(http, { http, peer, joinedAt: now, lastOkAt: now, misses: 0 })
+        this.log.info({ event: 'cache_joined', http, peer }, 'cache node joined')
+        this.onCachesChange()
+      } else {
+        known.misses = 0
+        known.lastOkAt = now
+      }
+      return this.meta()
+    })
+  }
+
+  /** cacheUrls lists the live cache nodes' client URLs. */
+  cacheUrls(): string[] {
+    return [...this.caches.keys()].sort()
+  }
+
+  private meta(): MetaRequest {
+    return {
+      peers: [...this.caches.values()].map((c) => c.peer).sort(),
+      dbs: this.watcher.current.urls,
+    }
+  }
+
+  private onCachesChange(): void {
+    this.ws.broadcast('/ws/caches', JSON.stringify(this.cacheUrls()))
+    // Tell every node now rather than at the next beat.
+    void this.heartbeat()
+  }
+
+  private onDbChange(view: DbView): void {
+    this.log.info({ event: 'dbs', dbs: view.urls, leader: view.cluster?.leader }, 'database view')
+    this.ws.broadcast('/ws/dbs', JSON.stringify(view.urls))
+    void this.heartbeat()
+  }
+
+  /** heartbeat sends the lists to every cache node and drops those that keep failing. */
+  private async heartbeat(): Promise<void> {
+    if (this.beating) return
+    this.beating = true
+    try {
+      const body = JSON.stringify(this.meta())
+      const dropAfter = this.opts.dropAfterMisses ?? 3
+      const dropped: CacheMember[] = []
+      await Promise.all(
+        [...this.caches.values()].map(async (c) => {
+          try {
+            const res = await fetch(`${c.http}/meta`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body,
+              signal: AbortSignal.timeout(1_000),
+            })
+            await res.arrayBuffer()
+            if (!res.ok) throw new Error(`answered ${res.status}`)
+            c.misses = 0
+            c.lastOkAt = Date.now()
+          } catch (e) {
+            c.misses++
+            this.log.debug({ event: 'heartbeat_failed', http: c.http, err: (e as Error).message })
+            if (c.misses >= dropAfter && this.caches.get(c.http) === c) dropped.push(c)
+          }
+        }),
+      )
+      for (const c of dropped) {
+        this.caches.delete(c.http)
+        this.log.warn(
+          { event: 'cache_dropped', http: c.http, misses: c.misses },
+          'cache node dropped: it stopped answering heartbeats',
+        )
+      }
+      if (dropped.length > 0) {
+        this.beating = false
+        this.onCachesChange()
+      }
+    } finally {
+      this.beating = false
+    }
+  }
+
+  /** shutdown stops the loops and the listener. */
+  async shutdown(): Promise<void> {
+    this.draining = true
+    clearInterval(this.timer)
+    this.watcher.stop()
+    this.ws.close()
+    await this.app.close()
+  }
+}

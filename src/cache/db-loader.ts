@@ -1,0 +1,197 @@
+// The cache's fill from the database tier. It prefers the member that answered fastest
+// recently (a moving average of latency), hedges: when the preferred member has not answered
+// within hedgeMs, the next one is asked too, and the first answer wins; a failure moves on to
+// the next member at once. A 404 from a member is authoritative (members confirm a miss with
+// a ReadIndex round before answering 404), so it is returned, never retried elsewhere.
+import { Pool } from 'undici'
+import { UnavailableError } from '../protocol/index.ts'
+import { FetchError, fetchValue, keyPath } from './fetch-value.ts'
+
+/** DbLoaderOptions configure the fill. */
+export interface DbLoaderOptions {
+  /** timeoutMs bounds one fill, every attempt included. */
+  readonly timeoutMs?: number
+  /** hedgeMs is how long the preferred member may take before the next is asked too. */
+  readonly hedgeMs?: number
+  readonly maxValueBytes: number
+  /** connections is the pool size per member. */
+  readonly connections?: number
+}
+
+interface Member {
+  readonly url: string
+  readonly pool: Pool
+  /** ewmaMs is the moving average of answer times; undefined until the first answer. */
+  ewmaMs: number | undefined
+  /** downUntil: after a failure the member is tried last until then. */
+  downUntil: number
+  failures: number
+  reads: number
+  errors: number
+}
+
+/** DbMemberStats is one member as the fill sees it (for /stats and the dashboard). */
+export interface DbMemberStats {
+  readonly url: string
+  readonly ewma_ms: number | null
+  readonly down: boolean
+  readonly reads: number
+  readonly errors: number
+}
+
+const EWMA_WEIGHT = 0.2
+
+/** DbLoader reads values from the database members. */
+export class DbLoader {
+  private members: Member[] = []
+  private readonly timeoutMs: number
+  private readonly hedgeMs: number
+  private readonly maxValueBytes: number
+  private readonly connections: number
+
+  constructor(urls: readonly string[], opts: DbLoaderOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 3_000
+    this.hedgeMs = opts.hedgeMs ?? 100
+    this.maxValueBytes = opts.maxValueBytes
+    this.connections = opts.connections ?? 16
+    this.setMembers(urls)
+  }
+
+  /** urls are the members the fill uses. */
+  get urls(): string[] {
+    return this.members.map((m) => m.url)
+  }
+
+  /** setMembers replaces the member list, keeping what is known of members that stay. */
+  setMembers(urls: readonly string[]): boolean {
+    const wanted = [...new Set(urls)]
+    const same =
+      wanted.length === this.members.length &&
+      wanted.every((u) => this.members.some((m) => m.url === u))
+    if (same) return false
+    const keep = new Map(this.members.map((m) => [m.url, m]))
+    this.members = wanted.map(
+      (url) =>
+        keep.get(url) ?? {
+          url,
+          pool: new Pool(url, { connections: this.connections }),
+          ewmaMs: undefined,
+          downUntil: 0,
+          failures: 0,
+          reads: 0,
+          errors: 0,
+        },
+    )
+    for (const [url, m] of keep) if (!wanted.includes(url)) void m.pool.close()
+    return true
+  }
+
+  /** order is the members, best first: up before down, untried before tried (so every
+   * member gets measured), then by moving average. */
+  private order(now: number): Member[] {
+    return [...this.members].sort((a, b) => {
+      const ad = a.downUntil > now ? 1 : 0
+      const bd = b.downUntil > now ? 1 : 0
+      if (ad !== bd) return ad - bd
+      return (a.ewmaMs ?? -1) - (b.ewmaMs ?? -1)
+    })
+  }
+
+  /** load reads key: the value, or undefined when the database says it does not exist. */
+  load(key: string): Promise<Uint8Array | undefined> {
+    const started = Date.now()
+    const queue = this.order(started)
+    if (queue.length === 0) {
+      return Promise.reject(new UnavailableError('no database members are known yet'))
+    }
+    const path = `/keys/${keyPath(key)}`
+    const deadline = AbortSignal.timeout(this.timeoutMs)
+    return new Promise((resolve, reject) => {
+      const controllers: AbortController[] = []
+      let running = 0
+      let settled = false
+      let hedgeTimer: NodeJS.Timeout | undefined
+      const errors: string[] = []
+      const finish = (fn: () => void): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(hedgeTimer)
+        deadline.removeEventListener('abort', onDeadline)
+        for (const c of controllers) c.abort()
+        fn()
+      }
+      const onDeadline = (): void =>
+        finish(() =>
+          reject(
+            new UnavailableError(
+              `the database did not answer within ${this.timeoutMs} ms` +
+                (errors.length ? ` (${errors.join('; ')})` : ''),
+            ),
+          ),
+        )
+      deadline.addEventListener('abort', onDeadline)
+      const next = (): void => {
+        clearTimeout(hedgeTimer)
+        const m = queue.shift()
+        if (!m) {
+          if (running === 0)
+            finish(() =>
+              reject(new UnavailableError(`no database member answered: ${errors.join('; ')}`)),
+            )
+          return
+        }
+        const c = new AbortController()
+        controllers.push(c)
+        running++
+        m.reads++
+        const t0 = Date.now()
+        fetchValue(m.pool, path, AbortSignal.any([c.signal, deadline]), this.maxValueBytes).then(
+          (value) => {
+            running--
+            this.observe(m, Date.now() - t0)
+            finish(() => resolve(value))
+          },
+          (e: unknown) => {
+            running--
+            if (settled) return
+            this.fail(m)
+            errors.push(`${m.url}: ${e instanceof FetchError ? e.message : String(e)}`)
+            next()
+          },
+        )
+        if (queue.length > 0) hedgeTimer = setTimeout(next, this.hedgeMs)
+      }
+      next()
+    })
+  }
+
+  private observe(m: Member, ms: number): void {
+    m.ewmaMs = m.ewmaMs === undefined ? ms : m.ewmaMs + EWMA_WEIGHT * (ms - m.ewmaMs)
+    m.failures = 0
+    m.downUntil = 0
+  }
+
+  private fail(m: Member): void {
+    m.errors++
+    m.failures++
+    // Tried last for a while, longer after repeated failures (up to 5 s).
+    m.downUntil = Date.now() + Math.min(5_000, 250 * 2 ** Math.min(m.failures - 1, 5))
+  }
+
+  /** stats describes each member. */
+  stats(): DbMemberStats[] {
+    const now = Date.now()
+    return this.members.map((m) => ({
+      url: m.url,
+      ewma_ms: m.ewmaMs === undefined ? null : Math.round(m.ewmaMs * 100) / 100,
+      down: m.downUntil > now,
+      reads: m.reads,
+      errors: m.errors,
+    }))
+  }
+
+  /** close closes every pool. */
+  async close(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.pool.close()))
+  }
+}

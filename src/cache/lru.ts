@@ -1,0 +1,88 @@
+// A byte-bounded LRU of immutable values: what groupcache calls a cache (its main and hot
+// caches are two of these). Size counts the UTF-8 bytes of the key plus the bytes of the
+// value. Values never change in oncekv, so an entry is never stale; it only ages out.
+
+/** CacheStats are groupcache's per-cache counters. */
+export interface CacheStats {
+  readonly bytes: number
+  readonly items: number
+  readonly gets: number
+  readonly hits: number
+  readonly evictions: number
+}
+
+interface Entry {
+  readonly value: Uint8Array
+  readonly size: number
+}
+
+/** entrySize is what one key/value pair counts against a bound. */
+export function entrySize(key: string, value: Uint8Array): number {
+  return Buffer.byteLength(key, 'utf8') + value.byteLength
+}
+
+/** ByteLru holds values, least recently used first; the owner evicts to keep a bound. */
+export class ByteLru {
+  // A Map iterates in insertion order: re-inserting on use keeps the oldest first.
+  private readonly map = new Map<string, Entry>()
+  private bytesHeld = 0
+  private getCount = 0
+  private hitCount = 0
+  private evictionCount = 0
+
+  /** get returns the value and marks it used. */
+  get(key: string): Uint8Array | undefined {
+    this.getCount++
+    const e = this.map.get(key)
+    if (!e) return undefined
+    this.hitCount++
+    this.map.delete(key)
+    this.map.set(key, e)
+    return e.value
+  }
+
+  /** has is true when key is held; it neither counts nor marks use. */
+  has(key: string): boolean {
+    return this.map.has(key)
+  }
+
+  /** add stores key (a key already held keeps its entry: values never change). */
+  add(key: string, value: Uint8Array): void {
+    if (this.map.has(key)) return
+    const size = entrySize(key, value)
+    this.map.set(key, { value, size })
+    this.bytesHeld += size
+  }
+
+  /** removeOldest evicts the least recently used entry; false when empty. */
+  removeOldest(): boolean {
+    const first = this.map.entries().next()
+    if (first.done) return false
+    const [key, e] = first.value
+    this.map.delete(key)
+    this.bytesHeld -= e.size
+    this.evictionCount++
+    return true
+  }
+
+  /** bytes is the sum of entry sizes held. */
+  get bytes(): number {
+    return this.bytesHeld
+  }
+
+  /** items is the number of entries held. */
+  get items(): number {
+    return this.map.size
+  }
+
+  /** stats are the counters. */
+  stats(): CacheStats {
+    return {
+      bytes: this.bytesHeld,
+      items: this.map.size,
+      gets: this.getCount,
+      hits: this.hitCount,
+      evictions: this.evictionCount,
+    }
+  }
+}

@@ -1,0 +1,205 @@
+// CacheNode composes one cache node: the Group (caches, ring, single flight), the database
+// fill, the peer client and the two listeners; it keeps its peer and database lists either
+// from flags (--peers, --db) or from the admin, which it joins and which heartbeats it every
+// second. The data path never waits on the admin: without heartbeats the node keeps serving
+// with the last lists it had, and joins again until the admin answers.
+import pino, { type Logger } from 'pino'
+import {
+  urlList,
+  VALUE_BYTES_MAX_DEFAULT,
+  type CacheNodeStats,
+  type MetaRequest,
+} from '../protocol/index.ts'
+import { DbLoader } from './db-loader.ts'
+import { Group } from './group.ts'
+import { PeerClient } from './peer-client.ts'
+import { CacheServer } from './server.ts'
+
+/** CACHE_BYTES_DEFAULT is the default bound of the main and hot caches together. */
+export const CACHE_BYTES_DEFAULT = 64 * 1024 * 1024
+
+/** CacheNodeOptions are the flags of `oncekv cache`. */
+export interface CacheNodeOptions {
+  /** http is the client listener ("host:port"); peer the peer-protocol listener. */
+  readonly http: string
+  readonly peer: string
+  /** admin is the admin's URL; without it peers and dbs are fixed by the flags. */
+  readonly admin?: string
+  /** peers are other cache nodes' peer URLs (without an admin). */
+  readonly peers?: readonly string[]
+  /** dbs are database members' HTTP URLs (a start; the admin's list replaces it). */
+  readonly dbs?: readonly string[]
+  readonly cacheBytes?: number
+  readonly replicas?: number
+  readonly dbTimeoutMs?: number
+  readonly hedgeMs?: number
+  readonly peerTimeoutMs?: number
+  readonly maxValueBytes?: number
+  /** heartbeatTimeoutMs: without a heartbeat this long, the node joins the admin again. */
+  readonly heartbeatTimeoutMs?: number
+  readonly logLevel?: string
+  readonly logger?: Logger
+}
+
+/** CacheNode is a running cache node. */
+export class CacheNode {
+  readonly url: string
+  readonly peerUrl: string
+  readonly group: Group
+  readonly log: Logger
+  private readonly db: DbLoader
+  private readonly peers: PeerClient
+  private readonly server: CacheServer
+  private readonly opts: CacheNodeOptions
+  private readonly startedAt = Date.now()
+  private lastMetaAt = 0
+  private lastJoinAt = 0
+  private joining = false
+  private timer: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | undefined
+
+  private constructor(opts: CacheNodeOptions) {
+    this.opts = opts
+    this.url = `http://${opts.http}`
+    this.peerUrl = `http://${opts.peer}`
+    this.log =
+      opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: `cache ${opts.http}` } })
+    const maxValueBytes = opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT
+    this.db = new DbLoader(opts.dbs ?? [], {
+      maxValueBytes,
+      timeoutMs: opts.dbTimeoutMs,
+      hedgeMs: opts.hedgeMs,
+    })
+    this.peers = new PeerClient({ maxValueBytes, timeoutMs: opts.peerTimeoutMs })
+    this.group = new Group({
+      self: this.peerUrl,
+      cacheBytes: opts.cacheBytes ?? CACHE_BYTES_DEFAULT,
+      replicas: opts.replicas,
+      fetchFromPeer: (peer, key) => this.peers.fetch(peer, key),
+      loadFromDb: (key) => this.db.load(key),
+    })
+    this.group.setPeers(opts.peers ?? [])
+    this.server = new CacheServer({
+      group: this.group,
+      logger: this.log,
+      stats: () => this.stats(),
+      onMeta: (meta) => this.onMeta(meta),
+      ready: () => this.db.urls.length > 0,
+    })
+  }
+
+  /** start listens and, with an admin, joins it. */
+  static async start(opts: CacheNodeOptions): Promise<CacheNode> {
+    const node = new CacheNode(opts)
+    await node.server.listen(opts.http, opts.peer)
+    node.log.info(
+      {
+        event: 'listening',
+        http: node.url,
+        peer: node.peerUrl,
+        admin: opts.admin ?? null,
+        cacheBytes: node.group.cacheBytes,
+      },
+      'cache node listening',
+    )
+    if (opts.admin) {
+      void node.join()
+      const timeout = opts.heartbeatTimeoutMs ?? 3_000
+      node.timer = setInterval(() => {
+        const now = Date.now()
+        if (now - node.lastMetaAt > timeout && now - node.lastJoinAt > 1_000) void node.join()
+      }, 250)
+    }
+    return node
+  }
+
+  /** join registers this node at the admin and applies the lists it answers with. */
+  private async join(): Promise<void> {
+    const admin = this.opts.admin
+    if (!admin || this.joining || this.stopping) return
+    this.joining = true
+    this.lastJoinAt = Date.now()
+    try {
+      const res = await fetch(`${admin.replace(/\/$/, '')}/caches/join`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ http: this.url, peer: this.peerUrl }),
+        signal: AbortSignal.timeout(2_000),
+      })
+      if (!res.ok) throw new Error(`the admin answered ${res.status}`)
+      const body = (await res.json()) as Record<string, unknown>
+      this.applyLists(urlList(body.peers, 'peers'), urlList(body.dbs, 'dbs'))
+      this.lastMetaAt = Date.now()
+      this.log.info({ event: 'joined', admin }, 'joined the admin')
+    } catch (e) {
+      this.log.warn(
+        { event: 'join_failed', admin, err: (e as Error).message },
+        'could not join the admin; serving with the lists known, retrying',
+      )
+    } finally {
+      this.joining = false
+    }
+  }
+
+  private onMeta(meta: MetaRequest): void {
+    this.lastMetaAt = Date.now()
+    // An admin that dropped this node (it was paused, say) heartbeats it no more soon:
+    // join again at once.
+    if (!meta.peers.includes(this.peerUrl)) {
+      void this.join()
+      return
+    }
+    this.applyLists(meta.peers, meta.dbs)
+  }
+
+  private applyLists(peers: readonly string[], dbs: readonly string[]): void {
+    if (this.group.setPeers(peers)) {
+      this.peers.retain(this.group.ring.peers)
+      this.log.info({ event: 'peers', peers: this.group.ring.peers }, 'cache ring changed')
+    }
+    // An admin that has not reached the database yet sends none: keep what we have.
+    if (dbs.length > 0 && this.db.setMembers(dbs))
+      this.log.info({ event: 'dbs', dbs }, 'database members changed')
+  }
+
+  /** stats is the body of GET /stats. */
+  stats(): CacheNodeStats {
+    const s = this.group.stats
+    const main = this.group.mainStats()
+    const hot = this.group.hotStats()
+    return {
+      node: this.url,
+      peer: this.peerUrl,
+      ...s,
+      cache_bytes_limit: this.group.cacheBytes,
+      main_bytes: main.bytes,
+      main_items: main.items,
+      main_gets: main.gets,
+      main_hits: main.hits,
+      main_evictions: main.evictions,
+      hot_bytes: hot.bytes,
+      hot_items: hot.items,
+      hot_gets: hot.gets,
+      hot_hits: hot.hits,
+      hot_evictions: hot.evictions,
+      loads_in_flight: this.group.inFlight,
+      peers: this.group.ring.peers,
+      dbs: this.db.stats(),
+      admin: this.opts.admin ?? null,
+      last_meta_ms: this.lastMetaAt === 0 ? -1 : Date.now() - this.lastMetaAt,
+      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+      rss_bytes: process.memoryUsage.rss(),
+    }
+  }
+
+  /** shutdown stops serving: requests in flight finish, new ones get 503. */
+  shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.timer)
+      await this.server.close()
+      await Promise.all([this.db.close(), this.peers.close()])
+      this.log.info({ event: 'stopped' }, 'cache node stopped')
+    })()
+    return this.stopping
+  }
+}

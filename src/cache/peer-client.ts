@@ -1,0 +1,59 @@
+// The client side of the peer protocol: `GET /_oncekv/kv/:key` on the owner's peer listener,
+// over one keep-alive pool per peer, bounded by a timeout so a slow or dead owner costs at
+// most that long (then the asking node fills from the database itself).
+import { Pool } from 'undici'
+import { fetchValue, keyPath } from './fetch-value.ts'
+
+/** PEER_BASE is the base path of the peer protocol. */
+export const PEER_BASE = '/_oncekv'
+
+/** PeerClientOptions configure the peer protocol's client side. */
+export interface PeerClientOptions {
+  readonly timeoutMs?: number
+  readonly maxValueBytes: number
+  readonly connections?: number
+}
+
+/** PeerClient fetches values from owner peers. */
+export class PeerClient {
+  private readonly pools = new Map<string, Pool>()
+  private readonly timeoutMs: number
+  private readonly maxValueBytes: number
+  private readonly connections: number
+
+  constructor(opts: PeerClientOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 1_000
+    this.maxValueBytes = opts.maxValueBytes
+    this.connections = opts.connections ?? 16
+  }
+
+  /** fetch asks peer for key: the value, undefined for not found; it throws on failure. */
+  fetch(peer: string, key: string): Promise<Uint8Array | undefined> {
+    let pool = this.pools.get(peer)
+    if (!pool) {
+      pool = new Pool(peer, { connections: this.connections })
+      this.pools.set(peer, pool)
+    }
+    return fetchValue(
+      pool,
+      `${PEER_BASE}/kv/${keyPath(key)}`,
+      AbortSignal.timeout(this.timeoutMs),
+      this.maxValueBytes,
+    )
+  }
+
+  /** retain closes the pools of peers that left. */
+  retain(peers: readonly string[]): void {
+    for (const [peer, pool] of this.pools) {
+      if (!peers.includes(peer)) {
+        this.pools.delete(peer)
+        void pool.close()
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()))
+    this.pools.clear()
+  }
+}

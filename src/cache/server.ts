@@ -1,0 +1,195 @@
+// A cache node's two listeners, as the original had: the client API (reads of the original's
+// JSON route and of raw bytes, stats, metrics, health, and POST /meta for the admin's
+// heartbeat) and the peer protocol under /_oncekv/ on its own port, through which other
+// cache nodes ask this one for keys it owns.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import { createApp, splitHostPort } from '../http/app.ts'
+import { sendError } from '../http/errors.ts'
+import { StatsRegistry } from '../http/metrics.ts'
+import { getResponseOf, sendRawValue } from '../http/values.ts'
+import { WsHub, sameOrigin } from '../http/ws-hub.ts'
+import {
+  BadRequestError,
+  KeyNotFoundError,
+  keyBytes,
+  MethodNotAllowedError,
+  UnavailableError,
+  type CacheNodeStats,
+  type MetaRequest,
+  urlList,
+} from '../protocol/index.ts'
+import type { Group, GetResult } from './group.ts'
+import { PEER_BASE } from './peer-client.ts'
+
+/** CacheServerOptions configure the listeners. */
+export interface CacheServerOptions {
+  readonly group: Group
+  readonly logger: Logger
+  readonly stats: () => CacheNodeStats
+  /** onMeta applies a heartbeat from the admin. */
+  readonly onMeta: (meta: MetaRequest) => void
+  /** ready is true when the node can fill misses (it knows a database member). */
+  readonly ready: () => boolean
+}
+
+const READ_ONLY =
+  'cache nodes are read-only: write to a database member (POST /key or PUT /keys/:key)'
+
+/** CacheServer is the client and peer listeners of one cache node. */
+export class CacheServer {
+  readonly app: FastifyInstance
+  readonly peerApp: FastifyInstance
+  private readonly group: Group
+  private readonly opts: CacheServerOptions
+  private readonly metrics: StatsRegistry<CacheNodeStats>
+  private readonly ws: WsHub
+  private statsTimer: NodeJS.Timeout | undefined
+  private draining = false
+
+  constructor(opts: CacheServerOptions) {
+    this.opts = opts
+    this.group = opts.group
+    this.app = createApp({
+      logger: opts.logger,
+      bodyLimit: 256 * 1024,
+      draining: () => this.draining,
+    })
+    this.peerApp = createApp({
+      logger: opts.logger,
+      bodyLimit: 1024,
+      draining: () => this.draining,
+    })
+    this.metrics = cacheMetrics(opts.stats)
+    this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin() })
+    this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(opts.stats())))
+    this.clientRoutes()
+    this.peerRoutes()
+  }
+
+  /** listen starts both listeners. */
+  async listen(http: string, peer: string): Promise<void> {
+    const [host, port] = splitHostPort(http)
+    const [peerHost, peerPort] = splitHostPort(peer)
+    await this.peerApp.listen({ host: peerHost, port: peerPort })
+    await this.app.listen({ host, port })
+    this.statsTimer = setInterval(() => {
+      if (this.ws.clients('/ws/stats') > 0)
+        this.ws.broadcast('/ws/stats', JSON.stringify(this.opts.stats()))
+    }, 1000)
+  }
+
+  /** close stops accepting requests, lets those in flight finish, and closes. */
+  async close(): Promise<void> {
+    this.draining = true
+    clearInterval(this.statsTimer)
+    this.ws.close()
+    await Promise.all([this.app.close(), this.peerApp.close()])
+  }
+
+  private clientRoutes(): void {
+    const app = this.app
+    app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
+    app.get('/healthz', async () => ({ status: 'ok' }))
+    app.get('/readyz', async (_req, reply) => {
+      if (this.draining || !this.opts.ready())
+        return sendError(reply, new UnavailableError('no database member known yet'))
+      return { status: 'ready', peers: this.group.ring.size }
+    })
+    app.get('/stats', async () => this.opts.stats())
+    app.get('/metrics', async (_req, reply) =>
+      reply.type(this.metrics.contentType).send(await this.metrics.render()),
+    )
+    app.post('/meta', async (req) => {
+      this.opts.onMeta(parseMeta(req.body))
+      return { code: 1000 }
+    })
+
+    const getJson = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      const key = (req.params as { key: string }).key
+      const value = await this.read(key, reply)
+      return reply.send(getResponseOf(key, value))
+    }
+    app.get('/key/:key', getJson)
+    app.get('/i/key/:key', getJson)
+    app.get('/keys/*', async (req, reply) => {
+      const key = (req.params as { '*': string })['*']
+      return sendRawValue(req, reply, await this.read(key, reply))
+    })
+    // Refused before the body is read: a write sent here by mistake gets this answer
+    // whatever its size or content type.
+    const readOnly = async (): Promise<never> => {
+      throw new MethodNotAllowedError(READ_ONLY)
+    }
+    app.route({ method: 'POST', url: '/key', onRequest: readOnly, handler: readOnly })
+    app.route({
+      method: ['PUT', 'POST', 'DELETE', 'PATCH'],
+      url: '/keys/*',
+      onRequest: readOnly,
+      handler: readOnly,
+    })
+  }
+
+  private peerRoutes(): void {
+    const app = this.peerApp
+    app.get(`${PEER_BASE}/ping`, async (_req, reply) => reply.type('text/plain').send('pong'))
+    app.get(`${PEER_BASE}/kv/:key`, async (req, reply) => {
+      const key = (req.params as { key: string }).key
+      keyBytes(key)
+      const r = await this.group.getForPeer(key)
+      if (!r.found) throw new KeyNotFoundError(key)
+      return reply
+        .type('application/octet-stream')
+        .header('x-oncekv-source', r.source)
+        .send(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength))
+    })
+  }
+
+  /** read looks key up through the cache; it answers 404 for an authoritative not-found. */
+  private async read(key: string, reply: FastifyReply): Promise<Uint8Array> {
+    keyBytes(key)
+    const r: GetResult = await this.group.get(key)
+    if (!r.found) throw new KeyNotFoundError(key)
+    reply.header('x-oncekv-source', r.source)
+    return r.value
+  }
+}
+
+function parseMeta(body: unknown): MetaRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body))
+    throw new BadRequestError('the body must be a JSON object {"peers": [...], "dbs": [...]}')
+  const b = body as Record<string, unknown>
+  return { peers: urlList(b.peers, 'peers'), dbs: urlList(b.dbs, 'dbs') }
+}
+
+/** cacheMetrics exports a cache node's stats to Prometheus. */
+function cacheMetrics(stats: () => CacheNodeStats): StatsRegistry<CacheNodeStats> {
+  const m = new StatsRegistry(stats)
+  const counters: [string, keyof CacheNodeStats, string][] = [
+    ['gets', 'Gets', 'Gets from clients and peers.'],
+    ['cache_hits', 'CacheHits', 'Gets answered by the main or hot cache.'],
+    ['peer_loads', 'PeerLoads', 'Values fetched from the owner peer.'],
+    ['peer_errors', 'PeerErrors', 'Failed fetches from the owner peer.'],
+    ['loads', 'Loads', 'Gets that missed both caches.'],
+    ['loads_deduped', 'LoadsDeduped', 'Loads that ran after single flight.'],
+    ['local_loads', 'LocalLoads', 'Loads from the database tier.'],
+    ['local_load_errors', 'LocalLoadErrs', 'Failed loads from the database tier.'],
+    ['server_requests', 'ServerRequests', 'Requests from peers served.'],
+    ['main_evictions', 'main_evictions', 'Evictions from the main cache.'],
+    ['hot_evictions', 'hot_evictions', 'Evictions from the hot cache.'],
+  ]
+  for (const [name, field, help] of counters)
+    m.counter(`oncekv_cache_${name}_total`, help, (s) => s[field] as number)
+  m.gauge(
+    'oncekv_cache_bytes_limit',
+    'The cache bound (--cache-bytes).',
+    (s) => s.cache_bytes_limit,
+  )
+  m.gauge('oncekv_cache_main_bytes', 'Bytes in the main cache.', (s) => s.main_bytes)
+  m.gauge('oncekv_cache_main_items', 'Items in the main cache.', (s) => s.main_items)
+  m.gauge('oncekv_cache_hot_bytes', 'Bytes in the hot cache.', (s) => s.hot_bytes)
+  m.gauge('oncekv_cache_hot_items', 'Items in the hot cache.', (s) => s.hot_items)
+  m.gauge('oncekv_cache_peers', 'Cache peers in the ring.', (s) => s.peers.length)
+  m.gauge('oncekv_cache_loads_in_flight', 'Loads running.', (s) => s.loads_in_flight)
+  return m
+}

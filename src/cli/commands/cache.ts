@@ -1,0 +1,95 @@
+// `oncekv cache`: run one cache node until SIGTERM or SIGINT.
+import type { Command } from 'commander'
+import { CACHE_BYTES_DEFAULT, CacheNode } from '../../cache/node.ts'
+import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
+import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
+import { intOption, urlOption, runUntilSignal } from '../options.ts'
+
+interface CacheFlags {
+  http: string
+  peer: string
+  admin?: string
+  peers?: string[]
+  db?: string[]
+  cacheBytes: number
+  replicas: number
+  dbTimeoutMs: number
+  hedgeMs: number
+  peerTimeoutMs: number
+  maxValueBytes: number
+  logLevel: string
+}
+
+/** registerCache adds the cache command. */
+export function registerCache(program: Command): void {
+  program
+    .command('cache')
+    .description('run a cache node (groupcache-style read-through cache of the database)')
+    .option('--http <host:port>', 'client API address', '127.0.0.1:5551')
+    .option(
+      '--peer <host:port>',
+      'peer protocol address (other cache nodes use it)',
+      '127.0.0.1:5541',
+    )
+    .option('--admin <url>', 'admin URL to join (it sends the peer and database lists)')
+    .option(
+      '--peers <url...>',
+      "other cache nodes' peer URLs, when running without an admin",
+      urlOption,
+    )
+    .option(
+      '--db <url...>',
+      "database members' HTTP URLs (the admin's list replaces them)",
+      urlOption,
+    )
+    .option(
+      '--cache-bytes <n>',
+      'bound of the main and hot caches (key + value bytes)',
+      intOption,
+      CACHE_BYTES_DEFAULT,
+    )
+    .option('--replicas <n>', 'points per node on the hash ring', intOption, REPLICAS_DEFAULT)
+    .option('--db-timeout-ms <n>', 'bound of one fill from the database', intOption, 3_000)
+    .option(
+      '--hedge-ms <n>',
+      'ask a second database member when the first is this slow',
+      intOption,
+      100,
+    )
+    .option('--peer-timeout-ms <n>', 'bound of one fetch from the owner peer', intOption, 1_000)
+    .option(
+      '--max-value-bytes <n>',
+      'largest value accepted from a peer or the database',
+      intOption,
+      VALUE_BYTES_MAX_DEFAULT,
+    )
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (flags: CacheFlags) => {
+      if (!flags.admin && (flags.db ?? []).length === 0) {
+        program.error('oncekv cache: give --admin, or --db (and --peers) to run without one', {
+          exitCode: 2,
+        })
+      }
+      let node: CacheNode
+      try {
+        node = await CacheNode.start({
+          http: flags.http,
+          peer: flags.peer,
+          admin: flags.admin,
+          peers: flags.peers,
+          dbs: flags.db,
+          cacheBytes: flags.cacheBytes,
+          replicas: flags.replicas,
+          dbTimeoutMs: flags.dbTimeoutMs,
+          hedgeMs: flags.hedgeMs,
+          peerTimeoutMs: flags.peerTimeoutMs,
+          maxValueBytes: flags.maxValueBytes,
+          logLevel: flags.logLevel,
+        })
+      } catch (e) {
+        console.error(`oncekv cache: could not start: ${(e as Error).message}`)
+        process.exit(1)
+      }
+      runUntilSignal('cache', node.log, () => node.shutdown())
+    })
+}

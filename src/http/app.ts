@@ -1,0 +1,52 @@
+// The Fastify set-up every oncekv listener shares: our logger without per-request lines,
+// JSON error bodies for every error (the router's own included), long path parameters (keys
+// are up to 1024 bytes, 3 times that percent-encoded), and a drain mode for shutdown in which
+// each request gets a 503 and its connection is closed, so keep-alive clients cannot hold a
+// stopping node open.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { UnavailableError } from '../protocol/index.ts'
+import { installErrorHandling, sendError, toOnceKvError } from './errors.ts'
+
+/** AppOptions configure a listener. */
+export interface AppOptions {
+  readonly logger: Logger
+  /** bodyLimit is the largest request body, in bytes. */
+  readonly bodyLimit: number
+  /** draining is true once the node is shutting down. */
+  readonly draining: () => boolean
+}
+
+/** createApp makes a Fastify instance with oncekv's common behaviour. */
+export function createApp(opts: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger as unknown as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimit,
+    routerOptions: { maxParamLength: 4096 },
+    // Requests during shutdown get our own 503 (onRequest below), not the framework's.
+    return503OnClosing: false,
+    // Errors the router raises before any route runs (a bad percent-escape in the path, say)
+    // get the same JSON error bodies as everything else.
+    frameworkErrors: (err, _req, reply) => {
+      void sendError(reply, toOnceKvError(err))
+    },
+  })
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!opts.draining()) return
+    reply.header('connection', 'close')
+    return sendError(reply, new UnavailableError('this node is shutting down; retry another'))
+  })
+  app.addHook('onSend', async (_req, reply) => {
+    if (opts.draining()) reply.header('connection', 'close')
+  })
+  installErrorHandling(app)
+  return app
+}
+
+/** splitHostPort splits "host:port" (IPv6 hosts in brackets). */
+export function splitHostPort(address: string): [string, number] {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address)
+  if (!m) throw new Error(`address ${address} is not host:port`)
+  return [m[1] as string, Number(m[2])]
+}

@@ -1,0 +1,47 @@
+// Prometheus metrics read from a stats object when scraped (prom-client, one registry per
+// process, no globals): counters for monotonic stats, gauges for the rest.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** StatsRegistry registers metrics that read a stats snapshot at scrape time. */
+export class StatsRegistry<S> {
+  readonly registry = new Registry()
+  readonly contentType = this.registry.contentType
+
+  constructor(private readonly stats: () => S) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'oncekv_' })
+  }
+
+  /** gauge exports read(stats) as a gauge. */
+  gauge(name: string, help: string, read: (s: S) => number): void {
+    const stats = this.stats
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read(stats()))
+      },
+    })
+  }
+
+  /** counter exports a monotonic stat as a counter (name should end in _total). */
+  counter(name: string, help: string, read: (s: S) => number): void {
+    const stats = this.stats
+    let last = 0
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const now = read(stats())
+        if (now > last) this.inc(now - last)
+        last = now
+      },
+    })
+  }
+
+  /** render returns the metrics text. */
+  render(): Promise<string> {
+    return this.registry.metrics()
+  }
+}

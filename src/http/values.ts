@@ -1,0 +1,40 @@
+// How a value goes out over HTTP, the same on database and cache nodes: JSON for the
+// original's `GET /key/:key` (UTF-8 text, or base64 when the bytes are not UTF-8), raw bytes
+// for `GET /keys/:key` with a strong ETag and headers that let any HTTP cache keep it forever
+// (a value never changes).
+import { createHash } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { GetResponse } from '../protocol/index.ts'
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** IMMUTABLE is the Cache-Control of a value. */
+export const IMMUTABLE = 'public, max-age=31536000, immutable'
+
+/** etagOf is the strong ETag of a value: immutable values make it valid forever. */
+export function etagOf(value: Uint8Array): string {
+  return `"${createHash('sha256').update(value).digest('base64url').slice(0, 32)}"`
+}
+
+/** getResponseOf is the JSON body of GET /key/:key. */
+export function getResponseOf(key: string, value: Uint8Array): GetResponse {
+  try {
+    return { key, value: decoder.decode(value) }
+  } catch {
+    return { key, value: Buffer.from(value).toString('base64'), encoding: 'base64' }
+  }
+}
+
+/** sendRawValue answers GET/HEAD /keys/:key with the bytes (304 when If-None-Match holds). */
+export function sendRawValue(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  value: Uint8Array,
+): FastifyReply {
+  const etag = etagOf(value)
+  reply.header('etag', etag).header('cache-control', IMMUTABLE)
+  if (req.headers['if-none-match'] === etag) return reply.code(304).send()
+  return reply
+    .type('application/octet-stream')
+    .send(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+}

@@ -1,0 +1,89 @@
+// WebSocket endpoints on a Fastify server's port (the `ws` package, no framework plugin):
+// each path has its own set of clients; an upgrade to any other path, or one refused by the
+// Origin check, is closed with an HTTP error and never reaches a handler.
+import type { IncomingMessage, Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+
+/** OriginCheck decides whether a browser page from origin may connect (origin is undefined
+ * for non-browser clients, which send none). */
+export type OriginCheck = (origin: string | undefined, req: IncomingMessage) => boolean
+
+/** WsHubOptions configure a hub. */
+export interface WsHubOptions {
+  readonly checkOrigin?: OriginCheck
+  /** maxPayload bounds a message from a client (bytes); clients only listen here. */
+  readonly maxPayload?: number
+}
+
+function refuse(socket: Duplex, status: number, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+}
+
+/** WsHub routes WebSocket upgrades by path. */
+export class WsHub {
+  private readonly servers = new Map<string, WebSocketServer>()
+  private readonly opts: WsHubOptions
+
+  constructor(server: Server, opts: WsHubOptions = {}) {
+    this.opts = opts
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy())
+      const path = (req.url ?? '').split('?')[0] ?? ''
+      const wss = this.servers.get(path)
+      if (!wss) return refuse(socket, 404, 'Not Found')
+      const origin = req.headers.origin
+      if (this.opts.checkOrigin && !this.opts.checkOrigin(origin, req))
+        return refuse(socket, 403, 'Forbidden')
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+    })
+  }
+
+  /** route serves path; onConnection runs for each new client (to send it a first message). */
+  route(path: string, onConnection?: (ws: WebSocket) => void): void {
+    const wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxPayload ?? 4096 })
+    wss.on('connection', (ws: WebSocket) => {
+      ws.on('error', () => ws.terminate())
+      onConnection?.(ws)
+    })
+    this.servers.set(path, wss)
+  }
+
+  /** clients is the number of clients on path. */
+  clients(path: string): number {
+    return this.servers.get(path)?.clients.size ?? 0
+  }
+
+  /** broadcast sends payload to every open client on path. */
+  broadcast(path: string, payload: string): void {
+    const wss = this.servers.get(path)
+    if (!wss) return
+    for (const ws of wss.clients) if (ws.readyState === ws.OPEN) ws.send(payload)
+  }
+
+  /** close drops every client. */
+  close(): void {
+    for (const wss of this.servers.values()) {
+      for (const ws of wss.clients) ws.terminate()
+      wss.close()
+    }
+  }
+}
+
+/** sameOrigin accepts pages served by this host (and clients that send no Origin), plus the
+ * origins listed. A wildcard is never accepted. */
+export function sameOrigin(allowed: readonly string[] = []): OriginCheck {
+  const extra = new Set(allowed.map((o) => o.replace(/\/$/, '').toLowerCase()))
+  return (origin, req) => {
+    if (origin === undefined) return true
+    const o = origin.toLowerCase()
+    if (extra.has(o)) return true
+    const host = req.headers.host
+    if (!host) return false
+    try {
+      return new URL(o).host === host.toLowerCase()
+    } catch {
+      return false
+    }
+  }
+}

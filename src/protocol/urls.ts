@@ -1,0 +1,33 @@
+// Node URLs as the lists carry them: "http(s)://host:port", no path, query or credentials.
+import { BadRequestError } from './errors.ts'
+
+const MAX_LIST = 1000
+
+/** urlList validates a list of http(s) base URLs. */
+export function urlList(v: unknown, name: string): string[] {
+  if (!Array.isArray(v) || v.length > MAX_LIST)
+    throw new BadRequestError(`${name} must be an array of at most ${MAX_LIST} URLs`)
+  return v.map((u) => {
+    if (typeof u !== 'string' || !isBaseUrl(u))
+      throw new BadRequestError(`${name} must hold http:// or https:// base URLs`)
+    return u.replace(/\/$/, '')
+  })
+}
+
+/** isBaseUrl is true for "http(s)://host:port" with no path, query or credentials. */
+export function isBaseUrl(u: string): boolean {
+  if (u.length > 300) return false
+  try {
+    const url = new URL(u)
+    return (
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      url.pathname === '/' &&
+      !url.search &&
+      !url.hash &&
+      !url.username &&
+      !url.password
+    )
+  } catch {
+    return false
+  }
+}
