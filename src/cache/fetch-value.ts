@@ -32,7 +32,7 @@ export async function fetchValue(
     if (res.statusCode === 200) {
       const length = Number(res.headers['content-length'] ?? NaN)
       if (length > maxBytes) throw new FetchError(`value of ${length} bytes is over ${maxBytes}`)
-      return new Uint8Array(await res.body.arrayBuffer())
+      return await readBounded(res.body, maxBytes)
     }
     const body = (await res.body.json().catch(() => undefined)) as { code?: unknown } | undefined
     if (res.statusCode === 404 && body?.code === 1002) return undefined
@@ -42,6 +42,26 @@ export async function fetchValue(
     if (e instanceof FetchError) throw e
     throw new FetchError((e as Error).message)
   }
+}
+
+/** readBounded reads a body of at most maxBytes (a chunked body has no length up front). */
+async function readBounded(body: AsyncIterable<Buffer>, maxBytes: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of body) {
+    total += chunk.byteLength
+    if (total > maxBytes) throw new FetchError(`value is over ${maxBytes} bytes`)
+    chunks.push(chunk)
+  }
+  // A copy of exactly the value's size: a view into the network layer's larger buffers would
+  // keep them alive and make the cache's byte bound a lie.
+  const value = new Uint8Array(total)
+  let at = 0
+  for (const c of chunks) {
+    value.set(c, at)
+    at += c.byteLength
+  }
+  return value
 }
 
 /** keyPath is a key as one URL path segment. */

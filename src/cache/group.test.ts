@@ -1,0 +1,179 @@
+// The Group's read path and its bounds, with in-process loaders standing for the peer
+// protocol and the database (the cross-process behaviour is in test/e2e/cache-*.test.ts).
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { SeededRng } from '../base/index.ts'
+import { Group, type GroupOptions } from './group.ts'
+import { HashRing } from './ring.ts'
+
+const SELF = 'http://127.0.0.1:5541'
+const OTHER = 'http://127.0.0.1:5542'
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
+const text = (b: Uint8Array): string => new TextDecoder().decode(b)
+
+/** keyOwnedBy finds a key that `owner` owns on a ring of SELF and OTHER. */
+function keyOwnedBy(owner: string, prefix = 'k'): string {
+  const ring = new HashRing([SELF, OTHER])
+  for (let i = 0; ; i++) if (ring.owner(`${prefix}${i}`) === owner) return `${prefix}${i}`
+}
+
+interface Counting {
+  db: Map<string, number>
+  peer: Map<string, number>
+}
+
+function group(
+  data: Map<string, Uint8Array>,
+  over: Partial<GroupOptions> = {},
+): { g: Group; calls: Counting } {
+  const calls: Counting = { db: new Map(), peer: new Map() }
+  const bump = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1)
+  const g = new Group({
+    self: SELF,
+    cacheBytes: 1 << 20,
+    fetchFromPeer: async (_peer, key) => {
+      bump(calls.peer, key)
+      return data.get(key)
+    },
+    loadFromDb: async (key) => {
+      bump(calls.db, key)
+      await new Promise((r) => setImmediate(r))
+      return data.get(key)
+    },
+    ...over,
+  })
+  return { g, calls }
+}
+
+describe('Group', () => {
+  it('loads a key it owns once for concurrent gets, then answers from the main cache', async () => {
+    const { g, calls } = group(new Map([['k', bytes('v')]]))
+    const rs = await Promise.all(Array.from({ length: 100 }, () => g.get('k')))
+    assert.ok(rs.every((r) => r.found && text(r.value) === 'v'))
+    assert.equal(calls.db.get('k'), 1)
+    assert.equal(g.stats.Loads, 100)
+    assert.equal(g.stats.LoadsDeduped, 1)
+    assert.equal(g.stats.LocalLoads, 1)
+    const again = await g.get('k')
+    assert.ok(again.found && again.source === 'main')
+    assert.equal(g.stats.CacheHits, 1)
+    assert.equal(calls.db.get('k'), 1)
+  })
+
+  it('never caches not-found: a key written later is served', async () => {
+    const data = new Map<string, Uint8Array>()
+    const { g, calls } = group(data)
+    assert.deepEqual(await g.get('late'), { found: false })
+    data.set('late', bytes('now'))
+    const r = await g.get('late')
+    assert.ok(r.found && text(r.value) === 'now' && r.source === 'db')
+    assert.equal(calls.db.get('late'), 2)
+  })
+
+  it('asks the owner for keys it does not own and does not keep them in the main cache', async () => {
+    const key = keyOwnedBy(OTHER)
+    const { g, calls } = group(new Map([[key, bytes('x')]]), { hotChance: 0 })
+    g.setPeers([OTHER])
+    const r = await g.get(key)
+    assert.ok(r.found && r.source === 'peer')
+    assert.equal(calls.peer.get(key), 1)
+    assert.equal(calls.db.get(key), undefined)
+    assert.equal(g.stats.PeerLoads, 1)
+    assert.equal(g.mainStats().items, 0)
+  })
+
+  it('keeps a sample of peer loads in the hot cache', async () => {
+    const key = keyOwnedBy(OTHER)
+    const { g, calls } = group(new Map([[key, bytes('x')]]), { random: () => 0 })
+    g.setPeers([OTHER])
+    await g.get(key)
+    const r = await g.get(key)
+    assert.ok(r.found && r.source === 'hot')
+    assert.equal(calls.peer.get(key), 1)
+    assert.equal(g.hotStats().items, 1)
+  })
+
+  it('fills from the database itself when the owner fails, and counts a PeerError', async () => {
+    const key = keyOwnedBy(OTHER)
+    const { g, calls } = group(new Map([[key, bytes('y')]]), {
+      fetchFromPeer: async () => {
+        throw new Error('connection refused')
+      },
+    })
+    g.setPeers([OTHER])
+    const r = await g.get(key)
+    assert.ok(r.found && text(r.value) === 'y' && r.source === 'db')
+    assert.equal(g.stats.PeerErrors, 1)
+    assert.equal(calls.db.get(key), 1)
+  })
+
+  it('serves peers without asking another peer, sharing one database read with clients', async () => {
+    const key = keyOwnedBy(OTHER)
+    // This node thinks OTHER owns the key, OTHER thinks this node does (their lists differ
+    // for a moment): a peer's request must not be sent back.
+    const { g, calls } = group(new Map([[key, bytes('z')]]))
+    g.setPeers([OTHER])
+    const rs = await Promise.all(Array.from({ length: 20 }, () => g.getForPeer(key)))
+    assert.ok(rs.every((r) => r.found))
+    assert.equal(calls.peer.get(key), undefined)
+    assert.equal(calls.db.get(key), 1)
+    assert.equal(g.stats.ServerRequests, 20)
+
+    const mine = keyOwnedBy(SELF, 'm')
+    const both = group(new Map([[mine, bytes('w')]]))
+    both.g.setPeers([OTHER])
+    await Promise.all([
+      ...Array.from({ length: 10 }, () => both.g.get(mine)),
+      ...Array.from({ length: 10 }, () => both.g.getForPeer(mine)),
+    ])
+    assert.equal(both.calls.db.get(mine), 1)
+  })
+
+  it('passes a database failure on and counts LocalLoadErrs', async () => {
+    const { g } = group(new Map(), {
+      loadFromDb: async () => {
+        throw new Error('no database member answered')
+      },
+    })
+    await assert.rejects(g.get('k'), /no database member/)
+    assert.equal(g.stats.LocalLoadErrs, 1)
+  })
+
+  it('does not keep a value over 1/8 of the bound', async () => {
+    const big = new Uint8Array(2000)
+    const { g } = group(new Map([['big', big]]), { cacheBytes: 8000 })
+    assert.ok((await g.get('big')).found)
+    assert.equal(g.mainStats().items, 0)
+  })
+
+  it('holds main + hot bytes within the bound under a random workload', async (t) => {
+    const seed = Number(process.env.ONCEKV_SEED ?? Date.now() % 1_000_000)
+    const rng = new SeededRng(seed)
+    const replay = `replay: ONCEKV_SEED=${seed} node --import tsx --test src/cache/group.test.ts`
+    t.diagnostic(`seed ${seed}; ${replay}`)
+    const data = new Map<string, Uint8Array>()
+    const keys: string[] = []
+    for (let i = 0; i < 2000; i++) {
+      const key = `key-${i}-${'x'.repeat(rng.int(40))}`
+      keys.push(key)
+      data.set(key, new Uint8Array(1 + rng.int(900)))
+    }
+    const cacheBytes = 50_000
+    const { g } = group(data, { cacheBytes, random: () => rng.next() })
+    g.setPeers([OTHER, 'http://127.0.0.1:5543'])
+    let maxSeen = 0
+    for (let round = 0; round < 200; round++) {
+      const batch = Array.from({ length: 1 + rng.int(30) }, () => {
+        // A skewed workload: a few keys are read far more than the rest.
+        const i = rng.chance(0.5) ? rng.int(50) : rng.int(keys.length)
+        return g.get(keys[i] as string)
+      })
+      await Promise.all(batch)
+      const held = g.mainStats().bytes + g.hotStats().bytes
+      maxSeen = Math.max(maxSeen, held)
+      assert.ok(held <= cacheBytes, `round ${round}: ${held} > ${cacheBytes}; ${replay}`)
+    }
+    assert.ok(g.mainStats().evictions > 0, `no eviction happened; ${replay}`)
+    assert.ok(maxSeen > cacheBytes * 0.8, `the cache never filled (${maxSeen}); ${replay}`)
+  })
+})
