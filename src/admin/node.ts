@@ -8,7 +8,12 @@ import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import { BadRequestError, isBaseUrl, type MetaRequest } from '../protocol/index.ts'
+import { registerApi } from './api.ts'
 import { DbWatcher, type DbView } from './db-watcher.ts'
+import { Overview, type Target } from './overview.ts'
+
+/** DROPPED_SHOWN_MS is how long a dropped cache node stays on the dashboard as down. */
+const DROPPED_SHOWN_MS = 5 * 60_000
 
 /** AdminOptions are the flags of `oncekv admin`. */
 export interface AdminOptions {
@@ -42,8 +47,13 @@ export class AdminNode {
   private readonly watcher: DbWatcher
   private readonly ws: WsHub
   private readonly opts: AdminOptions
+  private readonly overview = new Overview()
+  // Caches dropped for missing heartbeats stay on the dashboard as "down" for a while.
+  private readonly droppedCaches = new Map<string, { peer: string; at: number }>()
   private timer: NodeJS.Timeout | undefined
+  private overviewTimer: NodeJS.Timeout | undefined
   private draining = false
+  private polling = false
   private beating = false
 
   private constructor(opts: AdminOptions) {
@@ -54,6 +64,10 @@ export class AdminNode {
     this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin(opts.allowOrigins) })
     this.ws.route('/ws/caches', (ws) => ws.send(JSON.stringify(this.cacheUrls())))
     this.ws.route('/ws/dbs', (ws) => ws.send(JSON.stringify(this.watcher.current.urls)))
+    this.ws.route('/ws/overview', (ws) => {
+      ws.send(JSON.stringify(this.overview.history()))
+      ws.send(JSON.stringify(this.overview.current))
+    })
     this.watcher = new DbWatcher(opts.dbs, (view) => this.onDbChange(view))
     this.routes()
   }
@@ -65,6 +79,8 @@ export class AdminNode {
     await node.app.listen({ host, port })
     node.watcher.start()
     node.timer = setInterval(() => void node.heartbeat(), opts.heartbeatMs ?? 1_000)
+    node.overviewTimer = setInterval(() => void node.pollOverview(), 1_000)
+    void node.pollOverview()
     node.log.info({ event: 'listening', http: node.url, dbs: opts.dbs }, 'admin listening')
     return node
   }
@@ -75,6 +91,17 @@ export class AdminNode {
     app.get('/healthz', async () => ({ status: 'ok' }))
     app.get('/caches', async () => this.cacheUrls())
     app.get('/dbs', async () => this.watcher.current.urls)
+    app.get('/overview', async () => this.overview.current)
+    app.get('/history', async () => this.overview.history())
+    registerApi(app, {
+      caches: () => this.cacheUrls(),
+      dbs: () => {
+        const view = this.watcher.current
+        const leader = view.cluster?.members.find((m) => m.leader)
+        const first = leader ? [`http://${leader.http}`] : []
+        return [...new Set([...first, ...view.urls])]
+      },
+    })
     app.post('/caches/join', async (req) => {
       const body = req.body as Record<string, unknown> | undefined
       const http = body?.http
@@ -90,6 +117,7 @@ export class AdminNode {
       const now = Date.now()
       if (!known || known.peer !== peer) {
         this.caches.set(http, { http, peer, joinedAt: now, lastOkAt: now, misses: 0 })
+        this.droppedCaches.delete(http)
         this.log.info({ event: 'cache_joined', http, peer }, 'cache node joined')
         this.onCachesChange()
       } else {
@@ -154,6 +182,7 @@ export class AdminNode {
       )
       for (const c of dropped) {
         this.caches.delete(c.http)
+        this.droppedCaches.set(c.http, { peer: c.peer, at: Date.now() })
         this.log.warn(
           { event: 'cache_dropped', http: c.http, misses: c.misses },
           'cache node dropped: it stopped answering heartbeats',
@@ -168,10 +197,42 @@ export class AdminNode {
     }
   }
 
+  /** pollOverview samples every node's stats and pushes the overview to the dashboards. */
+  private async pollOverview(): Promise<void> {
+    if (this.polling) return
+    this.polling = true
+    try {
+      await this.pollOverviewOnce()
+    } finally {
+      this.polling = false
+    }
+  }
+
+  private async pollOverviewOnce(): Promise<void> {
+    const view = this.watcher.current
+    const targets: Target[] = (view.cluster?.members ?? [])
+      .filter((m) => m.http !== '')
+      .map((m) => ({ kind: 'db', id: m.id, url: `http://${m.http}`, suffrage: m.suffrage }))
+    const now = Date.now()
+    for (const [http, d] of this.droppedCaches)
+      if (now - d.at > DROPPED_SHOWN_MS) this.droppedCaches.delete(http)
+    for (const http of [...this.caches.keys(), ...this.droppedCaches.keys()])
+      targets.push({
+        kind: 'cache',
+        id: http.replace(/^https?:\/\//, ''),
+        url: http,
+        suffrage: null,
+      })
+    const overview = await this.overview.poll(targets, view)
+    if (this.ws.clients('/ws/overview') > 0)
+      this.ws.broadcast('/ws/overview', JSON.stringify(overview))
+  }
+
   /** shutdown stops the loops and the listener. */
   async shutdown(): Promise<void> {
     this.draining = true
     clearInterval(this.timer)
+    clearInterval(this.overviewTimer)
     this.watcher.stop()
     this.ws.close()
     await this.app.close()

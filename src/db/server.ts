@@ -61,8 +61,9 @@ export class DbServer {
   private readonly startedAt = Date.now()
   private statsTimer: NodeJS.Timeout | undefined
   private draining = false
-  // Key reads answered (GET /key, /i/key, /keys), and how many of them were 404.
-  private readonly reads = { total: 0, notFound: 0 }
+  // Key reads answered (GET /key, /i/key, /keys), how many of them were 404, and writes
+  // answered (created, already there or conflict), forwarded ones on both members.
+  private readonly counters = { reads: 0, notFound: 0, writes: 0 }
   // Keep-alive pools to other members, for forwarded writes.
   private readonly pools = new Map<string, Pool>()
 
@@ -108,7 +109,7 @@ export class DbServer {
 
   /** stats is the member's stats object (GET /stats). */
   stats(): ReturnType<typeof collectStats> {
-    return collectStats(this.replica, this.startedAt, this.reads)
+    return collectStats(this.replica, this.startedAt, this.counters)
   }
 
   private routes(): void {
@@ -134,6 +135,7 @@ export class DbServer {
     app.post('/key', async (req, reply) => {
       const { key, value } = this.parseJsonPut(req)
       const result = await this.timed('post_key', () => this.putAnywhere(key, value))
+      this.counters.writes++
       if (result === 'conflict') throw new KeyConflictError(key)
       const body: PutResponse = { code: 1000, created: result === 'created' }
       return reply.send(body)
@@ -161,6 +163,7 @@ export class DbServer {
         const value = rawBody(req.body)
         checkValueSize(value.byteLength, this.maxValueBytes)
         const result = await this.timed('put_keys', () => this.putAnywhere(key, value, kb))
+        this.counters.writes++
         if (result === 'conflict') throw new KeyConflictError(key)
         return reply
           .code(result === 'created' ? 201 : 200)
@@ -365,7 +368,7 @@ export class DbServer {
     if (consistency !== undefined && consistency !== 'stale' && consistency !== 'linearizable') {
       throw new BadRequestError('consistency must be "stale" or "linearizable"')
     }
-    this.reads.total++
+    this.counters.reads++
     const local = this.replica.get(kb)
     if (local) return local
     if (consistency !== 'stale') {
@@ -373,7 +376,7 @@ export class DbServer {
       const after = this.replica.get(kb)
       if (after) return after
     }
-    this.reads.notFound++
+    this.counters.notFound++
     throw new KeyNotFoundError(key)
   }
 

@@ -16,7 +16,7 @@ const STATE_NAMES = {
 export function collectStats(
   replica: Replica,
   startedAt: number,
-  reads: { readonly total: number; readonly notFound: number },
+  counters: { readonly reads: number; readonly notFound: number; readonly writes: number },
 ): DbStats {
   const s = replica.status()
   const store = replica.storeStats()
@@ -37,8 +37,9 @@ export function collectStats(
     last_contact: replica.lastContactMs(),
     pending_writes: replica.pendingWrites(),
     keys: store.keys,
-    reads: reads.total,
-    reads_not_found: reads.notFound,
+    reads: counters.reads,
+    reads_not_found: counters.notFound,
+    writes: counters.writes,
     db_bytes: store.bytes,
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),

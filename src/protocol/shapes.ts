@@ -68,6 +68,8 @@ export interface DbStats {
   /** reads counts key reads answered since start; reads_not_found those answered 404. */
   readonly reads: number
   readonly reads_not_found: number
+  /** writes counts writes answered (created, already there, conflict) since start. */
+  readonly writes: number
   readonly db_bytes: number
   readonly uptime_seconds: number
   readonly rss_bytes: number
@@ -130,4 +132,105 @@ export interface CacheJoinRequest {
   /** http is the node's client URL, peer its peer-protocol URL. */
   readonly http: string
   readonly peer: string
+}
+
+/** Health of a node as the admin sees it: up (its last stats poll answered), suspect (the
+ * last one or two failed), down (three or more failed, or it left). */
+export type Health = 'up' | 'suspect' | 'down'
+
+/** Rates are per-second figures the admin computes from two consecutive stats samples. */
+export interface Rates {
+  /** reads_per_s: client reads served (a cache: Gets minus peers' requests; a member: reads). */
+  readonly reads_per_s: number
+  /** writes_per_s: writes answered (members only; 0 on caches). */
+  readonly writes_per_s: number
+  /** ops_per_s is reads_per_s + writes_per_s. */
+  readonly ops_per_s: number
+  /** hit_ratio is CacheHits / Gets over the interval (caches; null without gets or on members). */
+  readonly hit_ratio: number | null
+}
+
+/** OverviewNode is one node on the dashboard. */
+export interface OverviewNode {
+  readonly kind: 'db' | 'cache'
+  /** id is the member id (db) or the node's host:port (cache). */
+  readonly id: string
+  readonly url: string
+  readonly health: Health
+  /** leader is true for the database member that leads. */
+  readonly leader: boolean
+  /** suffrage of a member; null for caches. */
+  readonly suffrage: 'voter' | 'learner' | null
+  /** last_seen_ms is the age of the last stats that answered (-1: never). */
+  readonly last_seen_ms: number
+  /** lag is, for a member, the leader's commit index minus this member's applied index
+   * (null when unknown); null for caches. */
+  readonly lag: number | null
+  readonly rates: Rates
+  readonly stats: DbStats | CacheNodeStats | null
+}
+
+/** ClusterRates are the whole system's figures. */
+export interface ClusterRates {
+  /** writes_per_s: entries committed per second (the leader's commit index). */
+  readonly writes_per_s: number
+  /** reads_per_s: client reads through caches plus direct reads of members (reads that
+   * caches made to fill themselves are not counted twice). */
+  readonly reads_per_s: number
+  readonly ops_per_s: number
+  readonly hit_ratio: number | null
+}
+
+/** AdminOverview is the body of GET /overview and each "overview" message of /ws/overview. */
+export interface AdminOverview {
+  readonly type: 'overview'
+  /** time is when the sample was taken (ms since the epoch). */
+  readonly time: number
+  /** leader is the leading member's id, or null when none is known. */
+  readonly leader: string | null
+  readonly term: number
+  readonly cluster: ClusterRates
+  readonly nodes: readonly OverviewNode[]
+}
+
+/** HistoryPoint is one second of one series. */
+export interface HistoryPoint {
+  readonly time: number
+  readonly ops_per_s: number
+  readonly hit_ratio: number | null
+}
+
+/** AdminHistory is the first message of /ws/overview (and GET /history): the last minutes
+ * of ops/s and hit ratio, per node URL and for the whole cluster, oldest first. */
+export interface AdminHistory {
+  readonly type: 'history'
+  readonly cluster: readonly HistoryPoint[]
+  readonly nodes: Readonly<Record<string, readonly HistoryPoint[]>>
+}
+
+/** LookupResponse is GET /api/lookup/:key on the admin: the value as a cache served it. */
+export interface LookupResponse {
+  readonly key: string
+  readonly found: boolean
+  /** value as UTF-8 text, or base64 with encoding set; absent when not found. */
+  readonly value?: string
+  readonly encoding?: 'base64'
+  readonly size?: number
+  /** served_by is the URL of the node that answered; source where it found the value
+   * (main, hot, peer, db). */
+  readonly served_by: string
+  readonly source?: string
+  readonly took_ms: number
+}
+
+/** AdminPutResponse is POST /api/put on the admin: the outcome of a create-once write. */
+export interface AdminPutResponse {
+  readonly key: string
+  /** outcome: created (new), exists (the identical value was already there: an idempotent
+   * success), conflict (another value is there; it stays). */
+  readonly outcome: 'created' | 'exists' | 'conflict'
+  /** existing is the value already there on a conflict (UTF-8 or base64). */
+  readonly existing?: string
+  readonly served_by: string
+  readonly took_ms: number
 }

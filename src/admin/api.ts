@@ -1,0 +1,147 @@
+// The dashboard's data actions, done by the admin on the page's behalf so the page talks to
+// one origin: a key lookup through a cache node (falling back to a database member) that says
+// who served it and from where, and a create-once put to a database member that reports the
+// outcome plainly (created, already there with the same value, or a conflict with the value
+// that stays).
+import type { FastifyInstance } from 'fastify'
+import { getResponseOf } from '../http/values.ts'
+import {
+  BadRequestError,
+  checkValueSize,
+  errorFromBody,
+  keyBytes,
+  UnavailableError,
+  UnsupportedMediaTypeError,
+  VALUE_BYTES_MAX_DEFAULT,
+  type AdminPutResponse,
+  type LookupResponse,
+} from '../protocol/index.ts'
+
+/** Nodes tells the API where to send requests, best first. */
+export interface ApiNodes {
+  /** caches are the live cache nodes' URLs. */
+  caches(): readonly string[]
+  /** dbs are the database members' URLs, the leader first when known. */
+  dbs(): readonly string[]
+}
+
+const TIMEOUT_MS = 5_000
+
+function isNetworkError(e: unknown): boolean {
+  return e instanceof TypeError || (e instanceof Error && e.name === 'TimeoutError')
+}
+
+/** registerApi adds GET /api/lookup/<key> and POST /api/put. */
+export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
+  app.get('/api/lookup/*', async (req) => {
+    const key = (req.params as { '*': string })['*']
+    keyBytes(key)
+    const started = Date.now()
+    const targets = [...shuffle(nodes.caches()), ...nodes.dbs()]
+    if (targets.length === 0) throw new UnavailableError('no cache node or database member known')
+    let lastError = 'no node answered'
+    for (const url of targets) {
+      let res: Response
+      try {
+        res = await fetch(`${url}/keys/${encodeURIComponent(key)}`, {
+          signal: AbortSignal.timeout(TIMEOUT_MS),
+        })
+      } catch (e) {
+        if (!isNetworkError(e)) throw e
+        lastError = `${url}: ${(e as Error).message}`
+        continue
+      }
+      const took = Date.now() - started
+      if (res.status === 200) {
+        const value = new Uint8Array(await res.arrayBuffer())
+        const shown = getResponseOf(key, value)
+        const body: LookupResponse = {
+          key,
+          found: true,
+          value: shown.value,
+          ...(shown.encoding ? { encoding: shown.encoding } : {}),
+          size: value.byteLength,
+          served_by: url,
+          source: res.headers.get('x-oncekv-source') ?? 'db',
+          took_ms: took,
+        }
+        return body
+      }
+      const err = (await res.json().catch(() => ({}))) as { code?: unknown }
+      if (res.status === 404 && err.code === 1002) {
+        const body: LookupResponse = { key, found: false, served_by: url, took_ms: took }
+        return body
+      }
+      if (res.status >= 400 && res.status < 500) throw errorFromBody(res.status, err, key)
+      lastError = `${url}: answered ${res.status}`
+    }
+    throw new UnavailableError(`the lookup failed: ${lastError}`)
+  })
+
+  app.post('/api/put', async (req) => {
+    if (!String(req.headers['content-type'] ?? '').startsWith('application/json'))
+      throw new UnsupportedMediaTypeError('POST /api/put takes application/json {"key","value"}')
+    const body = req.body as Record<string, unknown> | null
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new BadRequestError('the body must be a JSON object {"key": "...", "value": "..."}')
+    const key = body.key
+    keyBytes(key)
+    if (typeof body.value !== 'string') throw new BadRequestError('value must be a string')
+    const value = new TextEncoder().encode(body.value)
+    checkValueSize(value.byteLength, VALUE_BYTES_MAX_DEFAULT)
+    const started = Date.now()
+    const k = key as string
+    let lastError = 'no database member known'
+    for (const url of nodes.dbs()) {
+      let res: Response
+      try {
+        res = await fetch(`${url}/keys/${encodeURIComponent(k)}`, {
+          method: 'PUT',
+          body: value,
+          headers: { 'content-type': 'application/octet-stream' },
+          signal: AbortSignal.timeout(TIMEOUT_MS * 2),
+        })
+      } catch (e) {
+        if (!isNetworkError(e)) throw e
+        lastError = `${url}: ${(e as Error).message}`
+        continue
+      }
+      const answer = (await res.json().catch(() => ({}))) as Record<string, unknown>
+      if (res.status === 201 || res.status === 200 || res.status === 409) {
+        const out: AdminPutResponse = {
+          key: k,
+          outcome: res.status === 201 ? 'created' : res.status === 200 ? 'exists' : 'conflict',
+          ...(res.status === 409 ? { existing: await existingValue(url, k) } : {}),
+          served_by: url,
+          took_ms: Date.now() - started,
+        }
+        return out
+      }
+      if (res.status >= 400 && res.status < 500) throw errorFromBody(res.status, answer, k)
+      lastError = `${url}: answered ${res.status}`
+    }
+    throw new UnavailableError(`the write did not complete (${lastError}); retrying is safe`)
+  })
+}
+
+async function existingValue(url: string, key: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${url}/keys/${encodeURIComponent(key)}`, {
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    })
+    if (res.status !== 200) return undefined
+    const shown = getResponseOf(key, new Uint8Array(await res.arrayBuffer()))
+    return shown.encoding ? `base64:${shown.value}` : shown.value
+  } catch {
+    return undefined
+  }
+}
+
+function shuffle<T>(xs: readonly T[]): T[] {
+  const out = [...xs]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+  }
+  return out
+}
