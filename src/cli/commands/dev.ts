@@ -1,0 +1,54 @@
+// `oncekv dev`: a whole local system in one command, until Ctrl-C.
+import type { Command } from 'commander'
+import { DevCluster } from '../../dev/dev.ts'
+import { intOption } from '../options.ts'
+
+interface DevFlags {
+  nodes: number
+  caches: number
+  data: string
+  fresh?: boolean
+  logLevel: string
+}
+
+/** registerDev adds the dev command. */
+export function registerDev(program: Command): void {
+  program
+    .command('dev')
+    .description(
+      'start a local system: database members, cache nodes and the admin with its dashboard',
+    )
+    .option('--nodes <n>', 'database members', intOption, 3)
+    .option('--caches <n>', 'cache nodes', intOption, 3)
+    .option('--data <dir>', 'folder for every data directory and log', './data/dev')
+    .option('--fresh', 'delete the folder first and start an empty system')
+    .option('--log-level <level>', "the processes' log level", 'info')
+    .action(async (flags: DevFlags) => {
+      if (flags.nodes < 1) program.error('oncekv dev: --nodes must be at least 1', { exitCode: 2 })
+      let dev: DevCluster
+      try {
+        dev = await DevCluster.start({
+          nodes: flags.nodes,
+          caches: flags.caches,
+          data: flags.data,
+          fresh: flags.fresh ?? false,
+          logLevel: flags.logLevel,
+        })
+      } catch (e) {
+        console.error(`oncekv dev: ${(e as Error).message}`)
+        process.exit(1)
+      }
+      console.log(`oncekv dev: up.${dev.describe()}`)
+      let signals = 0
+      const stop = (): void => {
+        if (++signals > 1) return
+        console.log('\noncekv dev: stopping (caches and the admin, then the members)…')
+        void dev.stop().then(() => {
+          console.log('oncekv dev: stopped.')
+          process.exit(0)
+        })
+      }
+      process.on('SIGINT', stop)
+      process.on('SIGTERM', stop)
+    })
+}
