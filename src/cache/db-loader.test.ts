@@ -127,6 +127,26 @@ describe('DbLoader', () => {
     await loader.close()
   })
 
+  it('stops preferring a member that hangs after a hedged fill', async () => {
+    const hangs = await member(value('h'))
+    const other = await member(slow(20, value('o')))
+    const loader = new DbLoader([hangs.url, other.url], { maxValueBytes: 1024, hedgeMs: 100 })
+    for (let i = 0; i < 4; i++) await loader.load(`warm${i}`)
+    const favourite = loader
+      .stats()
+      .reduce((a, b) => ((a.ewma_ms ?? 0) <= (b.ewma_ms ?? 0) ? a : b))
+    assert.equal(favourite.url, hangs.url, 'the member that answers at once is preferred')
+    hangs.behave = slow(5_000, value('late'))
+    const before = hangs.hits.length
+    for (let i = 0; i < 10; i++) assert.equal(text(await loader.load(`k${i}`)), 'o')
+    // The first fill asks it, waits for the hedge and counts the wait against it: the next
+    // ones ask the member that answers first. (Counted as never answering, it would stay
+    // the favourite and be asked first in all ten.)
+    const asked = hangs.hits.length - before
+    assert.ok(asked <= 3, `the hung member was asked in ${asked} of 10 fills`)
+    await loader.close()
+  })
+
   it('gives up with UnavailableError at the deadline or when every member failed', async () => {
     const hang = await member(slow(5_000, value('never')))
     const loader = new DbLoader([hang.url], { maxValueBytes: 1024, timeoutMs: 200 })

@@ -41,11 +41,17 @@ export interface DbMemberStats {
 
 const EWMA_WEIGHT = 0.2
 
+/** HEDGE_BUDGET is the largest share of loads that may send a hedged second read. */
+const HEDGE_BUDGET = 0.1
+
 /** DbLoader reads values from the database members. */
 export class DbLoader {
   private members: Member[] = []
   private readonly timeoutMs: number
   private readonly hedgeMs: number
+  // Loads started and hedged reads sent, for the hedge budget.
+  private loads = 0
+  private hedges = 0
   private readonly maxValueBytes: number
   private readonly connections: number
 
@@ -53,7 +59,7 @@ export class DbLoader {
     this.timeoutMs = opts.timeoutMs ?? 3_000
     this.hedgeMs = opts.hedgeMs ?? 100
     this.maxValueBytes = opts.maxValueBytes
-    this.connections = opts.connections ?? 16
+    this.connections = opts.connections ?? 64
     this.setMembers(urls)
   }
 
@@ -105,10 +111,18 @@ export class DbLoader {
       return Promise.reject(new UnavailableError('no database members are known yet'))
     }
     const path = `/keys/${keyPath(key)}`
+    // The hedge budget counts recent loads: halve the counts now and then.
+    if (++this.loads > 10_000) {
+      this.loads /= 2
+      this.hedges /= 2
+    }
     const deadline = AbortSignal.timeout(this.timeoutMs)
     return new Promise((resolve, reject) => {
-      const controllers: AbortController[] = []
-      let running = 0
+      // The requests sent and not answered yet (a load asks each member once at most).
+      const inFlight = new Map<
+        Member,
+        { readonly controller: AbortController; readonly t0: number }
+      >()
       let settled = false
       let hedgeTimer: NodeJS.Timeout | undefined
       const errors: string[] = []
@@ -117,7 +131,14 @@ export class DbLoader {
         settled = true
         clearTimeout(hedgeTimer)
         deadline.removeEventListener('abort', onDeadline)
-        for (const c of controllers) c.abort()
+        // The members still asked are given up on. Each took at least this long and counts
+        // so: a member that hangs would otherwise stay the favourite, and every later fill
+        // would wait the hedge delay for it.
+        const now = Date.now()
+        for (const [m, { controller, t0 }] of inFlight) {
+          this.observeAbandoned(m, now - t0)
+          controller.abort()
+        }
         fn()
       }
       const onDeadline = (): void =>
@@ -134,32 +155,39 @@ export class DbLoader {
         clearTimeout(hedgeTimer)
         const m = queue.shift()
         if (!m) {
-          if (running === 0)
+          if (inFlight.size === 0)
             finish(() =>
               reject(new UnavailableError(`no database member answered: ${errors.join('; ')}`)),
             )
           return
         }
-        const c = new AbortController()
-        controllers.push(c)
-        running++
-        m.reads++
+        const controller = new AbortController()
         const t0 = Date.now()
-        fetchValue(m.pool, path, AbortSignal.any([c.signal, deadline]), this.maxValueBytes).then(
+        inFlight.set(m, { controller, t0 })
+        m.reads++
+        const signal = AbortSignal.any([controller.signal, deadline])
+        fetchValue(m.pool, path, signal, this.maxValueBytes).then(
           (value) => {
-            running--
+            inFlight.delete(m)
             this.observe(m, Date.now() - t0)
             finish(() => resolve(value))
           },
           (e: unknown) => {
-            running--
+            inFlight.delete(m)
             if (settled) return
             this.fail(m)
             errors.push(`${m.url}: ${e instanceof FetchError ? e.message : String(e)}`)
             next()
           },
         )
-        if (queue.length > 0) hedgeTimer = setTimeout(next, this.hedgeMs)
+        if (queue.length > 0) {
+          const delay = this.hedgeDelay(m)
+          if (delay !== undefined)
+            hedgeTimer = setTimeout(() => {
+              this.hedges++
+              next()
+            }, delay)
+        }
       }
       next()
     })
@@ -169,6 +197,24 @@ export class DbLoader {
     m.ewmaMs = m.ewmaMs === undefined ? ms : m.ewmaMs + EWMA_WEIGHT * (ms - m.ewmaMs)
     m.failures = 0
     m.downUntil = 0
+  }
+
+  /**
+   * hedgeDelay is how long to wait for m before also asking the next member, or undefined
+   * not to hedge. It is at least hedgeMs and at least four times m's usual answer time (a
+   * member slow because the whole machine is busy is not worth a second read), and at most
+   * one load in ten hedges, so hedging never adds more than a tenth to the database's reads.
+   */
+  private hedgeDelay(m: Member): number | undefined {
+    if (this.hedges >= HEDGE_BUDGET * this.loads + 1) return undefined
+    return Math.max(this.hedgeMs, 4 * (m.ewmaMs ?? 0))
+  }
+
+  /** observeAbandoned counts a request given up after ms without an answer. The time is a
+   * lower bound of the member's latency, so it may raise the average, never lower it. */
+  private observeAbandoned(m: Member, ms: number): void {
+    if (m.ewmaMs === undefined || ms > m.ewmaMs)
+      m.ewmaMs = m.ewmaMs === undefined ? ms : m.ewmaMs + EWMA_WEIGHT * (ms - m.ewmaMs)
   }
 
   private fail(m: Member): void {

@@ -24,7 +24,7 @@ export class PeerClient {
   constructor(opts: PeerClientOptions) {
     this.timeoutMs = opts.timeoutMs ?? 1_000
     this.maxValueBytes = opts.maxValueBytes
-    this.connections = opts.connections ?? 16
+    this.connections = opts.connections ?? 64
   }
 
   /** fetch asks peer for key: the value, undefined for not found; it throws on failure. */

@@ -12,7 +12,7 @@ import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import {
   BadRequestError,
   KeyNotFoundError,
-  keyBytes,
+  checkKey,
   MethodNotAllowedError,
   UnavailableError,
   type CacheNodeStats,
@@ -135,7 +135,7 @@ export class CacheServer {
     app.get(`${PEER_BASE}/ping`, async (_req, reply) => reply.type('text/plain').send('pong'))
     app.get(`${PEER_BASE}/kv/:key`, async (req, reply) => {
       const key = (req.params as { key: string }).key
-      keyBytes(key)
+      checkKey(key)
       const r = await this.group.getForPeer(key)
       if (!r.found) throw new KeyNotFoundError(key)
       return reply
@@ -147,7 +147,7 @@ export class CacheServer {
 
   /** read looks key up through the cache; it answers 404 for an authoritative not-found. */
   private async read(key: string, reply: FastifyReply): Promise<Uint8Array> {
-    keyBytes(key)
+    checkKey(key)
     const r: GetResult = await this.group.get(key)
     if (!r.found) throw new KeyNotFoundError(key)
     reply.header('x-oncekv-source', r.source)

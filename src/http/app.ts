@@ -31,14 +31,37 @@ export function createApp(opts: AppOptions): FastifyInstance {
     frameworkErrors: (err, _req, reply) => {
       void sendError(reply, toOnceKvError(err))
     },
+    // Requests Node's parser refuses before Fastify sees them (headers over 16 KiB, a broken
+    // request line) get the same JSON error shape, then the connection is closed.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy()
+        return
+      }
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+      const body = JSON.stringify({
+        code: 1001,
+        error: tooLarge ? 'too_large' : 'bad_request',
+        message: tooLarge
+          ? 'the request line and headers are over the size limit'
+          : 'the request could not be parsed',
+      })
+      socket.end(
+        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `connection: close\r\n\r\n${body}`,
+      )
+    },
   })
-  app.addHook('onRequest', async (_req, reply) => {
-    if (!opts.draining()) return
+  // Callback-style hooks: they run on every request, and an async hook costs a promise each.
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (!opts.draining()) return done()
     reply.header('connection', 'close')
-    return sendError(reply, new UnavailableError('this node is shutting down; retry another'))
+    void sendError(reply, new UnavailableError('this node is shutting down; retry another'))
   })
-  app.addHook('onSend', async (_req, reply) => {
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (opts.draining()) reply.header('connection', 'close')
+    done(null, payload)
   })
   installErrorHandling(app)
   return app

@@ -5,6 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import {
   BadRequestError,
   InternalError,
+  KEY_BYTES_MAX,
   MethodNotAllowedError,
   OnceKvError,
   PayloadTooLargeError,
@@ -20,6 +21,9 @@ export function toOnceKvError(err: unknown): OnceKvError {
   const status = e?.statusCode
   const message = typeof e?.message === 'string' ? e.message : 'bad request'
   if (status === 413) return new PayloadTooLargeError('the request body is over the size limit')
+  // The router's bound on a path parameter (4096 characters): only a key is ever that long.
+  if (status === 414)
+    return new PayloadTooLargeError(`the key is over the limit of ${KEY_BYTES_MAX} bytes`)
   if (status === 415) return new UnsupportedMediaTypeError(message)
   if (status === 404) return new RouteNotFoundError(message)
   if (status === 405) return new MethodNotAllowedError(message)

@@ -11,9 +11,18 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 /** IMMUTABLE is the Cache-Control of a value. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
 
+// ETags of values held in memory (a cache node's entries), computed once per value object:
+// a value never changes, and the entry goes when the value is evicted and collected.
+const etags = new WeakMap<Uint8Array, string>()
+
 /** etagOf is the strong ETag of a value: immutable values make it valid forever. */
 export function etagOf(value: Uint8Array): string {
-  return `"${createHash('sha256').update(value).digest('base64url').slice(0, 32)}"`
+  let etag = etags.get(value)
+  if (etag === undefined) {
+    etag = `"${createHash('sha256').update(value).digest('base64url').slice(0, 32)}"`
+    etags.set(value, etag)
+  }
+  return etag
 }
 
 /** getResponseOf is the JSON body of GET /key/:key. */

@@ -25,6 +25,19 @@ export function keyBytes(key: unknown): Uint8Array {
   return bytes
 }
 
+/** checkKey validates a key like keyBytes, without encoding it when it is short enough that
+ * its UTF-8 form cannot be over the limit (the hot path of reads). */
+export function checkKey(key: unknown): asserts key is string {
+  if (
+    typeof key === 'string' &&
+    key.length > 0 &&
+    key.length * 3 <= KEY_BYTES_MAX &&
+    key.isWellFormed()
+  )
+    return
+  keyBytes(key)
+}
+
 /** checkValueSize throws PayloadTooLargeError when a value is over the limit. */
 export function checkValueSize(bytes: number, limit: number): void {
   if (bytes > limit)
