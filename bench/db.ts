@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { Cluster, type DbProcess } from '../test/e2e/cluster.ts'
+import { closedLoop, forEachBounded, Progress } from './load-loop.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -36,11 +37,6 @@ interface Result {
   cpuMsPerOp: number
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
-}
-
 async function cpuMs(nodes: readonly DbProcess[]): Promise<number> {
   let total = 0
   for (const n of nodes) {
@@ -52,6 +48,8 @@ async function cpuMs(nodes: readonly DbProcess[]): Promise<number> {
   return total
 }
 
+const progress = new Progress()
+
 /** run drives `clients` concurrent loops of op for the given time; each loop is bounded. */
 async function run(
   name: string,
@@ -61,38 +59,27 @@ async function run(
   nodes: readonly DbProcess[],
   op: (pool: Pool, i: number) => Promise<boolean>,
 ): Promise<Result> {
-  const latencies: number[] = []
-  let errors = 0
-  let seq = 0
   const cpuBefore = await cpuMs(nodes)
-  const started = performance.now()
-  const deadline = started + seconds * 1000
-  const maxOps = 5_000_000
-  await Promise.all(
-    Array.from({ length: clients }, async (_, c) => {
-      while (performance.now() < deadline && seq < maxOps) {
-        const i = seq++
-        const pool = pools[(c + i) % pools.length] as Pool
-        const t0 = performance.now()
-        const ok = await op(pool, i).catch(() => false)
-        latencies.push(performance.now() - t0)
-        if (!ok) errors++
-      }
-    }),
-  )
-  const elapsed = (performance.now() - started) / 1000
+  const r = await closedLoop({
+    concurrency: clients,
+    seconds,
+    maxOps: 5_000_000,
+    op: (i, c) => op(pools[(c + i) % pools.length] as Pool, i),
+    progress,
+    label: `${name} ${size} B, ${clients} clients`,
+  })
+  progress.clear()
   const cpuAfter = await cpuMs(nodes)
-  const sorted = Float64Array.from(latencies).sort()
   return {
     op: name,
     size,
     clients,
-    ops: latencies.length,
-    errors,
-    opsPerSec: Math.round(latencies.length / elapsed),
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    cpuMsPerOp: latencies.length ? (cpuAfter - cpuBefore) / latencies.length : 0,
+    ops: r.ops,
+    errors: r.errors,
+    opsPerSec: r.opsPerSec,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    cpuMsPerOp: r.ops ? (cpuAfter - cpuBefore) / r.ops : 0,
   }
 }
 
@@ -157,32 +144,25 @@ async function main(): Promise<void> {
       const leaderId = (await (nodes[0] as DbProcess).stats()).leader
       const leaderPool = pools[nodes.findIndex((n) => n.id === leaderId)] ?? (pools[0] as Pool)
       const value = Buffer.alloc(100, 'v')
-      let next = 0
-      let acked = 0
-      const t0 = performance.now()
-      let lastReport = t0
-      await Promise.all(
-        Array.from({ length: 128 }, async () => {
-          while (next < loadKeys) {
-            const i = next++
-            const res = await leaderPool
-              .request({ path: `/keys/load-${i}`, method: 'PUT', body: value })
-              .catch(() => undefined)
-            if (res) {
-              await res.body.dump()
-              if (res.statusCode < 300) acked++
-            }
-            const now = performance.now()
-            if (now - lastReport > 10_000) {
-              lastReport = now
-              console.log(`  loaded ${acked} keys (${Math.round(acked / ((now - t0) / 1000))}/s)`)
-            }
-          }
-        }),
-      )
-      const loadSecs = (performance.now() - t0) / 1000
+      const loaded = await forEachBounded({
+        count: loadKeys,
+        concurrency: 128,
+        seconds: 3600,
+        fn: async (i) => {
+          const res = await leaderPool.request({
+            path: `/keys/load-${i}`,
+            method: 'PUT',
+            body: value,
+          })
+          await res.body.dump()
+          return res.statusCode < 300
+        },
+        progress,
+        label: 'loading keys',
+      })
+      progress.clear()
       console.log(
-        `loaded ${acked} keys in ${loadSecs.toFixed(0)} s (${Math.round(acked / loadSecs)} writes/s at 128 clients)`,
+        `loaded ${loaded.ok} keys in ${loaded.elapsedSec.toFixed(0)} s (${Math.round(loaded.ok / loaded.elapsedSec)} writes/s at 128 clients)`,
       )
       await cluster.waitCaughtUp(undefined, { timeoutMs: 120_000 })
       console.log(`resident memory after: ${(await rssMiB(nodes)).join(', ')}`)
