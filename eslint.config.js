@@ -1,6 +1,7 @@
 // Lint rules for oncekv. Beyond the recommended sets, the Raft core is held to its
 // contract here: no I/O, no timers, no wall clock and no global randomness under src/raft.
 import js from '@eslint/js'
+import pluginVue from 'eslint-plugin-vue'
 import tseslint from 'typescript-eslint'
 
 const nondeterminism = [
@@ -16,9 +17,18 @@ const nondeterminism = [
 ]
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'data/', 'web/dist/'] },
+  { ignores: ['node_modules/', 'dist/', 'data/', 'web/dist/', 'web/src/components.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // The dashboard's single-file components: Vue's essential rules (no layout rules: Prettier
+  // formats), with TypeScript in <script setup lang="ts">.
+  ...pluginVue.configs['flat/essential'],
+  {
+    files: ['web/**/*.vue'],
+    languageOptions: { parserOptions: { parser: tseslint.parser } },
+    // vue-tsc checks names, as tsc does for .ts files.
+    rules: { 'no-undef': 'off' },
+  },
   {
     rules: {
       '@typescript-eslint/no-unused-vars': [

@@ -3,7 +3,10 @@
 // the database list (POST /meta, the original's cache master) and drops a node that misses
 // three heartbeats in a row. It follows the database cluster through any member. It serves the
 // lists (GET /caches, GET /dbs) and pushes them when they change (/ws/caches, /ws/dbs).
+import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { WsHub, sameOrigin } from '../http/ws-hub.ts'
@@ -11,6 +14,9 @@ import { BadRequestError, isBaseUrl, type MetaRequest } from '../protocol/index.
 import { registerApi } from './api.ts'
 import { DbWatcher, type DbView } from './db-watcher.ts'
 import { Overview, type Target } from './overview.ts'
+
+/** WEB_ROOT is the built dashboard (`npm run build:web`, run by `npm ci` through `prepare`). */
+const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url))
 
 /** DROPPED_SHOWN_MS is how long a dropped cache node stays on the dashboard as down. */
 const DROPPED_SHOWN_MS = 5 * 60_000
@@ -87,6 +93,28 @@ export class AdminNode {
 
   private routes(): void {
     const app = this.app
+    if (existsSync(`${WEB_ROOT}index.html`)) {
+      // Hashed asset names never change content: cache them for good; index.html is revalidated.
+      // Files are looked up per request, so a rebuilt page is served without a restart.
+      void app.register(fastifyStatic, {
+        root: WEB_ROOT,
+        wildcard: true,
+        setHeaders: (res, path) => {
+          res.setHeader(
+            'cache-control',
+            path.endsWith('index.html') ? 'no-cache' : 'public, max-age=31536000, immutable',
+          )
+        },
+      })
+    } else {
+      app.get('/', async (_req, reply) =>
+        reply
+          .type('text/html; charset=utf-8')
+          .send(
+            '<!doctype html><title>oncekv admin</title><p>The dashboard is not built: run <code>npm run build:web</code> (or <code>npm ci</code>) and restart the admin. The API is up: <a href="/overview">/overview</a>, <a href="/caches">/caches</a>, <a href="/dbs">/dbs</a>.</p>',
+          ),
+      )
+    }
     app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
     app.get('/healthz', async () => ({ status: 'ok' }))
     app.get('/caches', async () => this.cacheUrls())

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { registerAdmin } from './commands/admin.ts'
 import { registerCache } from './commands/cache.ts'
 import { registerDb } from './commands/db.ts'
+import { exitTwoOnUsageErrors, registerDataCommands } from './commands/data.ts'
 import { registerDev } from './commands/dev.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -22,5 +23,7 @@ registerDb(program)
 registerCache(program)
 registerAdmin(program)
 registerDev(program)
+registerDataCommands(program)
+exitTwoOnUsageErrors(program)
 
 await program.parseAsync(process.argv)

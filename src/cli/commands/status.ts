@@ -1,0 +1,210 @@
+// `oncekv status`: a table of the system's nodes (kind, id, URL, role, health, keys, cache
+// use). With an admin, from its GET /overview; with --db (and --cache) lists, from the
+// members' GET /cluster and every node's GET /stats.
+import type { Command } from 'commander'
+import type {
+  AdminOverview,
+  CacheNodeStats,
+  ClusterResponse,
+  DbStats,
+  OverviewNode,
+} from '../../protocol/index.ts'
+import {
+  addClientFlags,
+  clientOptions,
+  fail,
+  where,
+  writeOut,
+  type ClientFlags,
+} from './client-flags.ts'
+
+interface StatusFlags extends ClientFlags {
+  json?: boolean
+}
+
+/** Row is one node in the table. */
+interface Row {
+  readonly kind: 'db' | 'cache'
+  readonly id: string
+  readonly url: string
+  readonly role: string
+  readonly health: string
+  readonly keys: number | null
+  /** cacheBytes and cacheLimit: main + hot bytes and --cache-bytes (caches only). */
+  readonly cacheBytes: number | null
+  readonly cacheLimit: number | null
+}
+
+/** registerStatus adds the status command. */
+export function registerStatus(program: Command): void {
+  addClientFlags(
+    program
+      .command('status')
+      .description('show every node: kind, id, URL, role, health, keys and cache use')
+      .option('--json', 'print the rows as JSON'),
+  ).action(async (flags: StatusFlags) => {
+    const opts = clientOptions(flags, 'status')
+    let header: string
+    let rows: Row[]
+    try {
+      ;({ header, rows } = opts.admin
+        ? await fromAdmin(opts.admin, flags.timeout)
+        : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout))
+    } catch (e) {
+      fail('status', `cannot reach ${where(opts)}: ${(e as Error).message}`)
+    }
+    if (flags.json) {
+      await writeOut(JSON.stringify(rows, null, 2) + '\n')
+      return
+    }
+    await writeOut(`${header}\n${table(rows)}`)
+  })
+}
+
+async function fromAdmin(
+  admin: string,
+  timeoutMs: number,
+): Promise<{ header: string; rows: Row[] }> {
+  const o = await getJson<AdminOverview>(`${admin}/overview`, timeoutMs)
+  const rows = o.nodes.map(rowOfOverview)
+  const header =
+    (o.leader ? `leader ${o.leader}, term ${o.term}` : 'no leader known') +
+    `; ${round(o.cluster.ops_per_s)} ops/s (${round(o.cluster.writes_per_s)} writes/s)`
+  return { header, rows }
+}
+
+function rowOfOverview(n: OverviewNode): Row {
+  if (n.kind === 'db') {
+    const s = n.stats as DbStats | null
+    return {
+      kind: 'db',
+      id: n.id,
+      url: n.url,
+      role: n.leader ? 'leader' : n.suffrage === 'learner' ? 'learner' : 'follower',
+      health: n.health,
+      keys: s?.keys ?? null,
+      cacheBytes: null,
+      cacheLimit: null,
+    }
+  }
+  return cacheRow(n.url, n.health, n.stats as CacheNodeStats | null, n.id)
+}
+
+async function fromNodes(
+  dbs: readonly string[],
+  caches: readonly string[],
+  timeoutMs: number,
+): Promise<{ header: string; rows: Row[] }> {
+  let cluster: ClusterResponse | undefined
+  let lastError = 'no --db member given'
+  for (const url of dbs) {
+    try {
+      cluster = await getJson<ClusterResponse>(`${url}/cluster`, timeoutMs)
+      break
+    } catch (e) {
+      lastError = `${url}: ${describe(e)}`
+    }
+  }
+  if (!cluster && caches.length === 0) throw new Error(lastError)
+  const members = cluster?.members ?? []
+  const dbRows = await Promise.all(
+    members.map(async (m): Promise<Row> => {
+      const url = `http://${m.http}`
+      const s = await getJson<DbStats>(`${url}/stats`, timeoutMs).catch(() => null)
+      return {
+        kind: 'db',
+        id: m.id,
+        url,
+        role: m.leader ? 'leader' : m.suffrage === 'learner' ? 'learner' : 'follower',
+        health: s ? 'up' : 'down',
+        keys: s?.keys ?? null,
+        cacheBytes: null,
+        cacheLimit: null,
+      }
+    }),
+  )
+  const cacheRows = await Promise.all(
+    caches.map(async (url) => {
+      const s = await getJson<CacheNodeStats>(`${url}/stats`, timeoutMs).catch(() => null)
+      return cacheRow(url, s ? 'up' : 'down', s, new URL(url).host)
+    }),
+  )
+  const header = cluster
+    ? cluster.leader
+      ? `leader ${cluster.leader}, term ${cluster.term}`
+      : 'no leader known'
+    : `no database member answered (${lastError})`
+  return { header, rows: [...dbRows, ...cacheRows] }
+}
+
+function cacheRow(url: string, health: string, s: CacheNodeStats | null, id: string): Row {
+  return {
+    kind: 'cache',
+    id,
+    url,
+    role: '-',
+    health,
+    keys: s ? s.main_items + s.hot_items : null,
+    cacheBytes: s ? s.main_bytes + s.hot_bytes : null,
+    cacheLimit: s?.cache_bytes_limit ?? null,
+  }
+}
+
+/** table lays rows out in aligned columns. */
+function table(rows: readonly Row[]): string {
+  const head = ['KIND', 'ID', 'URL', 'ROLE', 'HEALTH', 'KEYS', 'CACHE USE']
+  const cells = rows.map((r) => [
+    r.kind,
+    r.id,
+    r.url,
+    r.role,
+    r.health,
+    r.keys === null ? '-' : String(r.keys),
+    r.cacheBytes === null || r.cacheLimit === null
+      ? '-'
+      : `${bytes(r.cacheBytes)} / ${bytes(r.cacheLimit)}` +
+        (r.cacheLimit > 0 ? ` (${Math.round((100 * r.cacheBytes) / r.cacheLimit)}%)` : ''),
+  ])
+  const all = [head, ...cells]
+  const widths = head.map((_, i) => Math.max(...all.map((c) => (c[i] as string).length)))
+  return all
+    .map(
+      (c) =>
+        c
+          .map((v, i) => v.padEnd(widths[i] as number))
+          .join('  ')
+          .trimEnd() + '\n',
+    )
+    .join('')
+}
+
+/** bytes formats a byte count (1024-based units). */
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let u = 0
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10
+}
+
+async function getJson<T>(url: string, timeoutMs: number): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+  if (res.status !== 200) {
+    await res.arrayBuffer().catch(() => undefined)
+    throw new Error(`GET ${url} answered ${res.status}`)
+  }
+  return (await res.json()) as T
+}
+
+function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e)
+  const cause = (e as { cause?: { code?: unknown } }).cause
+  return typeof cause?.code === 'string' ? `${e.message} (${cause.code})` : e.message
+}

@@ -1,0 +1,260 @@
+// End to end: the client library against a real system (three members with a 1 KiB value
+// limit, the admin, three cache nodes): every method and every error type, the retry of a put
+// whose first attempt applied but timed out, and the preference for the fastest node.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import {
+  InvalidKeyError,
+  KeyConflictError,
+  OnceKV,
+  OnceKVError,
+  TimeoutError,
+  UnavailableError,
+  ValueTooLargeError,
+} from '../../src/client/index.ts'
+import type { Cluster } from './cluster.ts'
+import { useClusters } from './hooks.ts'
+import { keyPath } from './http.ts'
+import { BlackHole, closedPortUrl, HoldingProxy } from './client-net.test-helper.ts'
+
+const MAX_VALUE = 1024
+
+/** elapsed runs fn and says how long it took, in ms. */
+async function elapsed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now()
+  await fn()
+  return performance.now() - t
+}
+
+describe('client library', () => {
+  const clusters = useClusters()
+  let cluster: Cluster
+  let client: OnceKV
+  const closers: (() => Promise<void>)[] = []
+
+  before(async () => {
+    cluster = await clusters.start({ name: 'client', size: 3, maxValueBytes: MAX_VALUE })
+    await cluster.startAdmin()
+    await cluster.startCaches(3)
+    client = new OnceKV({ admin: cluster.admin.url })
+  })
+
+  after(async () => {
+    await Promise.all(closers.map((c) => c()))
+  })
+
+  it('puts once and reads back through the admin-discovered caches', async () => {
+    assert.deepEqual(await client.put('greeting', 'hello, wörld'), { created: true })
+    assert.deepEqual(await client.put('greeting', 'hello, wörld'), { created: false })
+    assert.equal(await client.getString('greeting'), 'hello, wörld')
+    assert.deepEqual(await client.get('greeting'), new TextEncoder().encode('hello, wörld'))
+    assert.equal(await client.has('greeting'), true)
+    assert.equal(await client.get('no-such-key'), undefined)
+    assert.equal(await client.getString('no-such-key'), undefined)
+    assert.equal(await client.has('no-such-key'), false)
+
+    // Bytes as they are (zeros, invalid UTF-8), and keys that need escaping in a URL.
+    const bytes = randomBytes(MAX_VALUE)
+    bytes[0] = 0
+    bytes[1] = 0xff
+    for (const key of ['bin/a b?c#d%e', 'ключ/🙂', 'x'.repeat(1024)]) {
+      assert.deepEqual(await client.put(key, bytes), { created: true }, key)
+      assert.deepEqual(Buffer.from((await client.get(key)) ?? []), bytes, key)
+    }
+    const empty = await client.put('empty-value', new Uint8Array(0))
+    assert.equal(empty.created, true)
+    assert.deepEqual(await client.get('empty-value'), new Uint8Array(0))
+
+    const nodes = client.nodes()
+    assert.equal(nodes.caches.length, 3)
+    assert.equal(nodes.dbs.length, 3)
+    assert.equal(nodes.adminError, undefined)
+    // Reads went to the caches (never a member while the caches answer).
+    assert.ok(nodes.caches.reduce((n, c) => n + c.requests, 0) >= 6)
+    assert.equal(
+      nodes.dbs.reduce((n, d) => n + d.errors, 0) + nodes.caches.reduce((n, c) => n + c.errors, 0),
+      0,
+    )
+  })
+
+  it('reports a conflict with the existing value’s ETag, and never for the same value', async () => {
+    await client.put('conflict', 'first')
+    const err = await client.put('conflict', 'second').then(
+      () => assert.fail('a second value was accepted'),
+      (e: unknown) => e,
+    )
+    assert.ok(err instanceof KeyConflictError, String(err))
+    assert.ok(err instanceof OnceKVError)
+    assert.equal(err.key, 'conflict')
+    assert.equal(err.status, 409)
+    assert.equal(err.code, 1003)
+    assert.equal(err.error, 'key_conflict')
+    const head = await cluster.all()[0]!.request(`/keys/${keyPath('conflict')}`, { method: 'HEAD' })
+    assert.equal(err.etag, head.headers.get('etag'))
+    assert.match(err.message, /^key "conflict" already has another value \(etag ".+"\)$/)
+    assert.deepEqual(await client.put('conflict', 'first'), { created: false })
+    assert.equal(await client.getString('conflict'), 'first')
+  })
+
+  it('puts and gets many with bounded concurrency', async () => {
+    const entries = Array.from({ length: 200 }, (_, i) => [`many/${i}`, `value ${i}`] as const)
+    const results = await client.putMany(entries, { concurrency: 8 })
+    assert.equal(results.length, 200)
+    assert.ok(results.every((r) => r.created))
+    const again = await client.putMany(entries)
+    assert.ok(again.every((r) => !r.created))
+    const keys = [...entries.map(([k]) => k), 'many/missing']
+    const values = await client.getMany(keys, { concurrency: 4 })
+    assert.equal(values.length, 201)
+    for (const [i, [, v]] of entries.entries()) assert.equal(new TextDecoder().decode(values[i]), v)
+    assert.equal(values[200], undefined)
+    // The first failure rejects the batch.
+    await assert.rejects(
+      client.putMany([
+        ['many/0', 'other'],
+        ['many/new', 'x'],
+      ]),
+      KeyConflictError,
+    )
+  })
+
+  it('works from explicit lists without an admin', async () => {
+    const direct = new OnceKV({
+      dbs: cluster.running().map((n) => n.url),
+      caches: cluster.runningCaches().map((c) => c.url),
+    })
+    assert.deepEqual(await direct.put('direct', 'd'), { created: true })
+    assert.equal(await direct.getString('direct'), 'd')
+    assert.equal(await direct.getString('greeting'), 'hello, wörld')
+    const dbOnly = new OnceKV({ dbs: [cluster.all()[1]!.url] })
+    assert.equal(await dbOnly.getString('direct'), 'd')
+    assert.equal(await dbOnly.has('nope'), false)
+  })
+
+  it('refuses invalid keys before sending anything', async () => {
+    const hole = await BlackHole.start()
+    closers.push(() => hole.close())
+    const c = new OnceKV({ dbs: [hole.url], caches: [hole.url] })
+    const bad = ['', 'x'.repeat(1025), 'é'.repeat(513), '\ud800', '.', '..']
+    for (const key of bad) {
+      for (const call of [() => c.put(key, 'v'), () => c.get(key), () => c.has(key)]) {
+        const e = await call().then(
+          () => assert.fail(`key ${JSON.stringify(key)} was accepted`),
+          (err: unknown) => err,
+        )
+        assert.ok(e instanceof InvalidKeyError, `${JSON.stringify(key)}: ${String(e)}`)
+        assert.equal(e.code, 1001)
+        assert.equal(e.status, undefined)
+      }
+    }
+    assert.equal(hole.accepted, 0)
+  })
+
+  it('maps the server’s refusals of a key and of a value', async () => {
+    const c = new OnceKV({ dbs: cluster.running().map((n) => n.url), checkKeys: false })
+    const empty = await c.put('', 'v').catch((e: unknown) => e)
+    assert.ok(empty instanceof InvalidKeyError, String(empty))
+    assert.equal(empty.status, 400)
+    assert.equal(empty.code, 1001)
+    assert.equal(empty.message, 'key must not be empty')
+    const long = await c.put('k'.repeat(1025), 'v').catch((e: unknown) => e)
+    assert.ok(long instanceof InvalidKeyError, String(long))
+    assert.equal(long.status, 413)
+    assert.match(long.message, /^key is 1025 bytes/)
+    const longGet = await c.get('k'.repeat(1025)).catch((e: unknown) => e)
+    assert.ok(longGet instanceof InvalidKeyError, String(longGet))
+    assert.equal(longGet.status, 413)
+    const longHas = await c.has('k'.repeat(1025)).catch((e: unknown) => e)
+    assert.ok(longHas instanceof InvalidKeyError, String(longHas))
+
+    const big = await client.put('big', new Uint8Array(MAX_VALUE + 1)).catch((e: unknown) => e)
+    assert.ok(big instanceof ValueTooLargeError, String(big))
+    assert.equal(big.status, 413)
+    assert.equal(big.code, 1001)
+    assert.equal(big.error, 'too_large')
+    assert.equal(await client.has('big'), false)
+  })
+
+  it('throws UnavailableError when no node can be reached', async () => {
+    const dead = [await closedPortUrl(), await closedPortUrl(), await closedPortUrl()]
+    const c = new OnceKV({ dbs: dead.slice(0, 2), caches: dead.slice(2) })
+    for (const call of [() => c.put('k', 'v'), () => c.get('k'), () => c.has('k')]) {
+      let err: unknown
+      const ms = await elapsed(() => call().catch((e: unknown) => (err = e)))
+      assert.ok(err instanceof UnavailableError, String(err))
+      assert.equal(err.code, 1005)
+      assert.match(err.message, /7 attempts failed/)
+      assert.ok(ms < 3_000, `gave up after ${ms} ms`)
+    }
+    const viaAdmin = new OnceKV({ admin: dead[0] })
+    const err = await viaAdmin.get('k').catch((e: unknown) => e)
+    assert.ok(err instanceof UnavailableError, String(err))
+    assert.match(err.message, /cannot get the node lists from the admin/)
+    assert.ok(viaAdmin.nodes().adminError)
+  })
+
+  it('throws TimeoutError at the deadline, or when a timeout signal fires', async () => {
+    const hole = await BlackHole.start()
+    closers.push(() => hole.close())
+    const c = new OnceKV({ dbs: [hole.url], timeoutMs: 400 })
+    let err: unknown
+    let ms = await elapsed(() => c.put('k', 'v').catch((e: unknown) => (err = e)))
+    assert.ok(err instanceof TimeoutError, String(err))
+    assert.ok(err instanceof OnceKVError)
+    assert.match(err.message, /no answer within 400 ms/)
+    assert.ok(ms >= 390 && ms < 2_000, `took ${ms} ms`)
+
+    const slow = new OnceKV({ dbs: [hole.url] })
+    ms = await elapsed(() =>
+      slow.get('k', { signal: AbortSignal.timeout(200) }).catch((e: unknown) => (err = e)),
+    )
+    assert.ok(err instanceof TimeoutError, String(err))
+    assert.ok(ms >= 190 && ms < 1_500, `took ${ms} ms`)
+
+    // A per-call timeoutMs overrides the client's.
+    ms = await elapsed(() => slow.has('k', { timeoutMs: 150 }).catch((e: unknown) => (err = e)))
+    assert.ok(err instanceof TimeoutError, String(err))
+    assert.ok(ms < 1_500, `took ${ms} ms`)
+
+    // An abort for another reason rejects with that reason, as fetch does.
+    const ctl = new AbortController()
+    const reason = new Error('the caller gave up')
+    const pending = slow.put('k', 'v', { signal: ctl.signal })
+    setTimeout(() => ctl.abort(reason), 50)
+    await assert.rejects(pending, (e) => e === reason)
+    await assert.rejects(slow.get('k', { signal: AbortSignal.abort(reason) }), (e) => e === reason)
+    assert.ok(hole.accepted >= 3)
+  })
+
+  it('reports created: false when a put is retried after a timed-out attempt that applied', async () => {
+    const member = cluster.running()[0]!
+    const proxy = await HoldingProxy.start(member.url, { holdFirstMs: 1_500 })
+    closers.push(() => proxy.close())
+    const c = new OnceKV({ dbs: [proxy.url], attemptTimeoutMs: 300, timeoutMs: 5_000 })
+    let result: unknown
+    const ms = await elapsed(async () => (result = await c.put('retried', 'once')))
+    assert.deepEqual(result, { created: false })
+    // The first attempt created the key: its answer (201) was held back past the timeout.
+    assert.equal(proxy.firstStatus, 201)
+    assert.ok(proxy.connections >= 2)
+    assert.ok(ms >= 300 && ms < 1_500, `took ${ms} ms`)
+    const info = c.nodes().dbs[0]!
+    assert.equal(info.errors, 1)
+    assert.equal(await client.getString('retried'), 'once')
+    // A retry with other bytes is still a conflict: only identical bytes succeed.
+    await assert.rejects(c.put('retried', 'twice'), KeyConflictError)
+  })
+
+  it('prefers the fastest node of a tier', async () => {
+    const [a, b] = cluster.running()
+    const slowProxy = await HoldingProxy.start(a!.url, { delayMs: 40 })
+    closers.push(() => slowProxy.close())
+    const c = new OnceKV({ dbs: [slowProxy.url, b!.url] })
+    for (let i = 0; i < 30; i++) assert.equal(await c.getString('greeting'), 'hello, wörld')
+    const [slow, fast] = c.nodes().dbs
+    assert.ok(slow!.requests <= 2, `the slow node got ${slow!.requests} requests`)
+    assert.ok(fast!.requests >= 28, `the fast node got ${fast!.requests} requests`)
+    assert.ok(slow!.ewmaMs! > fast!.ewmaMs!, JSON.stringify(c.nodes().dbs))
+  })
+})
