@@ -9,8 +9,9 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
-import { WsHub, sameOrigin } from '../http/ws-hub.ts'
-import { BadRequestError, isBaseUrl, type MetaRequest } from '../protocol/index.ts'
+import { sendError } from '../http/errors.ts'
+import { WsHub, sameOrigin, trustedHost } from '../http/ws-hub.ts'
+import { BadRequestError, ForbiddenError, isBaseUrl, type MetaRequest } from '../protocol/index.ts'
 import { registerApi } from './api.ts'
 import { DbWatcher, type DbView } from './db-watcher.ts'
 import { Overview, type Target } from './overview.ts'
@@ -60,6 +61,7 @@ export class AdminNode {
   private overviewTimer: NodeJS.Timeout | undefined
   private draining = false
   private polling = false
+  private beatAgain = false
   private beating = false
 
   private constructor(opts: AdminOptions) {
@@ -121,6 +123,23 @@ export class AdminNode {
     app.get('/dbs', async () => this.watcher.current.urls)
     app.get('/overview', async () => this.overview.current)
     app.get('/history', async () => this.overview.history())
+    // The dashboard's API acts on the data: only pages of this origin (or --allow-origin)
+    // may call it, and only under a host name this admin trusts.
+    const pageCheck = sameOrigin(this.opts.allowOrigins)
+    app.addHook('onRequest', (req, reply, done) => {
+      if (!req.url.startsWith('/api/')) return done()
+      if (
+        !trustedHost(req.headers.host, this.opts.allowOrigins) ||
+        !pageCheck(req.headers.origin, req.raw)
+      ) {
+        void sendError(
+          reply,
+          new ForbiddenError('this page or host may not use the admin API; see --allow-origin'),
+        )
+        return
+      }
+      done()
+    })
     registerApi(app, {
       caches: () => this.cacheUrls(),
       dbs: () => {
@@ -154,6 +173,21 @@ export class AdminNode {
       }
       return this.meta()
     })
+    // A cache node that stops cleanly says so, and leaves the ring at once instead of after
+    // three missed heartbeats.
+    app.post('/caches/leave', async (req) => {
+      const body = req.body as Record<string, unknown> | undefined
+      const http = body?.http
+      if (typeof http !== 'string' || !isBaseUrl(http))
+        throw new BadRequestError('the body must be {"http": "<node URL>"}')
+      const known = this.caches.get(http)
+      if (known) {
+        this.caches.delete(http)
+        this.log.info({ event: 'cache_left', http }, 'cache node left')
+        this.onCachesChange()
+      }
+      return { code: 1000, left: Boolean(known) }
+    })
   }
 
   /** cacheUrls lists the live cache nodes' client URLs. */
@@ -182,8 +216,13 @@ export class AdminNode {
 
   /** heartbeat sends the lists to every cache node and drops those that keep failing. */
   private async heartbeat(): Promise<void> {
-    if (this.beating) return
+    // One round at a time; a change during a round (a join, a drop) asks for one more.
+    if (this.beating) {
+      this.beatAgain = true
+      return
+    }
     this.beating = true
+    this.beatAgain = false
     try {
       const body = JSON.stringify(this.meta())
       const dropAfter = this.opts.dropAfterMisses ?? 3
@@ -216,13 +255,11 @@ export class AdminNode {
           'cache node dropped: it stopped answering heartbeats',
         )
       }
-      if (dropped.length > 0) {
-        this.beating = false
-        this.onCachesChange()
-      }
+      if (dropped.length > 0) this.onCachesChange()
     } finally {
       this.beating = false
     }
+    if (this.beatAgain && !this.draining) void this.heartbeat()
   }
 
   /** pollOverview samples every node's stats and pushes the overview to the dashboards. */

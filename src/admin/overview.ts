@@ -161,11 +161,12 @@ export class Overview {
         suffrage: t.target.suffrage,
         last_seen_ms: t.last ? now - t.last.time : -1,
         lag:
-          t.target.kind === 'db' && db && leaderStats
+          health === 'up' && t.target.kind === 'db' && db && leaderStats
             ? Math.max(0, leaderStats.commit_index - db.applied_index)
             : null,
         rates: t.rates,
-        stats: s,
+        // A down node's last figures (a dead leader's "Leader" among them) would mislead.
+        stats: health === 'down' ? null : s,
       }
     })
     nodes.sort((a, b) => (a.kind === b.kind ? a.id.localeCompare(b.id) : a.kind === 'db' ? -1 : 1))

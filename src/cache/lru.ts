@@ -2,6 +2,9 @@
 // caches are two of these). Size counts the UTF-8 bytes of the key plus the bytes of the
 // value. Values never change in oncekv, so an entry is never stale; it only ages out.
 
+/** CACHE_BYTES_DEFAULT is the default bound of a node's main and hot caches together. */
+export const CACHE_BYTES_DEFAULT = 64 * 1024 * 1024
+
 /** CacheStats are groupcache's per-cache counters. */
 export interface CacheStats {
   readonly bytes: number

@@ -12,11 +12,11 @@ import {
 } from '../protocol/index.ts'
 import { DbLoader } from './db-loader.ts'
 import { Group } from './group.ts'
+import { CACHE_BYTES_DEFAULT } from './lru.ts'
 import { PeerClient } from './peer-client.ts'
 import { CacheServer } from './server.ts'
 
-/** CACHE_BYTES_DEFAULT is the default bound of the main and hot caches together. */
-export const CACHE_BYTES_DEFAULT = 64 * 1024 * 1024
+export { CACHE_BYTES_DEFAULT }
 
 /** CacheNodeOptions are the flags of `oncekv cache`. */
 export interface CacheNodeOptions {
@@ -141,6 +141,24 @@ export class CacheNode {
     }
   }
 
+  /** leave tells the admin this node is going (best effort: it drops the node anyway after
+   * three missed heartbeats). */
+  private async leave(): Promise<void> {
+    const admin = this.opts.admin
+    if (!admin) return
+    try {
+      const res = await fetch(`${admin.replace(/\/$/, '')}/caches/leave`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ http: this.url }),
+        signal: AbortSignal.timeout(1_000),
+      })
+      await res.arrayBuffer()
+    } catch {
+      // The admin is down: nothing to tell.
+    }
+  }
+
   private onMeta(meta: MetaRequest): void {
     this.lastMetaAt = Date.now()
     // An admin that dropped this node (it was paused, say) heartbeats it no more soon:
@@ -196,6 +214,7 @@ export class CacheNode {
   shutdown(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.timer)
+      await this.leave()
       await this.server.close()
       await Promise.all([this.db.close(), this.peers.close()])
       this.log.info({ event: 'stopped' }, 'cache node stopped')

@@ -2,7 +2,7 @@
 // over one keep-alive pool per peer, bounded by a timeout so a slow or dead owner costs at
 // most that long (then the asking node fills from the database itself).
 import { Pool } from 'undici'
-import { fetchValue, keyPath } from './fetch-value.ts'
+import { FetchError, fetchValue, keyPath } from './fetch-value.ts'
 
 /** PEER_BASE is the base path of the peer protocol. */
 export const PEER_BASE = '/_oncekv'
@@ -17,6 +17,9 @@ export interface PeerClientOptions {
 /** PeerClient fetches values from owner peers. */
 export class PeerClient {
   private readonly pools = new Map<string, Pool>()
+  // Peers that failed lately are not asked until the time here: a hung owner costs one
+  // timeout, then the asking node reads the database itself until the pause ends.
+  private readonly paused = new Map<string, { until: number; failures: number }>()
   private readonly timeoutMs: number
   private readonly maxValueBytes: number
   private readonly connections: number
@@ -28,7 +31,25 @@ export class PeerClient {
   }
 
   /** fetch asks peer for key: the value, undefined for not found; it throws on failure. */
-  fetch(peer: string, key: string): Promise<Uint8Array | undefined> {
+  async fetch(peer: string, key: string): Promise<Uint8Array | undefined> {
+    const pause = this.paused.get(peer)
+    if (pause && pause.until > Date.now())
+      throw new FetchError(`${peer} is paused after ${pause.failures} failures`)
+    try {
+      const value = await this.fetchNow(peer, key)
+      this.paused.delete(peer)
+      return value
+    } catch (e) {
+      const failures = (pause?.failures ?? 0) + 1
+      this.paused.set(peer, {
+        failures,
+        until: Date.now() + Math.min(5_000, 250 * 2 ** Math.min(failures - 1, 5)),
+      })
+      throw e
+    }
+  }
+
+  private fetchNow(peer: string, key: string): Promise<Uint8Array | undefined> {
     let pool = this.pools.get(peer)
     if (!pool) {
       pool = new Pool(peer, { connections: this.connections })
@@ -47,6 +68,7 @@ export class PeerClient {
     for (const [peer, pool] of this.pools) {
       if (!peers.includes(peer)) {
         this.pools.delete(peer)
+        this.paused.delete(peer)
         void pool.close()
       }
     }

@@ -17,7 +17,13 @@ program
   .name('oncekv')
   .description('oncekv: a write-once key/value database (Raft-replicated, cached)')
   .version(pkg.version)
-  .showHelpAfterError()
+
+// A reader of stdout that goes away (`oncekv get k | head -c1`) ends the output, not the
+// process with a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0)
+  throw e
+})
 
 registerDb(program)
 registerCache(program)

@@ -36,3 +36,23 @@ export function runUntilSignal(name: string, log: Logger, shutdown: () => Promis
   process.once('SIGTERM', () => stop('SIGTERM'))
   process.once('SIGINT', () => stop('SIGINT'))
 }
+
+/** originOption parses one page origin ("https://host[:port]"); a wildcard or "null" (which
+ * every sandboxed page sends) is refused. */
+export function originOption(value: string, previous: string[] | undefined): string[] {
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {
+    url = undefined
+  }
+  if (
+    !url ||
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.origin !== value.replace(/\/$/, '')
+  )
+    throw new InvalidArgumentError(
+      `${value} is not an origin like https://ops.example.com (no wildcard, no "null", no path)`,
+    )
+  return [...(previous ?? []), url.origin]
+}

@@ -46,7 +46,8 @@ export interface OnceKVOptions {
   readonly timeoutMs?: number
   /** attemptTimeoutMs bounds one attempt on one node. Default min(2000, timeoutMs). */
   readonly attemptTimeoutMs?: number
-  /** retries is how many attempts a call may make after its first. Default 6. */
+  /** retries is how many attempts a call may make after its first. Default 20: with the
+   * backoff between rounds, enough to use the whole deadline of a short outage. */
   readonly retries?: number
   /** token is sent as "Authorization: Bearer <token>" on every request. */
   readonly token?: string
@@ -99,14 +100,14 @@ export type Value = string | Uint8Array
 const DEFAULTS = {
   timeoutMs: 5_000,
   attemptTimeoutMs: 2_000,
-  retries: 6,
+  retries: 20,
   concurrency: 16,
   refreshMs: 3_000,
 }
 /** A failed attempt triggers a refresh of the lists at most this often. */
 const REFRESH_ON_FAILURE_MS = 1_000
 /** Backoff before round r (r >= 1) of a call: 25 ms doubling, at most 1 s, jittered 50-100 %. */
-const BACKOFF_BASE_MS = 25
+const BACKOFF_BASE_MS = 50
 const BACKOFF_MAX_MS = 1_000
 
 const encoder = new TextEncoder()
@@ -469,8 +470,10 @@ export class OnceKV {
       return body.map((u: string) => normalizeUrl(u, path))
     }
     const [caches, dbs] = await Promise.all([list('/caches'), list('/dbs')])
-    this.cacheTier.set(caches)
-    this.dbTier.set(dbs)
+    // An admin that has just started knows no node yet: an empty list does not replace a
+    // list the client already has.
+    if (caches.length > 0 || this.cacheTier.size === 0) this.cacheTier.set(caches)
+    if (dbs.length > 0 || this.dbTier.size === 0) this.dbTier.set(dbs)
     this.listedAt = now()
   }
 
@@ -508,7 +511,8 @@ export class OnceKV {
     opts: ManyOptions,
     fn: (item: I, call: CallOptions) => Promise<O>,
   ): Promise<O[]> {
-    const limit = Math.max(1, Math.floor(opts.concurrency ?? this.concurrency))
+    const limit = Math.floor(positive(opts.concurrency, this.concurrency, 'concurrency'))
+    if (limit < 1) throw new RangeError('OnceKV: concurrency must be at least 1')
     const running = new Set<AbortController>()
     let stopped: { reason: unknown } | undefined
     const stop = (reason: unknown): void => {
@@ -713,9 +717,14 @@ function inputError(status: number, err: ServerError, subject: 'key' | 'value'):
   return new ValueTooLargeError(message, details)
 }
 
-function failureOf(url: string, status: number, err: ServerError): NodeFailure {
+function failureOf(url: string, status: number, err: ServerError): Error {
   const details: ErrorDetails = { status, code: err.code, error: err.error }
-  return new NodeFailure(url, `HTTP ${status}${err.message ? `: ${err.message}` : ''}`, details)
+  const message = `HTTP ${status}${err.message ? `: ${err.message}` : ''}`
+  // A refusal of the request itself (401, 403, 405, 415…) is the same on every node: final.
+  // A 404 that is not "key not found" (a wrong URL), 408 and 429 are the node's: move on.
+  if (status >= 400 && status < 500 && status !== 404 && status !== 408 && status !== 429)
+    return new OnceKVError(`${url}: ${message}`, err.code ?? 1001, details)
+  return new NodeFailure(url, message, details)
 }
 
 function normalizeUrl(u: string, name: string): string {

@@ -28,6 +28,8 @@ export interface DevOptions {
   readonly fresh: boolean
   readonly host?: string
   readonly logLevel?: string
+  /** signal interrupts the start: what was started is stopped and start rejects. */
+  readonly signal?: AbortSignal
   /** out prints a line for the user. */
   readonly out?: (line: string) => void
 }
@@ -94,9 +96,11 @@ async function waitUntil(
   check: () => Promise<boolean>,
   timeoutMs: number,
   procs: Proc[],
+  signal?: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
+    if (signal?.aborted) throw new Error('interrupted while starting')
     const dead = procs.find((p) => p.child && p.child.exitCode !== null)
     if (dead) throw new Error(`${dead.id} exited (code ${dead.child?.exitCode}); see ${dead.log}`)
     if (await check().catch(() => false)) return
@@ -227,6 +231,7 @@ export class DevCluster {
           async () => (await fetch(`${dbUrl(first.http)}/readyz`)).ok,
           30_000,
           all,
+          opts.signal,
         )
       for (const p of procs.slice(1)) dev.spawn(p)
       await waitUntil(
@@ -246,6 +251,7 @@ export class DevCluster {
         },
         60_000,
         all,
+        opts.signal,
       )
       dev.spawn(admin)
       for (const c of caches) dev.spawn(c)
@@ -264,6 +270,7 @@ export class DevCluster {
         },
         30_000,
         all,
+        opts.signal,
       )
       return dev
     } catch (e) {
@@ -275,7 +282,12 @@ export class DevCluster {
   private spawn(p: Proc): void {
     const fd = openSync(p.log, 'a')
     try {
-      p.child = spawn(process.execPath, [BIN, ...p.args], { stdio: ['ignore', fd, fd] })
+      // Each in its own process group: Ctrl-C in a terminal reaches only this process, which
+      // then stops the others in order (caches and the admin, then the members).
+      p.child = spawn(process.execPath, [BIN, ...p.args], {
+        stdio: ['ignore', fd, fd],
+        detached: true,
+      })
     } finally {
       closeSync(fd)
     }

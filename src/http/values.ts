@@ -34,6 +34,14 @@ export function getResponseOf(key: string, value: Uint8Array): GetResponse {
   }
 }
 
+/** matches is If-None-Match's test (RFC 9110 13.1.2): "*", or a list of tags compared
+ * weakly (W/"x" matches "x"). */
+function matches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  if (header.trim() === '*') return true
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)
+}
+
 /** sendRawValue answers GET/HEAD /keys/:key with the bytes (304 when If-None-Match holds). */
 export function sendRawValue(
   req: FastifyRequest,
@@ -42,7 +50,7 @@ export function sendRawValue(
 ): FastifyReply {
   const etag = etagOf(value)
   reply.header('etag', etag).header('cache-control', IMMUTABLE)
-  if (req.headers['if-none-match'] === etag) return reply.code(304).send()
+  if (matches(req.headers['if-none-match'], etag)) return reply.code(304).send()
   return reply
     .type('application/octet-stream')
     .send(Buffer.from(value.buffer, value.byteOffset, value.byteLength))

@@ -2,6 +2,7 @@
 // each path has its own set of clients; an upgrade to any other path, or one refused by the
 // Origin check, is closed with an HTTP error and never reaches a handler.
 import type { IncomingMessage, Server } from 'node:http'
+import { isIP } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 
@@ -70,8 +71,31 @@ export class WsHub {
   }
 }
 
+/** trustedHost is true for a Host header naming this machine by address (an IP literal or
+ * localhost) or a host of an allowed origin. A page from a name that an attacker's DNS
+ * points at this address (DNS rebinding) sends its own name, and is refused. */
+export function trustedHost(host: string | undefined, allowed: readonly string[] = []): boolean {
+  if (!host) return false
+  const h = host.toLowerCase()
+  let hostname: string
+  try {
+    hostname = new URL(`http://${h}`).hostname
+  } catch {
+    return false
+  }
+  if (hostname === 'localhost' || isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return true
+  return allowed.some((o) => {
+    try {
+      return new URL(o).host.toLowerCase() === h
+    } catch {
+      return false
+    }
+  })
+}
+
 /** sameOrigin accepts pages served by this host (and clients that send no Origin), plus the
- * origins listed. A wildcard is never accepted. */
+ * origins listed. A wildcard is never accepted, nor a page reaching this node under a name
+ * it was not told (see trustedHost). */
 export function sameOrigin(allowed: readonly string[] = []): OriginCheck {
   const extra = new Set(allowed.map((o) => o.replace(/\/$/, '').toLowerCase()))
   return (origin, req) => {
@@ -79,7 +103,7 @@ export function sameOrigin(allowed: readonly string[] = []): OriginCheck {
     const o = origin.toLowerCase()
     if (extra.has(o)) return true
     const host = req.headers.host
-    if (!host) return false
+    if (!host || !trustedHost(host, allowed)) return false
     try {
       return new URL(o).host === host.toLowerCase()
     } catch {

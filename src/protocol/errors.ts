@@ -11,6 +11,7 @@ export type ErrorName =
   | 'too_large'
   | 'not_found'
   | 'method_not_allowed'
+  | 'forbidden'
   | 'unsupported_media_type'
   | 'key_not_found'
   | 'key_conflict'
@@ -49,6 +50,13 @@ export class PayloadTooLargeError extends OnceKvError {
   readonly status = 413
   readonly code = 1001
   readonly error = 'too_large'
+}
+
+/** ForbiddenError: the request comes from a page or host this node does not serve. */
+export class ForbiddenError extends OnceKvError {
+  readonly status = 403
+  readonly code = 1001
+  readonly error = 'forbidden'
 }
 
 /** UnsupportedMediaTypeError: a body of a content type the route does not take. */

@@ -1,12 +1,14 @@
 // `oncekv admin`: run the admin until SIGTERM or SIGINT.
 import type { Command } from 'commander'
-import { AdminNode } from '../../admin/node.ts'
-import { runUntilSignal, urlOption } from '../options.ts'
+import type { AdminNode } from '../../admin/node.ts'
+import { intOption, originOption, runUntilSignal, urlOption } from '../options.ts'
 
 interface AdminFlags {
   http: string
   db?: string[]
   allowOrigin?: string[]
+  heartbeatMs: number
+  dropAfter: number
   logLevel: string
 }
 
@@ -21,15 +23,24 @@ export function registerAdmin(program: Command): void {
       'database members to follow the cluster through (default http://127.0.0.1:11000)',
       urlOption,
     )
-    .option('--allow-origin <origin...>', 'extra page origins allowed on the WebSockets')
+    .option(
+      '--allow-origin <origin...>',
+      'extra page origins allowed on the WebSockets and the dashboard API (e.g. https://ops.example.com)',
+      originOption,
+    )
+    .option('--heartbeat-ms <n>', 'how often caches get the lists', intOption, 1_000)
+    .option('--drop-after <n>', 'drop a cache after this many missed heartbeats', intOption, 3)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (flags: AdminFlags) => {
+      const { AdminNode } = await import('../../admin/node.ts')
       let node: AdminNode
       try {
         node = await AdminNode.start({
           http: flags.http,
           dbs: flags.db ?? ['http://127.0.0.1:11000'],
           allowOrigins: flags.allowOrigin,
+          heartbeatMs: Math.max(100, flags.heartbeatMs),
+          dropAfterMisses: Math.max(1, flags.dropAfter),
           logLevel: flags.logLevel,
         })
       } catch (e) {

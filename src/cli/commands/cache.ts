@@ -1,6 +1,7 @@
 // `oncekv cache`: run one cache node until SIGTERM or SIGINT.
 import type { Command } from 'commander'
-import { CACHE_BYTES_DEFAULT, CacheNode } from '../../cache/node.ts'
+import { CACHE_BYTES_DEFAULT } from '../../cache/lru.ts'
+import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import { intOption, urlOption, runUntilSignal } from '../options.ts'
@@ -70,6 +71,7 @@ export function registerCache(program: Command): void {
           exitCode: 2,
         })
       }
+      const { CacheNode } = await import('../../cache/node.ts')
       let node: CacheNode
       try {
         node = await CacheNode.start({

@@ -73,8 +73,7 @@ export function where(opts: OnceKVOptions): string {
 
 /** usage prints a usage error and exits with 2. */
 export function usage(command: string, message: string): never {
-  console.error(`oncekv ${command}: ${message}`)
-  console.error(`(see: oncekv ${command} --help)`)
+  console.error(`oncekv ${command}: ${message} (see oncekv ${command} --help)`)
   process.exit(EXIT.usage)
 }
 

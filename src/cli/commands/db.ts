@@ -1,7 +1,6 @@
 // `oncekv db`: run one database member until SIGTERM or SIGINT.
 import type { Command } from 'commander'
-import { DbNode } from '../../db/node.ts'
-import { StoreCorruptError } from '../../storage/index.ts'
+import type { DbNode } from '../../db/node.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import { intOption, runUntilSignal } from '../options.ts'
 
@@ -41,6 +40,9 @@ export function registerDb(program: Command): void {
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (flags: DbFlags) => {
+      // Loaded here, not at the top: the data commands (put, get…) start without them.
+      const { DbNode } = await import('../../db/node.ts')
+      const { StoreCorruptError } = await import('../../storage/index.ts')
       let node: DbNode
       try {
         node = await DbNode.start(

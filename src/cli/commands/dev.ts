@@ -1,6 +1,6 @@
 // `oncekv dev`: a whole local system in one command, until Ctrl-C.
 import type { Command } from 'commander'
-import { DevCluster } from '../../dev/dev.ts'
+import type { DevCluster } from '../../dev/dev.ts'
 import { intOption } from '../options.ts'
 
 interface DevFlags {
@@ -25,7 +25,31 @@ export function registerDev(program: Command): void {
     .option('--log-level <level>', "the processes' log level", 'info')
     .action(async (flags: DevFlags) => {
       if (flags.nodes < 1) program.error('oncekv dev: --nodes must be at least 1', { exitCode: 2 })
-      let dev: DevCluster
+      const { DevCluster } = await import('../../dev/dev.ts')
+      // Signals are handled from the start: one during start-up interrupts it (what was
+      // started is stopped); later, it stops everything.
+      const interrupt = new AbortController()
+      let dev: DevCluster | undefined
+      let signals = 0
+      const stop = (): void => {
+        if (++signals > 1) return
+        if (!dev) {
+          interrupt.abort()
+          return
+        }
+        console.log('\noncekv dev: stopping (caches and the admin, then the members)…')
+        dev.stop().then(
+          () => {
+            console.log('oncekv dev: stopped.')
+            process.exit(0)
+          },
+          (e: unknown) => {
+            console.error(`oncekv dev: stopping failed: ${(e as Error).message}`)
+            process.exit(1)
+          },
+        )
+      }
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, stop)
       try {
         dev = await DevCluster.start({
           nodes: flags.nodes,
@@ -33,22 +57,12 @@ export function registerDev(program: Command): void {
           data: flags.data,
           fresh: flags.fresh ?? false,
           logLevel: flags.logLevel,
+          signal: interrupt.signal,
         })
       } catch (e) {
         console.error(`oncekv dev: ${(e as Error).message}`)
         process.exit(1)
       }
       console.log(`oncekv dev: up.${dev.describe()}`)
-      let signals = 0
-      const stop = (): void => {
-        if (++signals > 1) return
-        console.log('\noncekv dev: stopping (caches and the admin, then the members)…')
-        void dev.stop().then(() => {
-          console.log('oncekv dev: stopped.')
-          process.exit(0)
-        })
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
     })
 }

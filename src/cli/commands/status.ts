@@ -58,6 +58,9 @@ export function registerStatus(program: Command): void {
       return
     }
     await writeOut(`${header}\n${table(rows)}`)
+    // The table is printed either way; a script learns from the exit code that the database
+    // could not be reached.
+    if (header.startsWith('no database member answered')) process.exitCode = 1
   })
 }
 
