@@ -176,16 +176,28 @@ describe('client library', () => {
     assert.equal(await client.has('big'), false)
   })
 
-  it('throws UnavailableError when no node can be reached', async () => {
+  it('throws UnavailableError when no node can be reached, TimeoutError at the deadline', async () => {
     const dead = [await closedPortUrl(), await closedPortUrl(), await closedPortUrl()]
-    const c = new OnceKV({ dbs: dead.slice(0, 2), caches: dead.slice(2) })
-    for (const call of [() => c.put('k', 'v'), () => c.get('k'), () => c.has('k')]) {
+    const lists = { dbs: dead.slice(0, 2), caches: dead.slice(2) }
+    // With few retries the attempts run out first; with the default, the deadline ends the call.
+    const few = new OnceKV({ ...lists, retries: 2 })
+    const many = new OnceKV({ ...lists, timeoutMs: 1_500 })
+    const calls = (c: OnceKV) => [() => c.put('k', 'v'), () => c.get('k'), () => c.has('k')]
+    for (const call of calls(few)) {
       let err: unknown
       const ms = await elapsed(() => call().catch((e: unknown) => (err = e)))
       assert.ok(err instanceof UnavailableError, String(err))
       assert.equal(err.code, 1005)
-      assert.match(err.message, /7 attempts failed/)
-      assert.ok(ms < 3_000, `gave up after ${ms} ms`)
+      assert.match(err.message, /^(put|get|has) "k": 3 attempts failed; the last at http:.*ECONNREFUSED/)
+      assert.ok(ms < 1_000, `gave up after ${ms} ms`)
+    }
+    for (const call of calls(many)) {
+      let err: unknown
+      const ms = await elapsed(() => call().catch((e: unknown) => (err = e)))
+      assert.ok(err instanceof TimeoutError, String(err))
+      assert.equal(err.code, 1005)
+      assert.match(err.message, /^(put|get|has) "k": no answer within 1500 ms; the last failure: .*ECONNREFUSED/)
+      assert.ok(ms >= 1_400 && ms < 2_500, `gave up after ${ms} ms`)
     }
     const viaAdmin = new OnceKV({ admin: dead[0] })
     const err = await viaAdmin.get('k').catch((e: unknown) => e)
