@@ -3,7 +3,7 @@
 // handed over first, requests in flight finish or fail clearly, the store closes cleanly).
 import pino, { type Logger } from 'pino'
 import { bootstrapSnapshot, NONE } from '../raft/index.ts'
-import { LmdbStore, type MemberAddress } from '../storage/index.ts'
+import { LmdbStore, StoreIdentityError, type MemberAddress } from '../storage/index.ts'
 import { TcpTransport } from '../transport/index.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../protocol/index.ts'
 import { Replica } from './replica.ts'
@@ -44,21 +44,12 @@ export class DbNode {
   static async start(opts: DbNodeOptions, onFatal: (e: Error) => void = () => {}): Promise<DbNode> {
     const log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: opts.id } })
     const store = LmdbStore.open(opts.dataDir)
-    const join = opts.join ?? []
-    if (!store.isBootstrapped()) {
-      if (join.length === 0) {
-        store.bootstrap(bootstrapSnapshot([opts.id]), {
-          [opts.id]: { http: opts.http, raft: opts.raft },
-        })
-        log.info({ event: 'bootstrap', dir: opts.dataDir }, 'bootstrapped a new one-member cluster')
-      } else {
-        log.info({ event: 'joining', via: join }, 'starting empty, joining an existing cluster')
-      }
-    } else {
-      log.info(
-        { event: 'restart', dir: opts.dataDir, ...store.initialState().hardState },
-        'restarting from the data directory',
-      )
+    let join: readonly string[]
+    try {
+      join = DbNode.claimDirectory(store, opts, log)
+    } catch (e) {
+      await store.close()
+      throw e
     }
     const transport = new TcpTransport({
       id: opts.id,
@@ -88,6 +79,49 @@ export class DbNode {
     log.info({ event: 'listening', http: opts.http, raft: opts.raft }, 'serving')
     if (!store.isBootstrapped() && join.length > 0) await node.joinVia(join, opts)
     return node
+  }
+
+  /**
+   * claimDirectory checks that the data directory is this member's and decides how it starts:
+   * from its own state, by bootstrapping a new cluster, or by joining. The directory records
+   * its member id and, until the member has state, the members it joins through, so a member
+   * restarted before its join finished goes on joining instead of founding a second cluster.
+   * It returns the URLs to join through (empty: no join).
+   */
+  private static claimDirectory(
+    store: LmdbStore,
+    opts: DbNodeOptions,
+    log: Logger,
+  ): readonly string[] {
+    const stored = store.identity()
+    if (stored !== undefined && stored.id !== opts.id)
+      throw new StoreIdentityError(opts.dataDir, stored.id, opts.id)
+    if (store.isBootstrapped()) {
+      if (stored === undefined || stored.joinVia.length > 0)
+        store.setIdentity({ id: opts.id, joinVia: [] })
+      log.info(
+        { event: 'restart', dir: opts.dataDir, ...store.initialState().hardState },
+        'restarting from the data directory',
+      )
+      return []
+    }
+    const join = opts.join?.length ? opts.join : (stored?.joinVia ?? [])
+    if (join.length === 0) {
+      store.bootstrap(bootstrapSnapshot([opts.id]), {
+        [opts.id]: { http: opts.http, raft: opts.raft },
+      })
+      store.setIdentity({ id: opts.id, joinVia: [] })
+      log.info({ event: 'bootstrap', dir: opts.dataDir }, 'bootstrapped a new one-member cluster')
+      return []
+    }
+    store.setIdentity({ id: opts.id, joinVia: join })
+    log.info(
+      { event: 'joining', via: join, resumed: !opts.join?.length },
+      opts.join?.length
+        ? 'starting empty, joining an existing cluster'
+        : 'resuming an unfinished join (recorded in the data directory)',
+    )
+    return join
   }
 
   private async joinVia(urls: readonly string[], opts: DbNodeOptions): Promise<void> {

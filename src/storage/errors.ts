@@ -18,3 +18,19 @@ export class StoreCorruptError extends Error {
     super(`store ${dir} is corrupt: ${detail}`, options)
   }
 }
+
+/** StoreIdentityError reports a data directory started as a member it does not belong to. */
+export class StoreIdentityError extends Error {
+  override readonly name = 'StoreIdentityError'
+
+  constructor(
+    readonly dir: string,
+    readonly storedId: string,
+    readonly givenId: string,
+  ) {
+    super(
+      `data directory ${dir} belongs to member ${storedId}, not ${givenId}: ` +
+        `start it with --id ${storedId}, or give ${givenId} a directory of its own`,
+    )
+  }
+}

@@ -50,11 +50,13 @@ import {
   encodeMetaRecord,
   parseConfState,
   parseHardState,
+  parseIdentity,
   parseIndex,
   parseSnapshotMeta,
   plainConf,
   plainHardState,
   plainSnapshotMeta,
+  type Identity,
 } from './meta-record.ts'
 import { LmdbSnapshotSource } from './snapshot-source.ts'
 
@@ -85,7 +87,7 @@ const LMDB_CORRUPTION_CODES = new Set([
   -30778, // MDB_BAD_CHECKSUM
 ])
 
-type MetaKey = 'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'members'
+type MetaKey = 'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'members' | 'identity'
 
 /** LmdbStoreOptions tunes LmdbStore.open. */
 export interface LmdbStoreOptions {
@@ -264,6 +266,16 @@ export class LmdbStore implements LogStorage {
    * added) is not bootstrapped. */
   isBootstrapped(): boolean {
     return this.snap.index > 0
+  }
+
+  /** identity is the member id and join list recorded in the directory, if any. */
+  identity(): Identity | undefined {
+    return this.readMeta('identity', parseIdentity)
+  }
+
+  /** setIdentity records who this directory belongs to (see Identity), durably. */
+  setIdentity(identity: Identity): void {
+    this.write(() => this.putMeta('identity', { id: identity.id, joinVia: [...identity.joinVia] }))
   }
 
   /**

@@ -64,6 +64,23 @@ export function parseSnapshotMeta(v: unknown): SnapshotMeta | undefined {
   return { index, term, conf }
 }
 
+/** Identity is who a data directory belongs to: the member id it was started with and, while
+ * it waits to be added to a cluster, the members it joins through. */
+export interface Identity {
+  readonly id: string
+  /** joinVia lists HTTP URLs; empty once the member has state of its own. */
+  readonly joinVia: readonly string[]
+}
+
+/** parseIdentity checks that v is an Identity and returns a copy. */
+export function parseIdentity(v: unknown): Identity | undefined {
+  if (typeof v !== 'object' || v === null) return undefined
+  const o = v as Record<string, unknown>
+  if (typeof o.id !== 'string' || o.id === '' || !Array.isArray(o.joinVia)) return undefined
+  if (!o.joinVia.every((u): u is string => typeof u === 'string')) return undefined
+  return { id: o.id, joinVia: [...o.joinVia] }
+}
+
 /** plainConf copies a ConfState into a plain object with only the known fields. */
 export function plainConf(conf: ConfState): ConfState {
   return { voters: [...conf.voters], learners: [...conf.learners] }

@@ -3,11 +3,11 @@
 // while, or only the first connection's) so an attempt times out after the member acted.
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 
-/** listen starts server on a free loopback port and returns its URL. */
-function listen(server: Server): Promise<string> {
+/** listen starts server on a loopback port (a free one by default) and returns its URL. */
+function listen(server: Server, port = 0): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const a = server.address()
       if (typeof a !== 'object' || a === null) return reject(new Error('no address'))
       resolve(`http://127.0.0.1:${a.port}`)
@@ -56,6 +56,8 @@ export interface ProxyOptions {
   readonly holdFirstMs?: number
   /** delayMs: every response chunk waits this long (a slow node). */
   readonly delayMs?: number
+  /** port to listen on; a free one by default. */
+  readonly port?: number
 }
 
 /** HoldingProxy forwards each connection to an upstream host:port. Requests go through at
@@ -101,7 +103,7 @@ export class HoldingProxy {
 
   static async start(upstream: string, opts: ProxyOptions = {}): Promise<HoldingProxy> {
     const self = new HoldingProxy(new URL(upstream), opts)
-    self.url = await listen(self.server)
+    self.url = await listen(self.server, opts.port)
     return self
   }
 

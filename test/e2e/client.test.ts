@@ -188,7 +188,10 @@ describe('client library', () => {
       const ms = await elapsed(() => call().catch((e: unknown) => (err = e)))
       assert.ok(err instanceof UnavailableError, String(err))
       assert.equal(err.code, 1005)
-      assert.match(err.message, /^(put|get|has) "k": 3 attempts failed; the last at http:.*ECONNREFUSED/)
+      assert.match(
+        err.message,
+        /^(put|get|has) "k": 3 attempts failed; the last at http:.*ECONNREFUSED/,
+      )
       assert.ok(ms < 1_000, `gave up after ${ms} ms`)
     }
     for (const call of calls(many)) {
@@ -196,7 +199,10 @@ describe('client library', () => {
       const ms = await elapsed(() => call().catch((e: unknown) => (err = e)))
       assert.ok(err instanceof TimeoutError, String(err))
       assert.equal(err.code, 1005)
-      assert.match(err.message, /^(put|get|has) "k": no answer within 1500 ms; the last failure: .*ECONNREFUSED/)
+      assert.match(
+        err.message,
+        /^(put|get|has) "k": no answer within 1500 ms; the last failure: .*ECONNREFUSED/,
+      )
       assert.ok(ms >= 1_400 && ms < 2_500, `gave up after ${ms} ms`)
     }
     const viaAdmin = new OnceKV({ admin: dead[0] })

@@ -42,7 +42,7 @@ export function registerDb(program: Command): void {
     .action(async (flags: DbFlags) => {
       // Loaded here, not at the top: the data commands (put, get…) start without them.
       const { DbNode } = await import('../../db/node.ts')
-      const { StoreCorruptError } = await import('../../storage/index.ts')
+      const { StoreCorruptError, StoreIdentityError } = await import('../../storage/index.ts')
       let node: DbNode
       try {
         node = await DbNode.start(
@@ -69,6 +69,10 @@ export function registerDb(program: Command): void {
           console.error(
             `oncekv db: the data directory is damaged and will not be served:\n  ${e.message}`,
           )
+          process.exit(2)
+        }
+        if (e instanceof StoreIdentityError) {
+          console.error(`oncekv db: ${e.message}`)
           process.exit(2)
         }
         console.error(`oncekv db: could not start: ${(e as Error).message}`)
