@@ -4,7 +4,6 @@
 // pages of other origins.
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import WebSocket from 'ws'
 import type {
   AdminHistory,
   AdminOverview,
@@ -14,47 +13,11 @@ import type {
 import { waitFor, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { postJson } from './http.ts'
-
-/** messages opens a WebSocket and collects `count` messages (or rejects after timeoutMs). */
-function messages(
-  url: string,
-  count: number,
-  headers: Record<string, string> = {},
-  timeoutMs = 8_000,
-): Promise<unknown[]> {
-  return new Promise((resolve, reject) => {
-    const got: unknown[] = []
-    const ws = new WebSocket(url, { headers })
-    const timer = setTimeout(() => {
-      ws.terminate()
-      reject(new Error(`only ${got.length} of ${count} messages from ${url}`))
-    }, timeoutMs)
-    ws.on('message', (data: Buffer) => {
-      got.push(JSON.parse(data.toString('utf8')))
-      if (got.length >= count) {
-        clearTimeout(timer)
-        ws.close()
-        resolve(got)
-      }
-    })
-    ws.on('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-  })
-}
+import { wsMessages, wsOutcome } from './ws.ts'
 
 /** upgradeStatus is the HTTP status of a refused upgrade, or 101 when it opened. */
-function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers })
-    ws.on('open', () => {
-      ws.terminate()
-      resolve(101)
-    })
-    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
-    ws.on('error', () => resolve(0))
-  })
+async function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return (await wsOutcome(url, { headers })).status ?? 101
 }
 
 describe('admin', () => {
@@ -69,7 +32,7 @@ describe('admin', () => {
 
   it('lists caches as they join and leave, and pushes the list on /ws/caches', async () => {
     const ws = `ws://${c.admin.http}/ws/caches`
-    const first = (await messages(ws, 1))[0] as string[]
+    const first = (await wsMessages(ws, 1))[0] as string[]
     assert.deepEqual(
       first,
       c
@@ -78,7 +41,7 @@ describe('admin', () => {
         .sort(),
     )
     // A third node joins: the push carries it.
-    const pushed = messages(ws, 2)
+    const pushed = wsMessages(ws, 2)
     const third = await c.addCache()
     const [, after] = (await pushed) as string[][]
     assert.ok(after?.includes(third.url), `pushed ${JSON.stringify(after)}`)
@@ -145,7 +108,7 @@ describe('admin', () => {
   })
 
   it('streams history, then an overview every second, on /ws/overview', async () => {
-    const [history, o1, o2] = (await messages(`ws://${c.admin.http}/ws/overview`, 3)) as [
+    const [history, o1, o2] = (await wsMessages(`ws://${c.admin.http}/ws/overview`, 3)) as [
       AdminHistory,
       AdminOverview,
       AdminOverview,

@@ -4,11 +4,11 @@
 // stats WebSocket and its Origin check, health routes, and a node run without an admin.
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import WebSocket from 'ws'
 import type { CacheNodeStats } from '../../src/protocol/index.ts'
 import { GiveUp, waitFor, type CacheProcess, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
-import { keyPath, postJson, request, type HttpResponse } from './http.ts'
+import { keyPath, parsePrometheus, postJson, request, type HttpResponse } from './http.ts'
+import { wsOutcome } from './ws.ts'
 
 /** assertError checks a JSON error answer: status, numeric code, machine name, a message. */
 function assertError(res: HttpResponse, status: number, code: number, error?: string): void {
@@ -20,41 +20,6 @@ function assertError(res: HttpResponse, status: number, code: number, error?: st
   if (error !== undefined) assert.equal(body.error, error, what)
   assert.equal(typeof body.error, 'string', what)
   assert(typeof body.message === 'string' && body.message.length > 0, what)
-}
-
-/** wsOutcome opens a WebSocket and says how it went: the first `count` messages, or the HTTP
- * status the upgrade was refused with. */
-function wsOutcome(
-  url: string,
-  opts: { origin?: string; count?: number } = {},
-): Promise<{ status?: number; messages: string[] }> {
-  return new Promise((resolve, reject) => {
-    const messages: string[] = []
-    const ws = new WebSocket(url, opts.origin ? { origin: opts.origin } : {})
-    const timer = setTimeout(() => {
-      ws.terminate()
-      reject(new Error(`${url}: ${messages.length} messages in 5 s`))
-    }, 5_000)
-    const done = (r: { status?: number; messages: string[] }): void => {
-      clearTimeout(timer)
-      resolve(r)
-    }
-    ws.on('unexpected-response', (_req, res) => {
-      done({ status: res.statusCode, messages })
-      ws.terminate()
-    })
-    ws.on('message', (data: Buffer) => {
-      messages.push(data.toString('utf8'))
-      if (messages.length >= (opts.count ?? 1)) {
-        ws.close()
-        done({ messages })
-      }
-    })
-    ws.on('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-  })
 }
 
 /** LONGER_KEYS are over 1024 bytes and, escaped, over 4096 characters. */
@@ -297,17 +262,7 @@ describe('cache node and admin HTTP API', () => {
     assert.equal(res.status, 200)
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
     const text = res.text()
-    const samples = new Map<string, number>()
-    for (const line of text.split('\n')) {
-      if (line === '') continue
-      if (line.startsWith('#')) {
-        assert.match(line, /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/, line)
-        continue
-      }
-      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)( \d+)?$/.exec(line)
-      assert(m, `not a Prometheus sample line: ${line}`)
-      if (!m[2]) samples.set(m[1] as string, Number(m[3]))
-    }
+    const samples = parsePrometheus(text)
     assert.match(text, /^# TYPE oncekv_cache_gets_total counter$/m)
     for (const name of [
       'oncekv_cache_gets_total',
@@ -340,17 +295,19 @@ describe('cache node and admin HTTP API', () => {
       assert.equal(s.peers.length, 3)
     }
     // A page of this node's own origin may connect; any other is refused on upgrade.
-    const own = await wsOutcome(`ws://${c.http}/ws/stats`, { origin: c.url })
+    const own = await wsOutcome(`ws://${c.http}/ws/stats`, { headers: { origin: c.url } })
     assert.equal(own.status, undefined)
     assert.equal(own.messages.length, 1)
-    const foreign = await wsOutcome(`ws://${c.http}/ws/stats`, { origin: 'http://evil.example' })
+    const foreign = await wsOutcome(`ws://${c.http}/ws/stats`, {
+      headers: { origin: 'http://evil.example' },
+    })
     assert.equal(foreign.status, 403)
     assert.equal(foreign.messages.length, 0)
     const unknown = await wsOutcome(`ws://${c.http}/ws/nothing`)
     assert.equal(unknown.status, 404)
     // The same on the admin.
     const adminForeign = await wsOutcome(`ws://${cluster.admin.http}/ws/caches`, {
-      origin: 'http://evil.example',
+      headers: { origin: 'http://evil.example' },
     })
     assert.equal(adminForeign.status, 403)
     const adminCaches = await wsOutcome(`ws://${cluster.admin.http}/ws/caches`)

@@ -3,11 +3,11 @@
 // route, and bad input: a clear 4xx JSON error with its code, and nothing written.
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import WebSocket from 'ws'
 import type { DbStats } from '../../src/protocol/index.ts'
 import type { Cluster, DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
-import { keyPath, postJson, type HttpResponse } from './http.ts'
+import { keyPath, parsePrometheus, postJson, type HttpResponse } from './http.ts'
+import { wsMessages, wsOutcome } from './ws.ts'
 
 const MAX_VALUE_BYTES = 4096
 const IMMUTABLE = 'public, max-age=31536000, immutable'
@@ -390,19 +390,7 @@ describe('db API on a three-member cluster', () => {
       assert.equal(res.status, 200)
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
       const text = res.text()
-      const samples = new Map<string, number>()
-      for (const line of text.split('\n')) {
-        if (line === '') continue
-        if (line.startsWith('#')) {
-          assert.match(line, /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/, line)
-          continue
-        }
-        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)( \d+)?$/.exec(line)
-        assert(m, `not a Prometheus sample line: ${line}`)
-        const value = Number(m[3] === '+Inf' ? Infinity : m[3])
-        assert(!Number.isNaN(value) || m[3] === 'NaN', line)
-        if (!m[2]) samples.set(m[1] as string, value)
-      }
+      const samples = parsePrometheus(text)
       for (const name of ['oncekv_raft_term', 'oncekv_raft_commit_index', 'oncekv_keys']) {
         assert.match(text, new RegExp(`^# TYPE ${name} gauge$`, 'm'))
         assert(samples.has(name), name)
@@ -417,26 +405,7 @@ describe('db API on a three-member cluster', () => {
 
   it('pushes stats over /ws/stats at least twice', async () => {
     const n = nodes[1] as DbProcess
-    const messages = await new Promise<DbStats[]>((resolve, reject) => {
-      const got: DbStats[] = []
-      const ws = new WebSocket(`ws://${n.http}/ws/stats`)
-      const timer = setTimeout(() => {
-        ws.terminate()
-        reject(new Error(`only ${got.length} stats messages in 5 s`))
-      }, 5_000)
-      ws.on('message', (data: Buffer) => {
-        got.push(JSON.parse(data.toString('utf8')) as DbStats)
-        if (got.length >= 3) {
-          clearTimeout(timer)
-          ws.close()
-          resolve(got)
-        }
-      })
-      ws.on('error', (e) => {
-        clearTimeout(timer)
-        reject(e)
-      })
-    })
+    const messages = await wsMessages<DbStats>(`ws://${n.http}/ws/stats`, 3, { timeoutMs: 5_000 })
     for (const m of messages) {
       assert.equal(m.id, n.id)
       assert.equal(typeof m.commit_index, 'number')
@@ -446,15 +415,8 @@ describe('db API on a three-member cluster', () => {
   })
 
   it('refuses a WebSocket upgrade on any other path', async () => {
-    const failed = await new Promise<boolean>((resolve) => {
-      const ws = new WebSocket(`ws://${nodes[0]!.http}/ws/nothing`)
-      ws.on('open', () => {
-        ws.terminate()
-        resolve(false)
-      })
-      ws.on('error', () => resolve(true))
-    })
-    assert(failed)
+    const out = await wsOutcome(`ws://${nodes[0]!.http}/ws/nothing`)
+    assert.equal(out.status, 404)
   })
 
   it('answers a bad percent-encoding in the key with the JSON error shape', async () => {

@@ -92,3 +92,24 @@ export function errorCause(e: unknown): string {
   const cause = (e as Error & { cause?: { code?: string } }).cause
   return cause?.code ?? e.name
 }
+
+/** parsePrometheus checks that text is in the Prometheus text format (every line a comment
+ * of HELP or TYPE, or a sample) and returns the samples that have no labels, by name. */
+export function parsePrometheus(text: string): Map<string, number> {
+  const samples = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    if (line.startsWith('#')) {
+      if (!/^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/.test(line))
+        throw new Error(`not a Prometheus comment line: ${line}`)
+      continue
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)( \d+)?$/.exec(line)
+    if (!m) throw new Error(`not a Prometheus sample line: ${line}`)
+    const raw = m[3] as string
+    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw)
+    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`not a sample value: ${line}`)
+    if (!m[2]) samples.set(m[1] as string, value)
+  }
+  return samples
+}
