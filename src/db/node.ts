@@ -16,6 +16,10 @@ export interface DbNodeOptions {
   readonly http: string
   /** raft is the address of the peer transport ("host:port"). */
   readonly raft: string
+  /** advertiseHttp and advertiseRaft are the addresses other members reach this one at, when
+   * they differ from the listen addresses (a proxy, NAT, or a listener on 0.0.0.0). */
+  readonly advertiseHttp?: string
+  readonly advertiseRaft?: string
   readonly dataDir: string
   /** join lists members' HTTP URLs to join through; empty to bootstrap a new cluster. */
   readonly join?: readonly string[]
@@ -26,6 +30,11 @@ export interface DbNodeOptions {
   readonly snapshotEntries?: number
   readonly logLevel?: string
   readonly logger?: Logger
+}
+
+/** advertised is the address book entry of this member: where others reach it. */
+function advertised(opts: DbNodeOptions): MemberAddress {
+  return { http: opts.advertiseHttp ?? opts.http, raft: opts.advertiseRaft ?? opts.raft }
 }
 
 /** DbNode is a running member. */
@@ -108,7 +117,7 @@ export class DbNode {
     const join = opts.join?.length ? opts.join : (stored?.joinVia ?? [])
     if (join.length === 0) {
       store.bootstrap(bootstrapSnapshot([opts.id]), {
-        [opts.id]: { http: opts.http, raft: opts.raft },
+        [opts.id]: advertised(opts),
       })
       store.setIdentity({ id: opts.id, joinVia: [] })
       log.info({ event: 'bootstrap', dir: opts.dataDir }, 'bootstrapped a new one-member cluster')
@@ -132,7 +141,7 @@ export class DbNode {
         const res = await fetch(`${url.replace(/\/$/, '')}/join`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ id: opts.id, http: opts.http, raft: opts.raft }),
+          body: JSON.stringify({ id: opts.id, ...advertised(opts) }),
           signal: AbortSignal.timeout(15_000),
         })
         if (res.ok) {
@@ -184,9 +193,14 @@ export class DbNode {
         )
       }
     }
-    await this.server.close()
-    await this.replica.stop()
-    await this.store.close()
+    const step = async (name: string, fn: () => Promise<void>): Promise<void> => {
+      const started = Date.now()
+      await fn()
+      this.log.info({ event: 'shutdown_step', step: name, ms: Date.now() - started }, name)
+    }
+    await step('http_closed', () => this.server.close())
+    await step('raft_stopped', () => this.replica.stop())
+    await step('store_closed', () => this.store.close())
     this.log.info({ event: 'stopped' }, 'stopped cleanly')
   }
 }

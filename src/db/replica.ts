@@ -68,6 +68,9 @@ export class NotLeaderError extends Error {
   }
 }
 
+/** PROMOTE_RETRY_MS is the pause after a failed promotion of a learner. */
+const PROMOTE_RETRY_MS = 1_000
+
 /** Replica runs one member of the database cluster. */
 export class Replica {
   readonly id: NodeId
@@ -102,6 +105,8 @@ export class Replica {
   private lastLeaderContactMs = 0
   private lastCompactedIndex: number
   private promotionInFlight = false
+  /** promoteNotBefore delays the next promotion attempt after a failed one (ms epoch). */
+  private promoteNotBefore = 0
   private appliedIndex: number
   private onFatal: (e: Error) => void = () => {}
 
@@ -629,7 +634,7 @@ export class Replica {
 
   /** maybePromoteLearner promotes one caught-up learner to voter (leader only). */
   private maybePromoteLearner(): void {
-    if (this.promotionInFlight) return
+    if (this.promotionInFlight || Date.now() < this.promoteNotBefore) return
     const s = this.raft.status()
     if (s.role !== 'leader') return
     for (const [id, pr] of s.progress) {
@@ -647,12 +652,15 @@ export class Replica {
         node: id,
         context: JSON.stringify(this.members[id] ?? {}),
       })
-        .catch((e: unknown) =>
+        .catch((e: unknown) => {
+          // Usually another change is still being committed: try again in a second, not on
+          // every tick.
+          this.promoteNotBefore = Date.now() + PROMOTE_RETRY_MS
           this.log.warn(
             { event: 'promote_failed', member: id, err: e },
             'promotion failed; will retry',
-          ),
-        )
+          )
+        })
         .finally(() => {
           this.promotionInFlight = false
         })

@@ -39,6 +39,14 @@ export interface DbServerOptions {
 
 const FORWARD_HEADER = 'x-oncekv-forwarded-by'
 
+/** DRAIN_MS is how long a stopping member lets requests in flight finish. */
+const DRAIN_MS = 5_000
+
+/** SKIP_READ_INDEX is a deliberate bug for the chaos tests (test/chaos) to prove that their
+ * checker sees stale reads: with ONCEKV_TEST_ONLY_BUG=skip-read-index a miss answers 404 at
+ * once, without confirming with the leader. Never set it anywhere else. */
+const SKIP_READ_INDEX = process.env.ONCEKV_TEST_ONLY_BUG === 'skip-read-index'
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return (
     a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
@@ -72,6 +80,11 @@ export class DbServer {
     this.maxValueBytes = opts.maxValueBytes
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 10_000
     this.readTimeoutMs = opts.readTimeoutMs ?? 3_000
+    if (SKIP_READ_INDEX)
+      opts.logger.warn(
+        { event: 'test_only_bug', bug: 'skip-read-index' },
+        'DELIBERATE BUG: misses answer 404 without ReadIndex (ONCEKV_TEST_ONLY_BUG); reads may be stale',
+      )
     this.metrics = new DbMetrics(() => this.stats())
     this.app = createApp({
       logger: opts.logger,
@@ -103,8 +116,21 @@ export class DbServer {
     this.draining = true
     clearInterval(this.statsTimer)
     this.ws.close()
-    await this.app.close()
-    await Promise.all([...this.pools.values()].map((p) => p.close()))
+    // Requests in flight get a few seconds to finish; then their connections are closed, so
+    // a stop is bounded whatever a client or a stuck request does.
+    const force = setTimeout(() => {
+      this.app.log.warn(
+        { event: 'drain_timeout', ms: DRAIN_MS },
+        'requests still in flight at shutdown; closing their connections',
+      )
+      this.app.server.closeAllConnections()
+    }, DRAIN_MS)
+    try {
+      await this.app.close()
+    } finally {
+      clearTimeout(force)
+    }
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()))
   }
 
   /** stats is the member's stats object (GET /stats). */
@@ -371,7 +397,7 @@ export class DbServer {
     this.counters.reads++
     const local = this.replica.get(kb)
     if (local) return local
-    if (consistency !== 'stale') {
+    if (consistency !== 'stale' && !SKIP_READ_INDEX) {
       await this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs))
       const after = this.replica.get(kb)
       if (after) return after

@@ -13,6 +13,7 @@ export type { TransportLogger } from './peer-link.ts'
 export { SnapshotTransferError } from './incoming-snapshot.ts'
 export {
   FrameError,
+  decodeHello,
   PROTOCOL_VERSION,
   FRAME_BYTES_MAX_DEFAULT,
   ID_LENGTH_MAX,

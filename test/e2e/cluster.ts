@@ -322,6 +322,16 @@ export abstract class NodeProcess {
     }
   }
 
+  /** pause stops the process with SIGSTOP (it keeps its sockets and state); resume sends
+   * SIGCONT. A paused process can still be killed. */
+  pause(): void {
+    if (this.child && this.running) this.child.kill('SIGSTOP')
+  }
+
+  resume(): void {
+    if (this.child && this.running) this.child.kill('SIGCONT')
+  }
+
   /** kill9Now kills the process at once (SIGKILL) without waiting. Used to kill several
    * members at the same instant; waitExit collects them. */
   kill9Now(): void {
@@ -507,6 +517,10 @@ export interface ClusterOptions extends DbFlagOptions {
   readonly size?: number
   /** startTimeoutMs bounds the start of the whole cluster. Default 30 s. */
   readonly startTimeoutMs?: number
+  /** raftProxy, when given, is called for each new member with its id and peer port and
+   * returns the port of a proxy in front of it: the member advertises that one
+   * (--advertise-raft), so every peer connection to it passes the proxy (test/chaos). */
+  readonly raftProxy?: (id: string, raftPort: number) => Promise<number>
 }
 
 /** LeaderOptions narrow Cluster.leader. */
@@ -537,7 +551,7 @@ export class Cluster {
     readonly name: string,
     /** root is the temp directory holding every member's data directory and log. */
     readonly root: string,
-    private readonly flags: DbFlagOptions,
+    private readonly flags: ClusterOptions,
   ) {
     this.nextId = 1
   }
@@ -572,13 +586,20 @@ export class Cluster {
     if (this.members.has(id)) throw new Error(`member ${id} exists`)
     const dataDir = join(this.root, id)
     mkdirSync(join(this.root, 'logs'), { recursive: true })
+    const raftPort = await freePort()
+    let flags: DbFlagOptions = this.flags
+    if (this.flags.raftProxy) {
+      const advertised = await this.flags.raftProxy(id, raftPort)
+      const extraArgs = [...(flags.extraArgs ?? []), '--advertise-raft', `127.0.0.1:${advertised}`]
+      flags = { ...flags, extraArgs }
+    }
     const node = new DbProcess(
       id,
       `127.0.0.1:${await freePort()}`,
-      `127.0.0.1:${await freePort()}`,
+      `127.0.0.1:${raftPort}`,
       dataDir,
       join(this.root, 'logs', `${id}.log`),
-      this.flags,
+      flags,
     )
     this.members.set(id, node)
     return node

@@ -8,6 +8,8 @@ interface DbFlags {
   id: string
   http: string
   raft: string
+  advertiseHttp?: string
+  advertiseRaft?: string
   data: string
   join?: string[]
   cluster: string
@@ -26,6 +28,8 @@ export function registerDb(program: Command): void {
     .requiredOption('--id <id>', 'member id, unique in the cluster (e.g. n1)')
     .option('--http <host:port>', 'HTTP API address', '127.0.0.1:11000')
     .option('--raft <host:port>', 'peer transport address', '127.0.0.1:12000')
+    .option('--advertise-http <host:port>', 'HTTP address other members reach (default --http)')
+    .option('--advertise-raft <host:port>', 'peer address other members reach (default --raft)')
     .option('--data <dir>', 'data directory (default ./data/<id>)')
     .option('--join <url...>', "join an existing cluster through any member's HTTP URL")
     .option('--cluster <name>', 'cluster name; peers of another cluster are refused', 'oncekv')
@@ -50,6 +54,8 @@ export function registerDb(program: Command): void {
             id: flags.id,
             http: flags.http,
             raft: flags.raft,
+            advertiseHttp: flags.advertiseHttp,
+            advertiseRaft: flags.advertiseRaft,
             dataDir: flags.data ?? `./data/${flags.id}`,
             join: flags.join,
             clusterName: flags.cluster,
