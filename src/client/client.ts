@@ -152,6 +152,9 @@ export class OnceKV {
   private readonly checkKeys: boolean
   private readonly fetchImpl: typeof fetch
   private readonly authHeaders: Record<string, string>
+  // redact hides the token in text that came from elsewhere (a server's message, a network
+  // error) before it goes into an error or nodes().
+  private readonly redact: (text: string) => string
   private readonly cacheTier = new NodeTier()
   private readonly dbTier = new NodeTier()
   // When the lists were last set (performance.now()); -Infinity: never.
@@ -177,7 +180,9 @@ export class OnceKV {
     this.refreshMs = positive(opts.refreshMs, DEFAULTS.refreshMs, 'refreshMs')
     this.checkKeys = opts.checkKeys ?? true
     this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init))
-    this.authHeaders = opts.token ? { authorization: `Bearer ${opts.token}` } : {}
+    const token = opts.token
+    this.authHeaders = token ? { authorization: `Bearer ${token}` } : {}
+    this.redact = token ? (text) => text.split(token).join('<token>') : (text) => text
     this.cacheTier.set(caches)
     this.dbTier.set(dbs)
     if (caches.length > 0 || dbs.length > 0) this.listedAt = now()
@@ -207,7 +212,7 @@ export class OnceKV {
             await res.arrayBuffer()
             return { created: res.status === 201 }
           }
-          const err = await errorBodyOf(res)
+          const err = await errorBodyOf(res, this.redact)
           if (res.status === 409) return { conflictAt: url, details: err }
           if (res.status === 400 || res.status === 413) throw inputError(res.status, err, 'value')
           throw failureOf(url, res.status, err)
@@ -234,7 +239,7 @@ export class OnceKV {
         init: { method: 'GET' },
         answer: async (res, url): Promise<Uint8Array | undefined> => {
           if (res.status === 200) return new Uint8Array(await res.arrayBuffer())
-          const err = await errorBodyOf(res)
+          const err = await errorBodyOf(res, this.redact)
           if (res.status === 404 && err.code === 1002) return undefined
           if (res.status === 400 || res.status === 413) throw inputError(res.status, err, 'key')
           throw failureOf(url, res.status, err)
@@ -314,7 +319,7 @@ export class OnceKV {
           this.adminError = undefined
         },
         (e: unknown) => {
-          this.adminError = describe(e)
+          this.adminError = this.redact(describe(e))
         },
       )
       .finally(() => {
@@ -393,7 +398,7 @@ export class OnceKV {
             ? e
             : new NodeFailure(
                 target.url,
-                scope.timedOut ? `no answer within ${attemptMs} ms` : describe(e),
+                scope.timedOut ? `no answer within ${attemptMs} ms` : this.redact(describe(e)),
               )
         target.tier.failure(target.url, now())
         this.refreshSoon()
@@ -688,38 +693,34 @@ function describe(e: unknown): string {
   return e.message
 }
 
-/** ServerError is what an error response said. */
-interface ServerError extends ErrorDetails {
-  readonly message?: string
-}
-
 const CODES = new Set<number>([1001, 1002, 1003, 1004, 1005])
 
-async function errorBodyOf(res: Response): Promise<ServerError> {
+/** errorBodyOf reads what an error response said: its status, and the code, machine name and
+ * message (redacted) of its JSON body when it has one. */
+async function errorBodyOf(res: Response, redact: (text: string) => string): Promise<ErrorDetails> {
   const body: unknown = await res.json().catch(() => undefined)
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   return {
     status: res.status,
     code: typeof b.code === 'number' && CODES.has(b.code) ? (b.code as ErrorCode) : undefined,
     error: typeof b.error === 'string' ? b.error : undefined,
-    message: typeof b.message === 'string' ? b.message : undefined,
+    serverMessage: typeof b.message === 'string' ? redact(b.message) : undefined,
   }
 }
 
 /** inputError is the final error of a 400 or 413: about the key, or (for puts) the value. */
-function inputError(status: number, err: ServerError, subject: 'key' | 'value'): OnceKVError {
-  const message = err.message ?? `the server refused the ${subject} (HTTP ${status})`
-  const details: ErrorDetails = { status, code: err.code, error: err.error }
+function inputError(status: number, err: ErrorDetails, subject: 'key' | 'value'): OnceKVError {
+  const message = err.serverMessage ?? `the server refused the ${subject} (HTTP ${status})`
   // Reads send nothing but the key; a put's 400 is about its key, and its 413 about the key
   // only when the message says so ("key is 1100 bytes; ...").
   if (subject === 'key' || status === 400 || /^key\b/i.test(message))
-    return new InvalidKeyError(message, details)
-  return new ValueTooLargeError(message, details)
+    return new InvalidKeyError(message, err)
+  return new ValueTooLargeError(message, err)
 }
 
-function failureOf(url: string, status: number, err: ServerError): Error {
-  const details: ErrorDetails = { status, code: err.code, error: err.error }
-  const message = `HTTP ${status}${err.message ? `: ${err.message}` : ''}`
+function failureOf(url: string, status: number, err: ErrorDetails): Error {
+  const details: ErrorDetails = { ...err, status }
+  const message = `HTTP ${status}${err.serverMessage ? `: ${err.serverMessage}` : ''}`
   // A refusal of the request itself (401, 403, 405, 415…) is the same on every node: final.
   // A 404 that is not "key not found" (a wrong URL), 408 and 429 are the node's: move on.
   if (status >= 400 && status < 500 && status !== 404 && status !== 408 && status !== 429)

@@ -1,9 +1,11 @@
 // End to end: the client library against a real system (three members with a 1 KiB value
-// limit, the admin, three cache nodes): every method and every error type, the retry of a put
-// whose first attempt applied but timed out, and the preference for the fastest node.
+// limit, the admin, three cache nodes): every method and every error type (with the server's
+// code and message), the retry of a put whose first attempt applied but timed out, the
+// preference for the fastest node, and the token in no error.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { inspect } from 'node:util'
 import {
   InvalidKeyError,
   KeyConflictError,
@@ -12,13 +14,21 @@ import {
   TimeoutError,
   UnavailableError,
   ValueTooLargeError,
+  type OnceKVOptions,
 } from '../../src/client/index.ts'
 import type { Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { keyPath } from './http.ts'
-import { BlackHole, closedPortUrl, HoldingProxy } from './client-net.test-helper.ts'
+import { BlackHole, closedPortUrl, HoldingProxy, StubNode } from './client-net.test-helper.ts'
 
 const MAX_VALUE = 1024
+
+/** ErrorBody is the API's JSON error body. */
+interface ErrorBody {
+  readonly code: number
+  readonly error: string
+  readonly message: string
+}
 
 /** elapsed runs fn and says how long it took, in ms. */
 async function elapsed(fn: () => Promise<unknown>): Promise<number> {
@@ -90,9 +100,21 @@ describe('client library', () => {
     assert.equal(err.status, 409)
     assert.equal(err.code, 1003)
     assert.equal(err.error, 'key_conflict')
-    const head = await cluster.all()[0]!.request(`/keys/${keyPath('conflict')}`, { method: 'HEAD' })
+    const member = cluster.all()[0]!
+    const head = await member.request(`/keys/${keyPath('conflict')}`, { method: 'HEAD' })
     assert.equal(err.etag, head.headers.get('etag'))
-    assert.match(err.message, /^key "conflict" already has another value \(etag ".+"\)$/)
+    // The server's own answer to the same put: the error keeps its code, name and message.
+    const raw = await member.request(`/keys/${keyPath('conflict')}`, {
+      method: 'PUT',
+      body: 'second',
+    })
+    assert.equal(raw.status, 409)
+    const body = raw.json<ErrorBody>()
+    assert.equal(err.code, body.code)
+    assert.equal(err.error, body.error)
+    assert.equal(err.serverMessage, body.message)
+    assert.equal(body.message, 'key "conflict" already holds a different value')
+    assert.equal(err.message, `${body.message} (etag ${err.etag})`)
     assert.deepEqual(await client.put('conflict', 'first'), { created: false })
     assert.equal(await client.getString('conflict'), 'first')
   })
@@ -151,17 +173,30 @@ describe('client library', () => {
     assert.equal(hole.accepted, 0)
   })
 
-  it('maps the server’s refusals of a key and of a value', async () => {
-    const c = new OnceKV({ dbs: cluster.running().map((n) => n.url), checkKeys: false })
+  it('maps the server’s refusals of a key and of a value, with its code and message', async () => {
+    const member = cluster.running()[0]!
+    const c = new OnceKV({ dbs: [member.url], checkKeys: false })
+    /** said is the server's own answer to a put of value under the raw key path. */
+    const said = async (path: string, value: string | Uint8Array): Promise<ErrorBody> =>
+      (await member.request(`/keys/${path}`, { method: 'PUT', body: value })).json<ErrorBody>()
+    /** keeps checks that e carries the server's answer. */
+    const keeps = (e: OnceKVError, body: ErrorBody): void => {
+      assert.equal(e.code, body.code)
+      assert.equal(e.error, body.error)
+      assert.equal(e.serverMessage, body.message)
+      assert.equal(e.message, body.message)
+    }
     const empty = await c.put('', 'v').catch((e: unknown) => e)
     assert.ok(empty instanceof InvalidKeyError, String(empty))
     assert.equal(empty.status, 400)
     assert.equal(empty.code, 1001)
     assert.equal(empty.message, 'key must not be empty')
+    keeps(empty, await said('', 'v'))
     const long = await c.put('k'.repeat(1025), 'v').catch((e: unknown) => e)
     assert.ok(long instanceof InvalidKeyError, String(long))
     assert.equal(long.status, 413)
     assert.match(long.message, /^key is 1025 bytes/)
+    keeps(long, await said('k'.repeat(1025), 'v'))
     const longGet = await c.get('k'.repeat(1025)).catch((e: unknown) => e)
     assert.ok(longGet instanceof InvalidKeyError, String(longGet))
     assert.equal(longGet.status, 413)
@@ -173,6 +208,7 @@ describe('client library', () => {
     assert.equal(big.status, 413)
     assert.equal(big.code, 1001)
     assert.equal(big.error, 'too_large')
+    keeps(big, await said('big', new Uint8Array(MAX_VALUE + 1)))
     assert.equal(await client.has('big'), false)
   })
 
@@ -274,5 +310,79 @@ describe('client library', () => {
     assert.ok(slow!.requests <= 2, `the slow node got ${slow!.requests} requests`)
     assert.ok(fast!.requests >= 28, `the fast node got ${fast!.requests} requests`)
     assert.ok(slow!.ewmaMs! > fast!.ewmaMs!, JSON.stringify(c.nodes().dbs))
+  })
+  it('never shows the token in an error, even one a server echoes', async () => {
+    const token = `tok-${randomBytes(16).toString('hex')}`
+    const hole = await BlackHole.start()
+    // A node that refuses writes (401) and is unavailable for reads (503), quoting the
+    // Authorization header it got in its message.
+    const echo = await StubNode.start((r) => {
+      const write = r.method === 'PUT'
+      return {
+        status: write ? 401 : 503,
+        body: {
+          code: write ? 1001 : 1005,
+          error: write ? 'unauthorized' : 'unavailable',
+          message: `refused: ${String(r.headers.authorization)}`,
+        },
+      }
+    })
+    closers.push(
+      () => hole.close(),
+      () => echo.close(),
+    )
+    const dead = await closedPortUrl()
+    const dbs = cluster.running().map((n) => n.url)
+    const kv = (o: OnceKVOptions): OnceKV => new OnceKV({ token, ...o })
+    const viaDeadAdmin = kv({ admin: dead })
+    const calls: [string, () => Promise<unknown>, new (...a: never[]) => OnceKVError][] = [
+      [
+        'conflict',
+        async () => {
+          const c = kv({ admin: cluster.admin.url })
+          await c.put('auth/conflict', 'a')
+          return c.put('auth/conflict', 'b')
+        },
+        KeyConflictError,
+      ],
+      [
+        'too large',
+        () => kv({ dbs }).put('big', new Uint8Array(MAX_VALUE + 1)),
+        ValueTooLargeError,
+      ],
+      ['bad key', () => kv({ dbs, checkKeys: false }).put('', 'v'), InvalidKeyError],
+      ['timeout', () => kv({ dbs: [hole.url], timeoutMs: 300 }).get('k'), TimeoutError],
+      ['refused', () => kv({ dbs: [dead], retries: 1 }).get('k'), UnavailableError],
+      ['no admin', () => viaDeadAdmin.get('k'), UnavailableError],
+      ['401', () => kv({ dbs: [echo.url] }).put('k', 'v'), OnceKVError],
+      ['503', () => kv({ dbs: [echo.url], retries: 1 }).get('k'), UnavailableError],
+    ]
+    const errors = new Map<string, OnceKVError>()
+    for (const [name, call, type] of calls) {
+      const e = await call().then(
+        () => assert.fail(`${name}: no error`),
+        (err: unknown) => err,
+      )
+      assert.ok(e instanceof type, `${name}: ${String(e)}`)
+      const shown = [String(e), e.stack, inspect(e, { depth: 5 }), JSON.stringify(e)].join('\n')
+      assert.ok(!shown.includes(token), `${name} shows the token: ${shown}`)
+      errors.set(name, e)
+    }
+    assert.ok(!JSON.stringify(viaDeadAdmin.nodes()).includes(token))
+    // A server's message keeps its words, with the token hidden.
+    const refused = errors.get('401') as OnceKVError
+    assert.equal(refused.status, 401)
+    assert.equal(refused.error, 'unauthorized')
+    assert.equal(refused.serverMessage, 'refused: Bearer <token>')
+    const unavailable = errors.get('503') as OnceKVError
+    assert.equal(unavailable.status, 503)
+    assert.equal(unavailable.code, 1005)
+    assert.equal(unavailable.error, 'unavailable')
+    assert.equal(unavailable.serverMessage, 'refused: Bearer <token>')
+    assert.match(
+      unavailable.message,
+      /2 attempts failed; the last at .*HTTP 503: refused: Bearer <token>$/,
+    )
+    assert.equal(echo.seen.length, 3)
   })
 })
