@@ -1,11 +1,13 @@
 // End to end: the client library against a real system (three members with a 1 KiB value
 // limit, the admin, three cache nodes): every method and every error type (with the server's
 // code and message), the retry of a put whose first attempt applied but timed out, the
-// preference for the fastest node, and the token in no error.
+// preference for the fastest node, the token on every request and in no error, and a fetch
+// given to the client used for every request.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { inspect } from 'node:util'
+import { Agent, fetch as undiciFetch } from 'undici'
 import {
   InvalidKeyError,
   KeyConflictError,
@@ -19,7 +21,13 @@ import {
 import type { Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { keyPath } from './http.ts'
-import { BlackHole, closedPortUrl, HoldingProxy, StubNode } from './client-net.test-helper.ts'
+import {
+  BlackHole,
+  CapturingProxy,
+  closedPortUrl,
+  HoldingProxy,
+  StubNode,
+} from './client-net.test-helper.ts'
 
 const MAX_VALUE = 1024
 
@@ -311,6 +319,103 @@ describe('client library', () => {
     assert.ok(fast!.requests >= 28, `the fast node got ${fast!.requests} requests`)
     assert.ok(slow!.ewmaMs! > fast!.ewmaMs!, JSON.stringify(c.nodes().dbs))
   })
+  it('sends the token on every request (admin lists, writes, reads) through the given fetch', async () => {
+    const token = `tok-${randomBytes(16).toString('hex')}`
+    // A recording proxy in front of every node; the admin's lists name the proxies.
+    const proxies = new Map<string, CapturingProxy>()
+    for (const n of [...cluster.running(), ...cluster.runningCaches()])
+      proxies.set(n.url, await CapturingProxy.start(n.url))
+    const adminProxy = await CapturingProxy.start(cluster.admin.url, {
+      rewrite: new Map([...proxies].map(([url, p]) => [url, p.url])),
+    })
+    const all = [adminProxy, ...proxies.values()]
+    closers.push(...all.map((p) => () => p.close()))
+    const proxyOf = (url: string): CapturingProxy => proxies.get(url) as CapturingProxy
+    const fetched: string[] = []
+    const recording: typeof fetch = (input, init) => {
+      fetched.push(`${init?.method ?? 'GET'} ${String(input)}`)
+      return fetch(input, init)
+    }
+    // No background refresh: every request below is one a call made.
+    const opts = { token, fetch: recording, refreshMs: 60_000 }
+
+    const c = new OnceKV({ admin: adminProxy.url, ...opts })
+    assert.deepEqual(await c.put('auth/one', 'one'), { created: true })
+    assert.deepEqual(await c.put('auth/one', 'one'), { created: false })
+    await assert.rejects(c.put('auth/one', 'two'), KeyConflictError) // a HEAD for its ETag too
+    assert.equal(await c.getString('auth/one'), 'one')
+    assert.equal(await c.has('auth/one'), true)
+    assert.equal(await c.get('auth/none'), undefined)
+    assert.equal(
+      (
+        await c.putMany([
+          ['auth/a', 'a'],
+          ['auth/b', 'b'],
+        ])
+      ).length,
+      2,
+    )
+    assert.equal((await c.getMany(['auth/a', 'auth/b'])).length, 2)
+    await c.refresh()
+    assert.equal(c.nodes().caches.length, cluster.runningCaches().length)
+    // Reads from members: a client given the members' proxies only.
+    const members = new OnceKV({ dbs: cluster.running().map((n) => proxyOf(n.url).url), ...opts })
+    assert.equal(await members.getString('auth/one'), 'one')
+    assert.equal(await members.has('auth/none'), false)
+
+    const seen = all.flatMap((p) => p.seen.map((r) => ({ at: p.url, ...r })))
+    const without = seen.filter((r) => r.headers.authorization !== `Bearer ${token}`)
+    assert.deepEqual(without, [], 'requests without the token')
+    const kinds = (nodes: { url: string }[]): Set<string> =>
+      new Set(nodes.flatMap((n) => proxyOf(n.url).seen.map((r) => r.method)))
+    const adminPaths = adminProxy.seen.map((r) => `${r.method} ${r.path}`)
+    assert.ok(adminPaths.includes('GET /caches'), adminPaths.join(', '))
+    assert.ok(adminPaths.includes('GET /dbs'), adminPaths.join(', '))
+    assert.deepEqual([...kinds(cluster.running())].sort(), ['GET', 'HEAD', 'PUT'])
+    assert.deepEqual([...kinds(cluster.runningCaches())].sort(), ['GET', 'HEAD'])
+    // Each of them went through the given fetch, and none went around the proxies.
+    assert.equal(fetched.length, seen.length, fetched.join('\n'))
+    for (const f of fetched)
+      assert.ok(
+        all.some((p) => f.includes(` ${p.url}/`)),
+        f,
+      )
+  })
+
+  it('uses a pooled fetch given to it: one connection for a whole batch', async (t) => {
+    const member = cluster.running()[0]!
+    const pooledProxy = await CapturingProxy.start(member.url)
+    const plainProxy = await CapturingProxy.start(member.url)
+    const agent = new Agent({ connections: 1 })
+    closers.push(
+      () => pooledProxy.close(),
+      () => plainProxy.close(),
+      () => agent.close(),
+    )
+    // undici's fetch with its own pool; its types are undici's, not the DOM's.
+    const pooled = ((input: string, init: RequestInit) =>
+      undiciFetch(input, { ...init, dispatcher: agent } as never)) as unknown as typeof fetch
+    const entries = Array.from({ length: 40 }, (_, i) => [`pooled/${i}`, `v${i}`] as const)
+    const keys = entries.map(([k]) => k)
+    const viaPool = new OnceKV({ dbs: [pooledProxy.url], fetch: pooled })
+    assert.ok((await viaPool.putMany(entries, { concurrency: 8 })).every((r) => r.created))
+    const values = await viaPool.getMany(keys, { concurrency: 8 })
+    assert.deepEqual(
+      values.map((v) => new TextDecoder().decode(v)),
+      entries.map(([, v]) => v),
+    )
+    assert.equal(pooledProxy.seen.length, 80)
+    assert.equal(pooledProxy.connections, 1)
+    // The same batch through the built-in fetch opens several connections.
+    const plain = new OnceKV({ dbs: [plainProxy.url] })
+    await plain.getMany(keys, { concurrency: 8 })
+    assert.ok(plainProxy.connections > 1, `${plainProxy.connections} connection(s)`)
+    t.diagnostic(
+      `80 calls, concurrency 8: ${pooledProxy.connections} connection through the pool, ` +
+        `${plainProxy.connections} for 40 through the built-in fetch`,
+    )
+  })
+
   it('never shows the token in an error, even one a server echoes', async () => {
     const token = `tok-${randomBytes(16).toString('hex')}`
     const hole = await BlackHole.start()
