@@ -71,10 +71,16 @@ export interface CallOptions {
   readonly timeoutMs?: number
 }
 
-/** ManyOptions are the options of putMany and getMany. */
+/** ManyOptions are the options of putMany and getMany. Their signal stops the whole batch: no
+ * call starts after it aborted, the calls in flight are aborted, and the batch rejects with
+ * the signal's reason (TimeoutError for a timeout). Their timeoutMs is each call's deadline. */
 export interface ManyOptions extends CallOptions {
   /** concurrency is how many calls run at once (default: the client's, 16). */
   readonly concurrency?: number
+  /** batchTimeoutMs bounds the whole batch: when it passes, no call starts, the calls in
+   * flight are aborted, and the batch rejects with TimeoutError. Default: no bound beyond
+   * each call's own deadline. */
+  readonly batchTimeoutMs?: number
 }
 
 /** PutResult is the outcome of a put that succeeded. */
@@ -115,7 +121,8 @@ const decoder = new TextDecoder()
 
 // The reason the client aborts a call with when its deadline passes.
 const DEADLINE = Symbol('deadline')
-// The reason putMany and getMany abort the calls left after one failed.
+// The reason putMany and getMany abort the calls in flight after one failed or the batch was
+// stopped.
 const STOPPED = Symbol('stopped')
 
 /** NodeFailure is a failed attempt on one node: the call moves on to the next node. */
@@ -197,7 +204,7 @@ export class OnceKV {
     const body = typeof value === 'string' ? encoder.encode(value) : value
     if (!(body instanceof Uint8Array)) throw new TypeError('value must be a string or Uint8Array')
     const path = keyPath(key)
-    const call = new CallScope(opts, this.timeoutMs)
+    const call = new CallScope(opts.signal, positive(opts.timeoutMs, this.timeoutMs, 'timeoutMs'))
     try {
       const outcome = await this.withFailover('write', `put ${JSON.stringify(key)}`, call, {
         path,
@@ -232,7 +239,7 @@ export class OnceKV {
   /** get reads key: its bytes, or undefined when the key has no value. */
   async get(key: string, opts: CallOptions = {}): Promise<Uint8Array | undefined> {
     this.validate(key)
-    const call = new CallScope(opts, this.timeoutMs)
+    const call = new CallScope(opts.signal, positive(opts.timeoutMs, this.timeoutMs, 'timeoutMs'))
     try {
       return await this.withFailover('read', `get ${JSON.stringify(key)}`, call, {
         path: keyPath(key),
@@ -260,7 +267,7 @@ export class OnceKV {
   /** has is true when key has a value (a HEAD request: the value is not transferred). */
   async has(key: string, opts: CallOptions = {}): Promise<boolean> {
     this.validate(key)
-    const call = new CallScope(opts, this.timeoutMs)
+    const call = new CallScope(opts.signal, positive(opts.timeoutMs, this.timeoutMs, 'timeoutMs'))
     try {
       return await this.withFailover('read', `has ${JSON.stringify(key)}`, call, {
         path: keyPath(key),
@@ -280,22 +287,26 @@ export class OnceKV {
   }
 
   /** putMany puts every entry, at most `concurrency` at a time, and resolves to the results
-   * in the entries' order. It rejects with the first error and stops the others; putting the
-   * whole batch again is safe (identical values are successes). */
+   * in the entries' order. It rejects with the first error and stops the others, or when its
+   * signal aborts or batchTimeoutMs passes; putting the whole batch again is safe (identical
+   * values are successes). */
   async putMany(
     entries: Iterable<readonly [string, Value]>,
     opts: ManyOptions = {},
   ): Promise<PutResult[]> {
-    return this.many([...entries], opts, ([key, value], call) => this.put(key, value, call))
+    return this.many('putMany', [...entries], opts, ([key, value], call) =>
+      this.put(key, value, call),
+    )
   }
 
   /** getMany reads every key, at most `concurrency` at a time, and resolves to the values
-   * (undefined: no value) in the keys' order. It rejects with the first error. */
+   * (undefined: no value) in the keys' order. It rejects with the first error, or when its
+   * signal aborts or batchTimeoutMs passes. */
   async getMany(
     keys: Iterable<string>,
     opts: ManyOptions = {},
   ): Promise<(Uint8Array | undefined)[]> {
-    return this.many([...keys], opts, (key, call) => this.get(key, call))
+    return this.many('getMany', [...keys], opts, (key, call) => this.get(key, call))
   }
 
   /** nodes is what the client knows about the nodes now. */
@@ -508,41 +519,43 @@ export class OnceKV {
     return undefined
   }
 
-  /** many runs fn over items with bounded concurrency; the first failure stops the rest.
-   * Each call gets its own controller (one listener on the caller's signal in all, however
-   * many calls run), and a failure or the caller's abort aborts those in flight. */
+  /** many runs fn over items with bounded concurrency. The batch has one scope (the caller's
+   * signal and batchTimeoutMs); each call gets its own controller, so the caller's signal has
+   * one listener however many calls run. The first failure, the caller's abort or the batch's
+   * deadline aborts the calls in flight, and no call starts after it. many settles only once
+   * every call it started has settled: when it rejects, nothing of the batch still runs. */
   private async many<I, O>(
+    what: 'putMany' | 'getMany',
     items: I[],
     opts: ManyOptions,
     fn: (item: I, call: CallOptions) => Promise<O>,
   ): Promise<O[]> {
     const limit = Math.floor(positive(opts.concurrency, this.concurrency, 'concurrency'))
     if (limit < 1) throw new RangeError('OnceKV: concurrency must be at least 1')
+    const batchMs = positive(opts.batchTimeoutMs, Infinity, 'batchTimeoutMs')
+    const batch = new CallScope(opts.signal, batchMs)
     const running = new Set<AbortController>()
-    let stopped: { reason: unknown } | undefined
-    const stop = (reason: unknown): void => {
-      stopped ??= { reason }
-      for (const c of running) c.abort(reason)
+    const stop = (): void => {
+      for (const c of running) c.abort(STOPPED)
     }
-    const user = opts.signal
-    const onAbort = (): void => stop(user?.reason)
-    if (user?.aborted) onAbort()
-    else user?.addEventListener('abort', onAbort, { once: true })
+    batch.signal.addEventListener('abort', stop, { once: true })
     const out = new Array<O>(items.length)
     let next = 0
+    let done = 0
     let failed: { error: unknown } | undefined
     const worker = async (): Promise<void> => {
-      while (failed === undefined && next < items.length) {
+      while (failed === undefined && !batch.signal.aborted && next < items.length) {
         const i = next++
         const ctl = new AbortController()
-        if (stopped) ctl.abort(stopped.reason)
         running.add(ctl)
         try {
           out[i] = await fn(items[i] as I, { signal: ctl.signal, timeoutMs: opts.timeoutMs })
+          done++
         } catch (e) {
-          if (failed === undefined) {
+          // A call that failed because the batch was stopped is not the batch's error.
+          if (failed === undefined && !batch.signal.aborted) {
             failed = { error: e }
-            stop(STOPPED)
+            stop()
           }
         } finally {
           running.delete(ctl)
@@ -552,34 +565,44 @@ export class OnceKV {
     try {
       await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
     } finally {
-      user?.removeEventListener('abort', onAbort)
+      batch.signal.removeEventListener('abort', stop)
+      batch.dispose()
     }
     if (failed !== undefined) throw failed.error
+    if (done < items.length) {
+      // Only the batch's scope stops workers early without a failure.
+      if (batch.signal.reason === DEADLINE)
+        throw new TimeoutError(
+          `${what}: ${done} of ${items.length} calls done when the batch's ${batchMs} ms ran out`,
+        )
+      throw batch.abortError(what, undefined)
+    }
     return out
   }
 }
 
 // ------------------------------------------------------------------ call scopes
 
-/** CallScope is one call's deadline and the caller's signal, as one signal. */
+/** CallScope is one call's (or one batch's) deadline and the caller's signal, as one signal. */
 class CallScope {
   private readonly controller = new AbortController()
-  private readonly timeoutMs: number
   private readonly end: number
   private readonly timer: ReturnType<typeof setTimeout> | undefined
-  private readonly user: AbortSignal | undefined
   private readonly onAbort: () => void
 
-  constructor(opts: CallOptions, defaultTimeoutMs: number) {
-    this.timeoutMs = positive(opts.timeoutMs, defaultTimeoutMs, 'timeoutMs')
-    this.end = now() + this.timeoutMs
-    this.user = opts.signal
+  /** timeoutMs may be Infinity: no deadline (a batch without batchTimeoutMs). */
+  constructor(
+    private readonly user: AbortSignal | undefined,
+    private readonly timeoutMs: number,
+  ) {
+    this.end = now() + timeoutMs
     this.onAbort = () => this.controller.abort(this.user?.reason)
     if (this.user?.aborted) {
       this.onAbort()
     } else {
       this.user?.addEventListener('abort', this.onAbort, { once: true })
-      this.timer = setTimeout(() => this.controller.abort(DEADLINE), this.timeoutMs)
+      if (Number.isFinite(timeoutMs))
+        this.timer = setTimeout(() => this.controller.abort(DEADLINE), timeoutMs)
     }
   }
 

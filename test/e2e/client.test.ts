@@ -1,8 +1,8 @@
 // End to end: the client library against a real system (three members with a 1 KiB value
 // limit, the admin, three cache nodes): every method and every error type (with the server's
 // code and message), the retry of a put whose first attempt applied but timed out, the
-// preference for the fastest node, the token on every request and in no error, and a fetch
-// given to the client used for every request.
+// preference for the fastest node, the token on every request and in no error, a fetch given
+// to the client used for every request, and batches stopped by their deadline or signal.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
@@ -18,7 +18,7 @@ import {
   ValueTooLargeError,
   type OnceKVOptions,
 } from '../../src/client/index.ts'
-import type { Cluster } from './cluster.ts'
+import { waitFor, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { keyPath } from './http.ts'
 import {
@@ -129,7 +129,7 @@ describe('client library', () => {
 
   it('puts and gets many with bounded concurrency', async () => {
     const entries = Array.from({ length: 200 }, (_, i) => [`many/${i}`, `value ${i}`] as const)
-    const results = await client.putMany(entries, { concurrency: 8 })
+    const results = await client.putMany(entries, { concurrency: 8, batchTimeoutMs: 20_000 })
     assert.equal(results.length, 200)
     assert.ok(results.every((r) => r.created))
     const again = await client.putMany(entries)
@@ -489,5 +489,62 @@ describe('client library', () => {
       /2 attempts failed; the last at .*HTTP 503: refused: Bearer <token>$/,
     )
     assert.equal(echo.seen.length, 3)
+  })
+  it('stops a batch at its deadline or when its signal aborts: no call starts after, none is left running', async () => {
+    const hole = await BlackHole.start()
+    closers.push(() => hole.close())
+    let started = 0
+    let inFlight = 0
+    const counting: typeof fetch = async (input, init) => {
+      started++
+      inFlight++
+      try {
+        return await fetch(input, init)
+      } finally {
+        inFlight--
+      }
+    }
+    // Every call would wait on the black hole for its own deadline (5 s).
+    const c = new OnceKV({ dbs: [hole.url], fetch: counting })
+    const entries = Array.from({ length: 40 }, (_, i) => [`batch/${i}`, 'v'] as const)
+    const keys = entries.map(([k]) => k)
+
+    let err: unknown
+    let ms = await elapsed(() =>
+      c.putMany(entries, { concurrency: 4, batchTimeoutMs: 300 }).catch((e: unknown) => (err = e)),
+    )
+    assert.ok(err instanceof TimeoutError, String(err))
+    assert.equal(err.message, "putMany: 0 of 40 calls done when the batch's 300 ms ran out")
+    assert.ok(ms >= 290 && ms < 1_500, `took ${ms} ms`)
+    assert.deepEqual({ started, inFlight }, { started: 4, inFlight: 0 })
+
+    started = 0
+    const ctl = new AbortController()
+    const reason = new Error('the caller gave up')
+    const pending = c.getMany(keys, { concurrency: 4, signal: ctl.signal }).catch((e: unknown) => e)
+    await waitFor('4 calls in flight', () => inFlight === 4)
+    ms = await elapsed(async () => {
+      ctl.abort(reason)
+      assert.equal(await pending, reason)
+    })
+    assert.ok(ms < 500, `settled ${ms} ms after the abort`)
+    assert.deepEqual({ started, inFlight }, { started: 4, inFlight: 0 })
+
+    // A timeout signal ends it with TimeoutError; an aborted one starts nothing.
+    started = 0
+    ms = await elapsed(() =>
+      c.getMany(keys, { signal: AbortSignal.timeout(200) }).catch((e: unknown) => (err = e)),
+    )
+    assert.ok(err instanceof TimeoutError, String(err))
+    assert.match(err.message, /^getMany: timed out/)
+    assert.ok(ms >= 190 && ms < 1_500, `took ${ms} ms`)
+    assert.deepEqual({ started, inFlight }, { started: 16, inFlight: 0 })
+    started = 0
+    await assert.rejects(
+      c.putMany(entries, { signal: AbortSignal.abort(reason) }),
+      (e) => e === reason,
+    )
+    await assert.rejects(c.getMany(keys, { batchTimeoutMs: 0 }), RangeError)
+    assert.equal(started, 0)
   })
 })
