@@ -2,7 +2,8 @@
 // limit, the admin, three cache nodes): every method and every error type (with the server's
 // code and message), the retry of a put whose first attempt applied but timed out, the
 // preference for the fastest node, the token on every request and in no error, a fetch given
-// to the client used for every request, and batches stopped by their deadline or signal.
+// to the client used for every request, batches stopped by their deadline or signal, and nodes
+// reached under paths of one origin (a page behind a reverse proxy).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
@@ -546,5 +547,38 @@ describe('client library', () => {
     )
     await assert.rejects(c.getMany(keys, { batchTimeoutMs: 0 }), RangeError)
     assert.equal(started, 0)
+  })
+  it('reaches nodes under paths of one origin, as a page does through a reverse proxy', async () => {
+    // One proxy per node, each forwarding only its own path: base URLs with a path, as a
+    // same-origin page gives them (the origin's /oncekv/db/1 is the first member, ...).
+    const mapped = async (url: string, prefix: string): Promise<string> => {
+      const p = await CapturingProxy.start(url, { prefix })
+      closers.push(() => p.close())
+      return p.url + prefix
+    }
+    const dbs = await Promise.all(
+      cluster.running().map((n, i) => mapped(n.url, `/oncekv/db/${i + 1}`)),
+    )
+    const caches = await Promise.all(
+      cluster.runningCaches().map((c, i) => mapped(c.url, `/oncekv/cache/${i + 1}`)),
+    )
+    const c = new OnceKV({ dbs: dbs.map((u) => `${u}/`), caches })
+    for (const key of ['origin/a b?c#d%e&f=g', 'origin/%2F/../x', 'origin/ключ']) {
+      assert.deepEqual(await c.put(key, key), { created: true }, key)
+      assert.equal(await c.getString(key), key, key)
+      assert.equal(await c.has(key), true, key)
+      assert.equal(await client.getString(key), key, key)
+    }
+    const nodes = c.nodes()
+    assert.deepEqual(
+      nodes.dbs.map((n) => n.url),
+      dbs,
+    )
+    // Reads went to the caches, through their paths, and nothing failed.
+    assert.ok(nodes.caches.reduce((n, i) => n + i.requests, 0) >= 6)
+    assert.equal(
+      [...nodes.caches, ...nodes.dbs].reduce((n, i) => n + i.errors, 0),
+      0,
+    )
   })
 })
