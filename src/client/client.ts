@@ -71,10 +71,16 @@ export interface CallOptions {
   readonly timeoutMs?: number
 }
 
-/** ManyOptions are the options of putMany and getMany. */
+/** ManyOptions are the options of putMany and getMany. Their signal stops the whole batch: no
+ * call starts after it aborted, the calls in flight are aborted, and the batch rejects with
+ * the signal's reason (TimeoutError for a timeout). Their timeoutMs is each call's deadline. */
 export interface ManyOptions extends CallOptions {
   /** concurrency is how many calls run at once (default: the client's, 16). */
   readonly concurrency?: number
+  /** batchTimeoutMs bounds the whole batch: when it passes, no call starts, the calls in
+   * flight are aborted, and the batch rejects with TimeoutError. Default: no bound beyond
+   * each call's own deadline. */
+  readonly batchTimeoutMs?: number
 }
 
 /** PutResult is the outcome of a put that succeeded. */
@@ -115,7 +121,8 @@ const decoder = new TextDecoder()
 
 // The reason the client aborts a call with when its deadline passes.
 const DEADLINE = Symbol('deadline')
-// The reason putMany and getMany abort the calls left after one failed.
+// The reason putMany and getMany abort the calls in flight after one failed or the batch was
+// stopped.
 const STOPPED = Symbol('stopped')
 
 /** NodeFailure is a failed attempt on one node: the call moves on to the next node. */
@@ -152,6 +159,9 @@ export class OnceKV {
   private readonly checkKeys: boolean
   private readonly fetchImpl: typeof fetch
   private readonly authHeaders: Record<string, string>
+  // redact hides the token in text that came from elsewhere (a server's message, a network
+  // error) before it goes into an error or nodes().
+  private readonly redact: (text: string) => string
   private readonly cacheTier = new NodeTier()
   private readonly dbTier = new NodeTier()
   // When the lists were last set (performance.now()); -Infinity: never.
@@ -177,7 +187,9 @@ export class OnceKV {
     this.refreshMs = positive(opts.refreshMs, DEFAULTS.refreshMs, 'refreshMs')
     this.checkKeys = opts.checkKeys ?? true
     this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init))
-    this.authHeaders = opts.token ? { authorization: `Bearer ${opts.token}` } : {}
+    const token = opts.token
+    this.authHeaders = token ? { authorization: `Bearer ${token}` } : {}
+    this.redact = token ? (text) => text.split(token).join('<token>') : (text) => text
     this.cacheTier.set(caches)
     this.dbTier.set(dbs)
     if (caches.length > 0 || dbs.length > 0) this.listedAt = now()
@@ -192,7 +204,7 @@ export class OnceKV {
     const body = typeof value === 'string' ? encoder.encode(value) : value
     if (!(body instanceof Uint8Array)) throw new TypeError('value must be a string or Uint8Array')
     const path = keyPath(key)
-    const call = new CallScope(opts, this.timeoutMs)
+    const call = new CallScope(opts.signal, positive(opts.timeoutMs, this.timeoutMs, 'timeoutMs'))
     try {
       const outcome = await this.withFailover('write', `put ${JSON.stringify(key)}`, call, {
         path,
@@ -207,7 +219,7 @@ export class OnceKV {
             await res.arrayBuffer()
             return { created: res.status === 201 }
           }
-          const err = await errorBodyOf(res)
+          const err = await errorBodyOf(res, this.redact)
           if (res.status === 409) return { conflictAt: url, details: err }
           if (res.status === 400 || res.status === 413) throw inputError(res.status, err, 'value')
           throw failureOf(url, res.status, err)
@@ -227,14 +239,14 @@ export class OnceKV {
   /** get reads key: its bytes, or undefined when the key has no value. */
   async get(key: string, opts: CallOptions = {}): Promise<Uint8Array | undefined> {
     this.validate(key)
-    const call = new CallScope(opts, this.timeoutMs)
+    const call = new CallScope(opts.signal, positive(opts.timeoutMs, this.timeoutMs, 'timeoutMs'))
     try {
       return await this.withFailover('read', `get ${JSON.stringify(key)}`, call, {
         path: keyPath(key),
         init: { method: 'GET' },
         answer: async (res, url): Promise<Uint8Array | undefined> => {
           if (res.status === 200) return new Uint8Array(await res.arrayBuffer())
-          const err = await errorBodyOf(res)
+          const err = await errorBodyOf(res, this.redact)
           if (res.status === 404 && err.code === 1002) return undefined
           if (res.status === 400 || res.status === 413) throw inputError(res.status, err, 'key')
           throw failureOf(url, res.status, err)
@@ -255,7 +267,7 @@ export class OnceKV {
   /** has is true when key has a value (a HEAD request: the value is not transferred). */
   async has(key: string, opts: CallOptions = {}): Promise<boolean> {
     this.validate(key)
-    const call = new CallScope(opts, this.timeoutMs)
+    const call = new CallScope(opts.signal, positive(opts.timeoutMs, this.timeoutMs, 'timeoutMs'))
     try {
       return await this.withFailover('read', `has ${JSON.stringify(key)}`, call, {
         path: keyPath(key),
@@ -275,22 +287,26 @@ export class OnceKV {
   }
 
   /** putMany puts every entry, at most `concurrency` at a time, and resolves to the results
-   * in the entries' order. It rejects with the first error and stops the others; putting the
-   * whole batch again is safe (identical values are successes). */
+   * in the entries' order. It rejects with the first error and stops the others, or when its
+   * signal aborts or batchTimeoutMs passes; putting the whole batch again is safe (identical
+   * values are successes). */
   async putMany(
     entries: Iterable<readonly [string, Value]>,
     opts: ManyOptions = {},
   ): Promise<PutResult[]> {
-    return this.many([...entries], opts, ([key, value], call) => this.put(key, value, call))
+    return this.many('putMany', [...entries], opts, ([key, value], call) =>
+      this.put(key, value, call),
+    )
   }
 
   /** getMany reads every key, at most `concurrency` at a time, and resolves to the values
-   * (undefined: no value) in the keys' order. It rejects with the first error. */
+   * (undefined: no value) in the keys' order. It rejects with the first error, or when its
+   * signal aborts or batchTimeoutMs passes. */
   async getMany(
     keys: Iterable<string>,
     opts: ManyOptions = {},
   ): Promise<(Uint8Array | undefined)[]> {
-    return this.many([...keys], opts, (key, call) => this.get(key, call))
+    return this.many('getMany', [...keys], opts, (key, call) => this.get(key, call))
   }
 
   /** nodes is what the client knows about the nodes now. */
@@ -314,7 +330,7 @@ export class OnceKV {
           this.adminError = undefined
         },
         (e: unknown) => {
-          this.adminError = describe(e)
+          this.adminError = this.redact(describe(e))
         },
       )
       .finally(() => {
@@ -393,7 +409,7 @@ export class OnceKV {
             ? e
             : new NodeFailure(
                 target.url,
-                scope.timedOut ? `no answer within ${attemptMs} ms` : describe(e),
+                scope.timedOut ? `no answer within ${attemptMs} ms` : this.redact(describe(e)),
               )
         target.tier.failure(target.url, now())
         this.refreshSoon()
@@ -503,41 +519,43 @@ export class OnceKV {
     return undefined
   }
 
-  /** many runs fn over items with bounded concurrency; the first failure stops the rest.
-   * Each call gets its own controller (one listener on the caller's signal in all, however
-   * many calls run), and a failure or the caller's abort aborts those in flight. */
+  /** many runs fn over items with bounded concurrency. The batch has one scope (the caller's
+   * signal and batchTimeoutMs); each call gets its own controller, so the caller's signal has
+   * one listener however many calls run. The first failure, the caller's abort or the batch's
+   * deadline aborts the calls in flight, and no call starts after it. many settles only once
+   * every call it started has settled: when it rejects, nothing of the batch still runs. */
   private async many<I, O>(
+    what: 'putMany' | 'getMany',
     items: I[],
     opts: ManyOptions,
     fn: (item: I, call: CallOptions) => Promise<O>,
   ): Promise<O[]> {
     const limit = Math.floor(positive(opts.concurrency, this.concurrency, 'concurrency'))
     if (limit < 1) throw new RangeError('OnceKV: concurrency must be at least 1')
+    const batchMs = positive(opts.batchTimeoutMs, Infinity, 'batchTimeoutMs')
+    const batch = new CallScope(opts.signal, batchMs)
     const running = new Set<AbortController>()
-    let stopped: { reason: unknown } | undefined
-    const stop = (reason: unknown): void => {
-      stopped ??= { reason }
-      for (const c of running) c.abort(reason)
+    const stop = (): void => {
+      for (const c of running) c.abort(STOPPED)
     }
-    const user = opts.signal
-    const onAbort = (): void => stop(user?.reason)
-    if (user?.aborted) onAbort()
-    else user?.addEventListener('abort', onAbort, { once: true })
+    batch.signal.addEventListener('abort', stop, { once: true })
     const out = new Array<O>(items.length)
     let next = 0
+    let done = 0
     let failed: { error: unknown } | undefined
     const worker = async (): Promise<void> => {
-      while (failed === undefined && next < items.length) {
+      while (failed === undefined && !batch.signal.aborted && next < items.length) {
         const i = next++
         const ctl = new AbortController()
-        if (stopped) ctl.abort(stopped.reason)
         running.add(ctl)
         try {
           out[i] = await fn(items[i] as I, { signal: ctl.signal, timeoutMs: opts.timeoutMs })
+          done++
         } catch (e) {
-          if (failed === undefined) {
+          // A call that failed because the batch was stopped is not the batch's error.
+          if (failed === undefined && !batch.signal.aborted) {
             failed = { error: e }
-            stop(STOPPED)
+            stop()
           }
         } finally {
           running.delete(ctl)
@@ -547,34 +565,44 @@ export class OnceKV {
     try {
       await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
     } finally {
-      user?.removeEventListener('abort', onAbort)
+      batch.signal.removeEventListener('abort', stop)
+      batch.dispose()
     }
     if (failed !== undefined) throw failed.error
+    if (done < items.length) {
+      // Only the batch's scope stops workers early without a failure.
+      if (batch.signal.reason === DEADLINE)
+        throw new TimeoutError(
+          `${what}: ${done} of ${items.length} calls done when the batch's ${batchMs} ms ran out`,
+        )
+      throw batch.abortError(what, undefined)
+    }
     return out
   }
 }
 
 // ------------------------------------------------------------------ call scopes
 
-/** CallScope is one call's deadline and the caller's signal, as one signal. */
+/** CallScope is one call's (or one batch's) deadline and the caller's signal, as one signal. */
 class CallScope {
   private readonly controller = new AbortController()
-  private readonly timeoutMs: number
   private readonly end: number
   private readonly timer: ReturnType<typeof setTimeout> | undefined
-  private readonly user: AbortSignal | undefined
   private readonly onAbort: () => void
 
-  constructor(opts: CallOptions, defaultTimeoutMs: number) {
-    this.timeoutMs = positive(opts.timeoutMs, defaultTimeoutMs, 'timeoutMs')
-    this.end = now() + this.timeoutMs
-    this.user = opts.signal
+  /** timeoutMs may be Infinity: no deadline (a batch without batchTimeoutMs). */
+  constructor(
+    private readonly user: AbortSignal | undefined,
+    private readonly timeoutMs: number,
+  ) {
+    this.end = now() + timeoutMs
     this.onAbort = () => this.controller.abort(this.user?.reason)
     if (this.user?.aborted) {
       this.onAbort()
     } else {
       this.user?.addEventListener('abort', this.onAbort, { once: true })
-      this.timer = setTimeout(() => this.controller.abort(DEADLINE), this.timeoutMs)
+      if (Number.isFinite(timeoutMs))
+        this.timer = setTimeout(() => this.controller.abort(DEADLINE), timeoutMs)
     }
   }
 
@@ -688,38 +716,34 @@ function describe(e: unknown): string {
   return e.message
 }
 
-/** ServerError is what an error response said. */
-interface ServerError extends ErrorDetails {
-  readonly message?: string
-}
-
 const CODES = new Set<number>([1001, 1002, 1003, 1004, 1005])
 
-async function errorBodyOf(res: Response): Promise<ServerError> {
+/** errorBodyOf reads what an error response said: its status, and the code, machine name and
+ * message (redacted) of its JSON body when it has one. */
+async function errorBodyOf(res: Response, redact: (text: string) => string): Promise<ErrorDetails> {
   const body: unknown = await res.json().catch(() => undefined)
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   return {
     status: res.status,
     code: typeof b.code === 'number' && CODES.has(b.code) ? (b.code as ErrorCode) : undefined,
     error: typeof b.error === 'string' ? b.error : undefined,
-    message: typeof b.message === 'string' ? b.message : undefined,
+    serverMessage: typeof b.message === 'string' ? redact(b.message) : undefined,
   }
 }
 
 /** inputError is the final error of a 400 or 413: about the key, or (for puts) the value. */
-function inputError(status: number, err: ServerError, subject: 'key' | 'value'): OnceKVError {
-  const message = err.message ?? `the server refused the ${subject} (HTTP ${status})`
-  const details: ErrorDetails = { status, code: err.code, error: err.error }
+function inputError(status: number, err: ErrorDetails, subject: 'key' | 'value'): OnceKVError {
+  const message = err.serverMessage ?? `the server refused the ${subject} (HTTP ${status})`
   // Reads send nothing but the key; a put's 400 is about its key, and its 413 about the key
   // only when the message says so ("key is 1100 bytes; ...").
   if (subject === 'key' || status === 400 || /^key\b/i.test(message))
-    return new InvalidKeyError(message, details)
-  return new ValueTooLargeError(message, details)
+    return new InvalidKeyError(message, err)
+  return new ValueTooLargeError(message, err)
 }
 
-function failureOf(url: string, status: number, err: ServerError): Error {
-  const details: ErrorDetails = { status, code: err.code, error: err.error }
-  const message = `HTTP ${status}${err.message ? `: ${err.message}` : ''}`
+function failureOf(url: string, status: number, err: ErrorDetails): Error {
+  const details: ErrorDetails = { ...err, status }
+  const message = `HTTP ${status}${err.serverMessage ? `: ${err.serverMessage}` : ''}`
   // A refusal of the request itself (401, 403, 405, 415…) is the same on every node: final.
   // A 404 that is not "key not found" (a wrong URL), 408 and 429 are the node's: move on.
   if (status >= 400 && status < 500 && status !== 404 && status !== 408 && status !== 429)

@@ -1,8 +1,9 @@
 // The client's errors: one class per outcome a caller may want to handle differently. Each
-// carries the server's numeric code (1001-1005, as the HTTP API sends them), its machine name
-// and HTTP status when a server answered, and the server's message (a conflict's message also
-// names the existing value's ETag). Errors the client decides itself (a key it refuses before
-// sending, a deadline, every node down) have no status.
+// carries the server's numeric code (1001-1005, as the HTTP API sends them), its machine name,
+// HTTP status and message (serverMessage, as sent) when a server answered. The error's own
+// message is the server's where there is one (a conflict's adds the existing value's ETag);
+// errors the client decides itself (a key it refuses before sending, a deadline, every node
+// down) have no status, and a message of the client's.
 
 /** ErrorCode is the numeric code of the HTTP API: 1001 bad input, 1002 not found, 1003
  * conflict, 1004 internal, 1005 unavailable. */
@@ -16,6 +17,8 @@ export interface ErrorDetails {
   readonly code?: ErrorCode
   /** error is the body's machine name ("key_conflict", "too_large", ...). */
   readonly error?: string
+  /** serverMessage is the body's message, as sent. */
+  readonly serverMessage?: string
   readonly cause?: unknown
 }
 
@@ -29,17 +32,22 @@ export class OnceKVError extends Error {
   readonly status: number | undefined
   /** error is the server's machine name of the error, when a server answered. */
   readonly error: string | undefined
+  /** serverMessage is the message of the server's error body, as sent, when a server answered
+   * with one (for an UnavailableError: the last node's answer). */
+  readonly serverMessage: string | undefined
 
   constructor(message: string, code: ErrorCode, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
     this.code = details.code ?? code
     this.status = details.status
     this.error = details.error
+    this.serverMessage = details.serverMessage
   }
 }
 
 /** KeyConflictError: the key already holds another value, which stays (a key is written once).
- * Putting the identical value again is a success, never this error. */
+ * Putting the identical value again is a success, never this error. Its message is the
+ * server's ('key "k" already holds a different value') with the ETag added. */
 export class KeyConflictError extends OnceKVError {
   override readonly name: string = 'KeyConflictError'
 
@@ -52,7 +60,7 @@ export class KeyConflictError extends OnceKVError {
     details: ErrorDetails = {},
   ) {
     super(
-      `key ${JSON.stringify(key)} already has another value` +
+      (details.serverMessage ?? `key ${JSON.stringify(key)} already holds a different value`) +
         (etag === undefined ? '' : ` (etag ${etag})`),
       1003,
       withDefaults(details, { status: 409, error: 'key_conflict' }),
@@ -106,6 +114,7 @@ function withDefaults(details: ErrorDetails, defaults: ErrorDetails): ErrorDetai
     status: details.status ?? defaults.status,
     code: details.code ?? defaults.code,
     error: details.error ?? defaults.error,
+    serverMessage: details.serverMessage,
     cause: details.cause,
   }
 }

@@ -105,7 +105,7 @@ describe('oncekv put, get, status, bench', () => {
     expectCode(conflict, 3, 'put another value')
     assert.match(
       oneLine(conflict),
-      /^oncekv put: key "greeting" already has another value \(etag "[\w-]+"\)$/,
+      /^oncekv put: key "greeting" already holds a different value \(etag "[\w-]+"\)$/,
     )
     assert.equal(conflict.stdout.length, 0)
     expectCode(got, 0, 'get')

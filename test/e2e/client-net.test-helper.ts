@@ -1,10 +1,18 @@
-// Loopback TCP stand-ins for the client tests: a node that accepts connections and never
-// answers, and a proxy in front of a member that can hold back responses (all of them for a
-// while, or only the first connection's) so an attempt times out after the member acted.
+// Loopback stand-ins for the client tests: a node that accepts connections and never
+// answers; a TCP proxy in front of a member that can hold back responses (all of them for a
+// while, or only the first connection's) so an attempt times out after the member acted; an
+// HTTP proxy that records every request it forwards (method, path, headers) and can point the
+// admin's lists at other proxies; and a node that answers every request from a function.
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server as HttpServer,
+} from 'node:http'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 
 /** listen starts server on a loopback port (a free one by default) and returns its URL. */
-function listen(server: Server, port = 0): Promise<string> {
+function listen(server: Server | HttpServer, port = 0): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, '127.0.0.1', () => {
@@ -15,7 +23,7 @@ function listen(server: Server, port = 0): Promise<string> {
   })
 }
 
-function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+function closeServer(server: Server | HttpServer, sockets: Set<Socket>): Promise<void> {
   for (const s of sockets) s.destroy()
   return new Promise((resolve) => server.close(() => resolve()))
 }
@@ -104,6 +112,144 @@ export class HoldingProxy {
   static async start(upstream: string, opts: ProxyOptions = {}): Promise<HoldingProxy> {
     const self = new HoldingProxy(new URL(upstream), opts)
     self.url = await listen(self.server, opts.port)
+    return self
+  }
+
+  close(): Promise<void> {
+    return closeServer(this.server, this.sockets)
+  }
+}
+
+/** SeenRequest is one request a CapturingProxy or a StubNode received. */
+export interface SeenRequest {
+  readonly method: string
+  /** path is the request's path and query, as sent. */
+  readonly path: string
+  readonly headers: IncomingMessage['headers']
+}
+
+/** tracked counts and keeps the connections of server, for close. */
+function tracked(
+  server: Server | HttpServer,
+  sockets: Set<Socket>,
+  onConnection: () => void,
+): void {
+  server.on('connection', (socket: Socket) => {
+    onConnection()
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+}
+
+/** CapturingOptions change what a CapturingProxy forwards. */
+export interface CapturingOptions {
+  /** rewrite: in the JSON bodies returned, each quoted upstream URL (a key) is replaced by its
+   * value. In front of the admin, the lists of GET /caches and GET /dbs then name other
+   * proxies, and a client reaches every node through one. */
+  readonly rewrite?: ReadonlyMap<string, string>
+  /** prefix ("/oncekv/db/1"): only paths under it are forwarded, without it and otherwise
+   * as sent (a reverse proxy that maps a path of one origin to a node); others get 404. */
+  readonly prefix?: string
+}
+
+/** CapturingProxy is an HTTP reverse proxy in front of one node that records every request
+ * before forwarding it. */
+export class CapturingProxy {
+  private readonly sockets = new Set<Socket>()
+  private readonly server: HttpServer
+  /** url is the proxy's base URL, once started. */
+  url = ''
+  /** connections counts the TCP connections accepted. */
+  connections = 0
+  /** seen lists the requests forwarded, in the order they arrived. */
+  readonly seen: SeenRequest[] = []
+
+  private constructor(upstream: URL, opts: CapturingOptions) {
+    const rewrite = opts.rewrite ?? new Map<string, string>()
+    const prefix = opts.prefix ?? ''
+    this.server = createHttpServer((req, res) => {
+      this.seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers })
+      const path = req.url ?? '/'
+      if (!path.startsWith(`${prefix}/`)) {
+        res.writeHead(404).end()
+        return
+      }
+      const up = httpRequest(
+        {
+          host: upstream.hostname,
+          port: Number(upstream.port),
+          method: req.method,
+          path: path.slice(prefix.length),
+          headers: req.headers,
+        },
+        (upRes) => {
+          const json = /json/.test(String(upRes.headers['content-type']))
+          if (rewrite.size === 0 || !json) {
+            res.writeHead(upRes.statusCode ?? 502, upRes.headers)
+            upRes.pipe(res)
+            return
+          }
+          const chunks: Buffer[] = []
+          upRes.on('data', (d: Buffer) => chunks.push(d))
+          upRes.on('end', () => {
+            let text = Buffer.concat(chunks).toString('utf8')
+            for (const [from, to] of rewrite)
+              text = text.split(JSON.stringify(from)).join(JSON.stringify(to))
+            const headers = { ...upRes.headers, 'content-length': String(Buffer.byteLength(text)) }
+            res.writeHead(upRes.statusCode ?? 502, headers)
+            res.end(text)
+          })
+        },
+      )
+      up.on('error', () => res.destroy())
+      req.pipe(up)
+    })
+    tracked(this.server, this.sockets, () => this.connections++)
+  }
+
+  static async start(upstream: string, opts: CapturingOptions = {}): Promise<CapturingProxy> {
+    const self = new CapturingProxy(new URL(upstream), opts)
+    self.url = await listen(self.server)
+    return self
+  }
+
+  close(): Promise<void> {
+    return closeServer(this.server, this.sockets)
+  }
+}
+
+/** StubAnswer is what a StubNode answers: a status and a JSON body. */
+export interface StubAnswer {
+  readonly status: number
+  readonly body: unknown
+}
+
+/** StubNode answers every request with what answer returns for it, and records it. */
+export class StubNode {
+  private readonly sockets = new Set<Socket>()
+  private readonly server: HttpServer
+  /** url is the node's base URL, once started. */
+  url = ''
+  /** seen lists the requests received. */
+  readonly seen: SeenRequest[] = []
+
+  private constructor(answer: (req: SeenRequest) => StubAnswer) {
+    this.server = createHttpServer((req, res) => {
+      const seen = { method: req.method ?? '', path: req.url ?? '', headers: req.headers }
+      this.seen.push(seen)
+      req.resume()
+      req.on('end', () => {
+        const { status, body } = answer(seen)
+        res.writeHead(status, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(body))
+      })
+    })
+    tracked(this.server, this.sockets, () => {})
+  }
+
+  static async start(answer: (req: SeenRequest) => StubAnswer): Promise<StubNode> {
+    const self = new StubNode(answer)
+    self.url = await listen(self.server)
     return self
   }
 

@@ -1,9 +1,14 @@
 // End to end: the client library against a real system (three members with a 1 KiB value
-// limit, the admin, three cache nodes): every method and every error type, the retry of a put
-// whose first attempt applied but timed out, and the preference for the fastest node.
+// limit, the admin, three cache nodes): every method and every error type (with the server's
+// code and message), the retry of a put whose first attempt applied but timed out, the
+// preference for the fastest node, the token on every request and in no error, a fetch given
+// to the client used for every request, batches stopped by their deadline or signal, and nodes
+// reached under paths of one origin (a page behind a reverse proxy).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { inspect } from 'node:util'
+import { Agent, fetch as undiciFetch } from 'undici'
 import {
   InvalidKeyError,
   KeyConflictError,
@@ -12,13 +17,27 @@ import {
   TimeoutError,
   UnavailableError,
   ValueTooLargeError,
+  type OnceKVOptions,
 } from '../../src/client/index.ts'
-import type { Cluster } from './cluster.ts'
+import { waitFor, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { keyPath } from './http.ts'
-import { BlackHole, closedPortUrl, HoldingProxy } from './client-net.test-helper.ts'
+import {
+  BlackHole,
+  CapturingProxy,
+  closedPortUrl,
+  HoldingProxy,
+  StubNode,
+} from './client-net.test-helper.ts'
 
 const MAX_VALUE = 1024
+
+/** ErrorBody is the API's JSON error body. */
+interface ErrorBody {
+  readonly code: number
+  readonly error: string
+  readonly message: string
+}
 
 /** elapsed runs fn and says how long it took, in ms. */
 async function elapsed(fn: () => Promise<unknown>): Promise<number> {
@@ -90,16 +109,28 @@ describe('client library', () => {
     assert.equal(err.status, 409)
     assert.equal(err.code, 1003)
     assert.equal(err.error, 'key_conflict')
-    const head = await cluster.all()[0]!.request(`/keys/${keyPath('conflict')}`, { method: 'HEAD' })
+    const member = cluster.all()[0]!
+    const head = await member.request(`/keys/${keyPath('conflict')}`, { method: 'HEAD' })
     assert.equal(err.etag, head.headers.get('etag'))
-    assert.match(err.message, /^key "conflict" already has another value \(etag ".+"\)$/)
+    // The server's own answer to the same put: the error keeps its code, name and message.
+    const raw = await member.request(`/keys/${keyPath('conflict')}`, {
+      method: 'PUT',
+      body: 'second',
+    })
+    assert.equal(raw.status, 409)
+    const body = raw.json<ErrorBody>()
+    assert.equal(err.code, body.code)
+    assert.equal(err.error, body.error)
+    assert.equal(err.serverMessage, body.message)
+    assert.equal(body.message, 'key "conflict" already holds a different value')
+    assert.equal(err.message, `${body.message} (etag ${err.etag})`)
     assert.deepEqual(await client.put('conflict', 'first'), { created: false })
     assert.equal(await client.getString('conflict'), 'first')
   })
 
   it('puts and gets many with bounded concurrency', async () => {
     const entries = Array.from({ length: 200 }, (_, i) => [`many/${i}`, `value ${i}`] as const)
-    const results = await client.putMany(entries, { concurrency: 8 })
+    const results = await client.putMany(entries, { concurrency: 8, batchTimeoutMs: 20_000 })
     assert.equal(results.length, 200)
     assert.ok(results.every((r) => r.created))
     const again = await client.putMany(entries)
@@ -151,17 +182,30 @@ describe('client library', () => {
     assert.equal(hole.accepted, 0)
   })
 
-  it('maps the server’s refusals of a key and of a value', async () => {
-    const c = new OnceKV({ dbs: cluster.running().map((n) => n.url), checkKeys: false })
+  it('maps the server’s refusals of a key and of a value, with its code and message', async () => {
+    const member = cluster.running()[0]!
+    const c = new OnceKV({ dbs: [member.url], checkKeys: false })
+    /** said is the server's own answer to a put of value under the raw key path. */
+    const said = async (path: string, value: string | Uint8Array): Promise<ErrorBody> =>
+      (await member.request(`/keys/${path}`, { method: 'PUT', body: value })).json<ErrorBody>()
+    /** keeps checks that e carries the server's answer. */
+    const keeps = (e: OnceKVError, body: ErrorBody): void => {
+      assert.equal(e.code, body.code)
+      assert.equal(e.error, body.error)
+      assert.equal(e.serverMessage, body.message)
+      assert.equal(e.message, body.message)
+    }
     const empty = await c.put('', 'v').catch((e: unknown) => e)
     assert.ok(empty instanceof InvalidKeyError, String(empty))
     assert.equal(empty.status, 400)
     assert.equal(empty.code, 1001)
     assert.equal(empty.message, 'key must not be empty')
+    keeps(empty, await said('', 'v'))
     const long = await c.put('k'.repeat(1025), 'v').catch((e: unknown) => e)
     assert.ok(long instanceof InvalidKeyError, String(long))
     assert.equal(long.status, 413)
     assert.match(long.message, /^key is 1025 bytes/)
+    keeps(long, await said('k'.repeat(1025), 'v'))
     const longGet = await c.get('k'.repeat(1025)).catch((e: unknown) => e)
     assert.ok(longGet instanceof InvalidKeyError, String(longGet))
     assert.equal(longGet.status, 413)
@@ -173,6 +217,7 @@ describe('client library', () => {
     assert.equal(big.status, 413)
     assert.equal(big.code, 1001)
     assert.equal(big.error, 'too_large')
+    keeps(big, await said('big', new Uint8Array(MAX_VALUE + 1)))
     assert.equal(await client.has('big'), false)
   })
 
@@ -274,5 +319,266 @@ describe('client library', () => {
     assert.ok(slow!.requests <= 2, `the slow node got ${slow!.requests} requests`)
     assert.ok(fast!.requests >= 28, `the fast node got ${fast!.requests} requests`)
     assert.ok(slow!.ewmaMs! > fast!.ewmaMs!, JSON.stringify(c.nodes().dbs))
+  })
+  it('sends the token on every request (admin lists, writes, reads) through the given fetch', async () => {
+    const token = `tok-${randomBytes(16).toString('hex')}`
+    // A recording proxy in front of every node; the admin's lists name the proxies.
+    const proxies = new Map<string, CapturingProxy>()
+    for (const n of [...cluster.running(), ...cluster.runningCaches()])
+      proxies.set(n.url, await CapturingProxy.start(n.url))
+    const adminProxy = await CapturingProxy.start(cluster.admin.url, {
+      rewrite: new Map([...proxies].map(([url, p]) => [url, p.url])),
+    })
+    const all = [adminProxy, ...proxies.values()]
+    closers.push(...all.map((p) => () => p.close()))
+    const proxyOf = (url: string): CapturingProxy => proxies.get(url) as CapturingProxy
+    const fetched: string[] = []
+    const recording: typeof fetch = (input, init) => {
+      fetched.push(`${init?.method ?? 'GET'} ${String(input)}`)
+      return fetch(input, init)
+    }
+    // No background refresh: every request below is one a call made.
+    const opts = { token, fetch: recording, refreshMs: 60_000 }
+
+    const c = new OnceKV({ admin: adminProxy.url, ...opts })
+    assert.deepEqual(await c.put('auth/one', 'one'), { created: true })
+    assert.deepEqual(await c.put('auth/one', 'one'), { created: false })
+    await assert.rejects(c.put('auth/one', 'two'), KeyConflictError) // a HEAD for its ETag too
+    assert.equal(await c.getString('auth/one'), 'one')
+    assert.equal(await c.has('auth/one'), true)
+    assert.equal(await c.get('auth/none'), undefined)
+    assert.equal(
+      (
+        await c.putMany([
+          ['auth/a', 'a'],
+          ['auth/b', 'b'],
+        ])
+      ).length,
+      2,
+    )
+    assert.equal((await c.getMany(['auth/a', 'auth/b'])).length, 2)
+    await c.refresh()
+    assert.equal(c.nodes().caches.length, cluster.runningCaches().length)
+    // Reads from members: a client given the members' proxies only.
+    const members = new OnceKV({ dbs: cluster.running().map((n) => proxyOf(n.url).url), ...opts })
+    assert.equal(await members.getString('auth/one'), 'one')
+    assert.equal(await members.has('auth/none'), false)
+
+    const seen = all.flatMap((p) => p.seen.map((r) => ({ at: p.url, ...r })))
+    const without = seen.filter((r) => r.headers.authorization !== `Bearer ${token}`)
+    assert.deepEqual(without, [], 'requests without the token')
+    const kinds = (nodes: { url: string }[]): Set<string> =>
+      new Set(nodes.flatMap((n) => proxyOf(n.url).seen.map((r) => r.method)))
+    const adminPaths = adminProxy.seen.map((r) => `${r.method} ${r.path}`)
+    assert.ok(adminPaths.includes('GET /caches'), adminPaths.join(', '))
+    assert.ok(adminPaths.includes('GET /dbs'), adminPaths.join(', '))
+    assert.deepEqual([...kinds(cluster.running())].sort(), ['GET', 'HEAD', 'PUT'])
+    assert.deepEqual([...kinds(cluster.runningCaches())].sort(), ['GET', 'HEAD'])
+    // Each of them went through the given fetch, and none went around the proxies.
+    assert.equal(fetched.length, seen.length, fetched.join('\n'))
+    for (const f of fetched)
+      assert.ok(
+        all.some((p) => f.includes(` ${p.url}/`)),
+        f,
+      )
+  })
+
+  it('uses a pooled fetch given to it: one connection for a whole batch', async (t) => {
+    const member = cluster.running()[0]!
+    const pooledProxy = await CapturingProxy.start(member.url)
+    const plainProxy = await CapturingProxy.start(member.url)
+    const agent = new Agent({ connections: 1 })
+    closers.push(
+      () => pooledProxy.close(),
+      () => plainProxy.close(),
+      () => agent.close(),
+    )
+    // undici's fetch with its own pool; its types are undici's, not the DOM's.
+    const pooled = ((input: string, init: RequestInit) =>
+      undiciFetch(input, { ...init, dispatcher: agent } as never)) as unknown as typeof fetch
+    const entries = Array.from({ length: 40 }, (_, i) => [`pooled/${i}`, `v${i}`] as const)
+    const keys = entries.map(([k]) => k)
+    const viaPool = new OnceKV({ dbs: [pooledProxy.url], fetch: pooled })
+    assert.ok((await viaPool.putMany(entries, { concurrency: 8 })).every((r) => r.created))
+    const values = await viaPool.getMany(keys, { concurrency: 8 })
+    assert.deepEqual(
+      values.map((v) => new TextDecoder().decode(v)),
+      entries.map(([, v]) => v),
+    )
+    assert.equal(pooledProxy.seen.length, 80)
+    assert.equal(pooledProxy.connections, 1)
+    // The same batch through the built-in fetch opens several connections.
+    const plain = new OnceKV({ dbs: [plainProxy.url] })
+    await plain.getMany(keys, { concurrency: 8 })
+    assert.ok(plainProxy.connections > 1, `${plainProxy.connections} connection(s)`)
+    t.diagnostic(
+      `80 calls, concurrency 8: ${pooledProxy.connections} connection through the pool, ` +
+        `${plainProxy.connections} for 40 through the built-in fetch`,
+    )
+  })
+
+  it('never shows the token in an error, even one a server echoes', async () => {
+    const token = `tok-${randomBytes(16).toString('hex')}`
+    const hole = await BlackHole.start()
+    // A node that refuses writes (401) and is unavailable for reads (503), quoting the
+    // Authorization header it got in its message.
+    const echo = await StubNode.start((r) => {
+      const write = r.method === 'PUT'
+      return {
+        status: write ? 401 : 503,
+        body: {
+          code: write ? 1001 : 1005,
+          error: write ? 'unauthorized' : 'unavailable',
+          message: `refused: ${String(r.headers.authorization)}`,
+        },
+      }
+    })
+    closers.push(
+      () => hole.close(),
+      () => echo.close(),
+    )
+    const dead = await closedPortUrl()
+    const dbs = cluster.running().map((n) => n.url)
+    const kv = (o: OnceKVOptions): OnceKV => new OnceKV({ token, ...o })
+    const viaDeadAdmin = kv({ admin: dead })
+    const calls: [string, () => Promise<unknown>, new (...a: never[]) => OnceKVError][] = [
+      [
+        'conflict',
+        async () => {
+          const c = kv({ admin: cluster.admin.url })
+          await c.put('auth/conflict', 'a')
+          return c.put('auth/conflict', 'b')
+        },
+        KeyConflictError,
+      ],
+      [
+        'too large',
+        () => kv({ dbs }).put('big', new Uint8Array(MAX_VALUE + 1)),
+        ValueTooLargeError,
+      ],
+      ['bad key', () => kv({ dbs, checkKeys: false }).put('', 'v'), InvalidKeyError],
+      ['timeout', () => kv({ dbs: [hole.url], timeoutMs: 300 }).get('k'), TimeoutError],
+      ['refused', () => kv({ dbs: [dead], retries: 1 }).get('k'), UnavailableError],
+      ['no admin', () => viaDeadAdmin.get('k'), UnavailableError],
+      ['401', () => kv({ dbs: [echo.url] }).put('k', 'v'), OnceKVError],
+      ['503', () => kv({ dbs: [echo.url], retries: 1 }).get('k'), UnavailableError],
+    ]
+    const errors = new Map<string, OnceKVError>()
+    for (const [name, call, type] of calls) {
+      const e = await call().then(
+        () => assert.fail(`${name}: no error`),
+        (err: unknown) => err,
+      )
+      assert.ok(e instanceof type, `${name}: ${String(e)}`)
+      const shown = [String(e), e.stack, inspect(e, { depth: 5 }), JSON.stringify(e)].join('\n')
+      assert.ok(!shown.includes(token), `${name} shows the token: ${shown}`)
+      errors.set(name, e)
+    }
+    assert.ok(!JSON.stringify(viaDeadAdmin.nodes()).includes(token))
+    // A server's message keeps its words, with the token hidden.
+    const refused = errors.get('401') as OnceKVError
+    assert.equal(refused.status, 401)
+    assert.equal(refused.error, 'unauthorized')
+    assert.equal(refused.serverMessage, 'refused: Bearer <token>')
+    const unavailable = errors.get('503') as OnceKVError
+    assert.equal(unavailable.status, 503)
+    assert.equal(unavailable.code, 1005)
+    assert.equal(unavailable.error, 'unavailable')
+    assert.equal(unavailable.serverMessage, 'refused: Bearer <token>')
+    assert.match(
+      unavailable.message,
+      /2 attempts failed; the last at .*HTTP 503: refused: Bearer <token>$/,
+    )
+    assert.equal(echo.seen.length, 3)
+  })
+  it('stops a batch at its deadline or when its signal aborts: no call starts after, none is left running', async () => {
+    const hole = await BlackHole.start()
+    closers.push(() => hole.close())
+    let started = 0
+    let inFlight = 0
+    const counting: typeof fetch = async (input, init) => {
+      started++
+      inFlight++
+      try {
+        return await fetch(input, init)
+      } finally {
+        inFlight--
+      }
+    }
+    // Every call would wait on the black hole for its own deadline (5 s).
+    const c = new OnceKV({ dbs: [hole.url], fetch: counting })
+    const entries = Array.from({ length: 40 }, (_, i) => [`batch/${i}`, 'v'] as const)
+    const keys = entries.map(([k]) => k)
+
+    let err: unknown
+    let ms = await elapsed(() =>
+      c.putMany(entries, { concurrency: 4, batchTimeoutMs: 300 }).catch((e: unknown) => (err = e)),
+    )
+    assert.ok(err instanceof TimeoutError, String(err))
+    assert.equal(err.message, "putMany: 0 of 40 calls done when the batch's 300 ms ran out")
+    assert.ok(ms >= 290 && ms < 1_500, `took ${ms} ms`)
+    assert.deepEqual({ started, inFlight }, { started: 4, inFlight: 0 })
+
+    started = 0
+    const ctl = new AbortController()
+    const reason = new Error('the caller gave up')
+    const pending = c.getMany(keys, { concurrency: 4, signal: ctl.signal }).catch((e: unknown) => e)
+    await waitFor('4 calls in flight', () => inFlight === 4)
+    ms = await elapsed(async () => {
+      ctl.abort(reason)
+      assert.equal(await pending, reason)
+    })
+    assert.ok(ms < 500, `settled ${ms} ms after the abort`)
+    assert.deepEqual({ started, inFlight }, { started: 4, inFlight: 0 })
+
+    // A timeout signal ends it with TimeoutError; an aborted one starts nothing.
+    started = 0
+    ms = await elapsed(() =>
+      c.getMany(keys, { signal: AbortSignal.timeout(200) }).catch((e: unknown) => (err = e)),
+    )
+    assert.ok(err instanceof TimeoutError, String(err))
+    assert.match(err.message, /^getMany: timed out/)
+    assert.ok(ms >= 190 && ms < 1_500, `took ${ms} ms`)
+    assert.deepEqual({ started, inFlight }, { started: 16, inFlight: 0 })
+    started = 0
+    await assert.rejects(
+      c.putMany(entries, { signal: AbortSignal.abort(reason) }),
+      (e) => e === reason,
+    )
+    await assert.rejects(c.getMany(keys, { batchTimeoutMs: 0 }), RangeError)
+    assert.equal(started, 0)
+  })
+  it('reaches nodes under paths of one origin, as a page does through a reverse proxy', async () => {
+    // One proxy per node, each forwarding only its own path: base URLs with a path, as a
+    // same-origin page gives them (the origin's /oncekv/db/1 is the first member, ...).
+    const mapped = async (url: string, prefix: string): Promise<string> => {
+      const p = await CapturingProxy.start(url, { prefix })
+      closers.push(() => p.close())
+      return p.url + prefix
+    }
+    const dbs = await Promise.all(
+      cluster.running().map((n, i) => mapped(n.url, `/oncekv/db/${i + 1}`)),
+    )
+    const caches = await Promise.all(
+      cluster.runningCaches().map((c, i) => mapped(c.url, `/oncekv/cache/${i + 1}`)),
+    )
+    const c = new OnceKV({ dbs: dbs.map((u) => `${u}/`), caches })
+    for (const key of ['origin/a b?c#d%e&f=g', 'origin/%2F/../x', 'origin/ключ']) {
+      assert.deepEqual(await c.put(key, key), { created: true }, key)
+      assert.equal(await c.getString(key), key, key)
+      assert.equal(await c.has(key), true, key)
+      assert.equal(await client.getString(key), key, key)
+    }
+    const nodes = c.nodes()
+    assert.deepEqual(
+      nodes.dbs.map((n) => n.url),
+      dbs,
+    )
+    // Reads went to the caches, through their paths, and nothing failed.
+    assert.ok(nodes.caches.reduce((n, i) => n + i.requests, 0) >= 6)
+    assert.equal(
+      [...nodes.caches, ...nodes.dbs].reduce((n, i) => n + i.errors, 0),
+      0,
+    )
   })
 })

@@ -62,7 +62,13 @@ import {
   type PutResult,
 } from 'oncekv'
 
-const opts: OnceKVOptions = { admin: 'http://127.0.0.1:5546', timeoutMs: 1000, retries: 2 }
+const opts: OnceKVOptions = {
+  admin: 'http://127.0.0.1:5546',
+  timeoutMs: 1000,
+  retries: 2,
+  token: 'secret',
+  fetch: (input, init) => fetch(input, init),
+}
 const kv = new OnceKV(opts)
 
 export async function demo(): Promise<void> {
@@ -71,7 +77,7 @@ export async function demo(): Promise<void> {
   const v: Uint8Array | undefined = await kv.get('k')
   const t: string | undefined = await kv.getString('k', { timeoutMs: 50 })
   const h: boolean = await kv.has('k')
-  const many: PutResult[] = await kv.putMany([['a', 'b']], { concurrency: 4 })
+  const many: PutResult[] = await kv.putMany([['a', 'b']], { concurrency: 4, batchTimeoutMs: 500 })
   const values: (Uint8Array | undefined)[] = await kv.getMany(['a'])
   const dbs: readonly NodeInfo[] = kv.nodes().dbs
   try {
@@ -83,7 +89,8 @@ export async function demo(): Promise<void> {
       console.log(etag, code, e.key)
     } else if (e instanceof OnceKVError) {
       const status: number | undefined = e.status
-      console.log(status, e.message)
+      const said: string | undefined = e.serverMessage
+      console.log(status, said, e.message)
     }
   }
   console.log(r, s, v, t, h, many, values, dbs, InvalidKeyError, TimeoutError, UnavailableError, ValueTooLargeError)
