@@ -67,24 +67,56 @@ async function startDev(dir: string): Promise<Dev> {
   return dev
 }
 
-/** stopDev stops it with Ctrl-C's signal, and kills what is left if that hangs. */
-async function stopDev(dev: Dev): Promise<void> {
-  if (dev.child.exitCode !== null) return
-  const exited = new Promise((r) => dev.child.once('exit', r))
+/** StopOutcome is how `oncekv dev` ended: its exit, and the children still alive after it. */
+interface StopOutcome {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly clean: boolean
+  readonly leftovers: string[]
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** stopDev stops it with Ctrl-C's signal and says how that went; if it hangs, or children
+ * outlive it, they are killed (the outcome still says so). */
+async function stopDev(dev: Dev): Promise<StopOutcome | undefined> {
+  if (dev.child.exitCode !== null || dev.child.signalCode !== null) return undefined
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+    dev.child.once('exit', (code, signal) => r([code, signal])),
+  )
   dev.child.kill('SIGINT')
-  const done = await Promise.race([
-    exited.then(() => true),
-    new Promise((r) => setTimeout(() => r(false), 30_000)),
+  const result = await Promise.race([
+    exited,
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000)),
   ])
-  if (!done) {
-    for (const pid of dev.pids.values()) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // Already gone.
-      }
+  let leftovers: string[] = []
+  if (result) {
+    // dev waits for its children; give the kernel a moment to reap the last of them.
+    await waitFor('every child of oncekv dev to be gone', () =>
+      [...dev.pids.values()].every((pid) => !alive(pid)),
+    ).catch(() => undefined)
+    leftovers = [...dev.pids].filter(([, pid]) => alive(pid)).map(([id]) => id)
+  }
+  for (const pid of dev.pids.values()) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // Already gone.
     }
-    dev.child.kill('SIGKILL')
+  }
+  if (!result) dev.child.kill('SIGKILL')
+  return {
+    code: result?.[0] ?? null,
+    signal: result?.[1] ?? null,
+    clean: result !== undefined,
+    leftovers,
   }
 }
 
@@ -247,5 +279,15 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
     } finally {
       admin.kill('SIGKILL')
     }
+  })
+
+  it('stops cleanly on Ctrl-C: exit code 0 and no process left', async () => {
+    const d = dev as Dev
+    assert.ok(d.pids.size >= 7, `pids from the banner: ${[...d.pids.keys()].join(', ')}`)
+    const out = await stopDev(d)
+    assert.ok(out, 'oncekv dev had already exited')
+    assert.ok(out.clean, 'oncekv dev did not exit within 30 s of SIGINT')
+    assert.equal(out.code, 0, d.output.slice(-2000))
+    assert.deepEqual(out.leftovers, [])
   })
 })

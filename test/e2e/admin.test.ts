@@ -13,7 +13,7 @@ import type {
 import { waitFor, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { postJson } from './http.ts'
-import { wsMessages, wsOutcome } from './ws.ts'
+import { wsCollect, wsMessages, wsOutcome } from './ws.ts'
 
 /** upgradeStatus is the HTTP status of a refused upgrade, or 101 when it opened. */
 async function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
@@ -105,6 +105,38 @@ describe('admin', () => {
       },
       { timeoutMs: 10_000 },
     )
+  })
+
+  it('pushes the database list on /ws/dbs when a member joins and when one is removed', async () => {
+    const sorted = (urls: string[]): string => [...urls].sort().join(',')
+    const ws = await wsCollect<string[]>(`ws://${c.admin.http}/ws/dbs`)
+    try {
+      const before = sorted(c.running().map((n) => n.url))
+      await waitFor('the list on connect', () => ws.messages.length > 0)
+      assert.equal(sorted(ws.messages[0]!), before)
+
+      const n4 = await c.addMember()
+      const withN4 = sorted([...c.running().map((n) => n.url)])
+      await waitFor(
+        'a push with the new member',
+        () => ws.messages.some((m) => sorted(m) === withN4),
+        { timeoutMs: 15_000 },
+      )
+      assert.equal(sorted(await c.admin.dbList()), withN4)
+
+      const { node: leader } = await c.leader()
+      const removed = await postJson(`${leader.url}/remove`, { id: n4.id })
+      assert.equal(removed.status, 200, removed.text())
+      await waitFor(
+        'a push without the removed member',
+        () => sorted(ws.messages.at(-1) ?? []) === before,
+        { timeoutMs: 15_000 },
+      )
+      assert.equal(sorted(await c.admin.dbList()), before)
+      await c.kill(n4.id)
+    } finally {
+      ws.close()
+    }
   })
 
   it('streams history, then an overview every second, on /ws/overview', async () => {

@@ -60,3 +60,25 @@ export async function wsMessages<T = unknown>(
   if (out.status !== undefined) throw new Error(`${url}: upgrade refused with ${out.status}`)
   return out.messages.map((m) => JSON.parse(m) as T)
 }
+
+/** WsCollector keeps every message of an open WebSocket, parsed as JSON. */
+export interface WsCollector<T> {
+  readonly messages: T[]
+  close(): void
+}
+
+/** wsCollect opens a WebSocket and collects its messages until closed; it resolves once the
+ * socket is open (and rejects if the upgrade fails). */
+export function wsCollect<T = unknown>(url: string, opts: WsOptions = {}): Promise<WsCollector<T>> {
+  return new Promise((resolve, reject) => {
+    const messages: T[] = []
+    const ws = new WebSocket(url, { headers: opts.headers ?? {} })
+    ws.on('message', (data: Buffer) => messages.push(JSON.parse(data.toString('utf8')) as T))
+    ws.once('open', () => resolve({ messages, close: () => ws.terminate() }))
+    ws.once('error', reject)
+    ws.once('unexpected-response', (_req, res) => {
+      ws.terminate()
+      reject(new Error(`${url}: upgrade refused with ${res.statusCode}`))
+    })
+  })
+}
