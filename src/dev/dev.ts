@@ -91,6 +91,46 @@ async function choosePorts(opts: DevOptions, host: string): Promise<DevPorts> {
   return { admin: await pick(5546), dbs, caches }
 }
 
+/** reusePorts checks the recorded ports. The members' addresses are stored in their data
+ * directories, so a taken member port is an error that says what to do; the admin and the
+ * caches store none, so a taken port of theirs is replaced by a free one (and said so). */
+async function reusePorts(
+  ports: DevPorts,
+  host: string,
+  portsFile: string,
+  out: (line: string) => void,
+): Promise<DevPorts> {
+  for (const d of ports.dbs)
+    for (const [what, p] of [
+      ['HTTP', d.http],
+      ['peer', d.raft],
+    ] as const)
+      if (!(await portFree(p, host)))
+        throw new Error(
+          `port ${p} (the ${what} port of member ${d.id}, recorded in ${portsFile} and in its ` +
+            `data directory) is taken: stop what uses it, or start afresh with --fresh`,
+        )
+  const taken = new Set<number>(ports.dbs.flatMap((d) => [d.http, d.raft]))
+  const keep = async (what: string, p: number): Promise<number> => {
+    if (!taken.has(p) && (await portFree(p, host))) {
+      taken.add(p)
+      return p
+    }
+    const q = await anyFreePort(host, taken)
+    taken.add(q)
+    out(`  port ${p} of ${what} is taken; using ${q}`)
+    return q
+  }
+  const caches = []
+  for (const c of ports.caches)
+    caches.push({
+      id: c.id,
+      http: await keep(`cache ${c.id}`, c.http),
+      peer: await keep(`cache ${c.id} (peer)`, c.peer),
+    })
+  return { admin: await keep('the admin', ports.admin), dbs: ports.dbs, caches }
+}
+
 async function waitUntil(
   what: string,
   check: () => Promise<boolean>,
@@ -148,16 +188,8 @@ export class DevCluster {
         throw new Error(
           `${dataDir} holds a system of ${ports.dbs.length} members and ${ports.caches.length} caches; use --fresh to start another shape`,
         )
-      const all = [
-        ports.admin,
-        ...ports.dbs.flatMap((d) => [d.http, d.raft]),
-        ...ports.caches.flatMap((c) => [c.http, c.peer]),
-      ]
-      for (const p of all)
-        if (!(await portFree(p, host)))
-          throw new Error(
-            `port ${p}, recorded in ${portsFile}, is taken: stop what uses it, or start afresh with --fresh`,
-          )
+      ports = await reusePorts(ports, host, portsFile, out)
+      writeFileSync(portsFile, JSON.stringify(ports, null, 2))
     } else {
       ports = await choosePorts(opts, host)
       writeFileSync(portsFile, JSON.stringify(ports, null, 2))
