@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { formatViolation } from './register-checker.ts'
+import { formatViolation } from './checker.ts'
 import { runChaos, type ChaosResult } from './run.ts'
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 50)

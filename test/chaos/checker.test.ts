@@ -465,7 +465,7 @@ describe('chaos checker: summary and formatting', () => {
 
 // The random test: a simulated write-once register gives valid histories.
 
-/** SimKey is one key's planned operations before the register decides their outcomes. */
+/** Planned is one operation planned for a key, before the register decides its outcome. */
 interface Planned {
   readonly kind: 'write' | 'read'
   readonly key: string
@@ -734,6 +734,8 @@ describe('chaos checker: random histories', () => {
       const sim = simulate(rng, rng.range(20, 300), rng.range(1, 5))
       const valid = check(sim.history, sim.finals)
       assert.deepEqual(valid.map(formatViolation), [], `valid history flagged (${where})`)
+      if (round === 0)
+        t.diagnostic(formatSummary(summarize(sim.history, valid)).replace(/\n */g, '; '))
       const inj = inject(rng, sim, INJECTIONS[(round + seed) % INJECTIONS.length]!)
       const found = check(sim.history, sim.finals)
       const text = `${inj.name} (${where}):\n${found.map(formatViolation).join('\n')}`

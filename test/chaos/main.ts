@@ -4,7 +4,7 @@
 // seed; timing on a real machine does not, so a replay is similar, not identical).
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { formatViolation } from './register-checker.ts'
+import { formatViolation } from './checker.ts'
 import { FAULT_KINDS, type FaultKind } from './nemesis.ts'
 import { runChaos } from './run.ts'
 
