@@ -376,6 +376,32 @@ describe('chaos checker: violations', () => {
     for (const v of vs) assert.equal(v.ops[0], w1)
   })
 
+  it('lost-write: the key was seen holding a value before the put answered created began', () => {
+    // An exists or a read of the value that ended before the creating put began: the value
+    // must have been there, was lost, and was written again. (An early conflict is a
+    // false-conflict, tested above.)
+    const cases: [string, Op[]][] = [
+      ['exists', [put('a', 'v', 0, 5, 'exists', 1)]],
+      ['a read', [put('a', 'v', 0, 2, 'indeterminate', 1), get('a', 3, 5, 'v')]],
+    ]
+    for (const [what, early] of cases) {
+      const created = put('a', 'v', 50, 60, 'created', 2)
+      const vs = check([...early, created], same({ a: 'v' })).filter((v) => v.kind === 'lost-write')
+      assert.equal(vs.length, 1, what)
+      assert(vs[0]!.ops.includes(created), what)
+    }
+    // Overlapping the creating put is fine.
+    assertNone(
+      [put('a', 'v', 0, 55, 'exists', 1), put('a', 'v', 50, 60, 'created', 2)],
+      same({ a: 'v' }),
+    )
+  })
+
+  it('failed puts (connection refused) cannot explain a value', () => {
+    assertOnly('unwritten-value', [put('a', 'v', 0, 5, 'failed'), get('a', 10, 11, 'v')])
+    assertNone([put('a', 'v', 0, 5, 'failed'), get('a', 10, 11)])
+  })
+
   it('lost-write: no member holds an acknowledged key', () => {
     const w = put('a', 'v', 0, 10, 'created')
     const [v] = assertOnly('lost-write', [w], same({}))
@@ -434,7 +460,7 @@ describe('chaos checker: summary and formatting', () => {
     const s = summarize(history, vs)
     assert.equal(s.operations, 6)
     assert.equal(s.keys, 3)
-    assert.deepEqual(s.writes, { created: 1, exists: 0, conflict: 1, indeterminate: 1 })
+    assert.deepEqual(s.writes, { created: 1, exists: 0, conflict: 1, indeterminate: 1, failed: 0 })
     assert.deepEqual(s.reads, { value: 1, not_found: 1, error: 1 })
     assert.deepEqual(s.readsVia, { cache: 1, db: 2 })
     assert.equal(s.violations['lost-write'], 1)

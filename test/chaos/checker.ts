@@ -142,7 +142,7 @@ function keyFacts(key: string, ops: readonly Op[], finals: readonly FinalData[])
   }
   const possible = new Map<string, WriteOp[]>()
   for (const w of writes) {
-    if (w.outcome === 'conflict') continue
+    if (w.outcome === 'conflict' || w.outcome === 'failed') continue
     const list = possible.get(w.value)
     if (list) list.push(w)
     else possible.set(w.value, [w])
@@ -175,6 +175,7 @@ function checkKey(facts: KeyFacts, out: Violation[]): void {
   const decided = seen.size === 1 ? [...seen.keys()][0] : undefined
   checkConflicts(facts, decided, out)
   checkStaleNotFound(facts, reads, out)
+  checkSeenBeforeCreated(facts, reads, out)
   checkMissingHoldings(facts, reads, out)
 }
 
@@ -432,6 +433,32 @@ function checkStaleNotFound(facts: KeyFacts, reads: readonly ReadOp[], out: Viol
   }
 }
 
+/** checkSeenBeforeCreated: a put answered created set the key during its own interval, so
+ * nothing may have shown the key holding that value (a put of it answered exists, a read of
+ * it) before that put began: if something did, the value was lost and written again. */
+function checkSeenBeforeCreated(facts: KeyFacts, reads: readonly ReadOp[], out: Violation[]): void {
+  const created = facts.writes.filter((w) => w.outcome === 'created')
+  // Two creates are a double-create, an early conflict a false-conflict (reported above).
+  if (created.length !== 1) return
+  for (const w of created) {
+    const others = [
+      ...facts.acked.filter((o) => o !== w && o.value === w.value),
+      ...reads.filter((r) => readValue(r) === w.value),
+    ]
+    const proof = earliestCompleted(others)
+    if (!proof || proof.completedAt >= w.invokedAt) continue
+    out.push(
+      violation(
+        'lost-write',
+        facts.key,
+        `put #${w.id} was answered created (invoked ${ms(w.invokedAt)}), but ${describeProof(proof)} ` +
+          `already at ${ms(proof.completedAt)}: the key's value was lost and written again`,
+        [proof, w],
+      ),
+    )
+  }
+}
+
 function describeProof(op: Op): string {
   return op.kind === 'read'
     ? `#${op.id} had read ${show(readValue(op))}`
@@ -538,6 +565,7 @@ export function summarize(history: readonly Op[], violations: readonly Violation
     exists: 0,
     conflict: 0,
     indeterminate: 0,
+    failed: 0,
   }
   const reads: Record<ReadOutcome, number> = { value: 0, not_found: 0, error: 0 }
   const readsVia: Record<ReadOp['via'], number> = { cache: 0, db: 0 }

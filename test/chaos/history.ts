@@ -6,8 +6,9 @@
  * - created: the value was written by this put.
  * - exists: the same value was already there (an identical re-put, or a retry of this put).
  * - conflict: another value is there.
- * - indeterminate: an error or a timeout: the put may or may not have taken effect. */
-export type WriteOutcome = 'created' | 'exists' | 'conflict' | 'indeterminate'
+ * - indeterminate: an error or a timeout: the put may or may not have taken effect.
+ * - failed: the connection was refused, so the request was never sent: it took no effect. */
+export type WriteOutcome = 'created' | 'exists' | 'conflict' | 'indeterminate' | 'failed'
 
 /** ReadOutcome is what a read of a key came back with: the value, "not found", or an error
  * (an error says nothing about the key). */

@@ -46,7 +46,11 @@ console.log(
   `chaos: seed ${seed}, ${minutes} min, ${members} members, 3 caches, ${clients} clients, faults ${kinds.join(',')}` +
     (values.bug ? `, deliberate bug ${values.bug}` : ''),
 )
-console.log(`replay: npm run chaos -- --minutes ${minutes} --seed ${seed} --members ${members}`)
+console.log(
+  `replay: npm run chaos -- --minutes ${minutes} --seed ${seed} --members ${members} --clients ${clients}` +
+    (values.faults ? ` --faults ${values.faults}` : '') +
+    (values.bug ? ` --bug ${values.bug}` : ''),
+)
 const started = Date.now()
 const result = await runChaos({
   seed,

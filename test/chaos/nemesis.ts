@@ -211,8 +211,8 @@ export class Nemesis {
         const desc: string[] = []
         for (let i = 0; i < links; i++) {
           const from = ids[rng.int(ids.length)]!
-          const to = ids[rng.int(ids.length)]!
-          if (from === to) continue
+          const others = ids.filter((x) => x !== from)
+          const to = others[rng.int(others.length)]!
           const delayMs = Math.round(rng.range(20, 150))
           net.set(from, to, { ...net.rule(from, to), delayMs })
           desc.push(`${from}->${to} +${delayMs} ms`)
@@ -235,8 +235,8 @@ export class Nemesis {
         }
       }
       case 'membership':
-        await this.changeMembership(busy)
-        return { kind, heal: async () => {} }
+        // Counted only when the change was made; a skipped one is logged as such.
+        return (await this.changeMembership(busy)) ? { kind, heal: async () => {} } : undefined
     }
   }
 
@@ -252,13 +252,13 @@ export class Nemesis {
   /** changeMembership removes a follower, wipes its directory and joins it again, waiting
    * (with deadlines) for each step. A step that cannot finish is logged; the member is left
    * running in any case. */
-  private async changeMembership(busy: Set<string>): Promise<void> {
+  private async changeMembership(busy: Set<string>): Promise<boolean> {
     const { cluster } = this.opts
     const leader = await this.leaderId()
     const followers = cluster.running().filter((n) => n.id !== leader && !busy.has(n.id))
     if (!leader || followers.length === 0 || cluster.running().length < cluster.all().length) {
       this.note('membership change skipped (no leader or a member is down)')
-      return
+      return false
     }
     const f = followers[this.opts.rng.int(followers.length)]!
     busy.add(f.id)
@@ -267,7 +267,7 @@ export class Nemesis {
       const res = await postJson(`${via.url}/remove`, { id: f.id }, 10_000)
       if (res.status !== 200) {
         this.note(`remove ${f.id} refused: ${res.status} ${res.text().slice(0, 100)}`)
-        return
+        return false
       }
       this.note(`removed ${f.id}`)
       await waitFor(
@@ -284,8 +284,10 @@ export class Nemesis {
       this.note(`wiped ${f.id}, joining again`)
       await cluster.waitVoters([f.id], { timeoutMs: 30_000 })
       this.note(`${f.id} is a voter again`)
+      return true
     } catch (e) {
       this.note(`membership change of ${f.id} did not finish: ${(e as Error).message}`)
+      return true
     } finally {
       if (!f.running) {
         f.start(cluster.running().map((n) => n.url))

@@ -115,6 +115,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       clearInterval(ticker)
     }
 
+    // The history is kept first, so that a run whose system does not come back together
+    // still leaves it for inspection.
+    const history: Op[] = workload.history
+    writeFileSync(
+      join(opts.outDir, 'history.jsonl'),
+      history.map((o) => JSON.stringify(o)).join('\n') + '\n',
+    )
+
     // Heal: every member and cache running, nothing paused or cut, one log everywhere.
     net.heal()
     for (const n of cluster.everything()) n.resume()
@@ -139,11 +147,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // Stop every member gracefully and read what each one holds.
     for (const n of cluster.all()) await cluster.terminate(n.id)
     const finals = await Promise.all(cluster.all().map((n) => finalData(n.id, n.dataDir)))
-    const history: Op[] = workload.history
-    writeFileSync(
-      join(opts.outDir, 'history.jsonl'),
-      history.map((o) => JSON.stringify(o)).join('\n') + '\n',
-    )
     const violations = check(history, finals)
     const summary = summarize(history, violations)
     const result: ChaosResult = {

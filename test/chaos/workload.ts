@@ -115,6 +115,8 @@ export class Workload {
       else error = `HTTP ${res.statusCode}: ${text.slice(0, 120)}`
     } catch (e) {
       error = describe(e)
+      // A refused connection carried no request: this put cannot have taken effect.
+      if ((e as { code?: unknown }).code === 'ECONNREFUSED') outcome = 'failed'
     }
     const op: WriteOp = {
       kind: 'write',
