@@ -2,8 +2,10 @@
 // admin with its dashboard, each a real `oncekv` process, with data and logs under one folder.
 // Ports are the original's defaults (11000…/12000…, 5551…/5541…, 5546) or free ones where
 // those are taken; they are recorded in the folder so a restart finds its members where their
-// address books say they are. Ctrl-C stops everything: caches and the admin first, then the
-// members (each hands leadership over and closes its store cleanly).
+// address books say they are. On a restart, a cache node or the admin whose port is taken
+// moves to a free one (they store no address); a member cannot, so its port taken is an
+// error that names it. Ctrl-C stops everything: caches and the admin first, then the members
+// (each hands leadership over and closes its store cleanly).
 import { spawn, type ChildProcess } from 'node:child_process'
 import {
   closeSync,
@@ -19,6 +21,9 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const BIN = fileURLToPath(new URL('../../bin/oncekv.js', import.meta.url))
+
+/** STOP_TIMEOUT_MS bounds the graceful stop of each group of processes. */
+export const STOP_TIMEOUT_MS = 15_000
 
 /** DevOptions are the flags of `oncekv dev`. */
 export interface DevOptions {
@@ -50,6 +55,15 @@ interface Proc {
   exited?: Promise<void>
 }
 
+// The original's ports: members' HTTP and Raft, caches' client and peer listeners, the admin.
+const DEFAULT_PORTS = {
+  dbHttp: 11000,
+  dbRaft: 12000,
+  cacheHttp: 5551,
+  cachePeer: 5541,
+  admin: 5546,
+}
+
 function portFree(port: number, host: string): Promise<boolean> {
   return new Promise((res) => {
     const srv = createServer()
@@ -73,62 +87,161 @@ async function anyFreePort(host: string, taken: Set<number>): Promise<number> {
   }
 }
 
-/** choosePorts takes each default port if it is free, else a free one. */
-async function choosePorts(opts: DevOptions, host: string): Promise<DevPorts> {
-  const taken = new Set<number>()
+/** PortPicker hands out the ports of one system: never one twice, never one in use. */
+class PortPicker {
+  private readonly taken = new Set<number>()
+
+  constructor(private readonly host: string) {}
+
+  /** keep records a port the system uses whatever its state (a member's stored address). */
+  keep(port: number): void {
+    this.taken.add(port)
+  }
+
+  /** pick takes the first wanted port that is free, else any free port. */
+  async pick(...wanted: number[]): Promise<number> {
+    let port: number | undefined
+    for (const w of wanted)
+      if (!this.taken.has(w) && (await portFree(w, this.host))) {
+        port = w
+        break
+      }
+    port ??= await anyFreePort(this.host, this.taken)
+    this.taken.add(port)
+    return port
+  }
+}
+
+/** PortChoice is the ports of a system and a line saying what was not where expected. */
+interface PortChoice {
+  readonly ports: DevPorts
+  readonly note?: string
+}
+
+/** choosePorts, on a first start, takes each default port if it is free, else a free one. */
+async function choosePorts(opts: DevOptions, host: string): Promise<PortChoice> {
+  const picker = new PortPicker(host)
+  const busy: number[] = []
   const pick = async (wanted: number): Promise<number> => {
-    const port =
-      !taken.has(wanted) && (await portFree(wanted, host)) ? wanted : await anyFreePort(host, taken)
-    taken.add(port)
+    const port = await picker.pick(wanted)
+    if (port !== wanted) busy.push(wanted)
     return port
   }
   const dbs = []
   for (let i = 0; i < opts.nodes; i++)
-    dbs.push({ id: `n${i + 1}`, http: await pick(11000 + i), raft: await pick(12000 + i) })
+    dbs.push({
+      id: `n${i + 1}`,
+      http: await pick(DEFAULT_PORTS.dbHttp + i),
+      raft: await pick(DEFAULT_PORTS.dbRaft + i),
+    })
   const caches = []
   for (let i = 0; i < opts.caches; i++)
-    caches.push({ id: `c${i + 1}`, http: await pick(5551 + i), peer: await pick(5541 + i) })
-  return { admin: await pick(5546), dbs, caches }
+    caches.push({
+      id: `c${i + 1}`,
+      http: await pick(DEFAULT_PORTS.cacheHttp + i),
+      peer: await pick(DEFAULT_PORTS.cachePeer + i),
+    })
+  const ports = { admin: await pick(DEFAULT_PORTS.admin), dbs, caches }
+  if (busy.length === 0) return { ports }
+  const list = busy.sort((a, b) => a - b).join(', ')
+  return {
+    ports,
+    note: `${busy.length === 1 ? 'port' : 'ports'} ${list} ${busy.length === 1 ? 'is' : 'are'} taken; free ones are used instead (listed below)`,
+  }
 }
 
-/** reusePorts checks the recorded ports. The members' addresses are stored in their data
- * directories, so a taken member port is an error that says what to do; the admin and the
- * caches store none, so a taken port of theirs is replaced by a free one (and said so). */
+/**
+ * reusePorts, on a restart, keeps the recorded ports. A member that has a data directory
+ * must keep its addresses (the cluster's address book, in every member's data directory,
+ * holds them): one of those taken is an error that names it. The caches and the admin
+ * store no address, so a taken port of theirs is replaced by a free one, and said so.
+ */
 async function reusePorts(
-  ports: DevPorts,
-  host: string,
+  recorded: DevPorts,
+  dataDir: string,
   portsFile: string,
-  out: (line: string) => void,
-): Promise<DevPorts> {
-  for (const d of ports.dbs)
-    for (const [what, p] of [
-      ['HTTP', d.http],
-      ['peer', d.raft],
-    ] as const)
-      if (!(await portFree(p, host)))
-        throw new Error(
-          `port ${p} (the ${what} port of member ${d.id}, recorded in ${portsFile} and in its ` +
-            `data directory) is taken: stop what uses it, or start afresh with --fresh`,
-        )
-  const taken = new Set<number>(ports.dbs.flatMap((d) => [d.http, d.raft]))
-  const keep = async (what: string, p: number): Promise<number> => {
-    if (!taken.has(p) && (await portFree(p, host))) {
-      taken.add(p)
-      return p
+  host: string,
+): Promise<PortChoice> {
+  const picker = new PortPicker(host)
+  const stored = recorded.dbs.filter((d) => existsSync(join(dataDir, d.id)))
+  const busy: string[] = []
+  for (const d of stored)
+    for (const [port, what] of [
+      [d.http, 'HTTP'],
+      [d.raft, 'Raft'],
+    ] as const) {
+      if (!(await portFree(port, host))) busy.push(`${port} (${d.id}'s ${what} address)`)
+      picker.keep(port)
     }
-    const q = await anyFreePort(host, taken)
-    taken.add(q)
-    out(`  port ${p} of ${what} is taken; using ${q}`)
-    return q
+  if (busy.length > 0)
+    throw new Error(
+      `${busy.length === 1 ? 'port' : 'ports'} ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} taken by another process, and a member keeps its addresses (they are stored in the data directories under ${dataDir}): stop that process (another oncekv dev on this folder?) and run again, or start an empty system with --fresh (it deletes ${dataDir})`,
+    )
+  const moved: string[] = []
+  const move = async (what: string, port: number, fallback: number): Promise<number> => {
+    const now = await picker.pick(port, fallback)
+    if (now !== port) moved.push(`${what} ${port} → ${now}`)
+    return now
   }
+  const dbs = []
+  for (const [i, d] of recorded.dbs.entries())
+    dbs.push(
+      stored.includes(d)
+        ? d
+        : {
+            id: d.id,
+            http: await move(`${d.id} HTTP`, d.http, DEFAULT_PORTS.dbHttp + i),
+            raft: await move(`${d.id} Raft`, d.raft, DEFAULT_PORTS.dbRaft + i),
+          },
+    )
   const caches = []
-  for (const c of ports.caches)
+  for (const [i, c] of recorded.caches.entries())
     caches.push({
       id: c.id,
-      http: await keep(`cache ${c.id}`, c.http),
-      peer: await keep(`cache ${c.id} (peer)`, c.peer),
+      http: await move(`${c.id}`, c.http, DEFAULT_PORTS.cacheHttp + i),
+      peer: await move(`${c.id} peer`, c.peer, DEFAULT_PORTS.cachePeer + i),
     })
-  return { admin: await keep('the admin', ports.admin), dbs: ports.dbs, caches }
+  const ports = { admin: await move('the admin', recorded.admin, DEFAULT_PORTS.admin), dbs, caches }
+  if (moved.length === 0) return { ports }
+  return {
+    ports,
+    note: `recorded ${moved.length === 1 ? 'port' : 'ports'} taken, moved: ${moved.join(', ')} (${portsFile} updated)`,
+  }
+}
+
+/** parsePorts reads ports.json, refusing anything oncekv dev did not write. */
+function parsePorts(text: string, file: string): DevPorts {
+  const bad = new Error(
+    `${file} is not a ports file of oncekv dev: delete it, or start an empty system with --fresh`,
+  )
+  let v: unknown
+  try {
+    v = JSON.parse(text)
+  } catch {
+    throw bad
+  }
+  const isPort = (x: unknown): x is number =>
+    Number.isInteger(x) && (x as number) > 0 && (x as number) < 65536
+  const isList = (x: unknown, second: 'raft' | 'peer'): boolean =>
+    Array.isArray(x) &&
+    x.every(
+      (e: Record<string, unknown> | null) =>
+        typeof e === 'object' &&
+        e !== null &&
+        typeof e.id === 'string' &&
+        isPort(e.http) &&
+        isPort(e[second]),
+    )
+  const o = v as Record<string, unknown> | null
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    !isPort(o.admin) ||
+    !isList(o.dbs, 'raft') ||
+    !isList(o.caches, 'peer')
+  )
+    throw bad
+  return o as unknown as DevPorts
 }
 
 async function waitUntil(
@@ -156,9 +269,14 @@ async function getJson<T>(url: string): Promise<T> {
   return (await res.json()) as T
 }
 
+/** shellWord quotes a word for a POSIX shell when it needs it (a folder with a space). */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`
+}
+
 /** DevCluster is a running local system. */
 export class DevCluster {
-  private stopping: Promise<void> | undefined
+  private stopping: Promise<readonly string[]> | undefined
 
   private constructor(
     readonly ports: DevPorts,
@@ -181,19 +299,20 @@ export class DevCluster {
     if (opts.fresh) rmSync(dataDir, { recursive: true, force: true })
     mkdirSync(join(dataDir, 'logs'), { recursive: true })
     const portsFile = join(dataDir, 'ports.json')
-    let ports: DevPorts
+    let choice: PortChoice
     if (existsSync(portsFile)) {
-      ports = JSON.parse(readFileSync(portsFile, 'utf8')) as DevPorts
-      if (ports.dbs.length !== opts.nodes || ports.caches.length !== opts.caches)
+      const recorded = parsePorts(readFileSync(portsFile, 'utf8'), portsFile)
+      if (recorded.dbs.length !== opts.nodes || recorded.caches.length !== opts.caches)
         throw new Error(
-          `${dataDir} holds a system of ${ports.dbs.length} members and ${ports.caches.length} caches; use --fresh to start another shape`,
+          `${dataDir} holds a system of ${recorded.dbs.length} members and ${recorded.caches.length} caches; use --fresh to start another shape`,
         )
-      ports = await reusePorts(ports, host, portsFile, out)
-      writeFileSync(portsFile, JSON.stringify(ports, null, 2))
+      choice = await reusePorts(recorded, dataDir, portsFile, host)
     } else {
-      ports = await choosePorts(opts, host)
-      writeFileSync(portsFile, JSON.stringify(ports, null, 2))
+      choice = await choosePorts(opts, host)
     }
+    const ports = choice.ports
+    writeFileSync(portsFile, JSON.stringify(ports, null, 2))
+    if (choice.note) out(`oncekv dev: ${choice.note}`)
     const level = opts.logLevel ?? 'info'
     const dbUrl = (p: number): string => `http://${host}:${p}`
     const first = ports.dbs[0]
@@ -251,7 +370,7 @@ export class DevCluster {
     const dev = new DevCluster(ports, host, dataDir, all, out)
     try {
       out(
-        `oncekv dev: starting ${opts.nodes} database members, ${opts.caches} cache nodes and the admin (data in ${dataDir})`,
+        `oncekv dev: starting ${opts.nodes} database ${opts.nodes === 1 ? 'member' : 'members'}, ${opts.caches} cache ${opts.caches === 1 ? 'node' : 'nodes'} and the admin (data in ${dataDir})`,
       )
       // A first start bootstraps n1 and joins the rest through it; a restart starts every
       // member at once, since none can serve before a majority is back.
@@ -341,6 +460,11 @@ export class DevCluster {
       String(this.procs.find((p) => p.id === id)?.child?.pid ?? '-')
     const first = this.ports.dbs[0]
     const cache = this.ports.caches[0]
+    // A file to store as a blob: package.json where it runs (npm run dev runs in the
+    // project), else the ports file, which is always there.
+    const file = existsSync('package.json')
+      ? { path: 'package.json', name: 'package.json' }
+      : { path: join(this.dataDir, 'ports.json'), name: 'ports.json' }
     const lines = [
       '',
       `  dashboard  ${u(this.ports.admin)}    (admin pid ${pid('admin')})`,
@@ -358,13 +482,13 @@ export class DevCluster {
       lines.push(
         `  curl -XPOST ${u(first.http)}/key -H 'content-type: application/json' -d '{"key":"foo","value":"bar"}'`,
         `  curl ${u(first.http)}/i/key/foo`,
-        `  curl -XPUT --data-binary @package.json ${u(first.http)}/keys/files/package.json`,
+        `  curl -XPUT --data-binary ${shellWord(`@${file.path}`)} ${u(first.http)}/keys/files/${file.name}`,
       )
     }
     if (cache)
       lines.push(
         `  curl ${u(cache.http)}/key/foo`,
-        `  curl -i ${u(cache.http)}/keys/files/package.json`,
+        `  curl -i ${u(cache.http)}/keys/files/${file.name}`,
       )
     lines.push(
       `  curl ${u(this.ports.admin)}/caches`,
@@ -376,9 +500,11 @@ export class DevCluster {
   }
 
   /** stop sends SIGTERM to every process (caches and the admin first) and waits; any still
-   * running after 15 s is killed. */
-  stop(): Promise<void> {
+   * running after STOP_TIMEOUT_MS is killed. It resolves, once every process has exited, with the ids of
+   * those that had to be killed (none on a clean stop). */
+  stop(): Promise<readonly string[]> {
     this.stopping ??= (async () => {
+      const killed: string[] = []
       const order: Proc['kind'][][] = [['cache', 'admin'], ['db']]
       for (const kinds of order) {
         const group = this.procs.filter(
@@ -389,14 +515,19 @@ export class DevCluster {
             p.child.signalCode === null,
         )
         for (const p of group) p.child?.kill('SIGTERM')
-        await Promise.race([
-          Promise.all(group.map((p) => p.exited)),
-          new Promise((r) => setTimeout(r, 15_000).unref()),
-        ])
+        const all = Promise.all(group.map((p) => p.exited))
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([all, new Promise((r) => (timer = setTimeout(r, STOP_TIMEOUT_MS)))])
+        clearTimeout(timer)
         for (const p of group)
-          if (p.child && p.child.exitCode === null && p.child.signalCode === null)
+          if (p.child && p.child.exitCode === null && p.child.signalCode === null) {
+            killed.push(p.id)
             p.child.kill('SIGKILL')
+          }
+        // Wait for the killed ones too: dev never exits before a process it started.
+        await all
       }
+      return killed
     })()
     return this.stopping
   }

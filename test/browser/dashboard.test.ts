@@ -1,19 +1,22 @@
 // The dashboard in a real browser (Debian's headless Chromium driven by playwright-core)
 // against a whole local system started the way users start it (`oncekv dev`): the cards and
 // the Leader tag appear, the tag moves when the leader is killed and the dead member shows as
-// down, a put through the form and a lookup work and a second put shows the conflict, the
-// page fits a phone-width screen, and an admin with no nodes says how to start some.
+// down, a put through the form works, a lookup shows the value, its size and the cache node
+// that served it (from the cache tier the second time) or says plainly that a key is missing,
+// a second put shows the conflict, the page fits a phone-width screen, an admin with no nodes
+// says how to start some, and Ctrl-C stops the system cleanly (exit code 0, no process left).
 // Screenshots of each state go to test-artifacts/dashboard/ (not committed).
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import type { AdminOverview } from '../../src/protocol/index.ts'
+import type { AdminOverview, LookupResponse } from '../../src/protocol/index.ts'
 import { freePort, waitFor } from '../e2e/cluster.ts'
+import { killDev, startDev, stopDev, type Dev } from './dev.test-helper.ts'
 
 // The few DOM names the page-side functions below use (they run in the browser; the project's
 // type-check has no DOM library, so they are declared here, for this file only).
@@ -33,92 +36,6 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const BIN = join(ROOT, 'bin', 'oncekv.js')
 const SHOTS = join(ROOT, 'test-artifacts', 'dashboard')
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-
-interface Dev {
-  child: ChildProcess
-  output: string
-  adminUrl: string
-  pids: Map<string, number>
-}
-
-/** startDev runs `oncekv dev` in a temp folder and reads its banner. */
-async function startDev(dir: string): Promise<Dev> {
-  const child = spawn(process.execPath, [BIN, 'dev', '--data', dir, '--fresh'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const dev: Dev = { child, output: '', adminUrl: '', pids: new Map() }
-  child.stdout?.on('data', (d: Buffer) => (dev.output += d.toString('utf8')))
-  child.stderr?.on('data', (d: Buffer) => (dev.output += d.toString('utf8')))
-  await waitFor(
-    'oncekv dev to be up',
-    () => {
-      if (child.exitCode !== null) throw new Error(`oncekv dev exited: ${dev.output}`)
-      return dev.output.includes('Ctrl-C stops everything')
-    },
-    { timeoutMs: 90_000, intervalMs: 100 },
-  )
-  const admin = /dashboard\s+(http:\/\/\S+)\s+\(admin pid (\d+)\)/.exec(dev.output)
-  assert.ok(admin, dev.output)
-  dev.adminUrl = admin[1] as string
-  dev.pids.set('admin', Number(admin[2]))
-  for (const m of dev.output.matchAll(/^\s+(?:database|cache)\s+(\w+)\s.*pid (\d+)$/gm))
-    dev.pids.set(m[1] as string, Number(m[2]))
-  return dev
-}
-
-/** StopOutcome is how `oncekv dev` ended: its exit, and the children still alive after it. */
-interface StopOutcome {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-  readonly clean: boolean
-  readonly leftovers: string[]
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** stopDev stops it with Ctrl-C's signal and says how that went; if it hangs, or children
- * outlive it, they are killed (the outcome still says so). */
-async function stopDev(dev: Dev): Promise<StopOutcome | undefined> {
-  if (dev.child.exitCode !== null || dev.child.signalCode !== null) return undefined
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
-    dev.child.once('exit', (code, signal) => r([code, signal])),
-  )
-  dev.child.kill('SIGINT')
-  const result = await Promise.race([
-    exited,
-    new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000)),
-  ])
-  let leftovers: string[] = []
-  if (result) {
-    // dev waits for its children; give the kernel a moment to reap the last of them.
-    await waitFor('every child of oncekv dev to be gone', () =>
-      [...dev.pids.values()].every((pid) => !alive(pid)),
-    ).catch(() => undefined)
-    leftovers = [...dev.pids].filter(([, pid]) => alive(pid)).map(([id]) => id)
-  }
-  for (const pid of dev.pids.values()) {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {
-      // Already gone.
-    }
-  }
-  if (!result) dev.child.kill('SIGKILL')
-  return {
-    code: result?.[0] ?? null,
-    signal: result?.[1] ?? null,
-    clean: result !== undefined,
-    leftovers,
-  }
-}
 
 async function overview(dev: Dev): Promise<AdminOverview> {
   return (await (await fetch(`${dev.adminUrl}/overview`)).json()) as AdminOverview
@@ -145,7 +62,7 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
     )
     mkdirSync(SHOTS, { recursive: true })
     dir = mkdtempSync(join(tmpdir(), 'oncekv-browser-'))
-    dev = await startDev(join(dir, 'dev'))
+    dev = await startDev(['--data', join(dir, 'dev'), '--fresh'])
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -164,7 +81,8 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
 
   after(async () => {
     await browser?.close().catch(() => {})
-    if (dev) await stopDev(dev)
+    // The last test stops it cleanly; this is for a run that failed before.
+    if (dev) await killDev(dev)
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
@@ -196,7 +114,7 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
     const d = dev as Dev
     const old = (await overview(d)).leader
     assert.ok(old)
-    const pid = d.pids.get(old)
+    const pid = d.nodes.get(old)?.pid
     assert.ok(pid, `no pid for ${old} in ${d.output}`)
     process.kill(pid, 'SIGKILL')
     await page.waitForFunction(
@@ -217,6 +135,9 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
   })
 
   it('puts a key through the form, looks it up, and shows a conflict on another value', async () => {
+    const d = dev as Dev
+    const caches = [...d.nodes].filter(([id]) => id.startsWith('c')).map(([, n]) => n.url)
+    assert.equal(caches.length, 3, d.output)
     const key = `browser-${Date.now()}`
     await page.fill('[data-testid=put-key]', key)
     await page.fill('[data-testid=put-value]', 'first value')
@@ -224,15 +145,65 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
     await page.waitForSelector('[data-testid=put-result][data-outcome=created]', {
       timeout: 20_000,
     })
-    await page.fill('[data-testid=lookup-input]', key)
-    await page.click('[data-testid=lookup-button]')
-    await page.waitForFunction(
-      () =>
-        document.querySelector('[data-testid=lookup-result]')?.textContent?.includes('first value'),
-      null,
-      { timeout: 20_000 },
-    )
+
+    // lookUp looks a key up through the form and returns what the admin answered, once the
+    // page shows that answer.
+    const lookUp = async (k: string): Promise<LookupResponse> => {
+      await page.fill('[data-testid=lookup-input]', k)
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => r.url().includes('/api/lookup/'), { timeout: 20_000 }),
+        page.click('[data-testid=lookup-button]'),
+      ])
+      assert.equal(res.status(), 200)
+      const body = (await res.json()) as LookupResponse
+      await page.waitForSelector(`[data-testid=lookup-result][data-found=${body.found}]`, {
+        timeout: 10_000,
+      })
+      return body
+    }
+    // shown is what the result says: value, size, served by and source.
+    const shown = async (): Promise<Record<string, string | null>> => ({
+      value: await page.locator('[data-testid=lookup-result] [data-testid=value-text]').innerText(),
+      bytes: await page.locator('[data-testid=lookup-size]').getAttribute('data-bytes'),
+      size: await page.locator('[data-testid=lookup-size]').innerText(),
+      servedBy: await page.locator('[data-testid=lookup-served-by]').innerText(),
+      source: await page.locator('[data-testid=lookup-source]').getAttribute('data-source'),
+    })
+
+    // The first lookup fills from the database (the owner reads it, or the node asked gets it
+    // from the owner).
+    const first = await lookUp(key)
+    assert.ok(caches.includes(first.served_by), `served by ${first.served_by}, not a cache`)
+    assert.ok(['db', 'peer'].includes(first.source ?? ''), first.source)
+    assert.deepEqual(await shown(), {
+      value: 'first value',
+      bytes: '11',
+      size: '11 B',
+      servedBy: first.served_by.replace('http://', ''),
+      source: first.source,
+    })
     await shot(page, '3-put-and-lookup')
+    // The second is served by the cache tier: a main or hot cache, or the owner's.
+    const second = await lookUp(key)
+    assert.ok(caches.includes(second.served_by), `served by ${second.served_by}, not a cache`)
+    assert.ok(['main', 'hot', 'peer'].includes(second.source ?? ''), second.source)
+    assert.deepEqual(await shown(), {
+      value: 'first value',
+      bytes: '11',
+      size: '11 B',
+      servedBy: second.served_by.replace('http://', ''),
+      source: second.source,
+    })
+    await shot(page, '4-lookup-cached')
+    // A missing key is said plainly.
+    const missing = await lookUp(`${key}-missing`)
+    assert.equal(missing.found, false)
+    const said = await page.locator('[data-testid=lookup-result]').innerText()
+    assert.match(said, /Not found/)
+    assert.ok(said.includes(`${key}-missing`), said)
+    assert.equal(await page.locator('[data-testid=lookup-size]').count(), 0)
+    await shot(page, '5-lookup-missing')
+
     await page.fill('[data-testid=put-value]', 'second value')
     await page.click('[data-testid=put-button]')
     await page.waitForSelector('[data-testid=put-result][data-outcome=conflict]', {
@@ -240,17 +211,23 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
     })
     const text = await page.locator('[data-testid=put-result]').innerText()
     assert.match(text, /first value/, 'the conflict shows the value that stays')
-    await shot(page, '4-conflict')
+    await shot(page, '6-conflict')
   })
 
   it('fits a phone-width screen', async () => {
     await page.setViewportSize({ width: 375, height: 800 })
-    await page.waitForTimeout(300)
+    // The layout follows the resize within a frame or two; wait for it with a deadline.
+    const fits = await page
+      .waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, null, {
+        timeout: 5_000,
+      })
+      .then(() => true)
+      .catch(() => false)
     const overflow = await page.evaluate(
       () => document.documentElement.scrollWidth - window.innerWidth,
     )
-    assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`)
-    await shot(page, '5-phone')
+    assert.ok(fits && overflow <= 0, `the page is ${overflow} px wider than the screen`)
+    await shot(page, '7-phone')
   })
 
   it('says how to start nodes when there are none', async () => {
@@ -274,20 +251,17 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
       const empty = p.locator('[data-testid=empty-state]')
       await empty.waitFor({ timeout: 20_000 })
       assert.match(await empty.innerText(), /npm run dev|oncekv dev/)
-      await shot(p, '6-empty')
+      await shot(p, '8-empty')
       await p.close()
     } finally {
       admin.kill('SIGKILL')
     }
   })
 
-  it('stops cleanly on Ctrl-C: exit code 0 and no process left', async () => {
+  it('stops cleanly on Ctrl-C: exit code 0 and no process left', async (t) => {
     const d = dev as Dev
-    assert.ok(d.pids.size >= 7, `pids from the banner: ${[...d.pids.keys()].join(', ')}`)
-    const out = await stopDev(d)
-    assert.ok(out, 'oncekv dev had already exited')
-    assert.ok(out.clean, 'oncekv dev did not exit within 30 s of SIGINT')
-    assert.equal(out.code, 0, d.output.slice(-2000))
-    assert.deepEqual(out.leftovers, [])
+    const ms = await stopDev(d, 'SIGINT')
+    assert.match(d.output, /oncekv dev: stopped\./)
+    t.diagnostic(`oncekv dev stopped in ${ms} ms`)
   })
 })

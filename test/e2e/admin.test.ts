@@ -4,16 +4,37 @@
 // pages of other origins.
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
+import WebSocket from 'ws'
 import type {
   AdminHistory,
   AdminOverview,
   AdminPutResponse,
   LookupResponse,
 } from '../../src/protocol/index.ts'
-import { waitFor, type Cluster } from './cluster.ts'
+import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { postJson } from './http.ts'
-import { wsCollect, wsMessages, wsOutcome } from './ws.ts'
+import { wsMessages, wsOutcome } from './ws.ts'
+
+/** ListFeed keeps every list a WebSocket pushed, in order, until closed. */
+interface ListFeed {
+  readonly lists: string[][]
+  close(): void
+}
+
+/** openFeed opens a WebSocket that pushes JSON lists and resolves once it is open. wsMessages
+ * answers "the first n messages"; a membership change pushes an unknown number of lists (a
+ * learner first, then a voter), so these tests wait on the lists seen so far instead. */
+async function openFeed(url: string): Promise<ListFeed> {
+  const lists: string[][] = []
+  const ws = new WebSocket(url)
+  ws.on('message', (data: Buffer) => lists.push(JSON.parse(data.toString('utf8')) as string[]))
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  })
+  return { lists, close: () => ws.terminate() }
+}
 
 /** upgradeStatus is the HTTP status of a refused upgrade, or 101 when it opened. */
 async function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
@@ -107,35 +128,48 @@ describe('admin', () => {
     )
   })
 
-  it('pushes the database list on /ws/dbs when a member joins and when one is removed', async () => {
-    const sorted = (urls: string[]): string => [...urls].sort().join(',')
-    const ws = await wsCollect<string[]>(`ws://${c.admin.http}/ws/dbs`)
+  it('pushes the database list on /ws/dbs when it connects and when the membership changes', async () => {
+    const url = `ws://${c.admin.http}/ws/dbs`
+    const three = c
+      .running()
+      .map((n) => n.url)
+      .sort()
+    const [onConnect] = await wsMessages<string[]>(url, 1)
+    assert.deepEqual(onConnect, three)
+    assert.deepEqual(await c.admin.dbList(), three)
+
+    const feed = await openFeed(url)
+    let n4: DbProcess | undefined
     try {
-      const before = sorted(c.running().map((n) => n.url))
-      await waitFor('the list on connect', () => ws.messages.length > 0)
-      assert.equal(sorted(ws.messages[0]!), before)
-
-      const n4 = await c.addMember()
-      const withN4 = sorted([...c.running().map((n) => n.url)])
-      await waitFor(
-        'a push with the new member',
-        () => ws.messages.some((m) => sorted(m) === withN4),
-        { timeoutMs: 15_000 },
-      )
-      assert.equal(sorted(await c.admin.dbList()), withN4)
-
-      const { node: leader } = await c.leader()
-      const removed = await postJson(`${leader.url}/remove`, { id: n4.id })
+      await waitFor('the list on connect', () => feed.lists.length > 0)
+      assert.deepEqual(feed.lists[0], three)
+      // A fourth member joins (a learner, then a voter): a push lists it, as GET /dbs does.
+      n4 = await c.addMember({ id: 'n4', timeoutMs: 30_000 })
+      const four = [...three, n4.url].sort()
+      await waitFor('a push listing n4', () => feed.lists.some((l) => l.join() === four.join()), {
+        timeoutMs: 10_000,
+      })
+      assert.deepEqual(feed.lists.at(-1), four, JSON.stringify(feed.lists))
+      assert.deepEqual(await c.admin.dbList(), four)
+      // It is removed (POST /remove to another member, which passes it to the leader): the
+      // next push is the three again, and so is GET /dbs.
+      const seen = feed.lists.length
+      const via = c.running().find((n) => n.id !== 'n4')
+      assert.ok(via)
+      const removed = await postJson(`${via.url}/remove`, { id: 'n4' }, 15_000)
       assert.equal(removed.status, 200, removed.text())
       await waitFor(
-        'a push without the removed member',
-        () => sorted(ws.messages.at(-1) ?? []) === before,
-        { timeoutMs: 15_000 },
+        'a push without n4',
+        () => feed.lists.slice(seen).some((l) => l.join() === three.join()),
+        { timeoutMs: 10_000 },
       )
-      assert.equal(sorted(await c.admin.dbList()), before)
-      await c.kill(n4.id)
+      assert.deepEqual(feed.lists.at(-1), three, JSON.stringify(feed.lists))
+      assert.deepEqual(await c.admin.dbList(), three)
     } finally {
-      ws.close()
+      feed.close()
+      // The removed member's process still runs: stop it, so the running members are the
+      // cluster's again.
+      if (n4?.running) await c.terminate(n4.id)
     }
   })
 
@@ -173,21 +207,44 @@ describe('admin', () => {
     const conflict = await put('dash/a', 'two')
     assert.equal(conflict.outcome, 'conflict')
     assert.equal(conflict.existing, 'one')
-    const look = (await (
-      await fetch(`${c.admin.url}/api/lookup/${encodeURIComponent('dash/a')}`)
-    ).json()) as LookupResponse
-    assert.equal(look.found, true)
-    assert.equal(look.value, 'one')
-    assert.equal(look.size, 3)
-    assert.ok(
-      c.caches().some((x) => x.url === look.served_by),
-      look.served_by,
-    )
-    assert.ok(['main', 'hot', 'peer', 'db'].includes(look.source ?? ''))
-    const missing = (await (
-      await fetch(`${c.admin.url}/api/lookup/nothing-here`)
-    ).json()) as LookupResponse
+    const lookup = async (key: string): Promise<LookupResponse> => {
+      const r = await fetch(`${c.admin.url}/api/lookup/${encodeURIComponent(key)}`)
+      assert.equal(r.status, 200)
+      return (await r.json()) as LookupResponse
+    }
+    const caches = c.runningCaches().map((x) => x.url)
+    // The first lookup fills from the database: the node asked is the key's owner (source db)
+    // or asks the owner (source peer).
+    const first = await lookup('dash/a')
+    assert.equal(first.found, true)
+    assert.equal(first.value, 'one')
+    assert.equal(first.size, 3)
+    assert.ok(caches.includes(first.served_by), first.served_by)
+    assert.ok(['db', 'peer'].includes(first.source ?? ''), first.source)
+    // Later lookups (each through a cache node picked at random) are served by the cache
+    // tier: the owner's main cache, a hot copy, or the owner asked over the peer protocol;
+    // no member reads the key again.
+    const memberReads = async (): Promise<number> =>
+      (await Promise.all(c.running().map((n) => n.stats()))).reduce((a, s) => a + s.reads, 0)
+    const readsBefore = await memberReads()
+    for (let i = 0; i < 6; i++) {
+      const again = await lookup('dash/a')
+      assert.equal(again.value, 'one')
+      assert.equal(again.size, 3)
+      assert.ok(caches.includes(again.served_by), again.served_by)
+      assert.ok(['main', 'hot', 'peer'].includes(again.source ?? ''), again.source)
+    }
+    assert.equal(await memberReads(), readsBefore, 'a cached key is not read from a member')
+    const missing = await lookup('nothing-here')
     assert.equal(missing.found, false)
+    assert.equal(missing.value, undefined)
+    assert.equal(missing.size, undefined)
+    assert.ok(caches.includes(missing.served_by), missing.served_by)
+    const badLookup = await fetch(
+      `${c.admin.url}/api/lookup/${encodeURIComponent('x'.repeat(1025))}`,
+    )
+    assert.equal(badLookup.status, 413)
+    assert.equal(((await badLookup.json()) as { code: number }).code, 1001)
     const bad = await postJson(`${c.admin.url}/api/put`, { key: '', value: 'x' })
     assert.equal(bad.status, 400)
     assert.equal(bad.json<{ code: number }>().code, 1001)

@@ -25,7 +25,7 @@ export function registerDev(program: Command): void {
     .option('--log-level <level>', "the processes' log level", 'info')
     .action(async (flags: DevFlags) => {
       if (flags.nodes < 1) program.error('oncekv dev: --nodes must be at least 1', { exitCode: 2 })
-      const { DevCluster } = await import('../../dev/dev.ts')
+      const { DevCluster, STOP_TIMEOUT_MS } = await import('../../dev/dev.ts')
       // Signals are handled from the start: one during start-up interrupts it (what was
       // started is stopped); later, it stops everything.
       const interrupt = new AbortController()
@@ -37,11 +37,20 @@ export function registerDev(program: Command): void {
           interrupt.abort()
           return
         }
+        const running = dev
         console.log('\noncekv dev: stopping (caches and the admin, then the members)…')
-        dev.stop().then(
-          () => {
-            console.log('oncekv dev: stopped.')
-            process.exit(0)
+        running.stop().then(
+          (killed) => {
+            if (killed.length === 0) {
+              console.log('oncekv dev: stopped.')
+              process.exit(0)
+            }
+            // A member killed mid-stop is safe (Raft), but it is not the clean stop Ctrl-C
+            // promises: say so, and exit non-zero.
+            console.error(
+              `oncekv dev: ${killed.join(', ')} did not stop within ${STOP_TIMEOUT_MS / 1000} s and ${killed.length === 1 ? 'was' : 'were'} killed; see the logs in ${running.dataDir}/logs`,
+            )
+            process.exit(1)
           },
           (e: unknown) => {
             console.error(`oncekv dev: stopping failed: ${(e as Error).message}`)
