@@ -42,7 +42,12 @@ export interface CacheMember {
   readonly peer: string
   readonly joinedAt: number
   lastOkAt: number
+  /** misses counts the heartbeats failed in a row. */
   misses: number
+  /** beating is true while a heartbeat to the node is running; stale when the lists changed
+   * since it was sent. */
+  beating: boolean
+  stale: boolean
 }
 
 /** AdminNode is a running admin. */
@@ -61,12 +66,15 @@ export class AdminNode {
   private overviewTimer: NodeJS.Timeout | undefined
   private draining = false
   private polling = false
-  private beatAgain = false
-  private beating = false
+  // Invariant: under heartbeatMs, so a heartbeat given up on has counted its miss before
+  // the next one is due.
+  private readonly beatTimeoutMs: number
 
   private constructor(opts: AdminOptions) {
     this.opts = opts
     this.url = `http://${opts.http}`
+    const heartbeatMs = opts.heartbeatMs ?? 1_000
+    this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
     this.app = createApp({ logger: this.log, bodyLimit: 64 * 1024, draining: () => this.draining })
     this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin(opts.allowOrigins) })
@@ -86,7 +94,7 @@ export class AdminNode {
     const [host, port] = splitHostPort(opts.http)
     await node.app.listen({ host, port })
     node.watcher.start()
-    node.timer = setInterval(() => void node.heartbeat(), opts.heartbeatMs ?? 1_000)
+    node.timer = setInterval(() => node.heartbeat(), opts.heartbeatMs ?? 1_000)
     node.overviewTimer = setInterval(() => void node.pollOverview(), 1_000)
     void node.pollOverview()
     node.log.info({ event: 'listening', http: node.url, dbs: opts.dbs }, 'admin listening')
@@ -163,7 +171,15 @@ export class AdminNode {
       const known = this.caches.get(http)
       const now = Date.now()
       if (!known || known.peer !== peer) {
-        this.caches.set(http, { http, peer, joinedAt: now, lastOkAt: now, misses: 0 })
+        this.caches.set(http, {
+          http,
+          peer,
+          joinedAt: now,
+          lastOkAt: now,
+          misses: 0,
+          beating: false,
+          stale: false,
+        })
         this.droppedCaches.delete(http)
         this.log.info({ event: 'cache_joined', http, peer }, 'cache node joined')
         this.onCachesChange()
@@ -205,61 +221,71 @@ export class AdminNode {
   private onCachesChange(): void {
     this.ws.broadcast('/ws/caches', JSON.stringify(this.cacheUrls()))
     // Tell every node now rather than at the next beat.
-    void this.heartbeat()
+    this.heartbeat()
   }
 
   private onDbChange(view: DbView): void {
     this.log.info({ event: 'dbs', dbs: view.urls, leader: view.cluster?.leader }, 'database view')
     this.ws.broadcast('/ws/dbs', JSON.stringify(view.urls))
-    void this.heartbeat()
+    this.heartbeat()
   }
 
-  /** heartbeat sends the lists to every cache node and drops those that keep failing. */
-  private async heartbeat(): Promise<void> {
-    // One round at a time; a change during a round (a join, a drop) asks for one more.
-    if (this.beating) {
-      this.beatAgain = true
+  /** heartbeat sends the lists to every cache node. Each node has its own call and its own
+   * timeout: a hung node costs its own heartbeats, never the others'. */
+  private heartbeat(): void {
+    if (this.draining) return
+    const body = JSON.stringify(this.meta())
+    for (const c of this.caches.values()) void this.beat(c, body)
+  }
+
+  /**
+   * beat sends body to c and counts the outcome; after dropAfterMisses failures in a row c is
+   * dropped. A call still running when the next beat is due is not doubled; it is sent again
+   * on success if the lists changed meanwhile. The call is given up just before the next beat
+   * is due, so each interval counts at most one miss and a node that stops answering is
+   * dropped after dropAfterMisses intervals.
+   */
+  private async beat(c: CacheMember, body: string): Promise<void> {
+    if (c.beating) {
+      c.stale = true
       return
     }
-    this.beating = true
-    this.beatAgain = false
+    c.beating = true
+    c.stale = false
+    let ok = false
     try {
-      const body = JSON.stringify(this.meta())
-      const dropAfter = this.opts.dropAfterMisses ?? 3
-      const dropped: CacheMember[] = []
-      await Promise.all(
-        [...this.caches.values()].map(async (c) => {
-          try {
-            const res = await fetch(`${c.http}/meta`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body,
-              signal: AbortSignal.timeout(1_000),
-            })
-            await res.arrayBuffer()
-            if (!res.ok) throw new Error(`answered ${res.status}`)
-            c.misses = 0
-            c.lastOkAt = Date.now()
-          } catch (e) {
-            c.misses++
-            this.log.debug({ event: 'heartbeat_failed', http: c.http, err: (e as Error).message })
-            if (c.misses >= dropAfter && this.caches.get(c.http) === c) dropped.push(c)
-          }
-        }),
-      )
-      for (const c of dropped) {
-        this.caches.delete(c.http)
-        this.droppedCaches.set(c.http, { peer: c.peer, at: Date.now() })
-        this.log.warn(
-          { event: 'cache_dropped', http: c.http, misses: c.misses },
-          'cache node dropped: it stopped answering heartbeats',
-        )
-      }
-      if (dropped.length > 0) this.onCachesChange()
+      const res = await fetch(`${c.http}/meta`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(this.beatTimeoutMs),
+      })
+      await res.arrayBuffer()
+      if (!res.ok) throw new Error(`answered ${res.status}`)
+      ok = true
+      c.misses = 0
+      c.lastOkAt = Date.now()
+    } catch (e) {
+      c.misses++
+      this.log.debug({ event: 'heartbeat_failed', http: c.http, err: (e as Error).message })
+      if (c.misses >= (this.opts.dropAfterMisses ?? 3)) this.drop(c)
     } finally {
-      this.beating = false
+      c.beating = false
     }
-    if (this.beatAgain && !this.draining) void this.heartbeat()
+    if (ok && c.stale && !this.draining && this.caches.get(c.http) === c)
+      void this.beat(c, JSON.stringify(this.meta()))
+  }
+
+  /** drop removes c for missing heartbeats (unless it left or joined again meanwhile). */
+  private drop(c: CacheMember): void {
+    if (this.caches.get(c.http) !== c) return
+    this.caches.delete(c.http)
+    this.droppedCaches.set(c.http, { peer: c.peer, at: Date.now() })
+    this.log.warn(
+      { event: 'cache_dropped', http: c.http, misses: c.misses },
+      'cache node dropped: it stopped answering heartbeats',
+    )
+    this.onCachesChange()
   }
 
   /** pollOverview samples every node's stats and pushes the overview to the dashboards. */
