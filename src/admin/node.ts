@@ -11,7 +11,14 @@ import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { sendError } from '../http/errors.ts'
 import { WsHub, sameOrigin, trustedHost } from '../http/ws-hub.ts'
-import { BadRequestError, ForbiddenError, isBaseUrl, type MetaRequest } from '../protocol/index.ts'
+import {
+  BadRequestError,
+  ForbiddenError,
+  isBaseUrl,
+  urlList,
+  type CacheJoinRequest,
+  type MetaRequest,
+} from '../protocol/index.ts'
 import { registerApi } from './api.ts'
 import { DbWatcher, type DbView } from './db-watcher.ts'
 import { Overview, type Target } from './overview.ts'
@@ -158,16 +165,7 @@ export class AdminNode {
       },
     })
     app.post('/caches/join', async (req) => {
-      const body = req.body as Record<string, unknown> | undefined
-      const http = body?.http
-      const peer = body?.peer
-      if (
-        typeof http !== 'string' ||
-        !isBaseUrl(http) ||
-        typeof peer !== 'string' ||
-        !isBaseUrl(peer)
-      )
-        throw new BadRequestError('the body must be {"http": "<node URL>", "peer": "<peer URL>"}')
+      const { http, peer } = parseJoin(req.body)
       const known = this.caches.get(http)
       const now = Date.now()
       if (!known || known.peer !== peer) {
@@ -192,10 +190,7 @@ export class AdminNode {
     // A cache node that stops cleanly says so, and leaves the ring at once instead of after
     // three missed heartbeats.
     app.post('/caches/leave', async (req) => {
-      const body = req.body as Record<string, unknown> | undefined
-      const http = body?.http
-      if (typeof http !== 'string' || !isBaseUrl(http))
-        throw new BadRequestError('the body must be {"http": "<node URL>"}')
+      const { http } = parseLeave(req.body)
       const known = this.caches.get(http)
       if (known) {
         this.caches.delete(http)
@@ -328,4 +323,36 @@ export class AdminNode {
     this.ws.close()
     await this.app.close()
   }
+}
+
+const JOIN_SHAPE = '{"http": "<node URL>", "peer": "<peer URL>"}'
+
+/** parseJoin validates the body of POST /caches/join. */
+function parseJoin(body: unknown): CacheJoinRequest {
+  const b = bodyObject(body, JOIN_SHAPE)
+  return { http: urlField(b, 'http', JOIN_SHAPE), peer: urlField(b, 'peer', JOIN_SHAPE) }
+}
+
+/** parseLeave validates the body of POST /caches/leave. */
+function parseLeave(body: unknown): { http: string } {
+  const shape = '{"http": "<node URL>"}'
+  return { http: urlField(bodyObject(body, shape), 'http', shape) }
+}
+
+/** bodyObject is body as a JSON object, else a 400 that shows the shape wanted. */
+function bodyObject(body: unknown, shape: string): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body))
+    throw new BadRequestError(`the body must be a JSON object ${shape}`)
+  return body as Record<string, unknown>
+}
+
+/** urlField is the field name of b as a base URL, checked and trimmed as the lists' URLs are
+ * (urlList), else a 400 that shows the shape wanted. */
+function urlField(b: Record<string, unknown>, name: string, shape: string): string {
+  const v = b[name]
+  if (typeof v !== 'string' || !isBaseUrl(v))
+    throw new BadRequestError(
+      `${name} must be an http:// or https:// base URL (no path); the body must be ${shape}`,
+    )
+  return urlList([v], name)[0] as string
 }
