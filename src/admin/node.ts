@@ -49,12 +49,20 @@ export interface CacheMember {
   readonly peer: string
   readonly joinedAt: number
   lastOkAt: number
-  /** misses counts the heartbeats failed in a row. */
+  /** misses counts the heartbeats missed in a row. */
   misses: number
-  /** beating is true while a heartbeat to the node is running; stale when the lists changed
-   * since it was sent. */
-  beating: boolean
+  /** call is the heartbeat running, if any; stale is true when the lists changed since it
+   * was sent. */
+  call: HeartbeatCall | undefined
   stale: boolean
+}
+
+/** HeartbeatCall is one heartbeat to a cache node. */
+export interface HeartbeatCall {
+  /** deadline is when it is given up (Date.now() time). */
+  readonly deadline: number
+  /** counted is true once its miss was counted (it counts one at most). */
+  counted: boolean
 }
 
 /** AdminNode is a running admin. */
@@ -73,8 +81,8 @@ export class AdminNode {
   private overviewTimer: NodeJS.Timeout | undefined
   private draining = false
   private polling = false
-  // Invariant: under heartbeatMs, so a heartbeat given up on has counted its miss before
-  // the next one is due.
+  // Invariant: under heartbeatMs, so the next beat always finds an unanswered call past
+  // its deadline (and counts its miss) however late the timers run.
   private readonly beatTimeoutMs: number
 
   private constructor(opts: AdminOptions) {
@@ -175,7 +183,7 @@ export class AdminNode {
           joinedAt: now,
           lastOkAt: now,
           misses: 0,
-          beating: false,
+          call: undefined,
           stale: false,
         })
         this.droppedCaches.delete(http)
@@ -234,18 +242,27 @@ export class AdminNode {
   }
 
   /**
-   * beat sends body to c and counts the outcome; after dropAfterMisses failures in a row c is
-   * dropped. A call still running when the next beat is due is not doubled; it is sent again
-   * on success if the lists changed meanwhile. The call is given up just before the next beat
-   * is due, so each interval counts at most one miss and a node that stops answering is
-   * dropped after dropAfterMisses intervals.
+   * beat sends body to c and counts the outcome; after dropAfterMisses misses in a row c is
+   * dropped. Each call is given up after beatTimeoutMs, just under the interval, and counts
+   * one miss at most: when it fails, or when the next beat finds it past that deadline,
+   * whichever comes first. The second case matters on a busy machine, where the call's abort
+   * may not have been processed by the time the next beat is due; without it that beat would
+   * be skipped and a hung node dropped after twice the intervals. A call still within its
+   * deadline is not doubled: it is sent again on success if the lists changed meanwhile.
    */
   private async beat(c: CacheMember, body: string): Promise<void> {
-    if (c.beating) {
+    const now = Date.now()
+    const running = c.call
+    if (running && now < running.deadline) {
       c.stale = true
       return
     }
-    c.beating = true
+    if (running) {
+      this.missed(c, running, 'no answer within the heartbeat timeout')
+      if (this.caches.get(c.http) !== c) return
+    }
+    const call: HeartbeatCall = { deadline: now + this.beatTimeoutMs, counted: false }
+    c.call = call
     c.stale = false
     let ok = false
     try {
@@ -261,14 +278,21 @@ export class AdminNode {
       c.misses = 0
       c.lastOkAt = Date.now()
     } catch (e) {
-      c.misses++
-      this.log.debug({ event: 'heartbeat_failed', http: c.http, err: (e as Error).message })
-      if (c.misses >= (this.opts.dropAfterMisses ?? 3)) this.drop(c)
+      this.missed(c, call, (e as Error).message)
     } finally {
-      c.beating = false
+      if (c.call === call) c.call = undefined
     }
-    if (ok && c.stale && !this.draining && this.caches.get(c.http) === c)
+    if (ok && c.stale && !c.call && !this.draining && this.caches.get(c.http) === c)
       void this.beat(c, JSON.stringify(this.meta()))
+  }
+
+  /** missed counts call's miss against c, once, and drops c after dropAfterMisses. */
+  private missed(c: CacheMember, call: HeartbeatCall, why: string): void {
+    if (call.counted) return
+    call.counted = true
+    c.misses++
+    this.log.debug({ event: 'heartbeat_failed', http: c.http, misses: c.misses, err: why })
+    if (c.misses >= (this.opts.dropAfterMisses ?? 3)) this.drop(c)
   }
 
   /** drop removes c for missing heartbeats (unless it left or joined again meanwhile). */
