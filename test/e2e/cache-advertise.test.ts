@@ -141,9 +141,14 @@ describe('advertised addresses of a cache node', () => {
     const admin = ['--admin', cluster.admin.url]
     const [http, peer] = [await freePort(), await freePort()]
     const cases: [string[], RegExp][] = [
-      [['--http', `0.0.0.0:${http}`, '--peer', `127.0.0.1:${peer}`], /--advertise-http http:\/\//],
-      [['--http', `127.0.0.1:${http}`, '--peer', `[::]:${peer}`], /--advertise-peer http:\/\//],
-      [['--http', `0.0.0.0:${http}`, '--peer', `127.0.0.1:${peer}`], /listens on every interface/],
+      [
+        ['--http', `0.0.0.0:${http}`, '--peer', `127.0.0.1:${peer}`],
+        /--http 0\.0\.0\.0:\d+ listens on every interface.* give --advertise-http http:\/\//,
+      ],
+      [
+        ['--http', `127.0.0.1:${http}`, '--peer', `[::]:${peer}`],
+        /--peer \[::\]:\d+ listens on every interface.* give --advertise-peer http:\/\//,
+      ],
       [
         [
           '--http',
