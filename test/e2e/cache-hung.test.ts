@@ -2,12 +2,15 @@
 // than dies. Reads of the keys it owns, sent to another node, cost at most the peer timeout
 // before that node reads the database itself; the admin drops the hung node after its missed
 // heartbeats while the others keep hearing from it every second; once resumed (SIGCONT) the
-// node joins again and serves the keys it owns.
+// node joins again and serves the keys it owns. And a cache node told to stop while a read
+// waits on a hung database member finishes that read and exits, rather than wait out the
+// keep-alive timeout of the connection the read came on.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { before, describe, it } from 'node:test'
+import { Pool } from 'undici'
 import { HashRing } from '../../src/cache/ring.ts'
-import { waitFor, type CacheProcess, type Cluster } from './cluster.ts'
+import { waitFor, type CacheProcess, type Cluster, type ExitInfo } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { keyPath, type HttpResponse } from './http.ts'
 
@@ -38,7 +41,7 @@ function quantile(xs: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN
 }
 
-describe('a hung cache node', () => {
+describe('hung processes around cache nodes', () => {
   const clusters = useClusters()
   let cluster: Cluster
   let caches: [CacheProcess, CacheProcess, CacheProcess]
@@ -159,5 +162,44 @@ describe('a hung cache node', () => {
       (await cluster.admin.caches()).includes(victim.url),
     )
     await cluster.waitRing({ timeoutMs: 10_000 })
+  })
+
+  it('stops soon on SIGTERM while a read on a keep-alive connection waits on a hung database', async (t) => {
+    const c1 = caches[0]
+    const member = cluster.running()[0]
+    assert(member)
+    const key = ownedBy(c1)[0]
+    assert(key)
+    // One keep-alive connection, as peers and clients hold them.
+    const pool = new Pool(c1.url, { connections: 1 })
+    let stopMs = 0
+    let exit: ExitInfo | undefined
+    let answer: { status: number; body: string } | undefined
+    try {
+      await paused(member.pid as number, async () => {
+        const pending = pool
+          .request({ path: `/keys/${keyPath(key)}`, method: 'GET' })
+          .then(async (res) => ({ status: res.statusCode, body: await res.body.text() }))
+        await waitFor('the read to wait on the database', async () => {
+          const s = await c1.stats()
+          return s.loads_in_flight > 0
+        })
+        const started = Date.now()
+        exit = await c1.signal('SIGTERM', 30_000)
+        stopMs = Date.now() - started
+        answer = await pending
+      })
+    } finally {
+      await pool.close()
+    }
+    t.diagnostic(
+      `${c1.id} stopped ${stopMs} ms after SIGTERM (${JSON.stringify(exit)}); ` +
+        `the read waiting on the stopped member answered ${answer?.status} ${answer?.body.slice(0, 120)}`,
+    )
+    assert.deepEqual(exit, { code: 0, signal: null })
+    // The read ends at the database timeout (3 s) and the node then; not after the
+    // keep-alive timeout (72 s) of the connection it came on.
+    assert(stopMs < 10_000, `stopping took ${stopMs} ms`)
+    assert.equal(answer?.status, 503)
   })
 })
