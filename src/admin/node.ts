@@ -11,7 +11,14 @@ import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { sendError } from '../http/errors.ts'
 import { WsHub, sameOrigin, trustedHost } from '../http/ws-hub.ts'
-import { BadRequestError, ForbiddenError, isBaseUrl, type MetaRequest } from '../protocol/index.ts'
+import {
+  BadRequestError,
+  ForbiddenError,
+  isBaseUrl,
+  urlList,
+  type CacheJoinRequest,
+  type MetaRequest,
+} from '../protocol/index.ts'
 import { registerApi } from './api.ts'
 import { DbWatcher, type DbView } from './db-watcher.ts'
 import { Overview, type Target } from './overview.ts'
@@ -42,7 +49,20 @@ export interface CacheMember {
   readonly peer: string
   readonly joinedAt: number
   lastOkAt: number
+  /** misses counts the heartbeats missed in a row. */
   misses: number
+  /** call is the heartbeat running, if any; stale is true when the lists changed since it
+   * was sent. */
+  call: HeartbeatCall | undefined
+  stale: boolean
+}
+
+/** HeartbeatCall is one heartbeat to a cache node. */
+export interface HeartbeatCall {
+  /** deadline is when it is given up (Date.now() time). */
+  readonly deadline: number
+  /** counted is true once its miss was counted (it counts one at most). */
+  counted: boolean
 }
 
 /** AdminNode is a running admin. */
@@ -61,12 +81,15 @@ export class AdminNode {
   private overviewTimer: NodeJS.Timeout | undefined
   private draining = false
   private polling = false
-  private beatAgain = false
-  private beating = false
+  // Invariant: under heartbeatMs, so the next beat always finds an unanswered call past
+  // its deadline (and counts its miss) however late the timers run.
+  private readonly beatTimeoutMs: number
 
   private constructor(opts: AdminOptions) {
     this.opts = opts
     this.url = `http://${opts.http}`
+    const heartbeatMs = opts.heartbeatMs ?? 1_000
+    this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
     this.app = createApp({ logger: this.log, bodyLimit: 64 * 1024, draining: () => this.draining })
     this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin(opts.allowOrigins) })
@@ -86,7 +109,7 @@ export class AdminNode {
     const [host, port] = splitHostPort(opts.http)
     await node.app.listen({ host, port })
     node.watcher.start()
-    node.timer = setInterval(() => void node.heartbeat(), opts.heartbeatMs ?? 1_000)
+    node.timer = setInterval(() => node.heartbeat(), opts.heartbeatMs ?? 1_000)
     node.overviewTimer = setInterval(() => void node.pollOverview(), 1_000)
     void node.pollOverview()
     node.log.info({ event: 'listening', http: node.url, dbs: opts.dbs }, 'admin listening')
@@ -150,20 +173,19 @@ export class AdminNode {
       },
     })
     app.post('/caches/join', async (req) => {
-      const body = req.body as Record<string, unknown> | undefined
-      const http = body?.http
-      const peer = body?.peer
-      if (
-        typeof http !== 'string' ||
-        !isBaseUrl(http) ||
-        typeof peer !== 'string' ||
-        !isBaseUrl(peer)
-      )
-        throw new BadRequestError('the body must be {"http": "<node URL>", "peer": "<peer URL>"}')
+      const { http, peer } = parseJoin(req.body)
       const known = this.caches.get(http)
       const now = Date.now()
       if (!known || known.peer !== peer) {
-        this.caches.set(http, { http, peer, joinedAt: now, lastOkAt: now, misses: 0 })
+        this.caches.set(http, {
+          http,
+          peer,
+          joinedAt: now,
+          lastOkAt: now,
+          misses: 0,
+          call: undefined,
+          stale: false,
+        })
         this.droppedCaches.delete(http)
         this.log.info({ event: 'cache_joined', http, peer }, 'cache node joined')
         this.onCachesChange()
@@ -176,10 +198,7 @@ export class AdminNode {
     // A cache node that stops cleanly says so, and leaves the ring at once instead of after
     // three missed heartbeats.
     app.post('/caches/leave', async (req) => {
-      const body = req.body as Record<string, unknown> | undefined
-      const http = body?.http
-      if (typeof http !== 'string' || !isBaseUrl(http))
-        throw new BadRequestError('the body must be {"http": "<node URL>"}')
+      const { http } = parseLeave(req.body)
       const known = this.caches.get(http)
       if (known) {
         this.caches.delete(http)
@@ -205,61 +224,87 @@ export class AdminNode {
   private onCachesChange(): void {
     this.ws.broadcast('/ws/caches', JSON.stringify(this.cacheUrls()))
     // Tell every node now rather than at the next beat.
-    void this.heartbeat()
+    this.heartbeat()
   }
 
   private onDbChange(view: DbView): void {
     this.log.info({ event: 'dbs', dbs: view.urls, leader: view.cluster?.leader }, 'database view')
     this.ws.broadcast('/ws/dbs', JSON.stringify(view.urls))
-    void this.heartbeat()
+    this.heartbeat()
   }
 
-  /** heartbeat sends the lists to every cache node and drops those that keep failing. */
-  private async heartbeat(): Promise<void> {
-    // One round at a time; a change during a round (a join, a drop) asks for one more.
-    if (this.beating) {
-      this.beatAgain = true
+  /** heartbeat sends the lists to every cache node. Each node has its own call and its own
+   * timeout: a hung node costs its own heartbeats, never the others'. */
+  private heartbeat(): void {
+    if (this.draining) return
+    const body = JSON.stringify(this.meta())
+    for (const c of this.caches.values()) void this.beat(c, body)
+  }
+
+  /**
+   * beat sends body to c and counts the outcome; after dropAfterMisses misses in a row c is
+   * dropped. Each call is given up after beatTimeoutMs, just under the interval, and counts
+   * one miss at most: when it fails, or when the next beat finds it past that deadline,
+   * whichever comes first. The second case matters on a busy machine, where the call's abort
+   * may not have been processed by the time the next beat is due; without it that beat would
+   * be skipped and a hung node dropped after twice the intervals. A call still within its
+   * deadline is not doubled: it is sent again on success if the lists changed meanwhile.
+   */
+  private async beat(c: CacheMember, body: string): Promise<void> {
+    const now = Date.now()
+    const running = c.call
+    if (running && now < running.deadline) {
+      c.stale = true
       return
     }
-    this.beating = true
-    this.beatAgain = false
-    try {
-      const body = JSON.stringify(this.meta())
-      const dropAfter = this.opts.dropAfterMisses ?? 3
-      const dropped: CacheMember[] = []
-      await Promise.all(
-        [...this.caches.values()].map(async (c) => {
-          try {
-            const res = await fetch(`${c.http}/meta`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body,
-              signal: AbortSignal.timeout(1_000),
-            })
-            await res.arrayBuffer()
-            if (!res.ok) throw new Error(`answered ${res.status}`)
-            c.misses = 0
-            c.lastOkAt = Date.now()
-          } catch (e) {
-            c.misses++
-            this.log.debug({ event: 'heartbeat_failed', http: c.http, err: (e as Error).message })
-            if (c.misses >= dropAfter && this.caches.get(c.http) === c) dropped.push(c)
-          }
-        }),
-      )
-      for (const c of dropped) {
-        this.caches.delete(c.http)
-        this.droppedCaches.set(c.http, { peer: c.peer, at: Date.now() })
-        this.log.warn(
-          { event: 'cache_dropped', http: c.http, misses: c.misses },
-          'cache node dropped: it stopped answering heartbeats',
-        )
-      }
-      if (dropped.length > 0) this.onCachesChange()
-    } finally {
-      this.beating = false
+    if (running) {
+      this.missed(c, running, 'no answer within the heartbeat timeout')
+      if (this.caches.get(c.http) !== c) return
     }
-    if (this.beatAgain && !this.draining) void this.heartbeat()
+    const call: HeartbeatCall = { deadline: now + this.beatTimeoutMs, counted: false }
+    c.call = call
+    c.stale = false
+    let ok = false
+    try {
+      const res = await fetch(`${c.http}/meta`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(this.beatTimeoutMs),
+      })
+      await res.arrayBuffer()
+      if (!res.ok) throw new Error(`answered ${res.status}`)
+      ok = true
+      c.misses = 0
+      c.lastOkAt = Date.now()
+    } catch (e) {
+      this.missed(c, call, (e as Error).message)
+    } finally {
+      if (c.call === call) c.call = undefined
+    }
+    if (ok && c.stale && !c.call && !this.draining && this.caches.get(c.http) === c)
+      void this.beat(c, JSON.stringify(this.meta()))
+  }
+
+  /** missed counts call's miss against c, once, and drops c after dropAfterMisses. */
+  private missed(c: CacheMember, call: HeartbeatCall, why: string): void {
+    if (call.counted) return
+    call.counted = true
+    c.misses++
+    this.log.debug({ event: 'heartbeat_failed', http: c.http, misses: c.misses, err: why })
+    if (c.misses >= (this.opts.dropAfterMisses ?? 3)) this.drop(c)
+  }
+
+  /** drop removes c for missing heartbeats (unless it left or joined again meanwhile). */
+  private drop(c: CacheMember): void {
+    if (this.caches.get(c.http) !== c) return
+    this.caches.delete(c.http)
+    this.droppedCaches.set(c.http, { peer: c.peer, at: Date.now() })
+    this.log.warn(
+      { event: 'cache_dropped', http: c.http, misses: c.misses },
+      'cache node dropped: it stopped answering heartbeats',
+    )
+    this.onCachesChange()
   }
 
   /** pollOverview samples every node's stats and pushes the overview to the dashboards. */
@@ -302,4 +347,36 @@ export class AdminNode {
     this.ws.close()
     await this.app.close()
   }
+}
+
+const JOIN_SHAPE = '{"http": "<node URL>", "peer": "<peer URL>"}'
+
+/** parseJoin validates the body of POST /caches/join. */
+function parseJoin(body: unknown): CacheJoinRequest {
+  const b = bodyObject(body, JOIN_SHAPE)
+  return { http: urlField(b, 'http', JOIN_SHAPE), peer: urlField(b, 'peer', JOIN_SHAPE) }
+}
+
+/** parseLeave validates the body of POST /caches/leave. */
+function parseLeave(body: unknown): { http: string } {
+  const shape = '{"http": "<node URL>"}'
+  return { http: urlField(bodyObject(body, shape), 'http', shape) }
+}
+
+/** bodyObject is body as a JSON object, else a 400 that shows the shape wanted. */
+function bodyObject(body: unknown, shape: string): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body))
+    throw new BadRequestError(`the body must be a JSON object ${shape}`)
+  return body as Record<string, unknown>
+}
+
+/** urlField is the field name of b as a base URL, checked and trimmed as the lists' URLs are
+ * (urlList), else a 400 that shows the shape wanted. */
+function urlField(b: Record<string, unknown>, name: string, shape: string): string {
+  const v = b[name]
+  if (typeof v !== 'string' || !isBaseUrl(v))
+    throw new BadRequestError(
+      `${name} must be an http:// or https:// base URL (no path); the body must be ${shape}`,
+    )
+  return urlList([v], name)[0] as string
 }

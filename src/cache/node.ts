@@ -10,6 +10,7 @@ import {
   type CacheNodeStats,
   type MetaRequest,
 } from '../protocol/index.ts'
+import { advertisedUrl, isUnspecifiedUrl } from './advertise.ts'
 import { DbLoader } from './db-loader.ts'
 import { Group } from './group.ts'
 import { CACHE_BYTES_DEFAULT } from './lru.ts'
@@ -23,6 +24,10 @@ export interface CacheNodeOptions {
   /** http is the client listener ("host:port"); peer the peer-protocol listener. */
   readonly http: string
   readonly peer: string
+  /** advertiseHttp and advertisePeer are the URLs others reach those listeners at (to the
+   * admin, on the ring, in stats); http:// and the listen addresses by default. */
+  readonly advertiseHttp?: string
+  readonly advertisePeer?: string
   /** admin is the admin's URL; without it peers and dbs are fixed by the flags. */
   readonly admin?: string
   /** peers are other cache nodes' peer URLs (without an admin). */
@@ -43,6 +48,7 @@ export interface CacheNodeOptions {
 
 /** CacheNode is a running cache node. */
 export class CacheNode {
+  /** url and peerUrl are the advertised URLs of the two listeners: the node's names. */
   readonly url: string
   readonly peerUrl: string
   readonly group: Group
@@ -60,10 +66,13 @@ export class CacheNode {
 
   private constructor(opts: CacheNodeOptions) {
     this.opts = opts
-    this.url = `http://${opts.http}`
-    this.peerUrl = `http://${opts.peer}`
-    this.log =
-      opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: `cache ${opts.http}` } })
+    this.url = advertisedUrl(opts.http, opts.advertiseHttp)
+    this.peerUrl = advertisedUrl(opts.peer, opts.advertisePeer)
+    for (const url of [this.url, this.peerUrl])
+      if (isUnspecifiedUrl(url))
+        throw new Error(`${url} is no address others can reach: advertise the node's own`)
+    const name = `cache ${this.url.replace(/^https?:\/\//, '')}`
+    this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: name } })
     const maxValueBytes = opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT
     this.db = new DbLoader(opts.dbs ?? [], {
       maxValueBytes,
@@ -95,6 +104,8 @@ export class CacheNode {
     node.log.info(
       {
         event: 'listening',
+        listen: opts.http,
+        listenPeer: opts.peer,
         http: node.url,
         peer: node.peerUrl,
         admin: opts.admin ?? null,

@@ -171,7 +171,7 @@ describe('cache node and admin HTTP API', () => {
     }
   })
 
-  it('answers bad joins on the admin with a JSON 4xx and lists the same caches', async () => {
+  it('answers bad joins and leaves on the admin with a JSON 4xx and lists the same caches', async () => {
     const admin = cluster.admin
     const before = await admin.caches()
     const join = (body: unknown): Promise<HttpResponse> =>
@@ -204,6 +204,22 @@ describe('cache node and admin HTTP API', () => {
     assertError(await raw(JSON.stringify({ pad: 'x'.repeat(128 * 1024) })), 413, 1001, 'too_large')
     assertError(await admin.request('/nope'), 404, 1001, 'not_found')
     assertError(await admin.request('/caches/join'), 404, 1001, 'not_found')
+    // Leaves take the same URLs; an unknown node's leave changes nothing.
+    const leave = (body: unknown): Promise<HttpResponse> =>
+      postJson(`${admin.url}/caches/leave`, body)
+    for (const body of [
+      {},
+      { http: 5 },
+      { http: 'not a url' },
+      { http: 'http://127.0.0.1:1/path' },
+      { http: ['http://127.0.0.1:1'] },
+      [],
+      null,
+    ])
+      assertError(await leave(body), 400, 1001, 'bad_request')
+    const unknown = await leave({ http: 'http://127.0.0.1:1/' })
+    assert.equal(unknown.status, 200, unknown.text())
+    assert.deepEqual(unknown.json(), { code: 1000, left: false })
     assert.deepEqual(await admin.caches(), before)
     assert.deepEqual(before, caches.map((c) => c.url).sort())
   })

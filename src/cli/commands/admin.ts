@@ -28,7 +28,12 @@ export function registerAdmin(program: Command): void {
       'extra page origins allowed on the WebSockets and the dashboard API (e.g. https://ops.example.com)',
       originOption,
     )
-    .option('--heartbeat-ms <n>', 'how often caches get the lists', intOption, 1_000)
+    .option(
+      '--heartbeat-ms <n>',
+      'how often caches get the lists (each call times out just before the next)',
+      intOption,
+      1_000,
+    )
     .option('--drop-after <n>', 'drop a cache after this many missed heartbeats', intOption, 3)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (flags: AdminFlags) => {

@@ -1,5 +1,6 @@
 // `oncekv cache`: run one cache node until SIGTERM or SIGINT.
 import type { Command } from 'commander'
+import { advertisedUrl, isUnspecifiedUrl } from '../../cache/advertise.ts'
 import { CACHE_BYTES_DEFAULT } from '../../cache/lru.ts'
 import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
@@ -9,6 +10,8 @@ import { intOption, urlOption, runUntilSignal } from '../options.ts'
 interface CacheFlags {
   http: string
   peer: string
+  advertiseHttp?: string
+  advertisePeer?: string
   admin?: string
   peers?: string[]
   db?: string[]
@@ -31,6 +34,16 @@ export function registerCache(program: Command): void {
       '--peer <host:port>',
       'peer protocol address (other cache nodes use it)',
       '127.0.0.1:5541',
+    )
+    .option(
+      '--advertise-http <url>',
+      'URL others reach the client API at (default: http:// and --http; needed with 0.0.0.0 or behind NAT)',
+      oneUrlOption,
+    )
+    .option(
+      '--advertise-peer <url>',
+      'URL other cache nodes reach the peer protocol at (default: http:// and --peer)',
+      oneUrlOption,
     )
     .option('--admin <url>', 'admin URL to join (it sends the peer and database lists)')
     .option(
@@ -71,12 +84,18 @@ export function registerCache(program: Command): void {
           exitCode: 2,
         })
       }
+      const unreachable =
+        unreachableAdvertised('--http', flags.http, '--advertise-http', flags.advertiseHttp) ??
+        unreachableAdvertised('--peer', flags.peer, '--advertise-peer', flags.advertisePeer)
+      if (unreachable) program.error(`oncekv cache: ${unreachable}`, { exitCode: 2 })
       const { CacheNode } = await import('../../cache/node.ts')
       let node: CacheNode
       try {
         node = await CacheNode.start({
           http: flags.http,
           peer: flags.peer,
+          advertiseHttp: flags.advertiseHttp,
+          advertisePeer: flags.advertisePeer,
           admin: flags.admin,
           peers: flags.peers,
           dbs: flags.db,
@@ -94,4 +113,31 @@ export function registerCache(program: Command): void {
       }
       runUntilSignal('cache', node.log, () => node.shutdown())
     })
+}
+
+/** oneUrlOption parses the URL of a single-valued URL flag ("host:port" gets http://). */
+function oneUrlOption(value: string): string {
+  return urlOption(value, undefined)[0] as string
+}
+
+/**
+ * unreachableAdvertised says why the URL a listener would be advertised under cannot be used
+ * by others (its host is 0.0.0.0 or ::, which a server may listen on but nobody can connect
+ * to), or undefined when it can.
+ */
+function unreachableAdvertised(
+  listenFlag: string,
+  listen: string,
+  advertiseFlag: string,
+  advertise: string | undefined,
+): string | undefined {
+  const url = advertisedUrl(listen, advertise)
+  if (!isUnspecifiedUrl(url)) return undefined
+  if (advertise !== undefined)
+    return `${advertiseFlag} ${advertise} is no address others can reach: give the host name or IP address they use`
+  const port = /:(\d+)$/.exec(listen)?.[1] ?? '<port>'
+  return (
+    `${listenFlag} ${listen} listens on every interface, but other nodes need an address to ` +
+    `reach it: give ${advertiseFlag} http://<host>:${port} (the host name or IP address they use)`
+  )
 }
