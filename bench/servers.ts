@@ -72,13 +72,13 @@ export async function startBare(): Promise<BareServer> {
 // ------------------------------------------------------------------ any server process
 
 /** running is true until the child has exited. */
-export function running(child: ChildProcess | undefined): child is ChildProcess {
+export function running(child: ChildProcess | undefined): boolean {
   return child !== undefined && child.exitCode === null && child.signalCode === null
 }
 
 /** killNow sends SIGKILL to a child still running (by its PID, through the handle). */
 export function killNow(child: ChildProcess | undefined): void {
-  if (running(child)) child.kill('SIGKILL')
+  if (child && running(child)) child.kill('SIGKILL')
 }
 
 /** stopChild sends SIGTERM, waits up to timeoutMs for the exit, then sends SIGKILL. */
@@ -86,7 +86,7 @@ export async function stopChild(
   child: ChildProcess | undefined,
   timeoutMs = 10_000,
 ): Promise<void> {
-  if (!running(child)) return
+  if (!child || !running(child)) return
   const exited = new Promise((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM')
   const timer = setTimeout(() => killNow(child), timeoutMs)
