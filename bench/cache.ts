@@ -24,11 +24,9 @@
 // --quiet-wait seconds) until they use under a quarter of a core, and each run notes how much
 // they took while it ran. Every loop is bounded in time and in count. Ctrl-C stops every
 // process it started.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { dirname } from 'node:path'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { HashRing } from '../src/cache/ring.ts'
@@ -41,6 +39,14 @@ import {
   Progress,
   type LoopResult,
 } from './load-loop.ts'
+import {
+  killNow,
+  QUIET,
+  startBare,
+  stopChild,
+  waitQuiet as waitQuietFor,
+  writeJson,
+} from './servers.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -82,8 +88,6 @@ const VALUE_BYTES = 100
 const MAX_OPS = 5_000_000
 /** GEN_BOUND: a generator using this share of a core or more is the bottleneck. */
 const GEN_BOUND = 0.9
-/** QUIET: other processes (not this benchmark's) may use this many cores before a run. */
-const QUIET = 0.25
 
 /** Result is one run at one concurrency. */
 interface Result extends LoopResult {
@@ -120,29 +124,10 @@ function ourCpuMs(): number {
   return ms
 }
 
-/** waitQuiet waits (at most maxSec) until processes other than ours use under QUIET cores
- * over a second: other agents on a shared machine skew every figure. */
-async function waitQuiet(maxSec: number, label: string): Promise<number> {
-  const started = performance.now()
-  for (;;) {
-    const m0 = machineBusyMs()
-    const o0 = ourCpuMs()
-    const t0 = performance.now()
-    await new Promise((r) => setTimeout(r, 1_000))
-    const other = (machineBusyMs() - m0 - (ourCpuMs() - o0)) / (performance.now() - t0)
-    const waited = (performance.now() - started) / 1000
-    if (other < QUIET || waited >= maxSec) return waited
-    progress.set(
-      `${label}: waiting for a quiet machine (others use ${other.toFixed(2)} cores, ` +
-        `${waited.toFixed(0)}/${maxSec} s)`,
-    )
-  }
-}
-
 // Ctrl-C or SIGTERM: kill what this run started and remove the cluster's temp directory,
 // synchronously (the harness's own handler, which runs after this one, then exits).
 function stopEverythingNow(): void {
-  if (bare && bare.exitCode === null && bare.signalCode === null) bare.kill('SIGKILL')
+  killNow(bare)
   if (cluster && !clusterClosed) {
     clusterClosed = true
     for (const p of cluster.everything()) p.kill9Now()
@@ -160,56 +145,10 @@ for (const [signal, code] of [
     process.exit(code)
   })
 }
-process.on('exit', () => {
-  if (bare && bare.exitCode === null && bare.signalCode === null) bare.kill('SIGKILL')
-})
 
-// The bare server: node:http, a fixed 100-byte body, keep-alive. It prints its port, and it
-// exits when its stdin closes, so it never outlives this process.
-const BARE_SERVER = `
-const http = require('node:http')
-const body = Buffer.alloc(${VALUE_BYTES}, 'v')
-const server = http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': ${VALUE_BYTES} })
-  res.end(body)
-})
-server.keepAliveTimeout = 60000
-server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'))
-process.stdin.on('end', () => process.exit(0))
-process.stdin.on('close', () => process.exit(0))
-process.stdin.resume()
-`
-
-async function startBare(): Promise<{ child: ChildProcess; url: string }> {
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  const child = spawn(process.execPath, ['-e', BARE_SERVER], {
-    env,
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
-  bare = child
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
-  let timer: NodeJS.Timeout | undefined
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error('the bare server did not start in 10 s')), 10_000)
-      child.once('exit', (code) => reject(new Error(`the bare server exited (${code})`)))
-      lines.once('line', (line) => resolve(Number(line)))
-    })
-    return { child, url: `http://127.0.0.1:${port}` }
-  } finally {
-    clearTimeout(timer)
-    lines.close()
-  }
-}
-
-async function stopBare(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-  await exited
-  clearTimeout(timer)
+/** waitQuiet waits (at most maxSec) until other processes use under QUIET cores. */
+function waitQuiet(maxSec: number, label: string): Promise<number> {
+  return waitQuietFor(maxSec, ourCpuMs, progress, label)
 }
 
 function count(tally: Map<string, number>, what: string): void {
@@ -350,20 +289,6 @@ function row(r: Result): string {
   return `| ${cells.join(' | ')} |`
 }
 
-/** writeJson writes data as JSON, formatted by Prettier when it is installed, so that the
- * file passes `prettier --check .` wherever it is written. */
-async function writeJson(path: string, data: unknown): Promise<void> {
-  let text = `${JSON.stringify(data, null, 2)}\n`
-  try {
-    const prettier = await import('prettier')
-    text = await prettier.format(text, { parser: 'json' })
-  } catch {
-    // Plain JSON, then.
-  }
-  mkdirSync(dirname(path), { recursive: true })
-  writeFileSync(path, text)
-}
-
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString()
   console.log(
@@ -381,6 +306,7 @@ async function main(): Promise<void> {
     await c.startAdmin()
     const caches = await c.startCaches(3)
     const { url: bareUrl, child: bareChild } = await startBare()
+    bare = bareChild
     progress.clear()
 
     const peerUrls = caches.map((n) => n.peerUrl)
@@ -595,7 +521,7 @@ async function main(): Promise<void> {
       ratios,
     })
     console.log(`\nresults written to ${args.json}`)
-    await stopBare(bareChild)
+    await stopChild(bareChild)
   } catch (e) {
     progress.clear()
     c.reportFailure('bench:cache')
@@ -603,7 +529,7 @@ async function main(): Promise<void> {
   } finally {
     progress.clear()
     await Promise.all(pools.map((p) => p.close().catch(() => undefined)))
-    if (bare) await stopBare(bare)
+    await stopChild(bare)
     clusterClosed = true
     await c.close()
   }

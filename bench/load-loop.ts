@@ -1,7 +1,8 @@
 // Load-generator helpers shared by the benchmarks: a closed loop of N requests in flight,
 // bounded in time and in count, with latency percentiles and the generator's own CPU share
 // (a generator near 100 % of a core measures itself, not the server); a bounded parallel
-// for-loop for loading data; per-process CPU time from /proc; and a one-line progress display.
+// for-loop for loading data; per-process CPU time and resident memory from /proc; and a
+// one-line progress display.
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 
@@ -179,6 +180,18 @@ export function procCpuMs(pid: number | undefined): number {
   // Then the state is field 3, utime field 14 and stime field 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks
+}
+
+/** procRssBytes is a process's resident memory (VmRSS in /proc/<pid>/status); 0 for a
+ * process that is gone. Linux only. */
+export function procRssBytes(pid: number | undefined): number {
+  if (pid === undefined) return 0
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) * 1024 : 0
+  } catch {
+    return 0
+  }
 }
 
 function ticksPerSecond(): number {

@@ -113,6 +113,21 @@ function installExitHook(): void {
   }
 }
 
+/** trackChild puts a process spawned elsewhere (a benchmark's etcd or Redis server) under
+ * the same guard as the members: it is SIGKILLed when this process exits, on SIGINT, SIGTERM
+ * and SIGHUP, and by the watchdog if this process dies without an exit hook. */
+export function trackChild(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  installExitHook()
+  liveChildren.add(child)
+  const pid = child.pid
+  tellWatchdog(`+${pid}`)
+  child.once('exit', () => {
+    liveChildren.delete(child)
+    tellWatchdog(`-${pid}`)
+  })
+}
+
 // ------------------------------------------------------------------ waiting
 
 /** WaitOptions bound a wait. */
