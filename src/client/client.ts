@@ -298,12 +298,14 @@ export class OnceKV {
         path: keyPath(key),
         init: { method: 'HEAD' },
         answer: async (res, url) => {
-          // A HEAD answer has no body: a 404 from an oncekv node's key route is "not found".
+          // A HEAD answer has no body: the code comes in a header. Only a 404 with code 1002
+          // is "not found"; any other 404 (no such route: a URL that is not an oncekv key
+          // API, a proxy without a matching location) is the node's failure.
           if (res.status === 200) return true
-          if (res.status === 404) return false
-          if (res.status === 400 || res.status === 413)
-            throw inputError(res.status, { status: res.status }, 'key')
-          throw failureOf(url, res.status, { status: res.status })
+          const err = headerDetailsOf(res)
+          if (res.status === 404 && err.code === 1002) return false
+          if (res.status === 400 || res.status === 413) throw inputError(res.status, err, 'key')
+          throw failureOf(url, res.status, err)
         },
       })
     } finally {
@@ -757,6 +759,16 @@ async function errorBodyOf(
     error: typeof b.error === 'string' ? b.error : undefined,
     serverMessage: typeof b.message === 'string' ? redact(b.message) : undefined,
   }
+}
+
+/** CODE_HEADER is where every oncekv error response carries its numeric code, a HEAD's too. */
+const CODE_HEADER = 'x-oncekv-code'
+
+/** headerDetailsOf reads what a bodiless error response (a HEAD's) said: its status and the
+ * code of its x-oncekv-code header, when it has one. */
+function headerDetailsOf(res: FetchLikeResponse): ErrorDetails {
+  const code = Number(res.headers.get(CODE_HEADER))
+  return { status: res.status, code: CODES.has(code) ? (code as ErrorCode) : undefined }
 }
 
 /** inputError is the final error of a 400 or 413: about the key, or (for puts) the value. */

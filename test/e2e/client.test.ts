@@ -163,6 +163,53 @@ describe('client library', () => {
     assert.equal(await dbOnly.has('nope'), false)
   })
 
+  it('says "no value" to has() only on a 404 whose x-oncekv-code is 1002; any other 404 is the node’s failure', async () => {
+    await client.put('has/there', 'x')
+    // Every oncekv error carries its code in a header, a HEAD's too (it has no body): a member's
+    // and a cache's "key not found" (1002) on GET and HEAD, and a route that does not exist
+    // (1001) on the admin and on a cache's peer port.
+    const member = cluster.running()[0]!
+    const cache = cluster.runningCaches()[0]!
+    const path = `/keys/${keyPath('has/none')}`
+    for (const base of [member.url, cache.url]) {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(base + path, { method })
+        assert.equal(res.status, 404, `${method} ${base}`)
+        assert.equal(res.headers.get('x-oncekv-code'), '1002', `${method} ${base}`)
+        await res.arrayBuffer()
+      }
+    }
+    for (const base of [cluster.admin.url, cache.peerUrl]) {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(base + path, { method })
+        assert.equal(res.status, 404, `${method} ${base}`)
+        assert.equal(res.headers.get('x-oncekv-code'), '1001', `${method} ${base}`)
+        await res.arrayBuffer()
+      }
+    }
+
+    // Caches that are not a key API: the admin's URL, a cache's peer URL, and a reverse proxy
+    // without a matching location (a 404 with no code at all). has() moves on past them to a
+    // node that knows, as get() does.
+    const proxy = await CapturingProxy.start(cache.url, { prefix: '/oncekv/cache/1' })
+    closers.push(() => proxy.close())
+    const wrong = [cluster.admin.url, cache.peerUrl, `${proxy.url}/elsewhere`]
+    for (const url of wrong) {
+      const c = new OnceKV({ caches: [url], dbs: [member.url], refreshMs: 60_000 })
+      assert.equal(await c.has('has/there'), true, url)
+      assert.equal(await c.has('has/none'), false, url)
+      assert.equal(await c.getString('has/there'), 'x', url)
+      const [first] = c.nodes().caches
+      assert.ok(first!.errors >= 1, `${url}: ${JSON.stringify(first)}`)
+    }
+    // Only wrong nodes: has() fails rather than say "no value".
+    const lost = new OnceKV({ caches: wrong, retries: 2 })
+    const err = await lost.has('has/there').catch((e: unknown) => e)
+    assert.ok(err instanceof UnavailableError, String(err))
+    assert.equal(err.status, 404)
+    assert.match(err.message, /3 attempts failed; the last at .*: HTTP 404$/)
+  })
+
   it('refuses invalid keys before sending anything', async () => {
     const hole = await BlackHole.start()
     closers.push(() => hole.close())
