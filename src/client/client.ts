@@ -436,7 +436,7 @@ export class OnceKV {
             ? e
             : new NodeFailure(
                 target.url,
-                scope.timedOut ? `no answer within ${attemptMs} ms` : this.redact(describe(e)),
+                scope.timedOut ? `no answer within ${msText(attemptMs)}` : this.redact(describe(e)),
               )
         target.tier.failure(target.url, now())
         this.refreshSoon()
@@ -601,7 +601,7 @@ export class OnceKV {
       // Only the batch's scope stops workers early without a failure.
       if (batch.signal.reason === DEADLINE)
         throw new TimeoutError(
-          `${what}: ${done} of ${items.length} calls done when the batch's ${batchMs} ms ran out`,
+          `${what}: ${done} of ${items.length} calls done when the batch's ${msText(batchMs)} ran out`,
         )
       throw batch.abortError(what, undefined)
     }
@@ -644,14 +644,18 @@ class CallScope {
   }
 
   /** abortError is what the call rejects with once its signal aborted: TimeoutError for the
-   * deadline or a timeout signal, else the caller's reason itself. */
+   * deadline or a timeout signal, else the caller's reason itself. A TimeoutError keeps what
+   * the last failed attempt learned: its message, and the server's status, code, error name
+   * and message when a server answered it (a 503 "no leader", say). */
   abortError(what: string, last: NodeFailure | undefined): unknown {
     const reason: unknown = this.controller.signal.reason
     const lastPart = last ? `; the last failure: ${last.url}: ${last.message}` : ''
+    const details = last?.details ?? {}
     if (reason === DEADLINE)
-      return new TimeoutError(`${what}: no answer within ${this.timeoutMs} ms${lastPart}`)
+      return new TimeoutError(`${what}: no answer within ${msText(this.timeoutMs)}${lastPart}`, details)
     if (isTimeoutReason(reason))
       return new TimeoutError(`${what}: timed out (the signal's timeout)${lastPart}`, {
+        ...details,
         cause: reason,
       })
     return reason
@@ -697,6 +701,11 @@ class AttemptScope {
 
 function now(): number {
   return performance.now()
+}
+
+/** ms says a duration in whole milliseconds ("595 ms"), for messages. */
+function msText(n: number): string {
+  return `${Math.round(n)} ms`
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -337,6 +337,56 @@ describe('client library', () => {
     assert.ok(hole.accepted >= 3)
   })
 
+  it('keeps what the last attempt learned in a TimeoutError, and says whole milliseconds', async () => {
+    // A member that answers every request with 503 "no leader": each call ends at its deadline.
+    const noLeader = await StubNode.start(() => ({
+      status: 503,
+      body: { code: 1005, error: 'unavailable', message: 'no leader known yet' },
+    }))
+    const hole = await BlackHole.start()
+    closers.push(
+      () => noLeader.close(),
+      () => hole.close(),
+    )
+    const c = new OnceKV({ dbs: [noLeader.url], timeoutMs: 600.4 })
+    const said = /^(put|get|has) "k": no answer within 600 ms; the last failure: http:\S+: HTTP 503/
+    for (const call of [() => c.put('k', 'v'), () => c.get('k')]) {
+      const err = await call().catch((e: unknown) => e)
+      assert.ok(err instanceof TimeoutError, String(err))
+      assert.equal(err.status, 503)
+      assert.equal(err.code, 1005)
+      assert.equal(err.error, 'unavailable')
+      assert.equal(err.serverMessage, 'no leader known yet')
+      assert.match(err.message, said)
+      assert.match(err.message, /: HTTP 503: no leader known yet$/)
+    }
+    // A HEAD's answer has no body: the status stays.
+    const headErr = await c.has('k').catch((e: unknown) => e)
+    assert.ok(headErr instanceof TimeoutError, String(headErr))
+    assert.equal(headErr.status, 503)
+    assert.match(headErr.message, said)
+    // A timeout signal's TimeoutError keeps it too.
+    const signalled = await c
+      .get('k', { signal: AbortSignal.timeout(300) })
+      .catch((e: unknown) => e)
+    assert.ok(signalled instanceof TimeoutError, String(signalled))
+    assert.equal(signalled.status, 503)
+    assert.equal(signalled.serverMessage, 'no leader known yet')
+    assert.match(
+      signalled.message,
+      /^get "k": timed out \(the signal's timeout\); the last failure: /,
+    )
+    // An attempt's own timeout is said in whole milliseconds too.
+    const slow = new OnceKV({ dbs: [hole.url], attemptTimeoutMs: 150.6, retries: 0 })
+    const err = await slow.get('k').catch((e: unknown) => e)
+    assert.ok(err instanceof UnavailableError, String(err))
+    assert.equal(err.status, undefined)
+    assert.match(
+      err.message,
+      /^get "k": 1 attempts failed; the last at http:\S+: no answer within 151 ms$/,
+    )
+  })
+
   it('reports created: false when a put is retried after a timed-out attempt that applied', async () => {
     const member = cluster.running()[0]!
     const proxy = await HoldingProxy.start(member.url, { holdFirstMs: 1_500 })
