@@ -114,13 +114,26 @@ describe('oncekv put, get, status, bench', () => {
     assert.equal(oneLine(missing), 'oncekv get: key "no-such-key" not found')
     assert.equal(missing.stdout.length, 0)
 
-    // $ONCEKV_ADMIN is the default admin; --db and --cache lists work without one.
+    // $ONCEKV_ADMIN is the default admin; --db and --cache lists work without one. Each flag
+    // takes one value (a URL or a comma-separated list) and may be repeated, so positional
+    // arguments after them stay positional.
     const dbs = cluster.running().map((n) => n.url)
     const caches = cluster.runningCaches().map((c) => c.url)
-    const [viaEnv, viaLists, viaDb] = await Promise.all([
+    const cacheFlags = caches.flatMap((c) => ['--cache', c])
+    const [viaEnv, viaLists, viaDb, flagsFirst, putFlagsFirst] = await Promise.all([
       oncekv(['get', 'greeting'], { env: { ONCEKV_ADMIN: admin } }),
-      oncekv(['get', 'greeting', '--db', ...dbs, '--cache', ...caches]),
+      oncekv(['get', 'greeting', '--db', dbs.join(','), ...cacheFlags]),
       oncekv(['put', 'listed', 'x', '--db', dbs[1] as string]),
+      oncekv([
+        'get',
+        '--db',
+        dbs[0] as string,
+        '--db',
+        dbs[2] as string,
+        ...cacheFlags,
+        'greeting',
+      ]),
+      oncekv(['put', '--db', dbs.join(','), 'listed/first', 'y']),
     ])
     expectCode(viaEnv, 0, 'get through $ONCEKV_ADMIN')
     assert.equal(viaEnv.stdout.toString(), 'hello')
@@ -128,6 +141,12 @@ describe('oncekv put, get, status, bench', () => {
     assert.equal(viaLists.stdout.toString(), 'hello')
     expectCode(viaDb, 0, 'put through --db')
     assert.equal(viaDb.stdout.toString(), 'created\n')
+    expectCode(flagsFirst, 0, 'get with --db and --cache before the key')
+    assert.equal(flagsFirst.stdout.toString(), 'hello')
+    expectCode(putFlagsFirst, 0, 'put with --db before the key and value')
+    assert.equal(putFlagsFirst.stdout.toString(), 'created\n')
+    const bad = await oncekv(['get', '--db', `${dbs[0]},`, 'greeting'])
+    expectCode(bad, 2, 'an empty URL in a --db list')
   })
 
   it('moves binary values byte for byte through files and through stdin and stdout', async () => {
@@ -182,8 +201,8 @@ describe('oncekv put, get, status, bench', () => {
     const dbs = cluster.running().map((n) => n.url)
     const caches = cluster.runningCaches().map((c) => c.url)
     const [direct, json] = await Promise.all([
-      oncekv(['status', '--db', dbs[2] as string, '--cache', ...caches]),
-      oncekv(['status', '--db', ...dbs, '--json']),
+      oncekv(['status', '--db', dbs[2] as string, ...caches.flatMap((c) => ['--cache', c])]),
+      oncekv(['status', '--db', dbs.join(','), '--json']),
     ])
     expectCode(direct, 0, 'status --db --cache')
     const dl = direct.stdout.toString().trimEnd().split('\n')
