@@ -237,11 +237,19 @@ describe('oncekv put, get, status, bench', () => {
 
   it('exits 1 when nothing answers, 2 on usage errors', async () => {
     const dead = await closedPortUrl()
+    const deadCache = await closedPortUrl()
+    // The bench with its defaults (1000 keys, 16 in flight, 5 s per call) stops once its first
+    // calls failed: nothing answers. (Alone: a dozen CLI processes starting at once would
+    // make its time say little.)
+    const benchStarted = performance.now()
+    const benchDead = await oncekv(['bench', '--db', dead])
+    const benchMs = performance.now() - benchStarted
     const runs = await Promise.all([
       oncekv(['get', 'k', '--db', dead]),
       oncekv(['put', 'k', 'v', '--admin', dead]),
       oncekv(['status', '--admin', dead]),
-      oncekv(['bench', '-n', '5', '--db', dead, '--timeout', '1000']),
+      oncekv(['status', '--db', dead, '--cache', deadCache]),
+      oncekv(['status', '--json', '--cache', deadCache, '--db', dead]),
       oncekv(['put']),
       oncekv(['get', 'k', '--bogus']),
       oncekv(['put', 'k', 'v', '--file', join(dir, 'in.bin')]),
@@ -251,7 +259,7 @@ describe('oncekv put, get, status, bench', () => {
       oncekv(['no-such-command']),
       oncekv(['put', 'from-empty-stdin', '--admin', admin], { input: new Uint8Array(0) }),
     ])
-    const [getDead, putDead, statusDead, benchDead, ...usage] = runs
+    const [getDead, putDead, statusDead, statusNodes, statusJson, ...usage] = runs
     expectCode(getDead!, 1, 'get from a closed port')
     assert.match(
       oneLine(getDead!),
@@ -261,8 +269,33 @@ describe('oncekv put, get, status, bench', () => {
     assert.match(oneLine(putDead!), /^oncekv put: cannot get the node lists from the admin at /)
     expectCode(statusDead!, 1, 'status of a closed admin')
     assert.match(oneLine(statusDead!), /^oncekv status: cannot reach the admin at /)
-    expectCode(benchDead!, 1, 'bench against a closed port')
-    assert.match(benchDead!.stderr, /^oncekv bench: 10 errors; the first: /m)
+    expectCode(benchDead, 1, 'bench against a closed port')
+    assert.ok(benchMs < 12_000, `bench against a closed port took ${Math.round(benchMs)} ms`)
+    // No get phase after no put succeeded; the error is the last line, and one line.
+    assert.doesNotMatch(benchDead.stderr, /^get/m)
+    assert.match(
+      benchDead.stderr.trimEnd().split('\n').at(-1)!,
+      /^oncekv bench: the put phase stopped: its first 16 calls all failed; the first: put "[^"]+": (no answer within 5000 ms; the last failure:|\d+ attempts failed; the last at) http:\S+: .*ECONNREFUSED/,
+    )
+    assert.match(benchDead.stdout.toString(), /^put\s+16\s+16\s/m)
+    // status with no member reachable: the rows on stdout, one line on stderr, exit 1.
+    for (const [r, what] of [
+      [statusNodes!, 'status --db --cache'],
+      [statusJson!, 'status --json --cache --db'],
+    ] as const) {
+      expectCode(r, 1, `${what} of closed ports`)
+      assert.match(
+        oneLine(r),
+        /^oncekv status: no database member answered \(http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*\)$/,
+        what,
+      )
+    }
+    assert.match(statusNodes!.stdout.toString(), /^cache\s.*\s-\s+down\s/m)
+    const jsonRows = JSON.parse(statusJson!.stdout.toString()) as { kind: string; health: string }[]
+    assert.deepEqual(
+      jsonRows.map((r) => [r.kind, r.health]),
+      [['cache', 'down']],
+    )
     for (const [i, r] of usage.entries()) expectCode(r, 2, `usage error #${i}`)
     assert.match(usage[3]!.stderr, /^oncekv put: key must not be empty$/m)
     assert.match(
