@@ -652,7 +652,10 @@ class CallScope {
     const lastPart = last ? `; the last failure: ${last.url}: ${last.message}` : ''
     const details = last?.details ?? {}
     if (reason === DEADLINE)
-      return new TimeoutError(`${what}: no answer within ${msText(this.timeoutMs)}${lastPart}`, details)
+      return new TimeoutError(
+        `${what}: no answer within ${msText(this.timeoutMs)}${lastPart}`,
+        details,
+      )
     if (isTimeoutReason(reason))
       return new TimeoutError(`${what}: timed out (the signal's timeout)${lastPart}`, {
         ...details,
@@ -759,7 +762,8 @@ const CODES = new Set<number>([1001, 1002, 1003, 1004, 1005])
  * message (redacted) of its JSON body when it has one. */
 async function errorBodyOf(
   res: FetchLikeResponse,
-  redact: (text: string) => string): Promise<ErrorDetails> {
+  redact: (text: string) => string,
+): Promise<ErrorDetails> {
   const body: unknown = await res.json().catch(() => undefined)
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   return {
