@@ -706,7 +706,7 @@ function now(): number {
   return performance.now()
 }
 
-/** ms says a duration in whole milliseconds ("595 ms"), for messages. */
+/** msText says a duration in whole milliseconds ("595 ms"), for messages. */
 function msText(n: number): string {
   return `${Math.round(n)} ms`
 }
