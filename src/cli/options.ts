@@ -21,6 +21,16 @@ export function urlOption(value: string, previous: string[] | undefined): string
   return [...(previous ?? []), trimmed]
 }
 
+/** urlListOption parses one value of a repeatable URL flag: one URL, or a comma-separated
+ * list of them (`--db URL --db URL`, `--db URL,URL`), appended to the values before it. A
+ * repeatable flag takes exactly one value each time, so arguments after it stay positional. */
+export function urlListOption(value: string, previous: string[] | undefined): string[] {
+  const parts = value.split(',').map((p) => p.trim())
+  if (parts.some((p) => p === ''))
+    throw new InvalidArgumentError(`${JSON.stringify(value)} has an empty URL in its list`)
+  return parts.reduce<string[]>((all, p) => urlOption(p, all), [...(previous ?? [])])
+}
+
 /** runUntilSignal shuts a process down cleanly on SIGTERM or SIGINT, then exits. */
 export function runUntilSignal(name: string, log: Logger, shutdown: () => Promise<void>): void {
   const stop = (signal: string): void => {

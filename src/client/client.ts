@@ -58,9 +58,34 @@ export interface OnceKVOptions {
   /** checkKeys: refuse invalid keys before sending (default true). false leaves the empty
    * and over-long checks to the server (keys no URL can carry are always refused). */
   readonly checkKeys?: boolean
-  /** fetch replaces the global fetch (a custom agent, instrumentation). */
-  readonly fetch?: typeof fetch
+  /** fetch replaces the global fetch (a custom agent, instrumentation): the global fetch
+   * itself, undici's, or any function of this shape. */
+  readonly fetch?: FetchLike
 }
+
+/** FetchLikeInit is all the client passes to fetch: a subset of RequestInit that the global
+ * fetch and undici's fetch both take. */
+export interface FetchLikeInit {
+  readonly method: 'GET' | 'HEAD' | 'PUT'
+  readonly headers: Record<string, string>
+  /** body is a put's value: a Uint8Array on an ArrayBuffer (Uint8Array<ArrayBuffer>, said so
+   * that TypeScript before 5.7, where Uint8Array is not generic, reads it too). */
+  readonly body?: Uint8Array & { readonly buffer: ArrayBuffer }
+  readonly signal: AbortSignal
+}
+
+/** FetchLikeResponse is all the client reads of a response: a subset of Response. */
+export interface FetchLikeResponse {
+  readonly status: number
+  readonly headers: { get(name: string): string | null }
+  arrayBuffer(): Promise<ArrayBuffer>
+  json(): Promise<unknown>
+}
+
+/** FetchLike is the fetch the client calls: the global fetch and undici's fetch are ones, and
+ * so is a wrapper such as (input, init) => undiciFetch(input, { ...init, dispatcher }). The
+ * client always passes a URL string. */
+export type FetchLike = (url: string, init: FetchLikeInit) => Promise<FetchLikeResponse>
 
 /** CallOptions are the options of one call. */
 export interface CallOptions {
@@ -157,7 +182,7 @@ export class OnceKV {
   private readonly concurrency: number
   private readonly refreshMs: number
   private readonly checkKeys: boolean
-  private readonly fetchImpl: typeof fetch
+  private readonly fetchImpl: FetchLike
   private readonly authHeaders: Record<string, string>
   // redact hides the token in text that came from elsewhere (a server's message, a network
   // error) before it goes into an error or nodes().
@@ -186,7 +211,7 @@ export class OnceKV {
     this.concurrency = nonNegativeInt(opts.concurrency, DEFAULTS.concurrency, 'concurrency') || 1
     this.refreshMs = positive(opts.refreshMs, DEFAULTS.refreshMs, 'refreshMs')
     this.checkKeys = opts.checkKeys ?? true
-    this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init))
+    this.fetchImpl = opts.fetch ?? ((url, init) => fetch(url, init))
     const token = opts.token
     this.authHeaders = token ? { authorization: `Bearer ${token}` } : {}
     this.redact = token ? (text) => text.split(token).join('<token>') : (text) => text
@@ -211,7 +236,7 @@ export class OnceKV {
         init: {
           method: 'PUT',
           // A copy-free view: fetch reads the bytes, it does not keep or detach them.
-          body: body as Uint8Array<ArrayBuffer>,
+          body: body as Uint8Array & { readonly buffer: ArrayBuffer },
           headers: { 'content-type': 'application/octet-stream' },
         },
         answer: async (res, url): Promise<PutResult | Conflict> => {
@@ -273,12 +298,14 @@ export class OnceKV {
         path: keyPath(key),
         init: { method: 'HEAD' },
         answer: async (res, url) => {
-          // A HEAD answer has no body: a 404 from an oncekv node's key route is "not found".
+          // A HEAD answer has no body: the code comes in a header. Only a 404 with code 1002
+          // is "not found"; any other 404 (no such route: a URL that is not an oncekv key
+          // API, a proxy without a matching location) is the node's failure.
           if (res.status === 200) return true
-          if (res.status === 404) return false
-          if (res.status === 400 || res.status === 413)
-            throw inputError(res.status, { status: res.status }, 'key')
-          throw failureOf(url, res.status, { status: res.status })
+          const err = headerDetailsOf(res)
+          if (res.status === 404 && err.code === 1002) return false
+          if (res.status === 400 || res.status === 413) throw inputError(res.status, err, 'key')
+          throw failureOf(url, res.status, err)
         },
       })
     } finally {
@@ -353,10 +380,10 @@ export class OnceKV {
     call: CallScope,
     req: {
       path: string
-      init: RequestInit
+      init: Pick<FetchLikeInit, 'method' | 'body'> & { readonly headers?: Record<string, string> }
       // answer turns a response into the result, throws a final OnceKVError, or throws a
       // NodeFailure to move on to the next node.
-      answer: (res: Response, url: string) => Promise<T>
+      answer: (res: FetchLikeResponse, url: string) => Promise<T>
     },
   ): Promise<T> {
     await this.ensureLists(call, what)
@@ -391,7 +418,7 @@ export class OnceKV {
       try {
         const res = await this.fetchImpl(target.url + req.path, {
           ...req.init,
-          headers: { ...this.authHeaders, ...(req.init.headers as Record<string, string>) },
+          headers: { ...this.authHeaders, ...req.init.headers },
           signal: scope.signal,
         })
         const result = await req.answer(res, target.url)
@@ -409,7 +436,7 @@ export class OnceKV {
             ? e
             : new NodeFailure(
                 target.url,
-                scope.timedOut ? `no answer within ${attemptMs} ms` : this.redact(describe(e)),
+                scope.timedOut ? `no answer within ${msText(attemptMs)}` : this.redact(describe(e)),
               )
         target.tier.failure(target.url, now())
         this.refreshSoon()
@@ -473,6 +500,7 @@ export class OnceKV {
     this.refreshStartedAt = now()
     const list = async (path: string): Promise<string[]> => {
       const res = await this.fetchImpl(admin + path, {
+        method: 'GET',
         headers: this.authHeaders,
         signal: AbortSignal.timeout(this.attemptTimeoutMs),
       })
@@ -573,7 +601,7 @@ export class OnceKV {
       // Only the batch's scope stops workers early without a failure.
       if (batch.signal.reason === DEADLINE)
         throw new TimeoutError(
-          `${what}: ${done} of ${items.length} calls done when the batch's ${batchMs} ms ran out`,
+          `${what}: ${done} of ${items.length} calls done when the batch's ${msText(batchMs)} ran out`,
         )
       throw batch.abortError(what, undefined)
     }
@@ -616,14 +644,21 @@ class CallScope {
   }
 
   /** abortError is what the call rejects with once its signal aborted: TimeoutError for the
-   * deadline or a timeout signal, else the caller's reason itself. */
+   * deadline or a timeout signal, else the caller's reason itself. A TimeoutError keeps what
+   * the last failed attempt learned: its message, and the server's status, code, error name
+   * and message when a server answered it (a 503 "no leader", say). */
   abortError(what: string, last: NodeFailure | undefined): unknown {
     const reason: unknown = this.controller.signal.reason
     const lastPart = last ? `; the last failure: ${last.url}: ${last.message}` : ''
+    const details = last?.details ?? {}
     if (reason === DEADLINE)
-      return new TimeoutError(`${what}: no answer within ${this.timeoutMs} ms${lastPart}`)
+      return new TimeoutError(
+        `${what}: no answer within ${msText(this.timeoutMs)}${lastPart}`,
+        details,
+      )
     if (isTimeoutReason(reason))
       return new TimeoutError(`${what}: timed out (the signal's timeout)${lastPart}`, {
+        ...details,
         cause: reason,
       })
     return reason
@@ -669,6 +704,11 @@ class AttemptScope {
 
 function now(): number {
   return performance.now()
+}
+
+/** msText says a duration in whole milliseconds ("595 ms"), for messages. */
+function msText(n: number): string {
+  return `${Math.round(n)} ms`
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -720,7 +760,10 @@ const CODES = new Set<number>([1001, 1002, 1003, 1004, 1005])
 
 /** errorBodyOf reads what an error response said: its status, and the code, machine name and
  * message (redacted) of its JSON body when it has one. */
-async function errorBodyOf(res: Response, redact: (text: string) => string): Promise<ErrorDetails> {
+async function errorBodyOf(
+  res: FetchLikeResponse,
+  redact: (text: string) => string,
+): Promise<ErrorDetails> {
   const body: unknown = await res.json().catch(() => undefined)
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   return {
@@ -729,6 +772,16 @@ async function errorBodyOf(res: Response, redact: (text: string) => string): Pro
     error: typeof b.error === 'string' ? b.error : undefined,
     serverMessage: typeof b.message === 'string' ? redact(b.message) : undefined,
   }
+}
+
+/** CODE_HEADER is where every oncekv error response carries its numeric code, a HEAD's too. */
+const CODE_HEADER = 'x-oncekv-code'
+
+/** headerDetailsOf reads what a bodiless error response (a HEAD's) said: its status and the
+ * code of its x-oncekv-code header, when it has one. */
+function headerDetailsOf(res: FetchLikeResponse): ErrorDetails {
+  const code = Number(res.headers.get(CODE_HEADER))
+  return { status: res.status, code: CODES.has(code) ? (code as ErrorCode) : undefined }
 }
 
 /** inputError is the final error of a 400 or 413: about the key, or (for puts) the value. */

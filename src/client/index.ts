@@ -1,7 +1,17 @@
 // oncekv's client library: `import { OnceKV } from 'oncekv'`. It runs on Node.js 20+ and in
 // browsers: it uses fetch and imports nothing from Node.js.
 export { OnceKV } from './client.ts'
-export type { CallOptions, ManyOptions, Nodes, OnceKVOptions, PutResult, Value } from './client.ts'
+export type {
+  CallOptions,
+  FetchLike,
+  FetchLikeInit,
+  FetchLikeResponse,
+  ManyOptions,
+  Nodes,
+  OnceKVOptions,
+  PutResult,
+  Value,
+} from './client.ts'
 export {
   InvalidKeyError,
   KeyConflictError,

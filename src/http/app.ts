@@ -6,7 +6,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { UnavailableError } from '../protocol/index.ts'
-import { installErrorHandling, sendError, toOnceKvError } from './errors.ts'
+import { CODE_HEADER, installErrorHandling, sendError, toOnceKvError } from './errors.ts'
 
 /** AppOptions configure a listener. */
 export interface AppOptions {
@@ -49,6 +49,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
       socket.end(
         `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `${CODE_HEADER}: 1001\r\n` +
           `connection: close\r\n\r\n${body}`,
       )
     },

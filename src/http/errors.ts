@@ -1,5 +1,5 @@
 // The one place an error becomes an HTTP response: expected errors (OnceKvError) keep their
-// status and body; framework errors for bad input map to the matching 4xx; anything else is
+// status and body, and their code goes in an x-oncekv-code header too; framework errors for bad input map to the matching 4xx; anything else is
 // a bug, answered with a generic 500 and logged with the request id.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
@@ -31,9 +31,15 @@ export function toOnceKvError(err: unknown): OnceKvError {
   return new InternalError('internal error')
 }
 
-/** sendError writes err as the API's JSON error body. */
+/** CODE_HEADER carries an error's numeric code on every error response, so that a client
+ * can tell "key not found" (1002) from any other 404 without a body: a HEAD has none, and a
+ * 404 from something that is not an oncekv key API (a wrong URL, a proxy) has no such header. */
+export const CODE_HEADER = 'x-oncekv-code'
+
+/** sendError writes err as the API's JSON error body, with its code in CODE_HEADER too. */
 export function sendError(reply: FastifyReply, err: OnceKvError): FastifyReply {
   if (err instanceof UnavailableError) reply.header('retry-after', String(err.retryAfterSeconds))
+  reply.header(CODE_HEADER, String(err.code))
   return reply.code(err.status).type('application/json').send(err.body())
 }
 

@@ -114,13 +114,26 @@ describe('oncekv put, get, status, bench', () => {
     assert.equal(oneLine(missing), 'oncekv get: key "no-such-key" not found')
     assert.equal(missing.stdout.length, 0)
 
-    // $ONCEKV_ADMIN is the default admin; --db and --cache lists work without one.
+    // $ONCEKV_ADMIN is the default admin; --db and --cache lists work without one. Each flag
+    // takes one value (a URL or a comma-separated list) and may be repeated, so positional
+    // arguments after them stay positional.
     const dbs = cluster.running().map((n) => n.url)
     const caches = cluster.runningCaches().map((c) => c.url)
-    const [viaEnv, viaLists, viaDb] = await Promise.all([
+    const cacheFlags = caches.flatMap((c) => ['--cache', c])
+    const [viaEnv, viaLists, viaDb, flagsFirst, putFlagsFirst] = await Promise.all([
       oncekv(['get', 'greeting'], { env: { ONCEKV_ADMIN: admin } }),
-      oncekv(['get', 'greeting', '--db', ...dbs, '--cache', ...caches]),
+      oncekv(['get', 'greeting', '--db', dbs.join(','), ...cacheFlags]),
       oncekv(['put', 'listed', 'x', '--db', dbs[1] as string]),
+      oncekv([
+        'get',
+        '--db',
+        dbs[0] as string,
+        '--db',
+        dbs[2] as string,
+        ...cacheFlags,
+        'greeting',
+      ]),
+      oncekv(['put', '--db', dbs.join(','), 'listed/first', 'y']),
     ])
     expectCode(viaEnv, 0, 'get through $ONCEKV_ADMIN')
     assert.equal(viaEnv.stdout.toString(), 'hello')
@@ -128,6 +141,12 @@ describe('oncekv put, get, status, bench', () => {
     assert.equal(viaLists.stdout.toString(), 'hello')
     expectCode(viaDb, 0, 'put through --db')
     assert.equal(viaDb.stdout.toString(), 'created\n')
+    expectCode(flagsFirst, 0, 'get with --db and --cache before the key')
+    assert.equal(flagsFirst.stdout.toString(), 'hello')
+    expectCode(putFlagsFirst, 0, 'put with --db before the key and value')
+    assert.equal(putFlagsFirst.stdout.toString(), 'created\n')
+    const bad = await oncekv(['get', '--db', `${dbs[0]},`, 'greeting'])
+    expectCode(bad, 2, 'an empty URL in a --db list')
   })
 
   it('moves binary values byte for byte through files and through stdin and stdout', async () => {
@@ -182,8 +201,8 @@ describe('oncekv put, get, status, bench', () => {
     const dbs = cluster.running().map((n) => n.url)
     const caches = cluster.runningCaches().map((c) => c.url)
     const [direct, json] = await Promise.all([
-      oncekv(['status', '--db', dbs[2] as string, '--cache', ...caches]),
-      oncekv(['status', '--db', ...dbs, '--json']),
+      oncekv(['status', '--db', dbs[2] as string, ...caches.flatMap((c) => ['--cache', c])]),
+      oncekv(['status', '--db', dbs.join(','), '--json']),
     ])
     expectCode(direct, 0, 'status --db --cache')
     const dl = direct.stdout.toString().trimEnd().split('\n')
@@ -218,11 +237,19 @@ describe('oncekv put, get, status, bench', () => {
 
   it('exits 1 when nothing answers, 2 on usage errors', async () => {
     const dead = await closedPortUrl()
+    const deadCache = await closedPortUrl()
+    // The bench with its defaults (1000 keys, 16 in flight, 5 s per call) stops once its first
+    // calls failed: nothing answers. (Alone: a dozen CLI processes starting at once would
+    // make its time say little.)
+    const benchStarted = performance.now()
+    const benchDead = await oncekv(['bench', '--db', dead])
+    const benchMs = performance.now() - benchStarted
     const runs = await Promise.all([
       oncekv(['get', 'k', '--db', dead]),
       oncekv(['put', 'k', 'v', '--admin', dead]),
       oncekv(['status', '--admin', dead]),
-      oncekv(['bench', '-n', '5', '--db', dead, '--timeout', '1000']),
+      oncekv(['status', '--db', dead, '--cache', deadCache]),
+      oncekv(['status', '--json', '--cache', deadCache, '--db', dead]),
       oncekv(['put']),
       oncekv(['get', 'k', '--bogus']),
       oncekv(['put', 'k', 'v', '--file', join(dir, 'in.bin')]),
@@ -232,7 +259,7 @@ describe('oncekv put, get, status, bench', () => {
       oncekv(['no-such-command']),
       oncekv(['put', 'from-empty-stdin', '--admin', admin], { input: new Uint8Array(0) }),
     ])
-    const [getDead, putDead, statusDead, benchDead, ...usage] = runs
+    const [getDead, putDead, statusDead, statusNodes, statusJson, ...usage] = runs
     expectCode(getDead!, 1, 'get from a closed port')
     assert.match(
       oneLine(getDead!),
@@ -242,8 +269,33 @@ describe('oncekv put, get, status, bench', () => {
     assert.match(oneLine(putDead!), /^oncekv put: cannot get the node lists from the admin at /)
     expectCode(statusDead!, 1, 'status of a closed admin')
     assert.match(oneLine(statusDead!), /^oncekv status: cannot reach the admin at /)
-    expectCode(benchDead!, 1, 'bench against a closed port')
-    assert.match(benchDead!.stderr, /^oncekv bench: 10 errors; the first: /m)
+    expectCode(benchDead, 1, 'bench against a closed port')
+    assert.ok(benchMs < 12_000, `bench against a closed port took ${Math.round(benchMs)} ms`)
+    // No get phase after no put succeeded; the error is the last line, and one line.
+    assert.doesNotMatch(benchDead.stderr, /^get/m)
+    assert.match(
+      benchDead.stderr.trimEnd().split('\n').at(-1)!,
+      /^oncekv bench: the put phase stopped: its first 16 calls all failed; the first: put "[^"]+": (no answer within 5000 ms; the last failure:|\d+ attempts failed; the last at) http:\S+: .*ECONNREFUSED/,
+    )
+    assert.match(benchDead.stdout.toString(), /^put\s+16\s+16\s/m)
+    // status with no member reachable: the rows on stdout, one line on stderr, exit 1.
+    for (const [r, what] of [
+      [statusNodes!, 'status --db --cache'],
+      [statusJson!, 'status --json --cache --db'],
+    ] as const) {
+      expectCode(r, 1, `${what} of closed ports`)
+      assert.match(
+        oneLine(r),
+        /^oncekv status: no database member answered \(http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*\)$/,
+        what,
+      )
+    }
+    assert.match(statusNodes!.stdout.toString(), /^cache\s.*\s-\s+down\s/m)
+    const jsonRows = JSON.parse(statusJson!.stdout.toString()) as { kind: string; health: string }[]
+    assert.deepEqual(
+      jsonRows.map((r) => [r.kind, r.health]),
+      [['cache', 'down']],
+    )
     for (const [i, r] of usage.entries()) expectCode(r, 2, `usage error #${i}`)
     assert.match(usage[3]!.stderr, /^oncekv put: key must not be empty$/m)
     assert.match(

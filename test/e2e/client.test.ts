@@ -163,6 +163,53 @@ describe('client library', () => {
     assert.equal(await dbOnly.has('nope'), false)
   })
 
+  it('says "no value" to has() only on a 404 whose x-oncekv-code is 1002; any other 404 is the node’s failure', async () => {
+    await client.put('has/there', 'x')
+    // Every oncekv error carries its code in a header, a HEAD's too (it has no body): a member's
+    // and a cache's "key not found" (1002) on GET and HEAD, and a route that does not exist
+    // (1001) on the admin and on a cache's peer port.
+    const member = cluster.running()[0]!
+    const cache = cluster.runningCaches()[0]!
+    const path = `/keys/${keyPath('has/none')}`
+    for (const base of [member.url, cache.url]) {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(base + path, { method })
+        assert.equal(res.status, 404, `${method} ${base}`)
+        assert.equal(res.headers.get('x-oncekv-code'), '1002', `${method} ${base}`)
+        await res.arrayBuffer()
+      }
+    }
+    for (const base of [cluster.admin.url, cache.peerUrl]) {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(base + path, { method })
+        assert.equal(res.status, 404, `${method} ${base}`)
+        assert.equal(res.headers.get('x-oncekv-code'), '1001', `${method} ${base}`)
+        await res.arrayBuffer()
+      }
+    }
+
+    // Caches that are not a key API: the admin's URL, a cache's peer URL, and a reverse proxy
+    // without a matching location (a 404 with no code at all). has() moves on past them to a
+    // node that knows, as get() does.
+    const proxy = await CapturingProxy.start(cache.url, { prefix: '/oncekv/cache/1' })
+    closers.push(() => proxy.close())
+    const wrong = [cluster.admin.url, cache.peerUrl, `${proxy.url}/elsewhere`]
+    for (const url of wrong) {
+      const c = new OnceKV({ caches: [url], dbs: [member.url], refreshMs: 60_000 })
+      assert.equal(await c.has('has/there'), true, url)
+      assert.equal(await c.has('has/none'), false, url)
+      assert.equal(await c.getString('has/there'), 'x', url)
+      const [first] = c.nodes().caches
+      assert.ok(first!.errors >= 1, `${url}: ${JSON.stringify(first)}`)
+    }
+    // Only wrong nodes: has() fails rather than say "no value".
+    const lost = new OnceKV({ caches: wrong, retries: 2 })
+    const err = await lost.has('has/there').catch((e: unknown) => e)
+    assert.ok(err instanceof UnavailableError, String(err))
+    assert.equal(err.status, 404)
+    assert.match(err.message, /3 attempts failed; the last at .*: HTTP 404$/)
+  })
+
   it('refuses invalid keys before sending anything', async () => {
     const hole = await BlackHole.start()
     closers.push(() => hole.close())
@@ -290,6 +337,56 @@ describe('client library', () => {
     assert.ok(hole.accepted >= 3)
   })
 
+  it('keeps what the last attempt learned in a TimeoutError, and says whole milliseconds', async () => {
+    // A member that answers every request with 503 "no leader": each call ends at its deadline.
+    const noLeader = await StubNode.start(() => ({
+      status: 503,
+      body: { code: 1005, error: 'unavailable', message: 'no leader known yet' },
+    }))
+    const hole = await BlackHole.start()
+    closers.push(
+      () => noLeader.close(),
+      () => hole.close(),
+    )
+    const c = new OnceKV({ dbs: [noLeader.url], timeoutMs: 600.4 })
+    const said = /^(put|get|has) "k": no answer within 600 ms; the last failure: http:\S+: HTTP 503/
+    for (const call of [() => c.put('k', 'v'), () => c.get('k')]) {
+      const err = await call().catch((e: unknown) => e)
+      assert.ok(err instanceof TimeoutError, String(err))
+      assert.equal(err.status, 503)
+      assert.equal(err.code, 1005)
+      assert.equal(err.error, 'unavailable')
+      assert.equal(err.serverMessage, 'no leader known yet')
+      assert.match(err.message, said)
+      assert.match(err.message, /: HTTP 503: no leader known yet$/)
+    }
+    // A HEAD's answer has no body: the status stays.
+    const headErr = await c.has('k').catch((e: unknown) => e)
+    assert.ok(headErr instanceof TimeoutError, String(headErr))
+    assert.equal(headErr.status, 503)
+    assert.match(headErr.message, said)
+    // A timeout signal's TimeoutError keeps it too.
+    const signalled = await c
+      .get('k', { signal: AbortSignal.timeout(300) })
+      .catch((e: unknown) => e)
+    assert.ok(signalled instanceof TimeoutError, String(signalled))
+    assert.equal(signalled.status, 503)
+    assert.equal(signalled.serverMessage, 'no leader known yet')
+    assert.match(
+      signalled.message,
+      /^get "k": timed out \(the signal's timeout\); the last failure: /,
+    )
+    // An attempt's own timeout is said in whole milliseconds too.
+    const slow = new OnceKV({ dbs: [hole.url], attemptTimeoutMs: 150.6, retries: 0 })
+    const err = await slow.get('k').catch((e: unknown) => e)
+    assert.ok(err instanceof UnavailableError, String(err))
+    assert.equal(err.status, undefined)
+    assert.match(
+      err.message,
+      /^get "k": 1 attempts failed; the last at http:\S+: no answer within 151 ms$/,
+    )
+  })
+
   it('reports created: false when a put is retried after a timed-out attempt that applied', async () => {
     const member = cluster.running()[0]!
     const proxy = await HoldingProxy.start(member.url, { holdFirstMs: 1_500 })
@@ -393,12 +490,14 @@ describe('client library', () => {
       () => plainProxy.close(),
       () => agent.close(),
     )
-    // undici's fetch with its own pool; its types are undici's, not the DOM's.
-    const pooled = ((input: string, init: RequestInit) =>
-      undiciFetch(input, { ...init, dispatcher: agent } as never)) as unknown as typeof fetch
     const entries = Array.from({ length: 40 }, (_, i) => [`pooled/${i}`, `v${i}`] as const)
     const keys = entries.map(([k]) => k)
-    const viaPool = new OnceKV({ dbs: [pooledProxy.url], fetch: pooled })
+    // undici's fetch with its own pool, written exactly as the README's example (no cast): the
+    // type-check of this file proves that the example compiles.
+    const viaPool = new OnceKV({
+      dbs: [pooledProxy.url],
+      fetch: (input, init) => undiciFetch(input, { ...init, dispatcher: agent }),
+    })
     assert.ok((await viaPool.putMany(entries, { concurrency: 8 })).every((r) => r.created))
     const values = await viaPool.getMany(keys, { concurrency: 8 })
     assert.deepEqual(

@@ -1,8 +1,8 @@
 // The package as another project gets it: `npm pack` (which runs `prepare`: the dashboard and
 // the client's build into dist/client), the tarball installed into a fresh project, then
 // `import { OnceKV } from 'oncekv'` from plain ESM, a TypeScript file type-checked against the
-// shipped declarations (once with browser types only, once with Node's), and the CLI started
-// from the installed copy.
+// shipped declarations (once with browser types only, once with Node's, then with the README's
+// pooled fetch through undici), and the CLI started from the installed copy.
 //
 // The install uses `--omit=dev --ignore-scripts --prefer-offline`: only the package's runtime
 // dependencies, from npm's cache when it has them (the registry otherwise), and no install
@@ -101,6 +101,23 @@ export async function demo(): Promise<void> {
 }
 `
 
+// The README's pooled fetch, as written there: undici comes with the package (a dependency).
+// It needs Node's types (undici's name them), so only the Node check compiles it.
+const POOLED_TS = `
+import { Agent, fetch as undiciFetch } from 'undici'
+import { OnceKV, type FetchLike } from 'oncekv'
+
+const agent = new Agent({ connections: 8 }) // at most 8 connections to each node
+export const kv = new OnceKV({
+  admin: 'http://127.0.0.1:5546',
+  fetch: (input, init) => undiciFetch(input, { ...init, dispatcher: agent }),
+})
+// The global fetch, and a function typed as it, fit too.
+export const plain = new OnceKV({ dbs: ['http://127.0.0.1:11000'], fetch })
+const wrapped: typeof fetch = (input, init) => fetch(input, init)
+export const viaWrapper: FetchLike = wrapped
+`
+
 const CONSUMER_MJS = `
 import * as oncekv from 'oncekv'
 import { OnceKV, KeyConflictError, OnceKVError } from 'oncekv'
@@ -197,6 +214,7 @@ describe('the npm package', () => {
       // A TypeScript consumer type-checks against them, with browser types only and with
       // Node's types only.
       writeFileSync(join(project, 'consumer.ts'), CONSUMER_TS)
+      writeFileSync(join(project, 'pooled.ts'), POOLED_TS)
       // The browser check also checks the shipped .d.ts themselves (not TypeScript's own
       // libraries: skipDefaultLibCheck), so a Node.js type they named would fail it.
       const base = {
@@ -228,7 +246,7 @@ describe('the npm package', () => {
             skipLibCheck: true,
             typeRoots: [join(REPO_ROOT, 'node_modules', '@types')],
           },
-          files: ['consumer.ts'],
+          files: ['consumer.ts', 'pooled.ts'],
         }),
       )
       await Promise.all(

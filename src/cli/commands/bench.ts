@@ -2,9 +2,13 @@
 // calls in flight, then N gets of the same keys (each value checked), and a summary of ops/s,
 // p50/p99/max latency and errors per phase. A progress bar goes to stderr on a terminal, one
 // line per phase otherwise. Keys carry a random run id, so runs never conflict.
+//
+// Against nodes that do not answer it fails fast: a phase stops once its first calls (as many
+// as run at once) all failed with UnavailableError or TimeoutError, and the get phase runs only
+// if a put succeeded; the run exits 1 with the first error on one line.
 import type { Command } from 'commander'
 import { randomBytes } from 'node:crypto'
-import { OnceKV } from '../../client/index.ts'
+import { OnceKV, TimeoutError, UnavailableError } from '../../client/index.ts'
 import { intOption } from '../options.ts'
 import {
   addClientFlags,
@@ -24,13 +28,17 @@ interface BenchFlags extends ClientFlags {
 }
 
 /** PhaseResult is one phase's figures. */
-interface PhaseResult {
+export interface PhaseResult {
   readonly name: string
+  /** ops counts the calls that ran to an end (all n, unless the phase stopped early). */
   readonly ops: number
   readonly errors: number
   readonly firstError: string | undefined
+  /** stoppedAfter is set when the phase stopped early: its first stoppedAfter calls all
+   * failed because nothing answered. */
+  readonly stoppedAfter: number | undefined
   readonly seconds: number
-  /** latencies in ms, sorted. */
+  /** latencies in ms of the calls that ran to an end, sorted. */
   readonly latencies: Float64Array
 }
 
@@ -59,58 +67,116 @@ export function registerBench(program: Command): void {
     console.error(
       `oncekv bench: ${flags.count} keys of ${flags.size} B, ${flags.concurrency} in flight, through ${where(opts)}`,
     )
-    const puts = await phase('put', flags.count, flags.concurrency, async (i) => {
-      await client.put(keyOf(i), valueOf(i))
+    const puts = await phase('put', flags.count, flags.concurrency, async (i, signal) => {
+      await client.put(keyOf(i), valueOf(i), { signal })
     })
-    const gets = await phase('get', flags.count, flags.concurrency, async (i) => {
-      const v = await client.get(keyOf(i))
-      if (v === undefined) throw new Error(`${keyOf(i)} not found`)
-      if (!Buffer.from(v).equals(valueOf(i))) throw new Error(`${keyOf(i)} has other bytes`)
-    })
-    await writeOut(summary([puts, gets]))
-    const errors = puts.errors + gets.errors
-    if (errors > 0) {
-      const first = puts.firstError ?? gets.firstError
-      console.error(`oncekv bench: ${errors} errors; the first: ${first}`)
+    // Without a single key written there is nothing to read back.
+    const gets =
+      puts.ops > puts.errors
+        ? await phase('get', flags.count, flags.concurrency, async (i, signal) => {
+            const v = await client.get(keyOf(i), { signal })
+            if (v === undefined) throw new Error(`${keyOf(i)} not found`)
+            if (!Buffer.from(v).equals(valueOf(i))) throw new Error(`${keyOf(i)} has other bytes`)
+          })
+        : undefined
+    const phases = gets ? [puts, gets] : [puts]
+    await writeOut(summary(phases))
+    const failure = failureLine(phases)
+    if (failure !== undefined) {
+      console.error(`oncekv bench: ${failure}`)
       process.exitCode = EXIT.error
     }
   })
 }
 
-/** phase runs op(0) … op(n - 1), c at a time, and measures each. */
-async function phase(
+/** failureLine says in one line why a run failed, or undefined when no call failed. */
+export function failureLine(phases: readonly PhaseResult[]): string | undefined {
+  const stopped = phases.find((p) => p.stoppedAfter !== undefined)
+  const first = phases.find((p) => p.firstError !== undefined)?.firstError
+  if (stopped)
+    return `the ${stopped.name} phase stopped: its first ${stopped.stoppedAfter} calls all failed; the first: ${first}`
+  const [puts] = phases
+  if (puts && puts.ops > 0 && puts.errors === puts.ops)
+    return `no put succeeded (${puts.errors} errors), so no get ran; the first: ${first}`
+  const errors = phases.reduce((n, p) => n + p.errors, 0)
+  return errors > 0 ? `${errors} errors; the first: ${first}` : undefined
+}
+
+/** unreachable is true for the errors that say no node answered in time. */
+function unreachable(e: unknown): boolean {
+  return e instanceof UnavailableError || e instanceof TimeoutError
+}
+
+/** oneLine makes an error's message fit on one line. */
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*[\r\n]+\s*/g, ' ')
+}
+
+/** phase runs op(0) … op(n - 1), c at a time, and measures each. It stops early, aborting the
+ * calls in flight through op's signal, once its first min(c, n) calls have all failed with
+ * UnavailableError or TimeoutError: nothing answers, and every other call would only wait out
+ * its own deadline too. */
+export async function phase(
   name: string,
   n: number,
   c: number,
-  op: (i: number) => Promise<void>,
+  op: (i: number, signal: AbortSignal) => Promise<void>,
+  opts: { quiet?: boolean } = {},
 ): Promise<PhaseResult> {
-  const latencies = new Float64Array(n)
+  const latencies: number[] = []
+  const probe = Math.min(c, n)
+  // One controller per call (a signal shared by every call would gather a listener per call
+  // in flight); stopping aborts those running, and no call starts after it.
+  const running = new Set<AbortController>()
+  let stopped = false
   let errors = 0
+  let unanswered = 0
   let firstError: string | undefined
+  let stoppedAfter: number | undefined
   let done = 0
   let next = 0
-  const progress = new Progress(name, n, () => done)
+  const progress = opts.quiet ? undefined : new Progress(name, n, () => done)
   const started = performance.now()
   const worker = async (): Promise<void> => {
-    for (let i = next++; i < n; i = next++) {
+    for (let i = next++; i < n && !stopped; i = next++) {
       const t = performance.now()
+      const ctl = new AbortController()
+      running.add(ctl)
       try {
-        await op(i)
+        await op(i, ctl.signal)
       } catch (e) {
+        // A call aborted because the phase stopped did not run to an end: not counted.
+        if (stopped) return
         errors++
-        firstError ??= e instanceof Error ? e.message : String(e)
+        firstError ??= oneLine(e)
+        if (unreachable(e)) unanswered++
+      } finally {
+        running.delete(ctl)
       }
-      latencies[i] = performance.now() - t
+      latencies.push(performance.now() - t)
       done++
+      if (done === probe && unanswered === probe && probe < n) {
+        stoppedAfter = probe
+        stopped = true
+        for (const other of running) other.abort(new Error(`the ${name} phase stopped`))
+      }
     }
   }
   try {
-    await Promise.all(Array.from({ length: Math.min(c, n) }, worker))
+    await Promise.all(Array.from({ length: probe }, worker))
   } finally {
-    progress.stop()
+    progress?.stop()
   }
   const seconds = (performance.now() - started) / 1000
-  return { name, ops: n, errors, firstError, seconds, latencies: latencies.sort() }
+  return {
+    name,
+    ops: done,
+    errors,
+    firstError,
+    stoppedAfter,
+    seconds,
+    latencies: Float64Array.from(latencies).sort(),
+  }
 }
 
 /** Progress draws a bar on stderr when it is a terminal (else it says nothing until done). */

@@ -8,7 +8,7 @@ import {
   type OnceKVOptions,
   OnceKVError,
 } from '../../client/index.ts'
-import { intOption, urlOption } from '../options.ts'
+import { intOption, urlListOption, urlOption } from '../options.ts'
 
 /** DEV_ADMIN is the admin of `oncekv dev` on its default port. */
 export const DEV_ADMIN = 'http://127.0.0.1:5546'
@@ -32,8 +32,16 @@ export function addClientFlags(cmd: Command): Command {
       `the admin, to find the nodes through (default $ONCEKV_ADMIN, else ${DEV_ADMIN})`,
       (v: string) => urlOption(v, undefined)[0] as string,
     )
-    .option('--db <url...>', 'database members to use (instead of the admin)', urlOption)
-    .option('--cache <url...>', 'cache nodes to read through (with --db)', urlOption)
+    .option(
+      '--db <url>',
+      'a database member to use instead of the admin (repeat it, or give a comma-separated list)',
+      urlListOption,
+    )
+    .option(
+      '--cache <url>',
+      'a cache node to read through, with --db (repeat it, or give a comma-separated list)',
+      urlListOption,
+    )
     .option('--timeout <ms>', 'deadline of each call in ms', positiveIntOption, 5000)
 }
 

@@ -44,30 +44,31 @@ export function registerStatus(program: Command): void {
       .option('--json', 'print the rows as JSON'),
   ).action(async (flags: StatusFlags) => {
     const opts = clientOptions(flags, 'status')
-    let header: string
-    let rows: Row[]
+    let view: View
     try {
-      ;({ header, rows } = opts.admin
+      view = opts.admin
         ? await fromAdmin(opts.admin, flags.timeout)
-        : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout))
+        : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout)
     } catch (e) {
       fail('status', `cannot reach ${where(opts)}: ${(e as Error).message}`)
     }
-    if (flags.json) {
-      await writeOut(JSON.stringify(rows, null, 2) + '\n')
-      return
-    }
-    await writeOut(`${header}\n${table(rows)}`)
-    // The table is printed either way; a script learns from the exit code that the database
-    // could not be reached.
-    if (header.startsWith('no database member answered')) process.exitCode = 1
+    const { header, rows, unreachable } = view
+    await writeOut(flags.json ? JSON.stringify(rows, null, 2) + '\n' : `${header}\n${table(rows)}`)
+    // The rows are printed either way (the caches that answered); stderr and the exit code
+    // say that no database member could be reached.
+    if (unreachable !== undefined) fail('status', unreachable)
   })
 }
 
-async function fromAdmin(
-  admin: string,
-  timeoutMs: number,
-): Promise<{ header: string; rows: Row[] }> {
+/** View is what status shows: a header line and the rows; unreachable says why no database
+ * member answered, when none did. */
+interface View {
+  readonly header: string
+  readonly rows: Row[]
+  readonly unreachable?: string
+}
+
+async function fromAdmin(admin: string, timeoutMs: number): Promise<View> {
   const o = await getJson<AdminOverview>(`${admin}/overview`, timeoutMs)
   const rows = o.nodes.map(rowOfOverview)
   const header =
@@ -97,7 +98,7 @@ async function fromNodes(
   dbs: readonly string[],
   caches: readonly string[],
   timeoutMs: number,
-): Promise<{ header: string; rows: Row[] }> {
+): Promise<View> {
   let cluster: ClusterResponse | undefined
   let lastError = 'no --db member given'
   for (const url of dbs) {
@@ -132,12 +133,13 @@ async function fromNodes(
       return cacheRow(url, s ? 'up' : 'down', s, new URL(url).host)
     }),
   )
+  const unreachable = cluster ? undefined : `no database member answered (${lastError})`
   const header = cluster
     ? cluster.leader
       ? `leader ${cluster.leader}, term ${cluster.term}`
       : 'no leader known'
-    : `no database member answered (${lastError})`
-  return { header, rows: [...dbRows, ...cacheRows] }
+    : (unreachable as string)
+  return { header, rows: [...dbRows, ...cacheRows], unreachable }
 }
 
 function cacheRow(url: string, health: string, s: CacheNodeStats | null, id: string): Row {
@@ -208,6 +210,8 @@ async function getJson<T>(url: string, timeoutMs: number): Promise<T> {
 
 function describe(e: unknown): string {
   if (!(e instanceof Error)) return String(e)
-  const cause = (e as { cause?: { code?: unknown } }).cause
-  return typeof cause?.code === 'string' ? `${e.message} (${cause.code})` : e.message
+  const cause = (e as { cause?: unknown }).cause
+  if (!(cause instanceof Error)) return e.message
+  const code = (cause as { code?: unknown }).code
+  return `${e.message} (${typeof code === 'string' ? code : cause.message})`
 }

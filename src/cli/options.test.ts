@@ -1,0 +1,23 @@
+// The CLI's repeatable URL flags: one URL or a comma-separated list per value, appended.
+import assert from 'node:assert/strict'
+import { InvalidArgumentError } from 'commander'
+import { describe, it } from 'node:test'
+import { urlListOption } from './options.ts'
+
+describe('urlListOption', () => {
+  it('takes one URL or a comma-separated list, and appends to the values before it', () => {
+    assert.deepEqual(urlListOption('http://127.0.0.1:11000/', undefined), [
+      'http://127.0.0.1:11000',
+    ])
+    assert.deepEqual(urlListOption('127.0.0.1:11001, http://127.0.0.1:11002', ['http://a:1']), [
+      'http://a:1',
+      'http://127.0.0.1:11001',
+      'http://127.0.0.1:11002',
+    ])
+  })
+
+  it('refuses an empty item or a value that is not a URL', () => {
+    for (const bad of ['', 'http://127.0.0.1:11000,', ',http://127.0.0.1:11000', 'not a url'])
+      assert.throws(() => urlListOption(bad, undefined), InvalidArgumentError, bad)
+  })
+})
