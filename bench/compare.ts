@@ -787,9 +787,14 @@ function summarize(results: readonly Result[]): Summary[] {
       serverCpuShare: mean(rs, (r) => r.serverCpuShare),
       genCpuShare: mean(rs, (r) => r.genCpuShare),
       otherCores: mean(rs, (r) => r.otherCores),
+      // The others column has the mean; the notes keep what it cannot show.
       notes: [
         ...new Set(
-          rs.flatMap((r) => r.notes.map((n) => (rs.length > 1 ? `r${r.round}: ${n}` : n))),
+          rs.flatMap((r) =>
+            r.notes
+              .filter((n) => !n.startsWith('others'))
+              .map((n) => (rs.length > 1 ? `r${r.round}: ${n}` : n)),
+          ),
         ),
       ],
     })
