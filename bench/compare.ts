@@ -1082,9 +1082,9 @@ async function throughputRounds(): Promise<Throughput> {
   }
   const idle: Record<string, number> = {}
   progress.set('measuring idle CPU (2 s)')
-  const idle0 = Object.entries(idlePids).map(
-    ([s, f]) => [s, (f?.() ?? []).reduce((a: number, p) => a + procCpuMs(p), 0)] as const,
-  )
+  const idle0 = Object.entries(idlePids)
+    .filter(([, f]) => f !== undefined)
+    .map(([s, f]) => [s, (f?.() ?? []).reduce((a: number, p) => a + procCpuMs(p), 0)] as const)
   await new Promise((r) => setTimeout(r, 2_000))
   for (const [s, before] of idle0) {
     const f = idlePids[s as System]
@@ -1100,8 +1100,9 @@ async function throughputRounds(): Promise<Throughput> {
   const results: Result[] = []
   const perRound = casesOfRound(sys, 1).length
   const total = perRound * rounds
-  const eta = Math.round((total * (seconds + warmupSeconds + 0.5)) / 60)
-  say(`${total} runs (${perRound} per round), about ${eta} min without waits for a quiet machine\n`)
+  const etaSec = total * (seconds + warmupSeconds + 0.5)
+  const eta = etaSec < 120 ? `${Math.round(etaSec)} s` : `${Math.round(etaSec / 60)} min`
+  say(`${total} runs (${perRound} per round), about ${eta} without waits for a quiet machine\n`)
   say(TABLE_HEAD)
   say(`|${' --- |'.repeat(16)}`)
   let n = 0
