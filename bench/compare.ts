@@ -787,9 +787,14 @@ function summarize(results: readonly Result[]): Summary[] {
       serverCpuShare: mean(rs, (r) => r.serverCpuShare),
       genCpuShare: mean(rs, (r) => r.genCpuShare),
       otherCores: mean(rs, (r) => r.otherCores),
+      // The others column has the mean; the notes keep what it cannot show.
       notes: [
         ...new Set(
-          rs.flatMap((r) => r.notes.map((n) => (rs.length > 1 ? `r${r.round}: ${n}` : n))),
+          rs.flatMap((r) =>
+            r.notes
+              .filter((n) => !n.startsWith('others'))
+              .map((n) => (rs.length > 1 ? `r${r.round}: ${n}` : n)),
+          ),
         ),
       ],
     })
@@ -1077,9 +1082,9 @@ async function throughputRounds(): Promise<Throughput> {
   }
   const idle: Record<string, number> = {}
   progress.set('measuring idle CPU (2 s)')
-  const idle0 = Object.entries(idlePids).map(
-    ([s, f]) => [s, (f?.() ?? []).reduce((a: number, p) => a + procCpuMs(p), 0)] as const,
-  )
+  const idle0 = Object.entries(idlePids)
+    .filter(([, f]) => f !== undefined)
+    .map(([s, f]) => [s, (f?.() ?? []).reduce((a: number, p) => a + procCpuMs(p), 0)] as const)
   await new Promise((r) => setTimeout(r, 2_000))
   for (const [s, before] of idle0) {
     const f = idlePids[s as System]
@@ -1095,8 +1100,9 @@ async function throughputRounds(): Promise<Throughput> {
   const results: Result[] = []
   const perRound = casesOfRound(sys, 1).length
   const total = perRound * rounds
-  const eta = Math.round((total * (seconds + warmupSeconds + 0.5)) / 60)
-  say(`${total} runs (${perRound} per round), about ${eta} min without waits for a quiet machine\n`)
+  const etaSec = total * (seconds + warmupSeconds + 0.5)
+  const eta = etaSec < 120 ? `${Math.round(etaSec)} s` : `${Math.round(etaSec / 60)} min`
+  say(`${total} runs (${perRound} per round), about ${eta} without waits for a quiet machine\n`)
   say(TABLE_HEAD)
   say(`|${' --- |'.repeat(16)}`)
   let n = 0
