@@ -79,7 +79,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       return port
     },
   })
-  if (opts.bug) delete process.env.ONCEKV_TEST_ONLY_BUG
   const faultLog = createWriteStream(join(opts.outDir, 'faults.jsonl'))
   try {
     await cluster.startAdmin()
@@ -168,6 +167,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     cluster.reportFailure(`chaos run, seed ${opts.seed}`)
     throw e
   } finally {
+    // Kept until here: members restarted during the run carry the bug too.
+    if (opts.bug) delete process.env.ONCEKV_TEST_ONLY_BUG
     faultLog.end()
     await cluster.close()
     await net.close()
