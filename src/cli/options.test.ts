@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { InvalidArgumentError } from 'commander'
 import { describe, it } from 'node:test'
-import { urlListOption } from './options.ts'
+import { urlListOption, VALUE_BYTES_LIMIT, valueBytesOption } from './options.ts'
 
 describe('urlListOption', () => {
   it('takes one URL or a comma-separated list, and appends to the values before it', () => {
@@ -19,5 +19,14 @@ describe('urlListOption', () => {
   it('refuses an empty item or a value that is not a URL', () => {
     for (const bad of ['', 'http://127.0.0.1:11000,', ',http://127.0.0.1:11000', 'not a url'])
       assert.throws(() => urlListOption(bad, undefined), InvalidArgumentError, bad)
+  })
+})
+
+describe('valueBytesOption', () => {
+  it('takes 1 byte up to 16 MiB, so a value always fits a peer frame', () => {
+    assert.equal(valueBytesOption('1'), 1)
+    assert.equal(valueBytesOption(String(VALUE_BYTES_LIMIT)), VALUE_BYTES_LIMIT)
+    for (const bad of ['0', '-1', '1.5', 'x', String(VALUE_BYTES_LIMIT + 1), '80000000'])
+      assert.throws(() => valueBytesOption(bad), InvalidArgumentError, bad)
   })
 })

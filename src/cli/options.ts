@@ -11,6 +11,21 @@ export function intOption(value: string): number {
   return n
 }
 
+/** VALUE_BYTES_LIMIT is the largest --max-value-bytes a member takes: a value travels to the
+ * followers in one peer frame (64 MiB at most) with other entries, so it must stay well
+ * below that. */
+export const VALUE_BYTES_LIMIT = 16 * 1024 * 1024
+
+/** valueBytesOption parses --max-value-bytes: 1 byte .. VALUE_BYTES_LIMIT. */
+export function valueBytesOption(value: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 1 || n > VALUE_BYTES_LIMIT)
+    throw new InvalidArgumentError(
+      `${value} is not a value size from 1 to ${VALUE_BYTES_LIMIT} bytes (16 MiB)`,
+    )
+  return n
+}
+
 /** urlOption parses one URL of a repeatable or variadic URL flag ("host:port" gets http://)
  * and appends it to the values before it. */
 export function urlOption(value: string, previous: string[] | undefined): string[] {

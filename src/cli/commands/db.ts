@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption, runUntilSignal } from '../options.ts'
+import { intOption, runUntilSignal, valueBytesOption } from '../options.ts'
 
 interface DbFlags {
   id: string
@@ -33,7 +33,12 @@ export function registerDb(program: Command): void {
     .option('--data <dir>', 'data directory (default ./data/<id>)')
     .option('--join <url...>', "join an existing cluster through any member's HTTP URL")
     .option('--cluster <name>', 'cluster name; peers of another cluster are refused', 'oncekv')
-    .option('--max-value-bytes <n>', 'largest value accepted', intOption, VALUE_BYTES_MAX_DEFAULT)
+    .option(
+      '--max-value-bytes <n>',
+      'largest value accepted (at most 16 MiB)',
+      valueBytesOption,
+      VALUE_BYTES_MAX_DEFAULT,
+    )
     .option('--tick-ms <n>', 'Raft tick length in ms', intOption, 50)
     .option('--election-ticks <n>', 'minimum election timeout in ticks', intOption, 10)
     .option(
