@@ -10,12 +10,19 @@ import { defineConfig, type ProxyOptions } from 'vite'
 
 const admin = process.env.ONCEKV_ADMIN ?? 'http://127.0.0.1:5546'
 
-// The admin accepts WebSockets from its own origin only: present the upgrade as coming from it.
+// The admin takes WebSockets and API calls from its own pages only (the Host it is reached
+// by and the page's Origin must agree): the proxy presents every request as coming from the
+// admin's own page (changeOrigin sets the Host; the Origin, when the browser sent one, is
+// set here), so the dev server's page works like the built one. Vite's own checks (its
+// allowed hosts and CORS) still decide which pages reach the dev server.
 const toAdmin: ProxyOptions = {
   target: admin,
   changeOrigin: true,
   ws: true,
   configure: (proxy) => {
+    proxy.on('proxyReq', (req) => {
+      if (req.getHeader('origin') !== undefined) req.setHeader('origin', admin)
+    })
     proxy.on('proxyReqWs', (req) => req.setHeader('origin', admin))
   },
 }

@@ -7,18 +7,19 @@ import type { FastifyInstance } from 'fastify'
 import { getResponseOf } from '../http/values.ts'
 import {
   BadRequestError,
-  checkValueSize,
   errorFromBody,
   keyBytes,
+  PayloadTooLargeError,
   UnavailableError,
   UnsupportedMediaTypeError,
-  VALUE_BYTES_MAX_DEFAULT,
   type AdminPutResponse,
   type LookupResponse,
 } from '../protocol/index.ts'
 
 /** Nodes tells the API where to send requests, best first. */
 export interface ApiNodes {
+  /** maxValueBytes is the database's largest value: the largest the put takes. */
+  readonly maxValueBytes: number
   /** caches are the live cache nodes' URLs. */
   caches(): readonly string[]
   /** dbs are the database members' URLs, the leader first when known. */
@@ -29,6 +30,26 @@ const TIMEOUT_MS = 5_000
 
 function isNetworkError(e: unknown): boolean {
   return e instanceof TypeError || (e instanceof Error && e.name === 'TimeoutError')
+}
+
+/** putBodyLimit is the largest body of POST /api/put for values up to maxValueBytes: a JSON
+ * string takes at most 6 bytes per byte of text (\u0000), plus the key and the braces. */
+export function putBodyLimit(maxValueBytes: number): number {
+  return maxValueBytes * 6 + 8192
+}
+
+/** sizeText says a size in bytes and, past 1 KiB, in KiB or MiB. */
+function sizeText(n: number): string {
+  if (n >= 1024 * 1024) return `${Math.round((n / 1024 / 1024) * 10) / 10} MiB (${n} bytes)`
+  if (n >= 1024) return `${Math.round((n / 1024) * 10) / 10} KiB (${n} bytes)`
+  return `${n} bytes`
+}
+
+/** tooLargeValue is the error for a value over the database's limit. */
+export function tooLargeValue(bytes: number | undefined, limit: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(
+    `${bytes === undefined ? 'the value is' : `the value is ${sizeText(bytes)},`} over the database's limit of ${sizeText(limit)} (the admin's --max-value-bytes, which should match the members')`,
+  )
 }
 
 /** registerApi adds GET /api/lookup/<key> and POST /api/put. */
@@ -78,50 +99,65 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
     throw new UnavailableError(`the lookup failed: ${lastError}`)
   })
 
-  app.post('/api/put', async (req) => {
-    if (!String(req.headers['content-type'] ?? '').startsWith('application/json'))
-      throw new UnsupportedMediaTypeError('POST /api/put takes application/json {"key","value"}')
-    const body = req.body as Record<string, unknown> | null
-    if (typeof body !== 'object' || body === null || Array.isArray(body))
-      throw new BadRequestError('the body must be a JSON object {"key": "...", "value": "..."}')
-    const key = body.key
-    keyBytes(key)
-    if (typeof body.value !== 'string') throw new BadRequestError('value must be a string')
-    const value = new TextEncoder().encode(body.value)
-    checkValueSize(value.byteLength, VALUE_BYTES_MAX_DEFAULT)
-    const started = Date.now()
-    const k = key as string
-    let lastError = 'no database member known'
-    for (const url of nodes.dbs()) {
-      let res: Response
-      try {
-        res = await fetch(`${url}/keys/${encodeURIComponent(k)}`, {
-          method: 'PUT',
-          body: value,
-          headers: { 'content-type': 'application/octet-stream' },
-          signal: AbortSignal.timeout(TIMEOUT_MS * 2),
-        })
-      } catch (e) {
-        if (!isNetworkError(e)) throw e
-        lastError = `${url}: ${(e as Error).message}`
-        continue
-      }
-      const answer = (await res.json().catch(() => ({}))) as Record<string, unknown>
-      if (res.status === 201 || res.status === 200 || res.status === 409) {
-        const out: AdminPutResponse = {
-          key: k,
-          outcome: res.status === 201 ? 'created' : res.status === 200 ? 'exists' : 'conflict',
-          ...(res.status === 409 ? { existing: await existingValue(url, k) } : {}),
-          served_by: url,
-          took_ms: Date.now() - started,
+  const bodyLimit = putBodyLimit(nodes.maxValueBytes)
+  app.post(
+    '/api/put',
+    {
+      bodyLimit,
+      // A body announced over the limit is refused before it is read, with the limit named.
+      onRequest: (req, _reply, done) => {
+        const length = Number(req.headers['content-length'])
+        if (Number.isFinite(length) && length > bodyLimit)
+          return done(tooLargeValue(undefined, nodes.maxValueBytes))
+        done()
+      },
+    },
+    async (req) => {
+      if (!String(req.headers['content-type'] ?? '').startsWith('application/json'))
+        throw new UnsupportedMediaTypeError('POST /api/put takes application/json {"key","value"}')
+      const body = req.body as Record<string, unknown> | null
+      if (typeof body !== 'object' || body === null || Array.isArray(body))
+        throw new BadRequestError('the body must be a JSON object {"key": "...", "value": "..."}')
+      const key = body.key
+      keyBytes(key)
+      if (typeof body.value !== 'string') throw new BadRequestError('value must be a string')
+      const value = new TextEncoder().encode(body.value)
+      if (value.byteLength > nodes.maxValueBytes)
+        throw tooLargeValue(value.byteLength, nodes.maxValueBytes)
+      const started = Date.now()
+      const k = key as string
+      let lastError = 'no database member known'
+      for (const url of nodes.dbs()) {
+        let res: Response
+        try {
+          res = await fetch(`${url}/keys/${encodeURIComponent(k)}`, {
+            method: 'PUT',
+            body: value,
+            headers: { 'content-type': 'application/octet-stream' },
+            signal: AbortSignal.timeout(TIMEOUT_MS * 2),
+          })
+        } catch (e) {
+          if (!isNetworkError(e)) throw e
+          lastError = `${url}: ${(e as Error).message}`
+          continue
         }
-        return out
+        const answer = (await res.json().catch(() => ({}))) as Record<string, unknown>
+        if (res.status === 201 || res.status === 200 || res.status === 409) {
+          const out: AdminPutResponse = {
+            key: k,
+            outcome: res.status === 201 ? 'created' : res.status === 200 ? 'exists' : 'conflict',
+            ...(res.status === 409 ? { existing: await existingValue(url, k) } : {}),
+            served_by: url,
+            took_ms: Date.now() - started,
+          }
+          return out
+        }
+        if (res.status >= 400 && res.status < 500) throw errorFromBody(res.status, answer, k)
+        lastError = `${url}: answered ${res.status}`
       }
-      if (res.status >= 400 && res.status < 500) throw errorFromBody(res.status, answer, k)
-      lastError = `${url}: answered ${res.status}`
-    }
-    throw new UnavailableError(`the write did not complete (${lastError}); retrying is safe`)
-  })
+      throw new UnavailableError(`the write did not complete (${lastError}); retrying is safe`)
+    },
+  )
 }
 
 async function existingValue(url: string, key: string): Promise<string | undefined> {

@@ -10,12 +10,14 @@ import { fileURLToPath } from 'node:url'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { sendError } from '../http/errors.ts'
-import { WsHub, sameOrigin, trustedHost } from '../http/ws-hub.ts'
+import { WsHub, hostProblem, originProblem, sameOrigin, type HostRules } from '../http/ws-hub.ts'
 import {
   BadRequestError,
   ForbiddenError,
   isBaseUrl,
   urlList,
+  VALUE_BYTES_MAX_DEFAULT,
+  type AdminInfo,
   type CacheJoinRequest,
   type MetaRequest,
 } from '../protocol/index.ts'
@@ -39,6 +41,11 @@ export interface AdminOptions {
   readonly heartbeatMs?: number
   /** dropAfterMisses: a cache that misses this many heartbeats in a row is dropped. */
   readonly dropAfterMisses?: number
+  /** maxValueBytes is the database's largest value (its --max-value-bytes): the put form's
+   * limit. */
+  readonly maxValueBytes?: number
+  /** startedBy is 'dev' when `oncekv dev` started this admin (the page's hints differ). */
+  readonly startedBy?: 'dev'
   readonly logLevel?: string
   readonly logger?: Logger
 }
@@ -74,6 +81,7 @@ export class AdminNode {
   private readonly watcher: DbWatcher
   private readonly ws: WsHub
   private readonly opts: AdminOptions
+  private readonly hostRules: HostRules
   private readonly overview = new Overview()
   // Caches dropped for missing heartbeats stay on the dashboard as "down" for a while.
   private readonly droppedCaches = new Map<string, { peer: string; at: number }>()
@@ -92,7 +100,10 @@ export class AdminNode {
     this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
     this.app = createApp({ logger: this.log, bodyLimit: 64 * 1024, draining: () => this.draining })
-    this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin(opts.allowOrigins) })
+    this.hostRules = { allowed: opts.allowOrigins ?? [], names: [splitHostPort(opts.http)[0]] }
+    this.ws = new WsHub(this.app.server, {
+      checkOrigin: sameOrigin(this.hostRules.allowed, this.hostRules.names),
+    })
     this.ws.route('/ws/caches', (ws) => ws.send(JSON.stringify(this.cacheUrls())))
     this.ws.route('/ws/dbs', (ws) => ws.send(JSON.stringify(this.watcher.current.urls)))
     this.ws.route('/ws/overview', (ws) => {
@@ -142,28 +153,38 @@ export class AdminNode {
     }
     app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
     app.get('/healthz', async () => ({ status: 'ok' }))
+    // The JSON routes answer any client; a browser page of another origin gets a 403 (no
+    // CORS headers are sent either way, so such a page could not read them anyway).
+    const readable = new Set(['/caches', '/dbs', '/overview', '/history'])
+    app.addHook('onRequest', (req, reply, done) => {
+      const path = req.url.split('?')[0] ?? ''
+      if (!readable.has(path) || req.headers.origin === undefined) return done()
+      const problem = originProblem(req.headers.origin, req.headers.host, this.hostRules)
+      if (!problem) return done()
+      void sendError(reply, new ForbiddenError(problem))
+    })
     app.get('/caches', async () => this.cacheUrls())
     app.get('/dbs', async () => this.watcher.current.urls)
     app.get('/overview', async () => this.overview.current)
     app.get('/history', async () => this.overview.history())
     // The dashboard's API acts on the data: only pages of this origin (or --allow-origin)
-    // may call it, and only under a host name this admin trusts.
-    const pageCheck = sameOrigin(this.opts.allowOrigins)
+    // may call it, and only under a host name this admin answers to (DNS rebinding). The
+    // 403 says why, and the page shows it.
     app.addHook('onRequest', (req, reply, done) => {
       if (!req.url.startsWith('/api/')) return done()
-      if (
-        !trustedHost(req.headers.host, this.opts.allowOrigins) ||
-        !pageCheck(req.headers.origin, req.raw)
-      ) {
-        void sendError(
-          reply,
-          new ForbiddenError('this page or host may not use the admin API; see --allow-origin'),
-        )
-        return
-      }
-      done()
+      const problem =
+        hostProblem(req.headers.host, this.hostRules) ??
+        originProblem(req.headers.origin, req.headers.host, this.hostRules)
+      if (!problem) return done()
+      void sendError(reply, new ForbiddenError(problem))
     })
+    app.get('/api/info', async (): Promise<AdminInfo> => ({
+      max_value_bytes: this.maxValueBytes,
+      dbs: [...this.opts.dbs],
+      started_by: this.opts.startedBy ?? null,
+    }))
     registerApi(app, {
+      maxValueBytes: this.maxValueBytes,
       caches: () => this.cacheUrls(),
       dbs: () => {
         const view = this.watcher.current
@@ -207,6 +228,10 @@ export class AdminNode {
       }
       return { code: 1000, left: Boolean(known) }
     })
+  }
+
+  private get maxValueBytes(): number {
+    return this.opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT
   }
 
   /** cacheUrls lists the live cache nodes' client URLs. */

@@ -1,7 +1,7 @@
 // The admin's window on every node: once a second it reads GET /stats from every database
 // member (from the cluster view, learners included) and every registered cache node, and turns
 // the samples into what the dashboard shows: health (up, suspect, down), per-second rates from
-// counter deltas, each follower's lag behind the leader's commit index, and five minutes of
+// counter deltas, each member's replication and apply lag, down nodes' last known figures, and five minutes of
 // history, so a page opened now has its sparklines filled at once.
 import type {
   AdminHistory,
@@ -11,6 +11,7 @@ import type {
   DbStats,
   Health,
   HistoryPoint,
+  Lag,
   OverviewNode,
   Rates,
 } from '../protocol/index.ts'
@@ -37,6 +38,8 @@ interface Tracked {
   last: Sample | undefined
   previous: Sample | undefined
   failures: number
+  /** failingSince is when the current run of failures began (0: none). */
+  failingSince: number
   rates: Rates
   history: HistoryPoint[]
 }
@@ -96,6 +99,7 @@ export class Overview {
             last: undefined,
             previous: undefined,
             failures: 0,
+            failingSince: 0,
             rates: ZERO_RATES,
             history: [],
           }
@@ -105,10 +109,12 @@ export class Overview {
         const stats = await this.fetchStats(target.url)
         const now = Date.now()
         if (!stats) {
+          if (t.failures === 0) t.failingSince = now
           t.failures++
           t.rates = ZERO_RATES
         } else {
           t.failures = 0
+          t.failingSince = 0
           t.previous = t.last
           t.last = { time: now, stats }
           t.rates = ratesOf(t.previous, t.last)
@@ -160,13 +166,13 @@ export class Overview {
         leader: t.target.kind === 'db' && t.target.id === leaderId,
         suffrage: t.target.suffrage,
         last_seen_ms: t.last ? now - t.last.time : -1,
-        lag:
-          health === 'up' && t.target.kind === 'db' && db && leaderStats
-            ? Math.max(0, leaderStats.commit_index - db.applied_index)
-            : null,
+        lag: health === 'up' && t.target.kind === 'db' && db ? lagOf(db, leaderStats) : null,
         rates: t.rates,
-        // A down node's last figures (a dead leader's "Leader" among them) would mislead.
+        // A down node's last figures (a dead leader's "Leader" among them) would mislead as
+        // current ones: they are kept apart, as what it said last.
         stats: health === 'down' ? null : s,
+        down_since: health === 'down' ? t.failingSince || now : null,
+        last_stats: health === 'down' ? s : null,
       }
     })
     nodes.sort((a, b) => (a.kind === b.kind ? a.id.localeCompare(b.id) : a.kind === 'db' ? -1 : 1))
@@ -216,6 +222,19 @@ export class Overview {
       hit_ratio: gets > 0 ? Math.round((hits / gets) * 1000) / 1000 : null,
     }
   }
+}
+
+/** lagOf is how far member is behind leader: the
+ * entries of the leader's log it does not hold yet (replication; its last log index stands
+ * for the match index the leader keeps, which /stats does not show), and the entries it knows
+ * committed but has not applied (apply). Replication is null when no leader is known. */
+export function lagOf(member: DbStats, leader: DbStats | undefined): Lag {
+  const replication = !leader
+    ? null
+    : leader.id === member.id
+      ? 0
+      : Math.max(0, leader.last_log_index - member.last_log_index)
+  return { replication, apply: Math.max(0, member.commit_index - member.applied_index) }
 }
 
 /** ratesOf turns two samples of one node into per-second rates. */

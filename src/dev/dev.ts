@@ -5,7 +5,8 @@
 // address books say they are. On a restart, a cache node or the admin whose port is taken
 // moves to a free one (they store no address); a member cannot, so its port taken is an
 // error that names it. Ctrl-C stops everything: caches and the admin first, then the members
-// (each hands leadership over and closes its store cleanly).
+// that follow, then the leader once it has stepped down (see stop), each closing its store
+// cleanly.
 import { spawn, type ChildProcess } from 'node:child_process'
 import {
   closeSync,
@@ -24,6 +25,10 @@ const BIN = fileURLToPath(new URL('../../bin/oncekv.js', import.meta.url))
 
 /** STOP_TIMEOUT_MS bounds the graceful stop of each group of processes. */
 export const STOP_TIMEOUT_MS = 15_000
+
+/** STEP_DOWN_WAIT_MS bounds the wait for a leader left alone to step down (it does within
+ * one or two election timeouts, 0.5 to 1 s by default). */
+export const STEP_DOWN_WAIT_MS = 3_000
 
 /** DevOptions are the flags of `oncekv dev`. */
 export interface DevOptions {
@@ -87,11 +92,56 @@ async function anyFreePort(host: string, taken: Set<number>): Promise<number> {
   }
 }
 
-/** PortPicker hands out the ports of one system: never one twice, never one in use. */
+/** planPorts is where a system of nodes members and caches cache nodes wants to be: the
+ * original's ports (members' HTTP 11000…, Raft 12000…; caches' HTTP 5551…, peer 5541…; the
+ * admin 5546), each series skipping the ports planned before it, so that no two listeners
+ * ever want the same port (seven caches or more would run the peer series into the
+ * admin's 5546, ten or more into the caches' HTTP ports). */
+export function planPorts(nodes: number, caches: number): DevPorts {
+  const used = new Set<number>()
+  const series = (start: number): (() => number) => {
+    let next = start
+    return () => {
+      while (used.has(next)) next++
+      if (next > 65535) throw new Error('the system needs more ports than there are')
+      used.add(next)
+      return next++
+    }
+  }
+  const admin = series(DEFAULT_PORTS.admin)()
+  const dbHttp = series(DEFAULT_PORTS.dbHttp)
+  const dbRaft = series(DEFAULT_PORTS.dbRaft)
+  const dbs = []
+  for (let i = 0; i < nodes; i++) dbs.push({ id: `n${i + 1}`, http: dbHttp(), raft: dbRaft() })
+  const cacheHttp = series(DEFAULT_PORTS.cacheHttp)
+  const https = Array.from({ length: caches }, () => cacheHttp())
+  const cachePeer = series(DEFAULT_PORTS.cachePeer)
+  const list = https.map((http, i) => ({ id: `c${i + 1}`, http, peer: cachePeer() }))
+  return { admin, dbs, caches: list }
+}
+
+/** allPorts lists every port of a system. */
+function allPorts(p: DevPorts): number[] {
+  return [
+    p.admin,
+    ...p.dbs.flatMap((d) => [d.http, d.raft]),
+    ...p.caches.flatMap((c) => [c.http, c.peer]),
+  ]
+}
+
+/** PortPicker hands out the ports of one system: never one twice, never one in use, and a
+ * free one in place of a taken one is never a port another listener of the system wants. */
 class PortPicker {
   private readonly taken = new Set<number>()
+  private readonly reserved: Set<number>
 
-  constructor(private readonly host: string) {}
+  /** reserved are ports wanted by listeners of the system (planned or recorded). */
+  constructor(
+    private readonly host: string,
+    reserved: readonly number[],
+  ) {
+    this.reserved = new Set(reserved)
+  }
 
   /** keep records a port the system uses whatever its state (a member's stored address). */
   keep(port: number): void {
@@ -106,7 +156,7 @@ class PortPicker {
         port = w
         break
       }
-    port ??= await anyFreePort(this.host, this.taken)
+    port ??= await anyFreePort(this.host, new Set([...this.taken, ...this.reserved]))
     this.taken.add(port)
     return port
   }
@@ -118,30 +168,24 @@ interface PortChoice {
   readonly note?: string
 }
 
-/** choosePorts, on a first start, takes each default port if it is free, else a free one. */
+/** choosePorts, on a first start, takes each planned port if it is free, else a free one. */
 async function choosePorts(opts: DevOptions, host: string): Promise<PortChoice> {
-  const picker = new PortPicker(host)
+  const plan = planPorts(opts.nodes, opts.caches)
+  const picker = new PortPicker(host, allPorts(plan))
   const busy: number[] = []
   const pick = async (wanted: number): Promise<number> => {
     const port = await picker.pick(wanted)
     if (port !== wanted) busy.push(wanted)
     return port
   }
+  const admin = await pick(plan.admin)
   const dbs = []
-  for (let i = 0; i < opts.nodes; i++)
-    dbs.push({
-      id: `n${i + 1}`,
-      http: await pick(DEFAULT_PORTS.dbHttp + i),
-      raft: await pick(DEFAULT_PORTS.dbRaft + i),
-    })
+  for (const d of plan.dbs)
+    dbs.push({ id: d.id, http: await pick(d.http), raft: await pick(d.raft) })
   const caches = []
-  for (let i = 0; i < opts.caches; i++)
-    caches.push({
-      id: `c${i + 1}`,
-      http: await pick(DEFAULT_PORTS.cacheHttp + i),
-      peer: await pick(DEFAULT_PORTS.cachePeer + i),
-    })
-  const ports = { admin: await pick(DEFAULT_PORTS.admin), dbs, caches }
+  for (const c of plan.caches)
+    caches.push({ id: c.id, http: await pick(c.http), peer: await pick(c.peer) })
+  const ports = { admin, dbs, caches }
   if (busy.length === 0) return { ports }
   const list = busy.sort((a, b) => a - b).join(', ')
   return {
@@ -162,7 +206,8 @@ async function reusePorts(
   portsFile: string,
   host: string,
 ): Promise<PortChoice> {
-  const picker = new PortPicker(host)
+  const plan = planPorts(recorded.dbs.length, recorded.caches.length)
+  const picker = new PortPicker(host, [...allPorts(plan), ...allPorts(recorded)])
   const stored = recorded.dbs.filter((d) => existsSync(join(dataDir, d.id)))
   const busy: string[] = []
   for (const d of stored)
@@ -190,18 +235,18 @@ async function reusePorts(
         ? d
         : {
             id: d.id,
-            http: await move(`${d.id} HTTP`, d.http, DEFAULT_PORTS.dbHttp + i),
-            raft: await move(`${d.id} Raft`, d.raft, DEFAULT_PORTS.dbRaft + i),
+            http: await move(`${d.id} HTTP`, d.http, plan.dbs[i]?.http ?? d.http),
+            raft: await move(`${d.id} Raft`, d.raft, plan.dbs[i]?.raft ?? d.raft),
           },
     )
   const caches = []
   for (const [i, c] of recorded.caches.entries())
     caches.push({
       id: c.id,
-      http: await move(`${c.id}`, c.http, DEFAULT_PORTS.cacheHttp + i),
-      peer: await move(`${c.id} peer`, c.peer, DEFAULT_PORTS.cachePeer + i),
+      http: await move(`${c.id}`, c.http, plan.caches[i]?.http ?? c.http),
+      peer: await move(`${c.id} peer`, c.peer, plan.caches[i]?.peer ?? c.peer),
     })
-  const ports = { admin: await move('the admin', recorded.admin, DEFAULT_PORTS.admin), dbs, caches }
+  const ports = { admin: await move('the admin', recorded.admin, plan.admin), dbs, caches }
   if (moved.length === 0) return { ports }
   return {
     ports,
@@ -346,6 +391,8 @@ export class DevCluster {
         `${host}:${ports.admin}`,
         '--db',
         ...ports.dbs.map((d) => dbUrl(d.http)),
+        '--started-by',
+        'dev',
         '--log-level',
         level,
       ],
@@ -499,36 +546,96 @@ export class DevCluster {
     return lines.join('\n')
   }
 
-  /** stop sends SIGTERM to every process (caches and the admin first) and waits; any still
-   * running after STOP_TIMEOUT_MS is killed. It resolves, once every process has exited, with the ids of
-   * those that had to be killed (none on a clean stop). */
+  /**
+   * stop stops every process with SIGTERM and waits; one still running after STOP_TIMEOUT_MS
+   * is killed. It resolves, once every process has exited, with the ids of those that had to
+   * be killed (none on a clean stop).
+   *
+   * The order saves the leader's hand-over, which is no use when the whole cluster goes down:
+   * a leader told to stop first hands leadership to the most caught-up voter and waits up to
+   * 3 s for it to take over, and with every member stopping at once that voter is gone before
+   * it can, so the wait runs out (3.1 s measured). So: the caches and the admin first (they
+   * read from the members), then every member but the leader (a follower stops at once), then
+   * the leader, once it has stepped down for want of a majority (Raft's check-quorum, within
+   * one or two election timeouts): a member that is not the leader hands nothing over. If the
+   * leader is not known, or does not step down within STEP_DOWN_WAIT_MS, it is stopped anyway
+   * (and waits out its hand-over).
+   */
   stop(): Promise<readonly string[]> {
     this.stopping ??= (async () => {
       const killed: string[] = []
-      const order: Proc['kind'][][] = [['cache', 'admin'], ['db']]
-      for (const kinds of order) {
-        const group = this.procs.filter(
-          (p) =>
-            kinds.includes(p.kind) &&
-            p.child &&
-            p.child.exitCode === null &&
-            p.child.signalCode === null,
-        )
-        for (const p of group) p.child?.kill('SIGTERM')
-        const all = Promise.all(group.map((p) => p.exited))
-        let timer: NodeJS.Timeout | undefined
-        await Promise.race([all, new Promise((r) => (timer = setTimeout(r, STOP_TIMEOUT_MS)))])
-        clearTimeout(timer)
-        for (const p of group)
-          if (p.child && p.child.exitCode === null && p.child.signalCode === null) {
-            killed.push(p.id)
-            p.child.kill('SIGKILL')
-          }
-        // Wait for the killed ones too: dev never exits before a process it started.
-        await all
+      const leader = this.findLeader()
+      await this.stopGroup(
+        this.procs.filter((p) => p.kind === 'cache' || p.kind === 'admin'),
+        killed,
+      )
+      const lead = await leader
+      const members = this.procs.filter((p) => p.kind === 'db')
+      await this.stopGroup(
+        members.filter((p) => p.id !== lead?.id),
+        killed,
+      )
+      const last = members.find((p) => p.id === lead?.id)
+      if (last) {
+        // A leader without peers (--nodes 1) hands nothing over, and never steps down.
+        if (lead && lead.peers > 0) await this.waitStepDown(last.id)
+        await this.stopGroup([last], killed)
       }
       return killed
     })()
     return this.stopping
+  }
+
+  /** stopGroup sends SIGTERM to the procs that run, waits up to STOP_TIMEOUT_MS, kills those
+   * still running (adding them to killed) and waits for them to be gone too. */
+  private async stopGroup(procs: readonly Proc[], killed: string[]): Promise<void> {
+    const running = (p: Proc): boolean =>
+      p.child !== undefined && p.child.exitCode === null && p.child.signalCode === null
+    const group = procs.filter(running)
+    for (const p of group) p.child?.kill('SIGTERM')
+    const all = Promise.all(group.map((p) => p.exited))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, STOP_TIMEOUT_MS)))])
+    clearTimeout(timer)
+    for (const p of group)
+      if (running(p)) {
+        killed.push(p.id)
+        p.child?.kill('SIGKILL')
+      }
+    // Wait for the killed ones too: dev never exits before a process it started.
+    await all
+  }
+
+  /** memberState is a member's Raft state and peer count from its /stats, undefined when
+   * it does not answer. */
+  private async memberState(id: string): Promise<{ state: string; num_peers: number } | undefined> {
+    const d = this.ports.dbs.find((x) => x.id === id)
+    if (!d) return undefined
+    try {
+      const res = await fetch(`http://${this.host}:${d.http}/stats`, {
+        signal: AbortSignal.timeout(500),
+      })
+      if (!res.ok) return undefined
+      return (await res.json()) as { state: string; num_peers: number }
+    } catch {
+      return undefined
+    }
+  }
+
+  /** findLeader is the member that says it leads, if one does, and its number of peers. */
+  private async findLeader(): Promise<{ id: string; peers: number } | undefined> {
+    const ids = this.procs.filter((p) => p.kind === 'db' && p.child).map((p) => p.id)
+    const states = await Promise.all(ids.map((id) => this.memberState(id)))
+    const i = states.findIndex((s) => s?.state === 'Leader')
+    const id = ids[i]
+    return id === undefined ? undefined : { id, peers: states[i]?.num_peers ?? 0 }
+  }
+
+  /** waitStepDown waits until member id no longer says it leads (or does not answer), at
+   * most STEP_DOWN_WAIT_MS. */
+  private async waitStepDown(id: string): Promise<void> {
+    const deadline = Date.now() + STEP_DOWN_WAIT_MS
+    while (Date.now() < deadline && (await this.memberState(id))?.state === 'Leader')
+      await new Promise((r) => setTimeout(r, 50))
   }
 }

@@ -3,6 +3,7 @@
 // Origin check, is closed with an HTTP error and never reaches a handler.
 import type { IncomingMessage, Server } from 'node:http'
 import { isIP } from 'node:net'
+import { hostname } from 'node:os'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 
@@ -71,43 +72,96 @@ export class WsHub {
   }
 }
 
-/** trustedHost is true for a Host header naming this machine by address (an IP literal or
- * localhost) or a host of an allowed origin. A page from a name that an attacker's DNS
- * points at this address (DNS rebinding) sends its own name, and is refused. */
-export function trustedHost(host: string | undefined, allowed: readonly string[] = []): boolean {
-  if (!host) return false
-  const h = host.toLowerCase()
-  let hostname: string
-  try {
-    hostname = new URL(`http://${h}`).hostname
-  } catch {
-    return false
+/** machineNames are the names this machine answers to besides its addresses: localhost, its
+ * host name, that name's first label and its mDNS form (name.local), lower-case. */
+export function machineNames(): string[] {
+  const names = new Set(['localhost'])
+  const full = hostname().toLowerCase()
+  if (full) {
+    const short = full.split('.')[0] as string
+    names.add(full)
+    names.add(short)
+    names.add(`${short}.local`)
   }
-  if (hostname === 'localhost' || isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return true
-  return allowed.some((o) => {
-    try {
-      return new URL(o).host.toLowerCase() === h
-    } catch {
-      return false
-    }
-  })
+  return [...names]
 }
 
-/** sameOrigin accepts pages served by this host (and clients that send no Origin), plus the
- * origins listed. A wildcard is never accepted, nor a page reaching this node under a name
- * it was not told (see trustedHost). */
-export function sameOrigin(allowed: readonly string[] = []): OriginCheck {
-  const extra = new Set(allowed.map((o) => o.replace(/\/$/, '').toLowerCase()))
-  return (origin, req) => {
-    if (origin === undefined) return true
-    const o = origin.toLowerCase()
-    if (extra.has(o)) return true
-    const host = req.headers.host
-    if (!host || !trustedHost(host, allowed)) return false
+/** HostRules are what a Host header or a page's origin is checked against. */
+export interface HostRules {
+  /** allowed are extra page origins (--allow-origin); their hosts are trusted too. */
+  readonly allowed?: readonly string[]
+  /** names are host names of this node besides the machine's (e.g. the one it listens on). */
+  readonly names?: readonly string[]
+}
+
+function hostnameOf(host: string): string | undefined {
+  try {
+    return new URL(`http://${host}`).hostname.replace(/^\[|\]$/g, '')
+  } catch {
+    return undefined
+  }
+}
+
+function allowedOrigins(rules: HostRules): Set<string> {
+  return new Set((rules.allowed ?? []).map((o) => o.replace(/\/$/, '').toLowerCase()))
+}
+
+/** hostProblem says why a Host header is not one this node answers to (undefined when it is):
+ * it must name the machine by address (an IP literal), by one of its names (machineNames and
+ * rules.names), or be the host of an allowed origin. A page from a name that an attacker's
+ * DNS points at this address (DNS rebinding) sends its own name, and is refused. */
+export function hostProblem(host: string | undefined, rules: HostRules = {}): string | undefined {
+  if (!host) return 'the request has no Host header'
+  const h = host.toLowerCase()
+  const name = hostnameOf(h)
+  if (name === undefined) return `the Host header ${JSON.stringify(host)} is not a host name`
+  if (isIP(name) !== 0) return undefined
+  const names = new Set([...machineNames(), ...(rules.names ?? []).map((n) => n.toLowerCase())])
+  if (names.has(name)) return undefined
+  for (const o of allowedOrigins(rules)) {
     try {
-      return new URL(o).host === host.toLowerCase()
+      if (new URL(o).host === h) return undefined
     } catch {
-      return false
+      // Not an origin: it allows nothing.
     }
   }
+  return `this node does not answer to the host name ${name}: only to its addresses and to ${[...names].join(', ')} (a page under another name could be a DNS-rebinding attack). To open it as http://${h}, start it with --allow-origin http://${h}`
+}
+
+/** trustedHost is true when hostProblem finds nothing wrong with host. */
+export function trustedHost(host: string | undefined, allowed: readonly string[] = []): boolean {
+  return hostProblem(host, { allowed }) === undefined
+}
+
+/** originProblem says why a page from origin may not use this node reached as host
+ * (undefined when it may). Clients that send no Origin (not browsers) are not pages, and
+ * are let through. A page of an allowed origin may; else the page must come from this
+ * node itself (its origin's host is the Host header) under a trusted host (hostProblem).
+ * A wildcard is never accepted. */
+export function originProblem(
+  origin: string | undefined,
+  host: string | undefined,
+  rules: HostRules = {},
+): string | undefined {
+  if (origin === undefined) return undefined
+  const o = origin.toLowerCase()
+  if (allowedOrigins(rules).has(o)) return undefined
+  const bad = hostProblem(host, rules)
+  if (bad) return bad
+  let same: boolean
+  try {
+    same = new URL(o).host === (host as string).toLowerCase()
+  } catch {
+    same = false
+  }
+  if (same) return undefined
+  return `pages from ${origin} may not use this node (it serves pages from http://${(host as string).toLowerCase()} only); to allow them, start it with --allow-origin ${origin}`
+}
+
+/** sameOrigin is the WebSocket check of originProblem. */
+export function sameOrigin(
+  allowed: readonly string[] = [],
+  names: readonly string[] = [],
+): OriginCheck {
+  return (origin, req) => originProblem(origin, req.headers.host, { allowed, names }) === undefined
 }

@@ -163,11 +163,26 @@ export interface OverviewNode {
   readonly suffrage: 'voter' | 'learner' | null
   /** last_seen_ms is the age of the last stats that answered (-1: never). */
   readonly last_seen_ms: number
-  /** lag is, for a member, the leader's commit index minus this member's applied index
-   * (null when unknown); null for caches. */
-  readonly lag: number | null
+  /** lag is how far an up member is behind, in entries (null when unknown, and for caches). */
+  readonly lag: Lag | null
   readonly rates: Rates
+  /** stats are the node's latest stats; null when it is down (see last_stats). */
   readonly stats: DbStats | CacheNodeStats | null
+  /** down_since is when a down node's current run of failed polls began (ms since the
+   * epoch); null unless down. */
+  readonly down_since: number | null
+  /** last_stats are a down node's last known stats (null if it never answered, or when up). */
+  readonly last_stats: DbStats | CacheNodeStats | null
+}
+
+/** Lag is a member's distance behind the leader, in entries. */
+export interface Lag {
+  /** replication: entries of the leader's log not yet in this member's log (the leader's
+   * last_log_index minus this member's; 0 on the leader; null when no leader is known). */
+  readonly replication: number | null
+  /** apply: entries this member knows committed but has not applied yet (its commit_index
+   * minus its applied_index). */
+  readonly apply: number
 }
 
 /** ClusterRates are the whole system's figures. */
@@ -233,4 +248,14 @@ export interface AdminPutResponse {
   readonly existing?: string
   readonly served_by: string
   readonly took_ms: number
+}
+
+/** AdminInfo is GET /api/info on the admin: what the page needs to know of it. */
+export interface AdminInfo {
+  /** max_value_bytes is the largest value the put form sends (the database's limit). */
+  readonly max_value_bytes: number
+  /** dbs are the database URLs the admin was told to follow the cluster through (--db). */
+  readonly dbs: readonly string[]
+  /** started_by is 'dev' when `oncekv dev` started the admin. */
+  readonly started_by: 'dev' | null
 }

@@ -1,10 +1,13 @@
 // The dashboard in a real browser (Debian's headless Chromium driven by playwright-core)
 // against a whole local system started the way users start it (`oncekv dev`): the cards and
 // the Leader tag appear, the tag moves when the leader is killed and the dead member shows as
-// down, a put through the form works, a lookup shows the value, its size and the cache node
-// that served it (from the cache tier the second time) or says plainly that a key is missing,
-// a second put shows the conflict, the page fits a phone-width screen, an admin with no nodes
-// says how to start some, and Ctrl-C stops the system cleanly (exit code 0, no process left).
+// down (since when, with its last known figures greyed), every card draws its sparklines, cache
+// cards their memory bar, members their replication and apply lag, a put through the form
+// works, a lookup shows the value, its size and the cache node that served it (from the cache
+// tier the second time) or says plainly that a key is missing, a second put shows the
+// conflict, the page fits a phone-width screen, an admin with no nodes says how to start some,
+// a page opened under a name the admin does not answer to says why it is refused, and Ctrl-C
+// stops the system cleanly (exit code 0, no process left).
 // Screenshots of each state go to test-artifacts/dashboard/ (not committed).
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -23,6 +26,8 @@ import { killDev, startDev, stopDev, type Dev } from './dev.test-helper.ts'
 interface PageElement {
   getAttribute(name: string): string | null
   closest(selector: string): PageElement | null
+  querySelector(selector: string): PageElement | null
+  querySelectorAll(selector: string): ArrayLike<PageElement>
   readonly textContent: string | null
 }
 declare const document: {
@@ -74,6 +79,9 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        // A name that resolves to this machine without being one of its names: what a
+        // DNS-rebinding page would use.
+        '--host-resolver-rules=MAP evil.example 127.0.0.1',
       ],
     })
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
@@ -107,6 +115,41 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
       has: page.locator('[data-testid=leader-tag]'),
     })
     assert.equal(await tagged.getAttribute('data-node-id'), leader)
+    // Every card draws its ops/s sparkline once it has two points of history (caches also
+    // have a hit-ratio one, empty while nothing is read).
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll('[data-testid=node-card]')).every((card) => {
+          const sparks = card.querySelectorAll('[data-testid=sparkline]')
+          const want = card.getAttribute('data-kind') === 'cache' ? 2 : 1
+          const ops = card.querySelector('[data-testid=sparkline-line]')
+          return sparks.length === want && /^M[\d.]+,[\d.]+L/.test(ops?.getAttribute('d') ?? '')
+        }),
+      null,
+      { timeout: 20_000 },
+    )
+    // Cache cards show memory use against the bound.
+    const bars = page.locator('[data-testid=node-card][data-kind=cache] [data-testid=memory]')
+    assert.equal(await bars.count(), 3)
+    for (let i = 0; i < 3; i++) {
+      const pct = Number(await bars.nth(i).getAttribute('data-pct'))
+      assert.ok(pct >= 0 && pct <= 100, `memory ${pct} %`)
+      assert.match(await bars.nth(i).innerText(), /Memory .+ of .+ \(.+ %\)/)
+    }
+    // Members show their lags: followers both, the leader its apply lag only.
+    const lagOf = (id: string, which: string) =>
+      page.locator(`[data-testid=node-card][data-node-id="${id}"] [data-testid=lag-${which}]`)
+    for (const n of (await overview(d)).nodes.filter((x) => x.kind === 'db')) {
+      assert.match(await lagOf(n.id, 'apply').innerText(), /Apply lag\s+\d+ entr(y|ies)/)
+      if (n.leader) assert.equal(await lagOf(n.id, 'replication').count(), 0)
+      else assert.match(await lagOf(n.id, 'replication').innerText(), /Repl\. lag\s+\d+ entr/)
+    }
+    // The put form says the database's limit.
+    assert.equal(
+      await page.locator('[data-testid=put-limit]').getAttribute('data-bytes'),
+      '1048576',
+    )
+    assert.match(await page.locator('[data-testid=put-limit]').innerText(), /1 MiB/)
     await shot(page, '1-all-up')
   })
 
@@ -131,6 +174,15 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
       old,
       { timeout: 30_000 },
     )
+    // The dead member says since when, and shows its last known figures (not "No stats").
+    const dead = page.locator(`[data-testid=node-card][data-node-id="${old}"]`)
+    assert.match(
+      await dead.locator('[data-testid=down-since]').innerText(),
+      /^Down since \d{2}:\d{2}:\d{2}: last known figures, as of \d{2}:\d{2}:\d{2}$/,
+    )
+    assert.equal(await dead.locator('[data-testid=last-stats]').count(), 1)
+    assert.match(await dead.locator('[data-testid=last-stats]').innerText(), /State\s+Leader/)
+    assert.doesNotMatch(await dead.innerText(), /No stats/)
     await shot(page, '2-leader-moved')
   })
 
@@ -247,11 +299,25 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
         'the empty admin to answer',
         async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok,
       )
-      await p.goto(`http://127.0.0.1:${port}/`)
-      const empty = p.locator('[data-testid=empty-state]')
+      // Opened by the name localhost: the admin's own page.
+      await p.goto(`http://localhost:${port}/`)
+      const empty = p.locator('[data-testid=empty-state][data-started-by=admin]')
       await empty.waitFor({ timeout: 20_000 })
-      assert.match(await empty.innerText(), /npm run dev|oncekv dev/)
+      const said = await empty.innerText()
+      assert.ok(said.includes(`no database member answers at http://127.0.0.1:${nowhere}`), said)
+      assert.match(said, /oncekv db --id n1 --http/)
+      assert.match(said, /oncekv cache --http .* --admin http:\/\/localhost:/)
+      assert.match(said, /oncekv dev/)
+      assert.equal(await p.locator('[data-testid=access-banner]').count(), 0)
       await shot(p, '8-empty')
+      // Opened under a name that is not the admin's: refused, and the page says why.
+      await p.goto(`http://evil.example:${port}/`)
+      const banner = p.locator('[data-testid=access-banner]')
+      await banner.waitFor({ timeout: 20_000 })
+      const why = await banner.innerText()
+      assert.match(why, /does not answer to the host name evil\.example/)
+      assert.ok(why.includes(`--allow-origin http://evil.example:${port}`), why)
+      await shot(p, '9-refused')
       await p.close()
     } finally {
       admin.kill('SIGKILL')

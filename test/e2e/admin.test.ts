@@ -1,16 +1,26 @@
 // The admin with real processes: the cache and database lists follow joins, leaves and
-// database changes (GET and WebSocket), the overview shows every node with its health and
-// the leader, the dashboard's lookup and put report what happened, and WebSockets refuse
-// pages of other origins.
+// database changes (GET and WebSocket), the overview shows every node with its health (up,
+// suspect, down), the leader and each member's lags, the dashboard's lookup and put report
+// what happened (a value over the database's limit too), pages are served under the admin's
+// own names and refused under others or from other origins (WebSockets, the API, the
+// overview), and the caches keep serving through an admin outage and come back to it.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { request as httpRequest } from 'node:http'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import type {
   AdminHistory,
+  AdminInfo,
   AdminOverview,
   AdminPutResponse,
   LookupResponse,
+  OverviewNode,
 } from '../../src/protocol/index.ts'
+import { VALUE_BYTES_MAX_DEFAULT } from '../../src/protocol/index.ts'
 import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { postJson } from './http.ts'
@@ -34,6 +44,43 @@ async function openFeed(url: string): Promise<ListFeed> {
     ws.once('error', reject)
   })
   return { lists, close: () => ws.terminate() }
+}
+
+const BIN = fileURLToPath(new URL('../../bin/oncekv.js', import.meta.url))
+
+/** raw sends one request to the admin with the Host header given (fetch sets its own). */
+function raw(
+  http: string,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const [host, port] = http.split(':')
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host, port: Number(port), path, method: opts.method ?? 'GET', headers: opts.headers },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          let json: Record<string, unknown>
+          try {
+            json = JSON.parse(text) as Record<string, unknown>
+          } catch {
+            json = { text }
+          }
+          resolve({ status: res.statusCode ?? 0, json })
+        })
+      },
+    )
+    req.setTimeout(10_000, () => req.destroy(new Error(`${path}: no answer in 10 s`)))
+    req.on('error', reject)
+    req.end(opts.body)
+  })
+}
+
+async function overviewOf(c: Cluster): Promise<AdminOverview> {
+  return (await (await fetch(`${c.admin.url}/overview`)).json()) as AdminOverview
 }
 
 /** upgradeStatus is the HTTP status of a refused upgrade, or 101 when it opened. */
@@ -102,8 +149,22 @@ describe('admin', () => {
     )
     for (const n of overview.nodes.filter((x) => x.kind === 'db')) {
       assert.equal(n.suffrage, 'voter')
-      assert.equal(typeof n.lag, 'number')
+      assert.ok(n.lag, `${n.id} has its lags`)
+      assert.equal(typeof n.lag.apply, 'number')
+      if (n.leader) assert.equal(n.lag.replication, 0)
+      else assert.equal(typeof n.lag.replication, 'number')
     }
+    // After writes, every member catches up: no replication lag, no apply lag.
+    for (let i = 0; i < 20; i++)
+      assert.equal(
+        (await leader.request(`/keys/lag-${i}`, { method: 'PUT', body: `v${i}` })).status,
+        201,
+      )
+    await waitFor('every member to show no lag', async () => {
+      const o = await overviewOf(c)
+      const dbs = o.nodes.filter((n) => n.kind === 'db')
+      return dbs.length === 3 && dbs.every((n) => n.lag?.replication === 0 && n.lag.apply === 0)
+    })
     // Kill a follower: it shows as down; the leader does not move.
     const follower = c.running().find((n) => n.id !== leader.id)
     assert.ok(follower)
@@ -116,6 +177,13 @@ describe('admin', () => {
       },
       { timeoutMs: 10_000 },
     )
+    // A down member says since when, and keeps its last known stats apart from current ones.
+    const down = (await overviewOf(c)).nodes.find((n) => n.id === follower.id) as OverviewNode
+    assert.equal(down.stats, null)
+    assert.equal(down.lag, null)
+    assert.equal(typeof down.down_since, 'number')
+    assert.ok((down.down_since as number) <= Date.now())
+    assert.equal((down.last_stats as { id?: string } | null)?.id, follower.id)
     c.restart(follower.id)
     await c.waitReady(follower.id)
     await waitFor(
@@ -196,6 +264,198 @@ describe('admin', () => {
     assert.equal(await upgradeStatus(`ws://${c.admin.http}/ws/nothing`, {}), 404)
   })
 
+  it("serves pages opened by the admin's own names, refuses other names and origins, and says why", async () => {
+    const port = c.admin.http.split(':')[1] as string
+    const url = `ws://${c.admin.http}/ws/overview`
+    const page = (host: string): Record<string, string> => ({
+      host: `${host}:${port}`,
+      origin: `http://${host}:${port}`,
+    })
+    // A page opened as http://localhost:…, http://127.0.0.1:… or by this machine's name is
+    // the admin's own page.
+    for (const name of ['localhost', '127.0.0.1', hostname().toLowerCase()]) {
+      assert.equal(await upgradeStatus(url, page(name)), 101, name)
+      const info = await raw(c.admin.http, '/api/info', { headers: { host: `${name}:${port}` } })
+      assert.equal(info.status, 200, `${name}: ${JSON.stringify(info.json)}`)
+    }
+    // A name that only resolves here through someone's DNS (rebinding) is refused, as is a page
+    // of another origin, and a page of one of the admin's names talking to another of them.
+    assert.equal(await upgradeStatus(url, page('evil.example')), 403)
+    assert.equal(
+      await upgradeStatus(url, { host: `127.0.0.1:${port}`, origin: 'http://evil.example' }),
+      403,
+    )
+    assert.equal(
+      await upgradeStatus(url, { host: `localhost:${port}`, origin: `http://127.0.0.1:${port}` }),
+      403,
+    )
+    // The API says why, with the flag that would allow it; the page shows that.
+    const byName = await raw(c.admin.http, '/api/info', {
+      headers: { host: `evil.example:${port}` },
+    })
+    assert.equal(byName.status, 403)
+    assert.equal(byName.json.code, 1001)
+    assert.match(String(byName.json.message), /host name evil\.example/)
+    assert.ok(
+      String(byName.json.message).includes(`--allow-origin http://evil.example:${port}`),
+      String(byName.json.message),
+    )
+    const byOrigin = await raw(c.admin.http, '/api/info', {
+      headers: { host: c.admin.http, origin: 'http://evil.example' },
+    })
+    assert.equal(byOrigin.status, 403)
+    assert.ok(
+      String(byOrigin.json.message).includes('--allow-origin http://evil.example'),
+      String(byOrigin.json.message),
+    )
+  })
+
+  it('refuses the API and the overview to pages of other origins; a refused put writes nothing', async () => {
+    const own = { host: c.admin.http, origin: `http://${c.admin.http}` }
+    const foreign = { host: c.admin.http, origin: 'http://evil.example' }
+    const body = JSON.stringify({ key: 'origin/refused', value: 'x' })
+    const put = (headers: Record<string, string>) =>
+      raw(c.admin.http, '/api/put', {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body,
+      })
+    const refused = await put(foreign)
+    assert.equal(refused.status, 403)
+    assert.equal(refused.json.error, 'forbidden')
+    const { node } = await c.leader()
+    assert.equal((await node.request('/keys/origin/refused')).status, 404, 'nothing written')
+    assert.equal(
+      (await put({ host: `evil.example:1`, origin: 'http://evil.example:1' })).status,
+      403,
+    )
+    assert.equal((await put(own)).status, 200)
+    assert.equal((await put({ host: c.admin.http })).status, 200, 'a client without Origin')
+    const lookup = (headers: Record<string, string>) =>
+      raw(c.admin.http, '/api/lookup/origin%2Frefused', { headers })
+    assert.equal((await lookup(foreign)).status, 403)
+    assert.equal((await lookup(own)).status, 200)
+    for (const path of ['/overview', '/history', '/caches', '/dbs']) {
+      assert.equal((await raw(c.admin.http, path, { headers: foreign })).status, 403, path)
+      assert.equal((await raw(c.admin.http, path, { headers: own })).status, 200, path)
+      assert.equal(
+        (await raw(c.admin.http, path, { headers: { host: c.admin.http } })).status,
+        200,
+        `${path} without Origin`,
+      )
+    }
+  })
+
+  it("takes values up to the database's limit in the put form, and says so past it", async () => {
+    const info = (await (await fetch(`${c.admin.url}/api/info`)).json()) as AdminInfo
+    assert.deepEqual(info, {
+      max_value_bytes: VALUE_BYTES_MAX_DEFAULT,
+      dbs: c.admin.dbs,
+      started_by: null,
+    })
+    const put = (key: string, value: string) =>
+      postJson(`${c.admin.url}/api/put`, { key, value }, 20_000)
+    // A value of exactly the limit goes through (the old 64 KiB body limit refused it).
+    const full = await put('limit/full', 'v'.repeat(VALUE_BYTES_MAX_DEFAULT))
+    assert.equal(full.status, 200, full.text().slice(0, 300))
+    assert.equal(full.json<AdminPutResponse>().outcome, 'created')
+    // A JSON-escaped value takes more body than bytes: it goes through too.
+    const escaped = await put('limit/escaped', '\u0001'.repeat(64 * 1024))
+    assert.equal(escaped.status, 200, escaped.text().slice(0, 300))
+    // One byte more is refused with the limit named, and nothing is written.
+    const over = await put('limit/over', 'v'.repeat(VALUE_BYTES_MAX_DEFAULT + 1))
+    assert.equal(over.status, 413)
+    const err = over.json<{ code: number; error: string; message: string }>()
+    assert.equal(err.code, 1001)
+    assert.match(err.message, /1048577 bytes/)
+    assert.match(err.message, /limit of 1 MiB \(1048576 bytes\)/)
+    const { node } = await c.leader()
+    assert.equal((await node.request('/keys/limit/over')).status, 404)
+    // A body far over what any value within the limit needs is refused before it is read.
+    const huge = await raw(c.admin.http, '/api/put', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', host: c.admin.http },
+      body: JSON.stringify({ key: 'limit/huge', value: 'v'.repeat(7 * 1024 * 1024) }),
+    })
+    assert.equal(huge.status, 413)
+    assert.match(String(huge.json.message), /limit of 1 MiB/)
+  })
+
+  it('shows a paused member as suspect before down, and up again when it resumes', async () => {
+    const { node: leader } = await c.leader()
+    const follower = c.running().find((n) => n.id !== leader.id) as DbProcess
+    const seen: string[] = []
+    follower.pause()
+    try {
+      await waitFor(
+        `${follower.id} to show as down`,
+        async () => {
+          const h = (await overviewOf(c)).nodes.find((n) => n.id === follower.id)?.health
+          if (h && seen.at(-1) !== h) seen.push(h)
+          return h === 'down'
+        },
+        { timeoutMs: 15_000, intervalMs: 100 },
+      )
+    } finally {
+      follower.resume()
+    }
+    assert.deepEqual(seen.slice(-2), ['suspect', 'down'], `health seen: ${seen.join(' → ')}`)
+    await waitFor(
+      `${follower.id} to show as up again`,
+      async () => (await overviewOf(c)).nodes.find((n) => n.id === follower.id)?.health === 'up',
+      { timeoutMs: 10_000 },
+    )
+  })
+
+  it("refuses --allow-origin '*' at start, with exit code 2 and a clear message", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, 'admin', '--http', '127.0.0.1:0', '--allow-origin', '*'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+    const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)))
+    assert.equal(code, 2, stderr)
+    assert.match(stderr, /--allow-origin/)
+    assert.match(stderr, /no wildcard/)
+  })
+
+  it("works through the dashboard's Vite dev server: its proxy presents pages as the admin's own", async (t) => {
+    const { createServer } = await import('vite')
+    const before = process.env.ONCEKV_ADMIN
+    process.env.ONCEKV_ADMIN = c.admin.url
+    const vite = await createServer({
+      configFile: join(fileURLToPath(new URL('../../web/', import.meta.url)), 'vite.config.ts'),
+      server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
+      logLevel: 'silent',
+    })
+    try {
+      await vite.listen()
+      const address = vite.httpServer?.address()
+      assert.ok(address && typeof address === 'object')
+      const dev = `localhost:${address.port}`
+      t.diagnostic(`vite dev server on ${dev}`)
+      const page = { host: dev, origin: `http://${dev}` }
+      const put = await raw(`127.0.0.1:${address.port}`, '/api/put', {
+        method: 'POST',
+        headers: { ...page, 'content-type': 'application/json' },
+        body: JSON.stringify({ key: 'vite/dev', value: 'through the proxy' }),
+      })
+      assert.equal(put.status, 200, JSON.stringify(put.json))
+      assert.equal(put.json.outcome, 'created')
+      assert.equal(
+        await upgradeStatus(`ws://127.0.0.1:${address.port}/ws/overview`, page),
+        101,
+        'the live link through the proxy',
+      )
+    } finally {
+      await vite.close()
+      if (before === undefined) delete process.env.ONCEKV_ADMIN
+      else process.env.ONCEKV_ADMIN = before
+    }
+  })
+
   it('looks keys up through a cache and reports put outcomes plainly', async () => {
     const put = async (key: string, value: string): Promise<AdminPutResponse> => {
       const r = await postJson(`${c.admin.url}/api/put`, { key, value })
@@ -250,23 +510,42 @@ describe('admin', () => {
     assert.equal(bad.json<{ code: number }>().code, 1001)
   })
 
-  it('keeps caches serving while the admin is down, and takes them back when it returns', async () => {
+  it('keeps reads and writes going while the admin is down, and takes the caches back within seconds', async (t) => {
     const { node } = await c.leader()
     assert.equal(
       (await node.request('/keys/during-outage', { method: 'PUT', body: 'v' })).status,
       201,
     )
     await c.kill('admin')
+    // Writes go on (the members do not need the admin), and every cache serves them, a key
+    // written before the outage and ones written during it.
+    for (let i = 0; i < 5; i++)
+      assert.equal(
+        (await node.request(`/keys/outage-${i}`, { method: 'PUT', body: `w${i}` })).status,
+        201,
+      )
     for (const cache of c.runningCaches()) {
       const r = await cache.request('/keys/during-outage')
       assert.equal(r.status, 200)
       assert.equal(r.text(), 'v')
+      for (let i = 0; i < 5; i++) {
+        const w = await cache.request(`/keys/outage-${i}`)
+        assert.equal(w.status, 200)
+        assert.equal(w.text(), `w${i}`)
+      }
     }
+    const back = Date.now()
     c.restart('admin')
     await waitFor(
       'the caches to register again',
       async () => (await c.admin.caches()).length === c.runningCaches().length,
-      { timeoutMs: 10_000 },
+      { timeoutMs: 10_000, intervalMs: 100 },
     )
+    const ms = Date.now() - back
+    t.diagnostic(`the caches were back on the restarted admin ${ms} ms after its restart`)
+    // A cache re-joins after 3 s without a heartbeat, then every second; the admin takes
+    // about a second to start.
+    assert.ok(ms < 7_000, `the caches took ${ms} ms to come back`)
+    await c.waitRing()
   })
 })

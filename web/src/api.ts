@@ -1,7 +1,12 @@
 // The dashboard's two actions, through the admin (same origin): a key lookup and a
 // create-once put. Each resolves to the answer or to an error the page can show (an error
 // body from the admin, another status, or a network failure); neither throws.
-import { isErrorBody, type AdminPutResponse, type LookupResponse } from './protocol.ts'
+import {
+  isErrorBody,
+  type AdminInfo,
+  type AdminPutResponse,
+  type LookupResponse,
+} from './protocol.ts'
 
 /** ApiError is a failed call: status 0 for a network failure. */
 export interface ApiError {
@@ -59,6 +64,25 @@ async function call<T>(path: string, init?: RequestInit): Promise<ApiResult<T>> 
     error: 'http',
     message: `The admin answered ${res.status} ${res.statusText}`.trim(),
   }
+}
+
+/** info is what the admin says of itself: the put's value limit, its --db URLs, who started
+ * it. A 403 says why this page may not use the admin (its host name or origin). */
+export function info(): Promise<ApiResult<AdminInfo>> {
+  return call<AdminInfo>('api/info')
+}
+
+/** valueProblem says what is wrong with a value before it is sent (undefined when nothing). */
+export function valueProblem(value: string, maxBytes: number): string | undefined {
+  const n = new TextEncoder().encode(value).byteLength
+  if (n <= maxBytes) return undefined
+  return `The value is ${bytesText(n)}; the database takes values up to ${bytesText(maxBytes)}.`
+}
+
+function bytesText(n: number): string {
+  if (n >= 1024 * 1024) return `${Math.round((n / 1024 / 1024) * 10) / 10} MiB (${n} bytes)`
+  if (n >= 1024) return `${Math.round((n / 1024) * 10) / 10} KiB (${n} bytes)`
+  return `${n} bytes`
 }
 
 /** lookup reads a key through the cache tier; found is false (not an error) when it is absent. */

@@ -1,10 +1,14 @@
 // The page's live link to the admin: a WebSocket on /ws/overview (same origin) that delivers
 // the history, then an overview every second. When it drops, or goes quiet for longer than a
 // few seconds (a half-open connection), it reconnects with capped exponential backoff and
-// jitter; the last data stays on screen, marked stale by the page.
+// jitter; the last data stays on screen, marked stale by the page. A browser does not say why
+// a WebSocket was refused, so after an attempt that delivered nothing the page asks the admin
+// (GET api/info): a 403 there carries the reason (this host name or origin is not allowed),
+// which the page shows. The same call tells the page the admin's settings.
 import { onScopeDispose, shallowReactive } from 'vue'
+import { info } from './api.ts'
 import { backoffMs } from './backoff.ts'
-import { parseLiveMessage, type AdminOverview } from './protocol.ts'
+import { parseLiveMessage, type AdminInfo, type AdminOverview } from './protocol.ts'
 import { appendOverview, EMPTY_SERIES, fromHistory, type Series } from './series.ts'
 
 /** ConnState: connecting (first attempt), live (messages arrive), reconnecting (lost it). */
@@ -23,6 +27,10 @@ export interface LiveState {
   failures: number
   /** now is a clock the page redraws ages with, advanced twice a second. */
   now: number
+  /** refused is the admin's reason for refusing this page (null when it is not refused). */
+  refused: string | null
+  /** info is what the admin says of itself (null until it answered). */
+  info: AdminInfo | null
 }
 
 /** QUIET_MS: no message for this long (since the last one, or since the attempt began)
@@ -50,11 +58,31 @@ export function useLiveOverview(): LiveState {
     retryAt: 0,
     failures: 0,
     now: Date.now(),
+    refused: null,
+    info: null,
   })
   let ws: WebSocket | undefined
   let retryTimer: number | undefined
   let stopped = false
   let attemptAt = 0
+
+  // ask fetches the admin's info; a 403 is the reason this page is refused.
+  let asking = false
+  const ask = async (): Promise<void> => {
+    if (asking) return
+    asking = true
+    try {
+      const r = await info()
+      if (r.ok) {
+        live.info = r.body
+        live.refused = null
+      } else if (r.status === 403) {
+        live.refused = r.message
+      }
+    } finally {
+      asking = false
+    }
+  }
 
   // quiet drops the current socket when it has said nothing for QUIET_MS.
   let quiet: () => void = () => {}
@@ -69,6 +97,7 @@ export function useLiveOverview(): LiveState {
     socket.close()
     if (stopped) return
     live.failures = delivered ? 1 : live.failures + 1
+    if (!delivered) void ask()
     live.state = 'reconnecting'
     const wait = backoffMs(live.failures, Math.random())
     live.retryAt = Date.now() + wait
@@ -85,7 +114,9 @@ export function useLiveOverview(): LiveState {
       if (typeof ev.data !== 'string') return
       const msg = parseLiveMessage(ev.data)
       if (!msg) return
+      if (!delivered && (live.info === null || live.refused !== null)) void ask()
       delivered = true
+      live.refused = null
       live.failures = 0
       live.state = 'live'
       live.lastMessageAt = Date.now()

@@ -5,6 +5,7 @@ import type { AdminHistory, AdminOverview } from '../../src/protocol/shapes.ts'
 
 export type {
   AdminHistory,
+  AdminInfo,
   AdminOverview,
   AdminPutResponse,
   CacheNodeStats,
@@ -12,6 +13,7 @@ export type {
   DbStats,
   Health,
   HistoryPoint,
+  Lag,
   LookupResponse,
   OverviewNode,
   Rates,

@@ -29,6 +29,8 @@ function overview(time: number, ops: number, urls: string[]): AdminOverview {
       lag: null,
       rates: { reads_per_s: ops, writes_per_s: 0, ops_per_s: ops, hit_ratio: null },
       stats: null,
+      down_since: null,
+      last_stats: null,
     })),
   }
 }

@@ -38,7 +38,9 @@ export function registerDev(program: Command): void {
           return
         }
         const running = dev
-        console.log('\noncekv dev: stopping (caches and the admin, then the members)…')
+        console.log(
+          '\noncekv dev: stopping (caches and the admin, then the followers, then the leader)…',
+        )
         running.stop().then(
           (killed) => {
             if (killed.length === 0) {
