@@ -129,6 +129,17 @@ export class Group {
     return this.lookup(key, false)
   }
 
+  /** getCached answers key from this node's caches alone (counted as a get and a hit), or
+   * undefined; the caller then takes get(), which counts the miss. */
+  getCached(key: string): GetResult | undefined {
+    const cached = this.fromCache(key)
+    if (cached) {
+      this.stats.Gets++
+      this.stats.CacheHits++
+    }
+    return cached
+  }
+
   /** getForPeer answers a peer that believes this node owns key. It never asks another peer
    * (two nodes with different peer lists must not send a key back and forth). */
   async getForPeer(key: string): Promise<GetResult> {

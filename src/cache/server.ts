@@ -2,12 +2,13 @@
 // JSON route and of raw bytes, stats, metrics, health, and POST /meta for the admin's
 // heartbeat) and the peer protocol under /_oncekv/ on its own port, through which other
 // cache nodes ask this one for keys it owns.
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { sendError } from '../http/errors.ts'
 import { StatsRegistry } from '../http/metrics.ts'
-import { getResponseOf, sendRawValue } from '../http/values.ts'
+import { getResponseOf, rawKeyOfFastPath, sendRawValue, sendRawValueFast } from '../http/values.ts'
 import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import {
   BadRequestError,
@@ -54,6 +55,7 @@ export class CacheServer {
       logger: opts.logger,
       bodyLimit: 256 * 1024,
       draining: () => this.draining,
+      fastPath: (req, res) => this.fastRead(req, res),
     })
     this.peerApp = createApp({
       logger: opts.logger,
@@ -143,6 +145,23 @@ export class CacheServer {
         .header('x-oncekv-source', r.source)
         .send(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength))
     })
+  }
+
+  /** fastRead answers a plain GET /keys/<key> held in this node's caches without Fastify
+   * (the hot path); anything else, misses included, goes to the routes above. */
+  private fastRead(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.draining) return false
+    const key = rawKeyOfFastPath(req)
+    if (key === undefined) return false
+    try {
+      checkKey(key)
+    } catch {
+      return false
+    }
+    const r = this.group.getCached(key)
+    if (!r?.found) return false
+    sendRawValueFast(req, res, r.value, { 'x-oncekv-source': r.source })
+    return true
   }
 
   /** read looks key up through the cache; it answers 404 for an authoritative not-found. */

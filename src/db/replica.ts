@@ -14,6 +14,7 @@ import {
   type ConfChange,
   type ConfState,
   type Entry,
+  type HardState,
   type Message,
   type NodeId,
   type Ready,
@@ -108,6 +109,8 @@ export class Replica {
   /** promoteNotBefore delays the next promotion attempt after a failed one (ms epoch). */
   private promoteNotBefore = 0
   private appliedIndex: number
+  /** durableHardState is the last hard state made durable (term and vote matter here). */
+  private durableHardState: HardState
   private onFatal: (e: Error) => void = () => {}
 
   constructor(opts: ReplicaOptions) {
@@ -121,6 +124,7 @@ export class Replica {
     this.commitTimeoutMs = opts.commitTimeoutMs ?? 10_000
     const initial = this.store.initialState()
     this.appliedIndex = initial.applied
+    this.durableHardState = initial.hardState
     this.lastCompactedIndex = this.store.snapshot().index
     this.members = { ...this.store.members() }
     this.raft = new Raft(
@@ -468,11 +472,23 @@ export class Replica {
       )
       if (apply) results = apply.done()
     }
+    // 2. Send. A leader whose term and vote are already durable sends its appends and
+    //    heartbeats before its own fsync, so that it and its followers write in parallel
+    //    (Raft thesis 10.2.1): the core counts the leader's copy toward a commit only from
+    //    advance() on. Everything else (acknowledgements, votes, a new leader's first
+    //    appends) waits for the fsync.
+    let early: Message[] = []
+    let rest = rd.messages
+    if (rd.mustSync && rd.softState.role === 'leader' && !this.termOrVoteChanged(rd)) {
+      early = rd.messages.filter((m) => m.type === 'app' || m.type === 'heartbeat')
+      rest = rd.messages.filter((m) => m.type !== 'app' && m.type !== 'heartbeat')
+      if (early.length > 0) this.transport.send(early)
+    }
     if (rd.mustSync) await this.store.sync()
+    if (rd.hardState) this.durableHardState = rd.hardState
     if (rd.snapshot) this.lastCompactedIndex = rd.snapshot.index
-    // 2. Send.
     const plain: Message[] = []
-    for (const m of rd.messages) {
+    for (const m of rest) {
       if (m.type === 'snap') this.sendSnapshot(m.to, m.term)
       else plain.push(m)
     }
@@ -493,6 +509,13 @@ export class Replica {
       this.pendingPuts.clear()
     }
     this.maybeCompact()
+  }
+
+  /** termOrVoteChanged: does this Ready make a new term or vote durable? */
+  private termOrVoteChanged(rd: Ready): boolean {
+    const hs = rd.hardState
+    if (hs === undefined) return false
+    return hs.term !== this.durableHardState.term || hs.vote !== this.durableHardState.vote
   }
 
   /** applier applies entries inside the store's transaction (run), then publishes what

@@ -2,6 +2,7 @@
 // follower forwards to the leader itself), reads on any member (a local hit answers at once;
 // a miss is confirmed by ReadIndex before 404), membership, stats, metrics and health.
 // It composes the Replica with HTTP; Raft and storage stay behind the Replica.
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
@@ -21,7 +22,13 @@ import {
 } from '../protocol/index.ts'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { sendError } from '../http/errors.ts'
-import { etagOf, getResponseOf, sendRawValue } from '../http/values.ts'
+import {
+  etagOf,
+  getResponseOf,
+  rawKeyOfFastPath,
+  sendRawValue,
+  sendRawValueFast,
+} from '../http/values.ts'
 import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import { NotLeaderError, ProposalLostError, type PutResult, type Replica } from './replica.ts'
 import { collectStats, DbMetrics } from './stats.ts'
@@ -92,6 +99,7 @@ export class DbServer {
       // decoded size. Raw bodies get the exact limit on their route.
       bodyLimit: this.maxValueBytes * 6 + 8192,
       draining: () => this.draining,
+      fastPath: (req, res) => this.fastRead(req, res),
     })
     this.app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) =>
       done(null, body),
@@ -404,6 +412,25 @@ export class DbServer {
     }
     this.counters.notFound++
     throw new KeyNotFoundError(key)
+  }
+
+  /** fastRead answers a plain GET /keys/<key> stored here without Fastify (the hot path: a
+   * local hit answers at once, whatever the consistency); anything else, a miss included
+   * (it needs ReadIndex before a 404), goes to the routes above. */
+  private fastRead(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.draining) return false
+    const key = rawKeyOfFastPath(req)
+    if (key === undefined) return false
+    let value: Uint8Array | undefined
+    try {
+      value = this.replica.get(keyBytes(key))
+    } catch {
+      return false // a bad key or a store error: the route gives the clear answer
+    }
+    if (value === undefined) return false
+    this.counters.reads++
+    sendRawValueFast(req, res, value, {})
+    return true
   }
 
   /** onLeader runs fn on the leader: here, or by forwarding the same JSON request. */

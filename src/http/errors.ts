@@ -1,6 +1,7 @@
 // The one place an error becomes an HTTP response: expected errors (OnceKvError) keep their
 // status and body, and their code goes in an x-oncekv-code header too; framework errors for bad input map to the matching 4xx; anything else is
 // a bug, answered with a generic 500 and logged with the request id.
+import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
   BadRequestError,
@@ -41,6 +42,22 @@ export function sendError(reply: FastifyReply, err: OnceKvError): FastifyReply {
   if (err instanceof UnavailableError) reply.header('retry-after', String(err.retryAfterSeconds))
   reply.header(CODE_HEADER, String(err.code))
   return reply.code(err.status).type('application/json').send(err.body())
+}
+
+/**
+ * rawErrorAnswer is err as a whole HTTP/1.1 answer that closes the connection, for sockets
+ * no framework answers on: a refused WebSocket upgrade, a CONNECT, a request Node's parser
+ * refused. status overrides err's status (431 for headers over the limit, say).
+ */
+export function rawErrorAnswer(err: OnceKvError, status: number = err.status): string {
+  const body = JSON.stringify(err.body())
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    `content-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    `${CODE_HEADER}: ${err.code}\r\n` +
+    `connection: close\r\n\r\n${body}`
+  )
 }
 
 /** installErrorHandling makes every error and unknown route answer with a JSON error body. */

@@ -3,6 +3,7 @@
 // for `GET /keys/:key` with a strong ETag and headers that let any HTTP cache keep it forever
 // (a value never changes).
 import { createHash } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { GetResponse } from '../protocol/index.ts'
 
@@ -54,4 +55,41 @@ export function sendRawValue(
   return reply
     .type('application/octet-stream')
     .send(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+}
+
+/**
+ * rawKeyOfFastPath is the key of a plain `GET /keys/<key>` request that the fast path may
+ * answer, or undefined for anything it leaves to the router: another method or route, a
+ * query string, or percent-escapes (the router decodes those, with its own error answers).
+ */
+export function rawKeyOfFastPath(req: IncomingMessage): string | undefined {
+  const url = req.url
+  if (req.method !== 'GET' || url === undefined || !url.startsWith('/keys/')) return undefined
+  if (url.length === 6 || url.includes('%') || url.includes('?') || url.includes('#'))
+    return undefined
+  return url.slice(6)
+}
+
+/** sendRawValueFast answers as sendRawValue does, on a plain node:http response: the same
+ * status, headers and body (Fastify adds nothing else to these replies). */
+export function sendRawValueFast(
+  req: IncomingMessage,
+  res: ServerResponse,
+  value: Uint8Array,
+  extraHeaders: Record<string, string>,
+): void {
+  const etag = etagOf(value)
+  if (matches(req.headers['if-none-match'], etag)) {
+    res.writeHead(304, { ...extraHeaders, etag, 'cache-control': IMMUTABLE })
+    res.end()
+    return
+  }
+  res.writeHead(200, {
+    ...extraHeaders,
+    etag,
+    'cache-control': IMMUTABLE,
+    'content-type': 'application/octet-stream',
+    'content-length': value.byteLength,
+  })
+  res.end(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
 }

@@ -6,6 +6,14 @@ import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
+import {
+  BadRequestError,
+  ForbiddenError,
+  MethodNotAllowedError,
+  RouteNotFoundError,
+  type OnceKvError,
+} from '../protocol/index.ts'
+import { rawErrorAnswer } from './errors.ts'
 
 /** OriginCheck decides whether a browser page from origin may connect (origin is undefined
  * for non-browser clients, which send none). */
@@ -18,8 +26,8 @@ export interface WsHubOptions {
   readonly maxPayload?: number
 }
 
-function refuse(socket: Duplex, status: number, reason: string): void {
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+function refuse(socket: Duplex, err: OnceKvError): void {
+  socket.end(rawErrorAnswer(err))
 }
 
 /** WsHub routes WebSocket upgrades by path. */
@@ -33,10 +41,30 @@ export class WsHub {
       socket.on('error', () => socket.destroy())
       const path = (req.url ?? '').split('?')[0] ?? ''
       const wss = this.servers.get(path)
-      if (!wss) return refuse(socket, 404, 'Not Found')
+      if (!wss) return refuse(socket, new RouteNotFoundError(`no WebSocket at ${path}`))
+      // What the ws package would refuse with an HTML page gets a JSON error here.
+      if (req.method !== 'GET')
+        return refuse(
+          socket,
+          new MethodNotAllowedError(`a WebSocket opens with GET, not ${req.method}`),
+        )
+      const key = req.headers['sec-websocket-key']
+      const version = req.headers['sec-websocket-version']
+      if (
+        String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' ||
+        typeof key !== 'string' ||
+        !/^[+/0-9A-Za-z]{22}==$/.test(key) ||
+        (version !== '13' && version !== '8')
+      )
+        return refuse(socket, new BadRequestError('not a valid WebSocket handshake'))
       const origin = req.headers.origin
       if (this.opts.checkOrigin && !this.opts.checkOrigin(origin, req))
-        return refuse(socket, 403, 'Forbidden')
+        return refuse(
+          socket,
+          new ForbiddenError(
+            `WebSocket from origin ${origin ?? '(none)'} refused: not this node's own origin`,
+          ),
+        )
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
     })
   }

@@ -7,7 +7,14 @@ import { before, describe, it } from 'node:test'
 import type { CacheNodeStats } from '../../src/protocol/index.ts'
 import { GiveUp, waitFor, type CacheProcess, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
-import { keyPath, parsePrometheus, postJson, request, type HttpResponse } from './http.ts'
+import {
+  headersOf,
+  keyPath,
+  parsePrometheus,
+  postJson,
+  request,
+  type HttpResponse,
+} from './http.ts'
 import { wsOutcome } from './ws.ts'
 
 /** assertError checks a JSON error answer: status, numeric code, machine name, a message. */
@@ -242,6 +249,34 @@ describe('cache node and admin HTTP API', () => {
     assert(cluster.admin.running)
     assert.deepEqual((await cluster.admin.request('/healthz')).json(), { status: 'ok' })
     await cluster.waitRing({ timeoutMs: 5_000 })
+  })
+
+  it('answers a hit (fast path) exactly as a fill (the routes), but for the source', async () => {
+    const member = cluster.running()[0]
+    assert(member)
+    const c = caches[1] as CacheProcess
+    assert.equal(
+      (await member.request('/keys/fast-path', { method: 'PUT', body: 'fp' })).status,
+      201,
+    )
+    const before = await c.stats()
+    const fill = await c.request('/keys/fast-path')
+    const hit = await c.request('/keys/fast-path')
+    assert.notEqual(fill.headers.get('x-oncekv-source'), hit.headers.get('x-oncekv-source'))
+    assert.match(hit.headers.get('x-oncekv-source') ?? '', /^(main|hot)$/)
+    assert.deepEqual(headersOf(hit, ['x-oncekv-source']), headersOf(fill, ['x-oncekv-source']))
+    assert.equal(hit.text(), 'fp')
+    const etag = hit.headers.get('etag') ?? ''
+    const hit304 = await c.request('/keys/fast-path', { headers: { 'if-none-match': etag } })
+    const routed304 = await c.request('/keys/fast-path?x=1', { headers: { 'if-none-match': etag } })
+    assert.equal(hit304.status, 304)
+    assert.deepEqual(
+      headersOf(hit304, ['x-oncekv-source']),
+      headersOf(routed304, ['x-oncekv-source']),
+    )
+    const after = await c.stats()
+    assert.equal(after.Gets - before.Gets, 4, 'every read is counted once')
+    assert(after.CacheHits - before.CacheHits >= 2, 'hits through the fast path are counted')
   })
 
   it('serves stats under groupcache names, with the main and hot caches', async () => {

@@ -6,7 +6,7 @@ import { before, describe, it } from 'node:test'
 import type { DbStats } from '../../src/protocol/index.ts'
 import type { Cluster, DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
-import { keyPath, parsePrometheus, postJson, type HttpResponse } from './http.ts'
+import { headersOf, keyPath, parsePrometheus, postJson, type HttpResponse } from './http.ts'
 import { wsMessages, wsOutcome } from './ws.ts'
 
 const MAX_VALUE_BYTES = 4096
@@ -221,6 +221,22 @@ describe('db API on a three-member cluster', () => {
     }
     assert.equal(etags.size, 1, 'every member gives the same ETag')
     assert.equal(putEtag, [...etags][0], 'PUT answers with the ETag GET serves')
+
+    // A plain GET of a stored key is answered by the fast path, the same GET with a query
+    // string by the router: the two answers must not differ.
+    for (const n of nodes) {
+      const fast = await n.request('/keys/cached')
+      const routed = await n.request('/keys/cached?consistency=stale')
+      assert.deepEqual(headersOf(fast), headersOf(routed))
+      assert.equal(fast.text(), routed.text())
+      const fast304 = await n.request('/keys/cached', {
+        headers: { 'if-none-match': putEtag ?? '' },
+      })
+      const routed304 = await n.request('/keys/cached?consistency=stale', {
+        headers: { 'if-none-match': putEtag ?? '' },
+      })
+      assert.deepEqual(headersOf(fast304), headersOf(routed304))
+    }
   })
 
   it('answers bad input with a clear 4xx JSON error and writes nothing', async () => {

@@ -113,3 +113,13 @@ export function parsePrometheus(text: string): Map<string, number> {
   }
   return samples
 }
+
+/** headersOf is an answer's status and headers, without those that vary per answer (and
+ * without any named in skip). */
+export function headersOf(res: HttpResponse, skip: string[] = []): Record<string, string> {
+  const out: Record<string, string> = { status: String(res.status) }
+  for (const [k, v] of res.headers) {
+    if (k !== 'date' && k !== 'keep-alive' && !skip.includes(k)) out[k] = v
+  }
+  return out
+}
