@@ -477,10 +477,9 @@ export class Replica {
     //    (Raft thesis 10.2.1): the core counts the leader's copy toward a commit only from
     //    advance() on. Everything else (acknowledgements, votes, a new leader's first
     //    appends) waits for the fsync.
-    let early: Message[] = []
     let rest = rd.messages
     if (rd.mustSync && rd.softState.role === 'leader' && !this.termOrVoteChanged(rd)) {
-      early = rd.messages.filter((m) => m.type === 'app' || m.type === 'heartbeat')
+      const early = rd.messages.filter((m) => m.type === 'app' || m.type === 'heartbeat')
       rest = rd.messages.filter((m) => m.type !== 'app' && m.type !== 'heartbeat')
       if (early.length > 0) this.transport.send(early)
     }
