@@ -25,6 +25,7 @@ function stats(id: string, last: number, commit: number, applied: number): DbSta
     keys: 0,
     reads: 0,
     reads_not_found: 0,
+    values_corrupt: 0,
     writes: 0,
     db_bytes: 0,
     uptime_seconds: 1,

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
 import { NONE } from '../raft/index.ts'
+import { ValueCorruptError } from '../storage/index.ts'
 import {
   BadRequestError,
   checkValueSize,
@@ -78,12 +79,16 @@ export class DbServer {
   private draining = false
   // Key reads answered (GET /key, /i/key, /keys), how many of them were 404, and writes
   // answered (created, already there or conflict), forwarded ones on both members.
-  private readonly counters = { reads: 0, notFound: 0, writes: 0 }
+  private readonly counters = { reads: 0, notFound: 0, writes: 0, corruptValues: 0 }
+  private readonly logger: Logger
+  // Keys whose damaged value was logged (once each, a bounded number).
+  private readonly corruptLogged = new Set<string>()
   // Keep-alive pools to other members, for forwarded writes.
   private readonly pools = new Map<string, Pool>()
 
   constructor(opts: DbServerOptions) {
     this.replica = opts.replica
+    this.logger = opts.logger
     this.maxValueBytes = opts.maxValueBytes
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 10_000
     this.readTimeoutMs = opts.readTimeoutMs ?? 3_000
@@ -403,15 +408,35 @@ export class DbServer {
       throw new BadRequestError('consistency must be "stale" or "linearizable"')
     }
     this.counters.reads++
-    const local = this.replica.get(kb)
+    const local = this.localValue(kb)
     if (local) return local
     if (consistency !== 'stale' && !SKIP_READ_INDEX) {
       await this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs))
-      const after = this.replica.get(kb)
+      const after = this.localValue(kb)
       if (after) return after
     }
     this.counters.notFound++
     throw new KeyNotFoundError(key)
+  }
+
+  /** localValue is the value stored here under key. A value that fails its checksum is
+   * never served: the read answers 503 (another member has a good copy; the caches fail over
+   * to it), the member logs it once per key and counts it (values_corrupt). */
+  private localValue(key: Uint8Array): Uint8Array | undefined {
+    try {
+      return this.replica.get(key)
+    } catch (e) {
+      if (!(e instanceof ValueCorruptError)) throw e
+      this.counters.corruptValues++
+      if (this.corruptLogged.size < 1000 && !this.corruptLogged.has(e.keyHex)) {
+        this.corruptLogged.add(e.keyHex)
+        this.logger.error({ event: 'value_corrupt', key: e.keyHex }, e.message)
+      }
+      throw new UnavailableError(
+        'the value of this key is damaged on this member (it fails its checksum); ' +
+          'read it from another member',
+      )
+    }
   }
 
   /** fastRead answers a plain GET /keys/<key> stored here without Fastify (the hot path: a

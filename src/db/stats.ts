@@ -16,7 +16,12 @@ const STATE_NAMES = {
 export function collectStats(
   replica: Replica,
   startedAt: number,
-  counters: { readonly reads: number; readonly notFound: number; readonly writes: number },
+  counters: {
+    readonly reads: number
+    readonly notFound: number
+    readonly writes: number
+    readonly corruptValues: number
+  },
 ): DbStats {
   const s = replica.status()
   const store = replica.storeStats()
@@ -40,6 +45,7 @@ export function collectStats(
     reads: counters.reads,
     reads_not_found: counters.notFound,
     writes: counters.writes,
+    values_corrupt: counters.corruptValues,
     db_bytes: store.bytes,
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),
@@ -68,6 +74,11 @@ export class DbMetrics extends StatsRegistry<DbStats> {
     this.gauge('oncekv_keys', 'Keys stored.', (s) => s.keys)
     this.gauge('oncekv_db_bytes', 'Bytes used by the store.', (s) => s.db_bytes)
     this.counter('oncekv_reads_total', 'Key reads answered.', (s) => s.reads)
+    this.counter(
+      'oncekv_values_corrupt_total',
+      'Reads of a value that failed its checksum (answered 503, never served).',
+      (s) => s.values_corrupt,
+    )
     this.counter(
       'oncekv_reads_not_found_total',
       'Key reads answered 404.',

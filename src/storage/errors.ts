@@ -6,7 +6,7 @@
  * checksum, a gap in the log, an unreadable metadata record, a data file LMDB cannot use, or
  * a snapshot pair that contradicts data already held. The message names the directory. */
 export class StoreCorruptError extends Error {
-  override readonly name = 'StoreCorruptError'
+  override readonly name: string = 'StoreCorruptError'
 
   constructor(
     /** dir is the store's directory. */
@@ -16,6 +16,21 @@ export class StoreCorruptError extends Error {
     options?: { cause?: unknown },
   ) {
     super(`store ${dir} is corrupt: ${detail}`, options)
+  }
+}
+
+/** ValueCorruptError reports one stored value that fails its checksum. Reading it fails (the
+ * member answers that key with an error and keeps serving the others); applying a write to
+ * that key, or sending it in a snapshot, stops the member like any other StoreCorruptError. */
+export class ValueCorruptError extends StoreCorruptError {
+  override readonly name = 'ValueCorruptError'
+
+  constructor(
+    dir: string,
+    /** keyHex is the start of the key, in hex. */
+    readonly keyHex: string,
+  ) {
+    super(dir, `the value of key ${keyHex} fails its checksum (damaged on disk)`)
   }
 }
 

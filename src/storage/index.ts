@@ -2,7 +2,7 @@
 // the member address book it keeps. Other folders import from here, never from inner files.
 export { LmdbStore, KEY_BYTES_MAX, FORMAT_VERSION, VERIFY_TAIL_ENTRIES } from './lmdb-store.ts'
 export type { ApplyTxn, LmdbStoreOptions, PutOutcome, ReadyWrite } from './lmdb-store.ts'
-export { StoreCorruptError, StoreIdentityError } from './errors.ts'
+export { StoreCorruptError, StoreIdentityError, ValueCorruptError } from './errors.ts'
 export { encodeMembers, decodeMembers } from './members.ts'
 export type { MemberAddress, Members } from './members.ts'
 export type { Identity } from './meta-record.ts'

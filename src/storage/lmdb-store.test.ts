@@ -19,7 +19,7 @@ import { open, type RootDatabase } from 'lmdb'
 import { AssertionError } from '../base/index.ts'
 import { bootstrapSnapshot, type ConfState, type Entry, type HardState } from '../raft/index.ts'
 import type { KvPair } from '../transport/transport.ts'
-import { StoreCorruptError } from './errors.ts'
+import { StoreCorruptError, ValueCorruptError } from './errors.ts'
 import { LmdbStore } from './lmdb-store.ts'
 import { encodeLogRecord } from './log-record.ts'
 import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.ts'
@@ -552,6 +552,77 @@ describe('LmdbStore', () => {
       await store.close()
       return dir
     }
+
+    it('never serves, replicates or overwrites a value that fails its checksum', async () => {
+      const { store, dir } = bootstrapped()
+      const good = enc.encode('good-value')
+      const damaged = enc.encode('VALUE-MARKER-' + 'v'.repeat(40))
+      store.apply((t) => {
+        t.putIfAbsent(enc.encode('good'), good)
+        t.putIfAbsent(enc.encode('damaged'), damaged)
+        t.putIfAbsent(enc.encode('moved'), enc.encode('moved-value'))
+        t.setApplied(1)
+      })
+      await store.close()
+      // A bit flipped on disk inside one value; and another value's record copied under a
+      // third key (a misdirected write): its bytes are intact, its key is not the one it was
+      // stored with.
+      const file = join(dir, 'data.mdb')
+      const bytes = readFileSync(file)
+      const marker = Buffer.from('VALUE-MARKER-')
+      let flipped = 0
+      for (let at = bytes.indexOf(marker); at >= 0; at = bytes.indexOf(marker, at + 1)) {
+        flipBit(bytes, at + marker.byteLength + 5, 0x04)
+        flipped++
+      }
+      assert(flipped > 0, 'marker not found in the data file')
+      writeFileSync(file, bytes)
+      const raw = openRaw(dir)
+      const kv = raw.root.openDB<Uint8Array, Uint8Array>('kv', { encoding: 'binary' })
+      const goodRecord = kv.getBinary(enc.encode('good'))
+      assert(goodRecord)
+      raw.root.transactionSync(() => kv.putSync(enc.encode('moved'), new Uint8Array(goodRecord)))
+      await raw.root.close()
+
+      const reopened = LmdbStore.open(dir)
+      try {
+        assert.deepEqual(reopened.get(enc.encode('good')), good)
+        for (const key of ['damaged', 'moved']) {
+          assert.throws(
+            () => reopened.get(enc.encode(key)),
+            (e: unknown) =>
+              e instanceof ValueCorruptError &&
+              e.keyHex === `0x${Buffer.from(key).toString('hex')}` &&
+              /fails its checksum/.test(e.message),
+          )
+        }
+        // A snapshot never ships the damaged value.
+        const source = reopened.snapshotSource()
+        await assert.rejects(async () => {
+          for await (const chunk of source.chunks(1 << 20)) void chunk
+        }, ValueCorruptError)
+        source.close()
+        // A write to that key cannot say "exists" or "conflict": the store stops.
+        assert.throws(
+          () => reopened.apply((t) => t.putIfAbsent(enc.encode('damaged'), damaged)),
+          ValueCorruptError,
+        )
+      } finally {
+        await reopened.close().catch(() => undefined)
+      }
+    })
+
+    it('refuses a store of the older layout with a message that says what to do', async () => {
+      const { store, dir } = bootstrapped()
+      await store.close()
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() => raw.meta.putSync('format', encodeMetaRecord(1)))
+      await raw.root.close()
+      assertCorrupt(
+        dir,
+        /layout is version 1, written by an older oncekv; .*start the member empty with --join/,
+      )
+    })
 
     it('catches a garbled byte inside the newest log record (bit rot, torn tail)', async () => {
       const dir = await healthyStore()

@@ -35,9 +35,10 @@ import {
   type SnapshotMeta,
 } from '../raft/index.ts'
 import type { IncomingSnapshot, SnapshotSource } from '../transport/transport.ts'
-import { StoreCorruptError } from './errors.ts'
+import { StoreCorruptError, ValueCorruptError } from './errors.ts'
 import { checkLmdbDataFile } from './lmdb-header.ts'
 import { decodeLogRecord, decodeLogRecordTerm, encodeLogRecord } from './log-record.ts'
+import { decodeValueRecord, encodeValueRecord } from './value-record.ts'
 import {
   decodeMembers,
   encodeMembers,
@@ -65,7 +66,7 @@ import { LmdbSnapshotSource } from './snapshot-source.ts'
 export const KEY_BYTES_MAX = 1978
 
 /** FORMAT_VERSION is the layout version written in every store's 'format' record. */
-export const FORMAT_VERSION = 1
+export const FORMAT_VERSION = 2
 
 /** VERIFY_TAIL_ENTRIES is how many of the newest log entries open() reads in full. */
 export const VERIFY_TAIL_ENTRIES = 1000
@@ -468,7 +469,7 @@ export class LmdbStore implements LogStorage {
   /** get returns a copy of the value stored under key, or undefined. */
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkUsable()
-    const v = this.readKv(key)
+    const v = this.readValue(key)
     return v === undefined ? undefined : new Uint8Array(v)
   }
 
@@ -539,6 +540,7 @@ export class LmdbStore implements LogStorage {
         { index: this.applied, term, conf: plainConf(this.conf) },
         encodeMembers(this.memberBook),
         (s) => this.sources.delete(s),
+        (key, record) => this.checkedValue(key, record),
       )
       this.sources.add(source)
       return source
@@ -611,7 +613,15 @@ export class LmdbStore implements LogStorage {
       if (!empty) throw this.corrupt(`metadata record 'format' is missing`)
       this.write(() => this.putMeta('format', FORMAT_VERSION))
     } else if (format !== FORMAT_VERSION) {
-      throw this.corrupt(`format version ${format} is not ${FORMAT_VERSION}`)
+      throw this.corrupt(
+        format < FORMAT_VERSION
+          ? `its layout is version ${format}, written by an older oncekv; this one reads ` +
+              `version ${FORMAT_VERSION} only (values carry a checksum since version 2). Move ` +
+              `the directory aside and start the member empty with --join (it receives the ` +
+              `data from the others), or run the older oncekv`
+          : `its layout is version ${format}, written by a newer oncekv; this one reads ` +
+              `version ${FORMAT_VERSION}: run the newer oncekv`,
+      )
     }
     this.hard = hard ?? EMPTY_HARD_STATE
     this.snap = snap ?? this.snap
@@ -723,9 +733,9 @@ export class LmdbStore implements LogStorage {
       key.byteLength >= 1 && key.byteLength <= KEY_BYTES_MAX,
       () => `key of ${key.byteLength} bytes; keys are 1 to ${KEY_BYTES_MAX} bytes`,
     )
-    const existing = this.readKv(key)
+    const existing = this.readValue(key)
     if (existing !== undefined) return bytesEqual(existing, value) ? 'exists' : 'conflict'
-    this.kvDb.putSync(key, value)
+    this.kvDb.putSync(key, encodeValueRecord(key, value))
     return 'created'
   }
 
@@ -750,6 +760,19 @@ export class LmdbStore implements LogStorage {
 
   private readKv(key: Uint8Array): Uint8Array | undefined {
     return this.guardRead(() => fastView(this.kvDb.getBinaryFast(key)))
+  }
+
+  // readValue is the value stored under key (a view, as readKv's), checked against its
+  // checksum: a damaged value throws ValueCorruptError and is never returned.
+  private readValue(key: Uint8Array): Uint8Array | undefined {
+    const record = this.readKv(key)
+    return record === undefined ? undefined : this.checkedValue(key, record)
+  }
+
+  private checkedValue(key: Uint8Array, record: Uint8Array): Uint8Array {
+    const value = decodeValueRecord(key, record)
+    if (value === undefined) throw new ValueCorruptError(this.dir, hexPrefix(key))
+    return value
   }
 
   private guardRead<T>(read: () => T): T {

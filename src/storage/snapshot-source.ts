@@ -20,6 +20,7 @@ export class LmdbSnapshotSource implements SnapshotSource {
   // Invariant: txn is undefined exactly when the source is closed.
   private txn: Transaction | undefined
   private readonly onClose: (s: LmdbSnapshotSource) => void
+  private readonly decode: (key: Uint8Array, record: Uint8Array) => Uint8Array
 
   constructor(
     kvDb: Database<Uint8Array, Uint8Array>,
@@ -27,7 +28,11 @@ export class LmdbSnapshotSource implements SnapshotSource {
     meta: SnapshotMeta,
     extra: Uint8Array,
     onClose: (s: LmdbSnapshotSource) => void,
+    /** decode turns a stored record into its value, throwing if the record is damaged: a
+     * damaged value is never sent. */
+    decode: (key: Uint8Array, record: Uint8Array) => Uint8Array,
   ) {
+    this.decode = decode
     this.kvDb = kvDb
     this.txn = txn
     this.meta = meta
@@ -49,7 +54,8 @@ export class LmdbSnapshotSource implements SnapshotSource {
         after === undefined
           ? this.kvDb.getRange({ transaction })
           : this.kvDb.getRange({ transaction, start: after, exclusiveStart: true })
-      for (const { key, value } of range) {
+      for (const { key, value: record } of range) {
+        const value = this.decode(key, record)
         const size = key.byteLength + value.byteLength
         if (chunk.length > 0 && bytes + size > chunkBytes) break
         chunk.push({ key: new Uint8Array(key), value: new Uint8Array(value) })
