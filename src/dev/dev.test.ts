@@ -2,8 +2,12 @@
 // wanted by two listeners, however many caches (seven or more ran the caches' peer ports
 // 5541… into the admin's 5546).
 import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { planPorts, type DevPorts } from './dev.ts'
+import { clearDevFolder, planPorts, type DevPorts } from './dev.ts'
 
 function every(p: DevPorts): number[] {
   return [
@@ -60,6 +64,42 @@ describe('oncekv dev port plan', () => {
         all.every((x) => x > 0 && x < 65536),
         `${nodes} members, ${caches} caches`,
       )
+    }
+  })
+})
+
+describe('oncekv dev --fresh', () => {
+  it('deletes nothing in a folder that is not an oncekv dev folder', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oncekv-dev-fresh-'))
+    try {
+      writeFileSync(join(dir, 'thesis.txt'), 'precious')
+      await assert.rejects(
+        clearDevFolder(dir),
+        /is not one \(it has no ports\.json\): nothing was deleted/,
+      )
+      assert.equal(readFileSync(join(dir, 'thesis.txt'), 'utf8'), 'precious')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('deletes nothing while a recorded port answers, and empties a stopped system folder', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oncekv-dev-fresh-'))
+    const server = createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const live = (server.address() as AddressInfo).port
+    try {
+      const ports = planPorts(1, 0)
+      writeFileSync(join(dir, 'ports.json'), JSON.stringify({ ...ports, admin: live }))
+      writeFileSync(join(dir, 'n1-data'), 'member data')
+      await assert.rejects(clearDevFolder(dir), new RegExp(`port ${live} .* answers`))
+      assert(existsSync(join(dir, 'n1-data')))
+      await new Promise<void>((r) => server.close(() => r()))
+      await clearDevFolder(dir)
+      assert(!existsSync(dir))
+    } finally {
+      server.close()
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })

@@ -13,11 +13,12 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -42,6 +43,47 @@ export interface DevOptions {
   readonly signal?: AbortSignal
   /** out prints a line for the user. */
   readonly out?: (line: string) => void
+}
+
+/**
+ * clearDevFolder empties dir for --fresh, but only when it is the folder of an oncekv dev
+ * system (it holds ports.json) that is not running (none of its recorded member or admin
+ * ports answers): --fresh on a folder of anything else, or on a live system's, would delete
+ * data that is not ours to delete.
+ */
+export async function clearDevFolder(dir: string, host = '127.0.0.1'): Promise<void> {
+  if (!existsSync(dir) || readdirSync(dir).length === 0) return
+  const portsFile = join(dir, 'ports.json')
+  if (!existsSync(portsFile))
+    throw new Error(
+      `--fresh empties the folder of an oncekv dev system, and ${dir} is not one (it has no ` +
+        `ports.json): nothing was deleted; give --data a folder of its own`,
+    )
+  const recorded = parsePorts(readFileSync(portsFile, 'utf8'), portsFile)
+  for (const port of [recorded.admin, ...recorded.dbs.map((d) => d.http)]) {
+    if (await portAnswers(host, port))
+      throw new Error(
+        `--fresh: port ${port} recorded in ${portsFile} answers, so this system may be running ` +
+          `(another npm run dev?): stop it first; nothing was deleted`,
+      )
+  }
+  rmSync(dir, { recursive: true, force: true })
+}
+
+/** portAnswers tells whether something accepts connections on host:port. */
+function portAnswers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port })
+    socket.setTimeout(1_000, () => {
+      socket.destroy()
+      resolve(false)
+    })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
 }
 
 /** DevPorts are the ports of one local system, kept in <data>/ports.json. */
@@ -341,7 +383,7 @@ export class DevCluster {
     const out = opts.out ?? ((l: string) => console.log(l))
     const host = opts.host ?? '127.0.0.1'
     const dataDir = resolve(opts.data)
-    if (opts.fresh) rmSync(dataDir, { recursive: true, force: true })
+    if (opts.fresh) await clearDevFolder(dataDir, host)
     mkdirSync(join(dataDir, 'logs'), { recursive: true })
     const portsFile = join(dataDir, 'ports.json')
     let choice: PortChoice

@@ -65,6 +65,8 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
       existsSync(join(ROOT, 'web', 'dist', 'index.html')),
       'the dashboard is not built: npm run build:web',
     )
+    // Only this run's screenshots: older ones would be mistaken for them.
+    rmSync(SHOTS, { recursive: true, force: true })
     mkdirSync(SHOTS, { recursive: true })
     dir = mkdtempSync(join(tmpdir(), 'oncekv-browser-'))
     dev = await startDev(['--data', join(dir, 'dev'), '--fresh'])
