@@ -104,6 +104,9 @@ export class Replica {
   // Distinguishes this process's ReadIndex ctx values from those of earlier runs.
   private readonly incarnation = randomBytes(6).toString('base64url')
   private lastLeaderContactMs = 0
+  // Raft messages dropped because their sender is not a member, and when that was last logged.
+  private droppedFromStrangers = 0
+  private strangerLoggedAt = 0
   private lastCompactedIndex: number
   private promotionInFlight = false
   /** promoteNotBefore delays the next promotion attempt after a failed one (ms epoch). */
@@ -150,7 +153,7 @@ export class Replica {
     this.onFatal = onFatal
     this.updatePeers()
     await this.transport.start({
-      onMessages: (_from, msgs) => this.onMessages(msgs),
+      onMessages: (from, msgs) => this.onMessages(from, msgs),
       onSnapshot: (incoming) => this.onSnapshot(incoming),
     })
     this.tickTimer = setInterval(() => this.onTick(), this.tickMs)
@@ -371,8 +374,22 @@ export class Replica {
     this.kick()
   }
 
-  private onMessages(msgs: readonly Message[]): void {
+  private onMessages(from: NodeId, msgs: readonly Message[]): void {
     if (this.stopped) return
+    if (!this.raft.knowsMember(from)) {
+      // A stranger or a removed member: its messages must not move our term or commit index
+      // (the transport checked that every message is from `from`).
+      this.droppedFromStrangers += msgs.length
+      const now = Date.now()
+      if (now - this.strangerLoggedAt >= 10_000) {
+        this.strangerLoggedAt = now
+        this.log.warn(
+          { event: 'raft_from_non_member', from, dropped: this.droppedFromStrangers },
+          'dropping Raft messages from a member not in the configuration',
+        )
+      }
+      return
+    }
     try {
       for (const m of msgs) {
         if (m.type === 'app' || m.type === 'heartbeat') this.lastLeaderContactMs = Date.now()
@@ -395,6 +412,9 @@ export class Replica {
   }
 
   private async onSnapshot(incoming: IncomingSnapshot): Promise<void> {
+    if (!this.raft.knowsMember(incoming.from)) {
+      throw new Error(`snapshot from ${incoming.from}, which is not a member`)
+    }
     const { term, members } = unpack(incoming.extra) as { term: number; members: Uint8Array }
     if (incoming.meta.index <= this.raft.status().commit) {
       throw new Error(
