@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino'
 import { bootstrapSnapshot, NONE } from '../raft/index.ts'
 import { LmdbStore, StoreIdentityError, type MemberAddress } from '../storage/index.ts'
 import { TcpTransport } from '../transport/index.ts'
-import { VALUE_BYTES_MAX_DEFAULT } from '../protocol/index.ts'
+import { VALUE_BYTES_MAX_DEFAULT, type ClusterResponse } from '../protocol/index.ts'
 import { Replica } from './replica.ts'
 import { DbServer } from './server.ts'
 
@@ -40,6 +40,8 @@ function advertised(opts: DbNodeOptions): MemberAddress {
 /** DbNode is a running member. */
 export class DbNode {
   private stopping: Promise<void> | undefined
+  private removalTimer: NodeJS.Timeout | undefined
+  private removalCheckInFlight = false
 
   private constructor(
     readonly id: string,
@@ -87,6 +89,7 @@ export class DbNode {
     await server.listen(opts.http)
     log.info({ event: 'listening', http: opts.http, raft: opts.raft }, 'serving')
     if (!store.isBootstrapped() && join.length > 0) await node.joinVia(join, opts)
+    node.watchRemoval((opts.tickMs ?? 50) * (opts.electionTicks ?? 10))
     return node
   }
 
@@ -167,6 +170,51 @@ export class DbNode {
     throw new Error(`could not join through ${urls.join(', ')} within 60 s`)
   }
 
+  /**
+   * watchRemoval finds out when this member was removed without hearing of it: the leader
+   * stops talking to a member once its removal applies, so a removed follower never learns
+   * the outcome from Raft (and on a restart its data directory still lists it). When it has
+   * heard no leader for three of its longest election timeouts, it asks its peers' GET
+   * /cluster; a peer that applied at least as far and lists it no more proves the removal
+   * (Replica.markRemoved), after which the member answers 503 "removed".
+   */
+  private watchRemoval(electionMs: number): void {
+    const silentMs = 3 * 2 * electionMs
+    this.removalTimer = setInterval(
+      () => {
+        if (this.removalCheckInFlight || !this.replica.removalSuspected(silentMs)) return
+        this.removalCheckInFlight = true
+        this.checkRemoval()
+          .catch((e: unknown) => this.log.warn({ event: 'removal_check_failed', err: e }))
+          .finally(() => {
+            this.removalCheckInFlight = false
+          })
+      },
+      Math.max(100, electionMs),
+    )
+    this.removalTimer.unref()
+  }
+
+  private async checkRemoval(): Promise<void> {
+    const peers = Object.entries(this.replica.memberAddresses()).filter(([id]) => id !== this.id)
+    await Promise.all(
+      peers.map(async ([id, addr]) => {
+        try {
+          const res = await fetch(`http://${addr.http}/cluster`, {
+            signal: AbortSignal.timeout(1_000),
+          })
+          if (!res.ok) return
+          const body = (await res.json()) as Partial<ClusterResponse>
+          if (typeof body.applied !== 'number' || !Array.isArray(body.members)) return
+          if (body.members.some((m) => m.id === this.id)) return
+          this.replica.markRemoved(id, body.applied)
+        } catch {
+          // An unreachable peer proves nothing.
+        }
+      }),
+    )
+  }
+
   /** shutdown stops the member gracefully: hand leadership to the most caught-up voter,
    * stop taking requests and let those in flight end, stop Raft, close the store. */
   shutdown(): Promise<void> {
@@ -175,6 +223,7 @@ export class DbNode {
   }
 
   private async doShutdown(): Promise<void> {
+    clearInterval(this.removalTimer)
     const s = this.replica.status()
     if (s.role === 'leader') {
       let best = NONE

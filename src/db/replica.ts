@@ -22,7 +22,7 @@ import {
 } from '../raft/index.ts'
 import type { ApplyTxn, LmdbStore, MemberAddress } from '../storage/index.ts'
 import type { IncomingSnapshot, SnapshotSource, Transport } from '../transport/transport.ts'
-import { BadRequestError, UnavailableError } from '../protocol/index.ts'
+import { BadRequestError, RemovedError, UnavailableError } from '../protocol/index.ts'
 import { decodePut, encodePut } from './command.ts'
 
 /** PutResult is what applying a put did: created it, found identical bytes, or other bytes. */
@@ -104,6 +104,13 @@ export class Replica {
   // Distinguishes this process's ReadIndex ctx values from those of earlier runs.
   private readonly incarnation = randomBytes(6).toString('base64url')
   private lastLeaderContactMs = 0
+  // Raft messages dropped because their sender is not a member, and when that was last logged.
+  private droppedFromStrangers = 0
+  private strangerLoggedAt = 0
+  // Whether this member knows it was removed from the cluster (see isRemoved), and when it
+  // last heard from a leader or started (for removalSuspected).
+  private removed = false
+  private readonly startedAt = Date.now()
   private lastCompactedIndex: number
   private promotionInFlight = false
   /** promoteNotBefore delays the next promotion attempt after a failed one (ms epoch). */
@@ -150,10 +157,12 @@ export class Replica {
     this.onFatal = onFatal
     this.updatePeers()
     await this.transport.start({
-      onMessages: (_from, msgs) => this.onMessages(msgs),
+      onMessages: (from, msgs) => this.onMessages(from, msgs),
       onSnapshot: (incoming) => this.onSnapshot(incoming),
     })
     this.tickTimer = setInterval(() => this.onTick(), this.tickMs)
+    // Restarted from the data directory of a member whose removal it had applied.
+    if (this.confExcludesSelf()) this.becomeRemoved('its data directory records its removal')
     this.kick()
   }
 
@@ -325,12 +334,60 @@ export class Replica {
     return this.lastLeaderContactMs === 0 ? -1 : Date.now() - this.lastLeaderContactMs
   }
 
-  /** isRemoved tells whether this member was part of a configuration that no longer
-   * includes it (a member still joining has no configuration yet). */
+  /** isRemoved tells whether this member knows it was removed from the cluster: it applied
+   * its own removal, or a peer that applied at least as much showed a configuration without
+   * it (markRemoved). A removed member is removed for good: it stops ticking, so it never
+   * campaigns again, and fails every operation with RemovedError. */
   isRemoved(): boolean {
+    return this.removed
+  }
+
+  /** confExcludesSelf: this member had a configuration that no longer includes it (a member
+   * still joining has none yet). */
+  private confExcludesSelf(): boolean {
     const conf = this.raft.status().conf
     if (conf.voters.length === 0 && conf.learners.length === 0) return false
     return !conf.voters.includes(this.id) && !conf.learners.includes(this.id)
+  }
+
+  /** removalSuspected: a member of its own configuration that has heard no leader for
+   * `silentMs` (since it started, or since the leader's last message), and so may have been
+   * removed without hearing of it (the leader stops talking to a member once its removal
+   * applies). The host then asks peers (markRemoved). */
+  removalSuspected(silentMs: number): boolean {
+    if (this.removed || this.stopped || this.confExcludesSelf()) return false
+    const conf = this.raft.status().conf
+    if (conf.voters.length === 0 && conf.learners.length === 0) return false
+    if (this.raft.status().role === 'leader') return false
+    return Date.now() - Math.max(this.lastLeaderContactMs, this.startedAt) >= silentMs
+  }
+
+  /** markRemoved records that a peer which applied up to peerApplied has a configuration
+   * without this member. That is proof of removal only if the peer applied at least as far
+   * as this member: it then holds every change this member's configuration comes from, and
+   * a later one removed it (a change, once applied, is never undone). It returns whether
+   * the member is now removed. */
+  markRemoved(peer: NodeId, peerApplied: number): boolean {
+    if (this.removed) return true
+    if (peerApplied < this.appliedIndex) return false
+    this.becomeRemoved(`member ${peer}, at applied index ${peerApplied}, has it no more`)
+    return true
+  }
+
+  private becomeRemoved(how: string): void {
+    if (this.removed) return
+    this.removed = true
+    clearInterval(this.tickTimer)
+    this.log.error(
+      { event: 'removed', how, applied: this.appliedIndex },
+      `this member has been permanently removed from the cluster (${how}); it answers requests with 503 "removed". Stop it; to serve from this machine again, join it as a new member with an empty data directory`,
+    )
+    const err = new RemovedError()
+    for (const p of this.pendingPuts.values()) p.reject(err)
+    this.pendingPuts.clear()
+    for (const r of this.pendingReads.values()) r.reject(err)
+    this.pendingReads.clear()
+    for (const w of this.leaderWaiters) w()
   }
 
   /** storeStats reports the store's figures for /stats. */
@@ -361,18 +418,33 @@ export class Replica {
   private checkRunning(): void {
     if (this.stopped) throw new UnavailableError('the node is shutting down')
     if (this.fatalError) throw new UnavailableError('the node stopped after a fatal error')
+    if (this.removed) throw new RemovedError()
   }
 
   private onTick(): void {
-    if (this.stopped) return
+    if (this.stopped || this.removed) return
     this.raft.tick()
     for (const id of this.transport.unreachable()) this.raft.reportUnreachable(id)
     this.maybePromoteLearner()
     this.kick()
   }
 
-  private onMessages(msgs: readonly Message[]): void {
-    if (this.stopped) return
+  private onMessages(from: NodeId, msgs: readonly Message[]): void {
+    if (this.stopped || this.removed) return
+    if (!this.raft.knowsMember(from)) {
+      // A stranger or a removed member: its messages must not move our term or commit index
+      // (the transport checked that every message is from `from`).
+      this.droppedFromStrangers += msgs.length
+      const now = Date.now()
+      if (now - this.strangerLoggedAt >= 10_000) {
+        this.strangerLoggedAt = now
+        this.log.warn(
+          { event: 'raft_from_non_member', from, dropped: this.droppedFromStrangers },
+          'dropping Raft messages from a member not in the configuration',
+        )
+      }
+      return
+    }
     try {
       for (const m of msgs) {
         if (m.type === 'app' || m.type === 'heartbeat') this.lastLeaderContactMs = Date.now()
@@ -395,6 +467,9 @@ export class Replica {
   }
 
   private async onSnapshot(incoming: IncomingSnapshot): Promise<void> {
+    if (!this.raft.knowsMember(incoming.from)) {
+      throw new Error(`snapshot from ${incoming.from}, which is not a member`)
+    }
     const { term, members } = unpack(incoming.extra) as { term: number; members: Uint8Array }
     if (incoming.meta.index <= this.raft.status().commit) {
       throw new Error(
@@ -498,14 +573,13 @@ export class Replica {
     this.raft.advance(rd)
     this.noteSoftState(rd)
     this.settle(rd.committedEntries, results)
-    if (this.pendingPuts.size > 0 && this.isRemoved()) {
-      // A removed member never applies again: fail its waiting writes now (retrying them on
-      // another member is safe) instead of letting them time out.
-      const err = new UnavailableError(
-        'this member was removed from the cluster; retry another member',
-      )
-      for (const p of this.pendingPuts.values()) p.reject(err)
-      this.pendingPuts.clear()
+    if (
+      (rd.snapshot || rd.committedEntries.some((e) => e.type === 'conf')) &&
+      this.confExcludesSelf()
+    ) {
+      // A removed member never applies again: its waiting writes fail now (retrying them on
+      // another member is safe) instead of timing out.
+      this.becomeRemoved('it applied its own removal')
     }
     this.maybeCompact()
   }

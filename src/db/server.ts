@@ -15,6 +15,7 @@ import {
   KeyConflictError,
   MemberConflictError,
   KeyNotFoundError,
+  RemovedError,
   keyBytes,
   UnavailableError,
   UnsupportedMediaTypeError,
@@ -46,6 +47,9 @@ export interface DbServerOptions {
 }
 
 const FORWARD_HEADER = 'x-oncekv-forwarded-by'
+
+/** SERVED_WHEN_REMOVED are the first path segments a removed member still answers. */
+const SERVED_WHEN_REMOVED = new Set(['ping', 'healthz', 'stats', 'metrics', 'cluster', 'ws'])
 
 /** DRAIN_MS is how long a stopping member lets requests in flight finish. */
 const DRAIN_MS = 5_000
@@ -153,6 +157,14 @@ export class DbServer {
 
   private routes(): void {
     const app = this.app
+    // A member removed from the cluster serves no data and takes no membership requests
+    // (503 "removed": clients move on); it still describes itself (stats, cluster, health).
+    app.addHook('onRequest', (req, reply, done) => {
+      if (!this.replica.isRemoved()) return done()
+      const path = (req.url.split('?')[0] ?? '').split('/')[1] ?? ''
+      if (SERVED_WHEN_REMOVED.has(path)) return done()
+      void sendError(reply, new RemovedError())
+    })
     app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
     app.get('/healthz', async () => ({ status: 'ok' }))
     app.get('/readyz', async (_req, reply) => {
@@ -299,7 +311,7 @@ export class DbServer {
       suffrage,
       leader: id === s.leader,
     }))
-    return { id: this.replica.id, leader: s.leader, term: s.term, members }
+    return { id: this.replica.id, leader: s.leader, term: s.term, applied: s.applied, members }
   }
 
   private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -325,11 +337,7 @@ export class DbServer {
     // Built only when needed: an Error captures a stack trace, which costs on every write.
     let lastError: Error | undefined
     while (Date.now() < deadline) {
-      if (this.replica.isRemoved()) {
-        throw new UnavailableError(
-          'this member was removed from the cluster; write to another member',
-        )
-      }
+      if (this.replica.isRemoved()) throw new RemovedError()
       // Immutable values: whatever is here is committed, so it answers at once.
       const existing = this.replica.get(kb)
       if (existing) return sameBytes(existing, value) ? 'exists' : 'conflict'
@@ -443,7 +451,7 @@ export class DbServer {
    * local hit answers at once, whatever the consistency); anything else, a miss included
    * (it needs ReadIndex before a 404), goes to the routes above. */
   private fastRead(req: IncomingMessage, res: ServerResponse): boolean {
-    if (this.draining) return false
+    if (this.draining || this.replica.isRemoved()) return false
     const key = rawKeyOfFastPath(req)
     if (key === undefined) return false
     let value: Uint8Array | undefined

@@ -18,6 +18,7 @@ export type ErrorName =
   | 'member_conflict'
   | 'internal'
   | 'unavailable'
+  | 'removed'
 
 /** ErrorBody is the JSON body of every error response. */
 export interface ErrorBody {
@@ -111,12 +112,21 @@ export class MemberConflictError extends OnceKvError {
 export class UnavailableError extends OnceKvError {
   readonly status = 503
   readonly code = 1005
-  readonly error = 'unavailable'
+  readonly error: ErrorName = 'unavailable'
   constructor(
     message: string,
     readonly retryAfterSeconds = 1,
   ) {
     super(message)
+  }
+}
+
+/** RemovedError: this member was removed from the cluster, for good; use another member. It
+ * is a 503 like UnavailableError (clients move on), with its own name. */
+export class RemovedError extends UnavailableError {
+  override readonly error: ErrorName = 'removed'
+  constructor() {
+    super('this member was removed from the cluster; use another member', 60)
   }
 }
 

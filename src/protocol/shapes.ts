@@ -29,6 +29,8 @@ export interface ClusterResponse {
   readonly id: string
   readonly leader: string
   readonly term: number
+  /** applied is the member's applied index: its members list is as of that index (or later). */
+  readonly applied: number
   readonly members: readonly ClusterMember[]
 }
 

@@ -312,3 +312,60 @@ test('§4.1 (trap) a snapshot restored while a conf entry is being applied keeps
   drain(n)
   assert.deepEqual(n.raft.status().conf, conf)
 })
+
+// ------------------------------------------------------------------ strangers
+
+test('(trap) a heartbeat from a stranger with a commit past our log does not crash the member', () => {
+  const h = cluster()
+  const last = h.raft('2').status().lastIndex
+  // Well formed, from an id outside the configuration, with a huge term and commit: the
+  // core clamps the commit to its log (as etcd-io/raft does) instead of asserting on it.
+  h.raft('2').step({
+    type: 'heartbeat',
+    from: 'x9',
+    to: '2',
+    term: 1e9,
+    commit: 1e9,
+    ctx: '',
+  })
+  assert.equal(h.raft('2').status().commit, last)
+  assert.equal(h.raft('2').status().lastIndex, last)
+})
+
+test('(trap) an append from a stranger commits no further than the entries it matched', () => {
+  const h = cluster()
+  const s = h.raft('2').status()
+  const lastTerm = h.member('2').storage.term(s.lastIndex) as number
+  h.raft('2').step(app('x9', '2', 1e9, s.lastIndex, lastTerm, [], 1e9))
+  assert.equal(h.raft('2').status().commit, s.lastIndex)
+})
+
+test('knowsMember: voters and learners, members being added, not strangers nor removed members', () => {
+  const h = cluster()
+  h.addEmpty('4')
+  // A member with no configuration yet (joining) takes traffic from anyone.
+  assert.equal(h.raft('4').knowsMember('1'), true)
+  assert.equal(h.raft('4').knowsMember('x9'), true)
+  for (const id of ['1', '2', '3']) assert.equal(h.raft('2').knowsMember(id), true, id)
+  assert.equal(h.raft('2').knowsMember('x9'), false)
+  assert.equal(h.raft('2').knowsMember('4'), false)
+  // 2 holds the change adding 4 but has not applied it: 4 is being added.
+  h.drop = (m) => m.to === '2' && m.type === 'heartbeat'
+  const r = h.raft('1').proposeConfChange({ type: 'addLearner', node: '4' })
+  assert.ok(r.ok)
+  h.drop = (m) => m.to === '2' && m.type === 'app' && m.entries.length === 0
+  h.stabilize()
+  assert.equal(h.raft('2').status().lastIndex, r.index)
+  assert.ok(h.raft('2').status().applied < r.index, 'the change is applied on 2 too early')
+  assert.equal(h.raft('2').knowsMember('4'), true)
+  assert.equal(h.raft('2').knowsMember('x9'), false)
+  h.drop = () => false
+  h.tickAll(2)
+  assert.deepEqual(h.raft('2').status().conf.learners, ['4'])
+  assert.equal(h.raft('2').knowsMember('4'), true)
+  // Once a removal applies, the removed member is a stranger.
+  change(h, '1', { type: 'remove', node: '3' })
+  h.tickAll(2)
+  assert.equal(h.raft('2').knowsMember('3'), false)
+  assert.equal(h.raft('1').knowsMember('3'), false)
+})

@@ -44,7 +44,7 @@ import type {
   SnapshotMeta,
   VoteRequest,
 } from './types.ts'
-import { applyConfChangeTo, encodeConfChange, entryBytes, NONE } from './types.ts'
+import { applyConfChangeTo, decodeConfChange, encodeConfChange, entryBytes, NONE } from './types.ts'
 
 /** TestOnlyBugs break one Raft rule on purpose, to show the simulator catches it. */
 export interface TestOnlyBugs {
@@ -292,6 +292,26 @@ export class Raft {
       }
     }
     return this.appliedConf
+  }
+
+  /**
+   * knowsMember tells whether id may take part in this member's Raft traffic: a voter or
+   * learner of the applied configuration, or a member named by a conf change in the log that
+   * is not applied here yet (it is being added, and may already be in the configuration of a
+   * member ahead of us). A member that has no configuration yet (it is joining) knows anyone.
+   * The host drops peer messages from members it does not know: a stranger, or a member
+   * removed from the configuration.
+   */
+  knowsMember(id: NodeId): boolean {
+    const { voters, learners } = this.conf
+    if (voters.length === 0 && learners.length === 0) return true
+    if (voters.includes(id) || learners.includes(id)) return true
+    const from = Math.max(this.log.applied + 1, this.log.firstIndex())
+    const last = this.log.lastIndex()
+    if (from > last) return false
+    for (const e of this.log.slice(from, last + 1, Infinity))
+      if (e.type === 'conf' && decodeConfChange(e.data).node === id) return true
+    return false
   }
 
   /** readIndex asks for a linearizable read barrier; the answer comes as a ReadState with the
@@ -881,8 +901,10 @@ export class Raft {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    // The leader sends min(our match, its commit), so this never passes our matching log.
-    this.log.commitTo(m.commit)
+    // A leader sends min(our match, its commit), which never passes our log; a commit beyond
+    // our last index comes from a peer that is no leader of ours (or a broken one) and is
+    // clamped, as etcd-io/raft does, rather than trusted or asserted on.
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()))
     this.send({ type: 'heartbeatResp', from: this.id, to: m.from, term: this.term, ctx: m.ctx })
   }
 

@@ -2,9 +2,11 @@
 // every member, reads from every member, create-once semantics, caching headers, every
 // route, and bad input: a clear 4xx JSON error with its code, and nothing written.
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
 import { before, describe, it } from 'node:test'
 import type { DbStats } from '../../src/protocol/index.ts'
-import type { Cluster, DbProcess } from './cluster.ts'
+import { encodeHello, encodeMessages, PROTOCOL_VERSION } from '../../src/transport/codec.ts'
+import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { headersOf, keyPath, parsePrometheus, postJson, type HttpResponse } from './http.ts'
 import { wsMessages, wsOutcome } from './ws.ts'
@@ -463,5 +465,65 @@ describe('db API on a three-member cluster', () => {
     assert.equal((await putRaw(nodes[0]!, 'consistency-check', 'x')).status, 201)
     await cluster.waitCaughtUp()
     assertError(await nodes[1]!.request('/key/consistency-check?consistency=bogus'), 400, 1001)
+  })
+
+  it('ignores well-formed Raft messages from an id outside the configuration', async () => {
+    const { node: leader, stats } = await cluster.leader()
+    // A peer that says hello as "x9" and claims a huge term and commit index, to a follower
+    // and to the leader: no assertion may fire, no term may move, the leader stays.
+    for (const target of nodes) {
+      const socket = connect({ host: '127.0.0.1', port: Number(target.raft.split(':').pop()) })
+      socket.on('error', () => {})
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve)
+        socket.once('error', reject)
+      })
+      socket.write(
+        encodeHello({
+          version: PROTOCOL_VERSION,
+          clusterName: 'oncekv',
+          id: 'x9',
+          purpose: 'raft',
+        }),
+      )
+      socket.write(
+        encodeMessages([
+          { type: 'heartbeat', from: 'x9', to: target.id, term: 1e9, commit: 1e9, ctx: '' },
+          {
+            type: 'app',
+            from: 'x9',
+            to: target.id,
+            term: 1e9,
+            index: 1e9,
+            logTerm: 1e9,
+            entries: [],
+            commit: 1e9,
+          },
+          {
+            type: 'vote',
+            from: 'x9',
+            to: target.id,
+            term: 1e9,
+            index: 1e9,
+            logTerm: 1e9,
+            transfer: true,
+          },
+        ]),
+      )
+      // The member logs the drop; a member that crashed instead ends the wait at once.
+      await waitFor(`${target.id} to drop the stranger's messages`, async () => {
+        assert(target.running, `${target.id} exited: ${target.logTail()}`)
+        return target.logOfLastRun().includes('"event":"raft_from_non_member"')
+      })
+      socket.destroy()
+    }
+    for (const n of nodes) {
+      assert(n.running, `${n.id} exited: ${n.logTail()}`)
+      const s = await n.stats()
+      assert.equal(s.term, stats.term, `${n.id} term`)
+      assert.equal(s.leader, leader.id, `${n.id} leader`)
+    }
+    assert.equal((await putRaw(nodes[1]!, 'after-stranger', 'still serving')).status, 201)
+    assert.equal((await cluster.leader()).node.id, leader.id)
   })
 })

@@ -5,7 +5,7 @@
 // reported).
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { waitFor, type Cluster, type DbProcess, type ExitInfo } from './cluster.ts'
+import { GiveUp, waitFor, type Cluster, type DbProcess, type ExitInfo } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { postJson } from './http.ts'
 import {
@@ -40,6 +40,33 @@ async function waitConfiguration(members: readonly DbProcess[], voters: string[]
     },
     { timeoutMs: 20_000, intervalMs: 50 },
   )
+}
+
+/** waitRemoved waits until member n (in its current run) logged that it was removed and
+ * answers data and membership requests with 503 "removed", while still describing itself. */
+async function waitRemoved(n: DbProcess): Promise<void> {
+  await waitFor(
+    `${n.id} to know it was removed`,
+    async () => {
+      if (!n.running) throw new GiveUp(`${n.id} exited: ${n.logTail()}`)
+      return n.logOfLastRun().includes('"event":"removed"')
+    },
+    { timeoutMs: 15_000, intervalMs: 50 },
+  )
+  for (const res of [
+    await n.request('/key/removed-probe'),
+    await n.request('/keys/removed-probe', { method: 'PUT', body: 'x' }),
+    await postJson(`${n.url}/transfer-leader`, { id: n.id }),
+    await n.request('/readyz'),
+  ]) {
+    assert.equal(res.status, 503, res.text())
+    const body = res.json<{ code: number; error: string; message: string }>()
+    assert.equal(body.code, 1005)
+    assert.equal(body.error, 'removed')
+    assert.match(body.message, /removed from the cluster/)
+  }
+  assert.equal((await n.request('/healthz')).status, 200)
+  assert.equal((await n.clusterView()).id, n.id)
 }
 
 describe('membership changes under write load', () => {
@@ -107,7 +134,17 @@ describe('membership changes under write load', () => {
         const left = ['n1', 'n2', 'n3', 'n4', 'n5'].filter((id) => id !== follower.id)
         await waitConfiguration(members(), left)
       })
+      // It finds out it was removed (the leader stopped talking to it) and says so.
+      await step(`removed follower ${follower.id} knows it was removed`, async () => {
+        await waitRemoved(follower)
+      })
       await step(`removed follower ${follower.id} stopped (SIGTERM)`, async () => {
+        assert.equal((await cluster.terminate(follower.id)).code, 0)
+      })
+      // Restarted from its data directory, it says so again rather than campaigning forever.
+      await step(`removed follower ${follower.id} restarted, knows it was removed`, async () => {
+        cluster.restart(follower.id)
+        await waitRemoved(follower)
         assert.equal((await cluster.terminate(follower.id)).code, 0)
       })
 
