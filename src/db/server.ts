@@ -14,6 +14,8 @@ import {
   KeyConflictError,
   MemberConflictError,
   KeyNotFoundError,
+  NoLeaderError,
+  OutcomeUnknownError,
   keyBytes,
   UnavailableError,
   UnsupportedMediaTypeError,
@@ -331,10 +333,21 @@ export class DbServer {
       const s = this.replica.status()
       try {
         if (s.role === 'leader') return await this.replica.put(kb, value)
-        const leader = await this.replica.waitForLeader(deadline)
+        // With no leader for longer than an election takes, no quorum is reachable from here:
+        // answer now (NoLeaderError) rather than at the end of the write's deadline.
+        const leader = await this.replica.waitForLeader(
+          Math.min(deadline, this.replica.noLeaderDeadline()),
+        )
         if (leader === this.replica.id) continue
         return await this.forwardPut(leader, key, value, deadline)
       } catch (e) {
+        // This member knows no leader: a write it proposed lost its leader (the outcome is
+        // unknown), or none was elected in time. Either answer is final here.
+        if (
+          (e instanceof OutcomeUnknownError || e instanceof NoLeaderError) &&
+          this.replica.status().leader === NONE
+        )
+          throw e
         if (
           e instanceof NotLeaderError ||
           e instanceof ProposalLostError ||
@@ -362,8 +375,13 @@ export class DbServer {
   ): Promise<PutResult> {
     const addr = this.replica.memberAddresses()[leader]
     if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
+    // A leader that stops answering (it crashed, hangs, or lost its quorum) is dropped as soon
+    // as this member stops following it, not at the write's deadline.
+    const abort = new AbortController()
+    const unwatch = this.replica.watchLeader(() => abort.abort())
     const res = await this.poolFor(addr.http)
       .request({
+        signal: abort.signal,
         path: `/keys/${encodeURIComponent(key)}`,
         method: 'PUT',
         body: value,
@@ -374,8 +392,13 @@ export class DbServer {
       .catch((e: unknown) => {
         // The leader is down or went away mid-request: the write may or may not have
         // applied, and retrying (here, against whoever leads next) is safe.
-        throw new UnavailableError(`could not reach the leader ${leader}: ${(e as Error).message}`)
+        throw new UnavailableError(
+          abort.signal.aborted
+            ? `the leader ${leader} was lost while it handled the write`
+            : `could not reach the leader ${leader}: ${(e as Error).message}`,
+        )
       })
+      .finally(unwatch)
     if (res.statusCode === 201 || res.statusCode === 200) {
       await res.body.dump()
       return res.statusCode === 201 ? 'created' : 'exists'
@@ -442,7 +465,9 @@ export class DbServer {
   ): Promise<void> {
     const deadline = Date.now() + this.writeTimeoutMs
     for (;;) {
-      const leader = await this.replica.waitForLeader(deadline)
+      const leader = await this.replica.waitForLeader(
+        Math.min(deadline, this.replica.noLeaderDeadline()),
+      )
       if (leader === this.replica.id) {
         try {
           await fn()

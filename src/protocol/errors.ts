@@ -18,6 +18,8 @@ export type ErrorName =
   | 'member_conflict'
   | 'internal'
   | 'unavailable'
+  | 'no_leader'
+  | 'outcome_unknown'
 
 /** ErrorBody is the JSON body of every error response. */
 export interface ErrorBody {
@@ -111,13 +113,30 @@ export class MemberConflictError extends OnceKvError {
 export class UnavailableError extends OnceKvError {
   readonly status = 503
   readonly code = 1005
-  readonly error = 'unavailable'
+  readonly error: 'unavailable' | 'no_leader' | 'outcome_unknown' = 'unavailable'
   constructor(
     message: string,
     readonly retryAfterSeconds = 1,
   ) {
     super(message)
   }
+}
+
+/** NoLeaderError: this member has known no leader for longer than an election takes, so no
+ * quorum is reachable from it. Nothing was written; retrying (later, or elsewhere) is safe. */
+export class NoLeaderError extends UnavailableError {
+  override readonly error = 'no_leader'
+  constructor(
+    message = 'no leader: the cluster has no quorum reachable from this member; retrying is safe',
+  ) {
+    super(message)
+  }
+}
+
+/** OutcomeUnknownError: the write reached a leader that lost its quorum before the write
+ * committed; it may apply later or never. Retrying with the same value is safe. */
+export class OutcomeUnknownError extends UnavailableError {
+  override readonly error = 'outcome_unknown'
 }
 
 /** InternalError: a bug. The message sent is generic; the cause is logged. */
@@ -142,6 +161,10 @@ export function errorFromBody(status: number, body: unknown, key = ''): OnceKvEr
       return new PayloadTooLargeError(message)
     case 'unavailable':
       return new UnavailableError(message)
+    case 'no_leader':
+      return new NoLeaderError(message)
+    case 'outcome_unknown':
+      return new OutcomeUnknownError(message)
     case 'bad_request':
       return new BadRequestError(message)
     default:
