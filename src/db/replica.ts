@@ -713,7 +713,8 @@ export class Replica {
         : s.term === prev.term && s.leader === NONE
           ? 'no_quorum'
           : 'newer_term'
-      this.log.warn(
+      // Handing over to a newer term (a transfer, an election elsewhere) is routine.
+      this.log[reason === 'newer_term' ? 'info' : 'warn'](
         { event: 'stepped_down', reason, role: s.role, ...fields },
         `stepped down as leader (${reason.replace(/_/g, ' ')})`,
       )
