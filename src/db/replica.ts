@@ -280,11 +280,16 @@ export class Replica {
     }
   }
 
+  /** electionTimeoutMs is the shortest election timeout. */
+  electionTimeoutMs(): number {
+    return this.electionTicks * this.tickMs
+  }
+
   /** noLeaderDeadline is when this member, if it still knows no leader, stops waiting for
    * one: two election timeouts (the longest randomized one) after it lost its leader. Past
    * it, no quorum is reachable from here, and waiting longer only delays the answer. */
   noLeaderDeadline(): number {
-    return this.leaderLostAtMs + 2 * this.electionTicks * this.tickMs
+    return this.leaderLostAtMs + 2 * this.electionTimeoutMs()
   }
 
   /** watchLeader calls onChange once when the leader this member knows changes (to another

@@ -375,10 +375,14 @@ export class DbServer {
   ): Promise<PutResult> {
     const addr = this.replica.memberAddresses()[leader]
     if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
-    // A leader that stops answering (it crashed, hangs, or lost its quorum) is dropped as soon
-    // as this member stops following it, not at the write's deadline.
+    // A leader that stops answering (it crashed, hangs, or lost its quorum) is given up an
+    // election timeout after this member stops following it, not at the write's deadline. (Not
+    // at once: a leader that handed over answers its writes in flight a moment later.)
     const abort = new AbortController()
-    const unwatch = this.replica.watchLeader(() => abort.abort())
+    let abortTimer: NodeJS.Timeout | undefined
+    const unwatch = this.replica.watchLeader(() => {
+      abortTimer = setTimeout(() => abort.abort(), this.replica.electionTimeoutMs())
+    })
     const res = await this.poolFor(addr.http)
       .request({
         signal: abort.signal,
@@ -398,7 +402,10 @@ export class DbServer {
             : `could not reach the leader ${leader}: ${(e as Error).message}`,
         )
       })
-      .finally(unwatch)
+      .finally(() => {
+        unwatch()
+        clearTimeout(abortTimer)
+      })
     if (res.statusCode === 201 || res.statusCode === 200) {
       await res.body.dump()
       return res.statusCode === 201 ? 'created' : 'exists'
