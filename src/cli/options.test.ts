@@ -17,7 +17,16 @@ describe('urlListOption', () => {
   })
 
   it('refuses an empty item or a value that is not a URL', () => {
-    for (const bad of ['', 'http://127.0.0.1:11000,', ',http://127.0.0.1:11000', 'not a url'])
+    for (const bad of [
+      '',
+      'http://127.0.0.1:11000,',
+      ',http://127.0.0.1:11000',
+      'not a url',
+      'notaurl',
+      '127.0.0.1',
+      'ftp://127.0.0.1:11000',
+      'http://127.0.0.1:11000/path',
+    ])
       assert.throws(() => urlListOption(bad, undefined), InvalidArgumentError, bad)
   })
 })

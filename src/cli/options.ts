@@ -26,12 +26,15 @@ export function valueBytesOption(value: string): number {
   return n
 }
 
-/** urlOption parses one URL of a repeatable or variadic URL flag ("host:port" gets http://)
+/** urlOption parses one URL of a repeatable or variadic URL flag ("host:port" gets http://;
+ * without a scheme the port is required)
  * and appends it to the values before it. */
 export function urlOption(value: string, previous: string[] | undefined): string[] {
-  const url = /^[a-z]+:\/\//i.test(value) ? value : `http://${value}`
+  const hasScheme = /^[a-z]+:\/\//i.test(value)
+  const url = hasScheme ? value : `http://${value}`
   const trimmed = url.replace(/\/$/, '')
-  if (!isBaseUrl(trimmed))
+  // Without a scheme only "host:port" is a URL: a bare word is a mistake, not a host.
+  if (!isBaseUrl(trimmed) || (!hasScheme && !/:[0-9]{1,5}\/?$/.test(value)))
     throw new InvalidArgumentError(`${value} is not a node URL like http://127.0.0.1:11000`)
   return [...(previous ?? []), trimmed]
 }

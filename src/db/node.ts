@@ -8,6 +8,7 @@ import { TcpTransport } from '../transport/index.ts'
 import { VALUE_BYTES_MAX_DEFAULT, type ClusterResponse } from '../protocol/index.ts'
 import { Replica } from './replica.ts'
 import { DbServer } from './server.ts'
+import { transportLogger } from './transport-log.ts'
 
 /** DbNodeOptions configures a member (the flags of `oncekv db`). */
 export interface DbNodeOptions {
@@ -66,7 +67,7 @@ export class DbNode {
       id: opts.id,
       clusterName: opts.clusterName ?? 'oncekv',
       listen: opts.raft,
-      logger: (event, fields) => log.debug({ event, ...fields }, event),
+      logger: transportLogger(log),
     })
     const replica = new Replica({
       id: opts.id,

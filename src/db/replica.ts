@@ -18,11 +18,18 @@ import {
   type Message,
   type NodeId,
   type Ready,
+  type SoftState,
   type Status,
 } from '../raft/index.ts'
 import type { ApplyTxn, LmdbStore, MemberAddress } from '../storage/index.ts'
 import type { IncomingSnapshot, SnapshotSource, Transport } from '../transport/transport.ts'
-import { BadRequestError, RemovedError, UnavailableError } from '../protocol/index.ts'
+import {
+  BadRequestError,
+  NoLeaderError,
+  OutcomeUnknownError,
+  RemovedError,
+  UnavailableError,
+} from '../protocol/index.ts'
 import { decodePut, encodePut } from './command.ts'
 
 /** PutResult is what applying a put did: created it, found identical bytes, or other bytes. */
@@ -98,6 +105,7 @@ export class Replica {
   private readonly readsWaitingApply: { index: number; ctx: string }[] = []
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = []
   private readonly leaderWaiters = new Set<() => void>()
+  private readonly leaderWatchers = new Set<() => void>()
   private readonly snapshotsInFlight = new Set<NodeId>()
   private readonly snapshotFailures = new Map<NodeId, number>()
   private readSeq = 0
@@ -111,6 +119,10 @@ export class Replica {
   // last heard from a leader or started (for removalSuspected).
   private removed = false
   private readonly startedAt = Date.now()
+  /** soft is the role, leader and term this member last reported (logged on change). */
+  private soft: SoftState
+  /** leaderLostAtMs is when this member last stopped knowing a leader (or started). */
+  private leaderLostAtMs = Date.now()
   private lastCompactedIndex: number
   private promotionInFlight = false
   /** promoteNotBefore delays the next promotion attempt after a failed one (ms epoch). */
@@ -134,6 +146,7 @@ export class Replica {
     this.durableHardState = initial.hardState
     this.lastCompactedIndex = this.store.snapshot().index
     this.members = { ...this.store.members() }
+    this.soft = { role: 'follower', leader: NONE, term: initial.hardState.term }
     this.raft = new Raft(
       {
         id: opts.id,
@@ -232,7 +245,7 @@ export class Replica {
     const deadline = Date.now() + timeoutMs
     const ctx = `${this.id}:${this.incarnation}:${++this.readSeq}`
     while (!this.raft.readIndex(ctx)) {
-      await this.waitForLeader(deadline)
+      await this.waitForLeader(Math.min(deadline, this.noLeaderDeadline()))
       this.checkRunning()
     }
     this.kick()
@@ -264,7 +277,7 @@ export class Replica {
       const leader = this.raft.status().leader
       if (leader !== NONE) return leader
       const left = deadline - Date.now()
-      if (left <= 0) throw new UnavailableError('no leader: the cluster has no quorum right now')
+      if (left <= 0) throw new NoLeaderError()
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(left, 250))
         function done(): void {
@@ -275,6 +288,29 @@ export class Replica {
       })
       this.leaderWaiters.clear()
     }
+  }
+
+  /** electionTimeoutMs is the shortest election timeout. */
+  electionTimeoutMs(): number {
+    return this.electionTicks * this.tickMs
+  }
+
+  /** noLeaderDeadline is when this member, if it still knows no leader, stops waiting for
+   * one: two election timeouts (the longest randomized one) after it lost its leader. Past
+   * it, no quorum is reachable from here, and waiting longer only delays the answer. */
+  noLeaderDeadline(): number {
+    return this.leaderLostAtMs + 2 * this.electionTimeoutMs()
+  }
+
+  /** watchLeader calls onChange once when the leader this member knows changes (to another
+   * member or to none); it returns the function that stops watching. */
+  watchLeader(onChange: () => void): () => void {
+    const w = (): void => {
+      this.leaderWatchers.delete(w)
+      onChange()
+    }
+    this.leaderWatchers.add(w)
+    return () => this.leaderWatchers.delete(w)
   }
 
   /** changeMembership proposes a configuration change on this member (the leader) and
@@ -300,6 +336,11 @@ export class Replica {
   /** transferLeadership asks the leader to hand over to `to` and waits until a leader other
    * than this member is known, or the timeout. */
   async transferLeadership(to: NodeId, timeoutMs = 3_000): Promise<boolean> {
+    const started = Date.now()
+    this.log.info(
+      { event: 'transfer_leader', to, term: this.raft.status().term },
+      `transferring leadership to ${to}`,
+    )
     this.raft.transferLeader(to)
     this.kick()
     try {
@@ -307,8 +348,23 @@ export class Replica {
         const s = this.raft.status()
         return s.leader !== NONE && s.leader !== this.id && s.role !== 'leader'
       }, timeoutMs)
+      const s = this.raft.status()
+      this.log.info(
+        {
+          event: 'transfer_leader_done',
+          to,
+          leader: s.leader,
+          term: s.term,
+          ms: Date.now() - started,
+        },
+        `leadership transferred to ${s.leader}`,
+      )
       return true
     } catch {
+      this.log.warn(
+        { event: 'transfer_leader_failed', to, ms: Date.now() - started },
+        `leadership transfer to ${to} did not finish in time`,
+      )
       return false
     }
   }
@@ -598,16 +654,18 @@ export class Replica {
     done: () => (PutResult | undefined)[]
   } {
     const results: (PutResult | undefined)[] = []
-    let membersChanged = false
+    const confChanges: { cc: ConfChange; index: number; conf: ConfState; wasLearner: boolean }[] =
+      []
     const run = (txn: ApplyTxn): void => {
       for (const e of entries) {
         if (e.type === 'conf') {
           const cc = decodeConfChange(e.data)
+          const wasLearner = this.raft.status().conf.learners.includes(cc.node)
           const conf: ConfState = this.raft.applyConfChange(cc, e.index)
           txn.setConf(conf)
           this.applyMemberAddress(cc, conf)
           txn.setMembers(this.members)
-          membersChanged = true
+          confChanges.push({ cc, index: e.index, conf, wasLearner })
           results.push('created')
         } else if (e.data.byteLength === 0) {
           results.push(undefined)
@@ -622,7 +680,28 @@ export class Replica {
     const done = (): (PutResult | undefined)[] => {
       const last = entries[entries.length - 1]
       if (last) this.appliedIndex = last.index
-      if (membersChanged) this.updatePeers()
+      if (confChanges.length > 0) this.updatePeers()
+      for (const { cc, index, conf, wasLearner } of confChanges) {
+        const what =
+          cc.type === 'addLearner'
+            ? 'learner_added'
+            : cc.type === 'addVoter'
+              ? wasLearner
+                ? 'learner_promoted'
+                : 'voter_added'
+              : 'member_removed'
+        this.log.info(
+          {
+            event: 'conf_change_applied',
+            change: what,
+            member: cc.node,
+            index,
+            voters: conf.voters,
+            learners: conf.learners,
+          },
+          `membership change applied: ${what.replace(/_/g, ' ')} (${cc.node})`,
+        )
+      }
       return results
     }
     return { run, done }
@@ -677,10 +756,81 @@ export class Replica {
   }
 
   private noteSoftState(rd: Ready): void {
+    const prev = this.soft
+    const s = rd.softState
+    if (s.role !== prev.role || s.leader !== prev.leader || s.term !== prev.term) {
+      this.soft = s
+      if (s.leader === NONE && prev.leader !== NONE) this.leaderLostAtMs = Date.now()
+      if (s.leader !== prev.leader) for (const w of [...this.leaderWatchers]) w()
+      this.logSoftState(prev, s)
+      // Check-quorum: the leader stepped down in its own term, with no successor known. (A
+      // newer term means a successor is being elected: its writes may still commit there.)
+      if (
+        prev.role === 'leader' &&
+        s.role !== 'leader' &&
+        s.leader === NONE &&
+        s.term === prev.term &&
+        !this.isRemoved()
+      ) {
+        this.failPendingOnStepDown()
+      }
+    }
     if (rd.softState.leader !== NONE && this.leaderWaiters.size > 0) {
       for (const w of this.leaderWaiters) w()
       this.leaderWaiters.clear()
     }
+  }
+
+  /** logSoftState logs an election's outcome as this member sees it: one line per change of
+   * role or leader (pre-candidacy, which repeats while no quorum answers, at debug). */
+  private logSoftState(prev: SoftState, s: SoftState): void {
+    const fields = { term: s.term, leader: s.leader === NONE ? null : s.leader }
+    if (s.role === 'leader' && prev.role !== 'leader') {
+      this.log.info({ event: 'became_leader', ...fields }, `became leader in term ${s.term}`)
+    } else if (prev.role === 'leader' && s.role !== 'leader') {
+      const reason = this.isRemoved()
+        ? 'removed'
+        : s.term === prev.term && s.leader === NONE
+          ? 'no_quorum'
+          : 'newer_term'
+      // Handing over to a newer term (a transfer, an election elsewhere) is routine.
+      this.log[reason === 'newer_term' ? 'info' : 'warn'](
+        { event: 'stepped_down', reason, role: s.role, ...fields },
+        `stepped down as leader (${reason.replace(/_/g, ' ')})`,
+      )
+    } else if (s.role === 'candidate' && prev.role !== 'candidate') {
+      this.log.info({ event: 'became_candidate', ...fields }, `became candidate in term ${s.term}`)
+    } else if (s.role === 'follower' && s.leader !== NONE && s.leader !== prev.leader) {
+      this.log.info(
+        { event: 'became_follower', ...fields },
+        `following leader ${s.leader} in term ${s.term}`,
+      )
+    } else if (s.leader === NONE && prev.leader !== NONE) {
+      this.log.warn(
+        { event: 'leader_lost', role: s.role, previousLeader: prev.leader, ...fields },
+        `lost contact with leader ${prev.leader}; electing`,
+      )
+    } else {
+      this.log.debug({ event: 'role', role: s.role, ...fields }, `role ${s.role}`)
+    }
+  }
+
+  /** failPendingOnStepDown fails the writes and membership changes waiting on a leader that
+   * stepped down without a successor (it lost its quorum): they may still commit under a
+   * later leader or never, so the answer is "unknown, retry": a retry with the same value is
+   * safe (it answers "created" or "exists"). */
+  private failPendingOnStepDown(): void {
+    if (this.pendingPuts.size === 0) return
+    const err = new OutcomeUnknownError(
+      'this member lost its leadership (no quorum reachable) before the write committed; ' +
+        'the outcome is unknown, and retrying with the same value is safe',
+    )
+    this.log.warn(
+      { event: 'pending_failed', writes: this.pendingPuts.size },
+      'failing writes in flight: leadership lost',
+    )
+    for (const p of this.pendingPuts.values()) p.reject(err)
+    this.pendingPuts.clear()
   }
 
   private sendSnapshot(to: NodeId, term: number): void {

@@ -16,6 +16,8 @@ import {
   MemberConflictError,
   KeyNotFoundError,
   RemovedError,
+  NoLeaderError,
+  OutcomeUnknownError,
   keyBytes,
   UnavailableError,
   UnsupportedMediaTypeError,
@@ -344,10 +346,21 @@ export class DbServer {
       const s = this.replica.status()
       try {
         if (s.role === 'leader') return await this.replica.put(kb, value)
-        const leader = await this.replica.waitForLeader(deadline)
+        // With no leader for longer than an election takes, no quorum is reachable from here:
+        // answer now (NoLeaderError) rather than at the end of the write's deadline.
+        const leader = await this.replica.waitForLeader(
+          Math.min(deadline, this.replica.noLeaderDeadline()),
+        )
         if (leader === this.replica.id) continue
         return await this.forwardPut(leader, key, value, deadline)
       } catch (e) {
+        // This member knows no leader: a write it proposed lost its leader (the outcome is
+        // unknown), or none was elected in time. Either answer is final here.
+        if (
+          (e instanceof OutcomeUnknownError || e instanceof NoLeaderError) &&
+          this.replica.status().leader === NONE
+        )
+          throw e
         if (
           e instanceof NotLeaderError ||
           e instanceof ProposalLostError ||
@@ -375,8 +388,17 @@ export class DbServer {
   ): Promise<PutResult> {
     const addr = this.replica.memberAddresses()[leader]
     if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
+    // A leader that stops answering (it crashed, hangs, or lost its quorum) is given up an
+    // election timeout after this member stops following it, not at the write's deadline. (Not
+    // at once: a leader that handed over answers its writes in flight a moment later.)
+    const abort = new AbortController()
+    let abortTimer: NodeJS.Timeout | undefined
+    const unwatch = this.replica.watchLeader(() => {
+      abortTimer = setTimeout(() => abort.abort(), this.replica.electionTimeoutMs())
+    })
     const res = await this.poolFor(addr.http)
       .request({
+        signal: abort.signal,
         path: `/keys/${encodeURIComponent(key)}`,
         method: 'PUT',
         body: value,
@@ -387,7 +409,15 @@ export class DbServer {
       .catch((e: unknown) => {
         // The leader is down or went away mid-request: the write may or may not have
         // applied, and retrying (here, against whoever leads next) is safe.
-        throw new UnavailableError(`could not reach the leader ${leader}: ${(e as Error).message}`)
+        throw new UnavailableError(
+          abort.signal.aborted
+            ? `the leader ${leader} was lost while it handled the write`
+            : `could not reach the leader ${leader}: ${(e as Error).message}`,
+        )
+      })
+      .finally(() => {
+        unwatch()
+        clearTimeout(abortTimer)
       })
     if (res.statusCode === 201 || res.statusCode === 200) {
       await res.body.dump()
@@ -475,7 +505,9 @@ export class DbServer {
   ): Promise<void> {
     const deadline = Date.now() + this.writeTimeoutMs
     for (;;) {
-      const leader = await this.replica.waitForLeader(deadline)
+      const leader = await this.replica.waitForLeader(
+        Math.min(deadline, this.replica.noLeaderDeadline()),
+      )
       if (leader === this.replica.id) {
         try {
           await fn()

@@ -19,6 +19,8 @@ export type ErrorName =
   | 'internal'
   | 'unavailable'
   | 'removed'
+  | 'no_leader'
+  | 'outcome_unknown'
 
 /** ErrorBody is the JSON body of every error response. */
 export interface ErrorBody {
@@ -130,6 +132,23 @@ export class RemovedError extends UnavailableError {
   }
 }
 
+/** NoLeaderError: this member has known no leader for longer than an election takes, so no
+ * quorum is reachable from it. Nothing was written; retrying (later, or elsewhere) is safe. */
+export class NoLeaderError extends UnavailableError {
+  override readonly error: ErrorName = 'no_leader'
+  constructor(
+    message = 'no leader: the cluster has no quorum reachable from this member; retrying is safe',
+  ) {
+    super(message)
+  }
+}
+
+/** OutcomeUnknownError: the write reached a leader that lost its quorum before the write
+ * committed; it may apply later or never. Retrying with the same value is safe. */
+export class OutcomeUnknownError extends UnavailableError {
+  override readonly error: ErrorName = 'outcome_unknown'
+}
+
 /** InternalError: a bug. The message sent is generic; the cause is logged. */
 export class InternalError extends OnceKvError {
   readonly status = 500
@@ -152,6 +171,10 @@ export function errorFromBody(status: number, body: unknown, key = ''): OnceKvEr
       return new PayloadTooLargeError(message)
     case 'unavailable':
       return new UnavailableError(message)
+    case 'no_leader':
+      return new NoLeaderError(message)
+    case 'outcome_unknown':
+      return new OutcomeUnknownError(message)
     case 'bad_request':
       return new BadRequestError(message)
     default:

@@ -144,9 +144,11 @@ export class PeerLink {
       if (this.socket !== socket) return
       this.clearTimers()
       socket.setKeepAlive(true, 10_000)
-      if (this.failures > 0) {
-        this.ctx.log('peer_connected', { peer: this.peer, address: this.address })
-      }
+      this.ctx.log('peer_connected', {
+        peer: this.peer,
+        address: this.address,
+        failedAttempts: this.failures,
+      })
       this.linkState = 'connected'
       this.failures = 0
       this.ctx.stats.connects++

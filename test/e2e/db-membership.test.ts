@@ -13,6 +13,7 @@ import {
   notAcked,
   readBack,
   startWriteLoad,
+  serverErrorsBut503,
   summarize,
   type WriteLoadResult,
 } from './load.ts'
@@ -74,6 +75,8 @@ describe('membership changes under write load', () => {
   // Figures of the first test that the known-bug test below checks.
   let removedLeaderStop: { exit?: ExitInfo; ms: number } | undefined
   let loadResult: WriteLoadResult | undefined
+  // n4's suffrage the first time /cluster listed it.
+  let seenAsLearner: string | undefined
 
   it('joins two members, transfers leadership and removes two, losing no acknowledged write', async (t) => {
     const cluster: Cluster = await clusters.start({ name: 'membership', size: 3 })
@@ -104,9 +107,23 @@ describe('membership changes under write load', () => {
         return (await cluster.leader()).stats.commit_index >= stats.commit_index + 100
       })
 
-      // Two members join through whichever members are there and become voters.
-      await step('n4 joined and promoted', async () => {
-        await cluster.addMember({ id: 'n4' })
+      // Two members join through whichever members are there: each is a learner first (the
+      // writes so far give it a snapshot to catch up on), then a voter.
+      await step('n4 joined as a learner and promoted', async () => {
+        const n4 = await cluster.addMember({ id: 'n4', waitVoter: false })
+        const suffrage = await cluster.leader().then(({ node }) =>
+          waitFor(
+            'n4 in /cluster',
+            async () => {
+              const view = await node.clusterView(1_000)
+              const m = view.members.find((x) => x.id === 'n4')
+              return m ? m.suffrage : undefined
+            },
+            { timeoutMs: 20_000, intervalMs: 5 },
+          ),
+        )
+        seenAsLearner = suffrage
+        await cluster.waitVoters([n4.id], { timeoutMs: 20_000 })
         serving.add('n4')
       })
       await step('n5 joined and promoted', async () => {
@@ -205,5 +222,15 @@ describe('membership changes under write load', () => {
     assert.deepEqual(removedLeaderStop.exit, { code: 0, signal: null })
     assert(removedLeaderStop.ms < 3_000, `SIGTERM took ${removedLeaderStop.ms} ms`)
     assert.equal(loadResult.slowRequests, 0, summarize(loadResult))
+  })
+
+  it('a joining member is listed as a learner before its promotion', () => {
+    assert(seenAsLearner !== undefined, 'the test above did not get there')
+    assert.equal(seenAsLearner, 'learner')
+  })
+
+  it('clients writing through membership changes get no 5xx answer but 503', () => {
+    assert(loadResult, 'the test above did not get there')
+    assert.deepEqual(serverErrorsBut503(loadResult), {}, summarize(loadResult))
   })
 })

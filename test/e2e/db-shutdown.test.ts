@@ -7,7 +7,15 @@ import { describe, it } from 'node:test'
 import { waitFor, type ExitInfo } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { keyPath } from './http.ts'
-import { describeRetries, notAcked, readBack, startWriteLoad, summarize } from './load.ts'
+import {
+  describeRetries,
+  notAcked,
+  readBack,
+  serverErrorsBut503,
+  startWriteLoad,
+  summarize,
+  type WriteLoadResult,
+} from './load.ts'
 
 /** EXIT_WAIT_MS is how long a graceful stop may take before the test calls it stuck. */
 const EXIT_WAIT_MS = 10_000
@@ -16,6 +24,7 @@ describe('graceful shutdown', () => {
   const clusters = useClusters()
   // What the test under load saw when it stopped the leader, for the known-bug test.
   let underLoadExit: { exit?: ExitInfo; ms: number } | undefined
+  let underLoadResult: WriteLoadResult | undefined
 
   it('SIGTERM on the leader moves leadership, exits 0, logs "stopped cleanly", and it restarts', async (t) => {
     const cluster = await clusters.start({ name: 'shutdown', size: 3 })
@@ -102,6 +111,7 @@ describe('graceful shutdown', () => {
     )
 
     const result = await load.done
+    underLoadResult = result
     t.diagnostic(`load: ${summarize(result)}`)
     t.diagnostic(`retries: ${describeRetries(result, startedAt) || 'none'}`)
     assert.deepEqual(result.unexpected, [])
@@ -123,5 +133,10 @@ describe('graceful shutdown', () => {
   it('SIGTERM on a leader that followers forwarded writes to exits promptly', async () => {
     assert(underLoadExit, 'the test above did not get there')
     assert.deepEqual(underLoadExit.exit, { code: 0, signal: null }, `${underLoadExit.ms} ms`)
+  })
+
+  it('clients writing through a graceful leader change get no 5xx answer but 503', async () => {
+    assert(underLoadResult, 'the test above did not get there')
+    assert.deepEqual(serverErrorsBut503(underLoadResult), {}, summarize(underLoadResult))
   })
 })

@@ -61,6 +61,8 @@ export interface WriteLoadResult {
   readonly internalErrors: number
   /** networkErrors counts refused or reset connections, by cause. */
   readonly networkErrors: Record<string, number>
+  /** statuses counts every HTTP answer by status ("201": 812, "503": 3, ...). */
+  readonly statuses: Record<string, number>
   readonly unexpected: Unexpected[]
   /** retries lists the first RETRIES_KEPT answers that caused a retry, oldest first. */
   readonly retries: Retry[]
@@ -94,6 +96,7 @@ export function startWriteLoad(opts: WriteLoadOptions): WriteLoad {
   const ackedAtMs = new Map<string, number>()
   const attempted = new Map<string, string>()
   const networkErrors: Record<string, number> = {}
+  const statuses: Record<string, number> = {}
   const unexpected: Unexpected[] = []
   const retries: Retry[] = []
   const noteRetry = (target: string, what: string): void => {
@@ -145,6 +148,7 @@ export function startWriteLoad(opts: WriteLoadOptions): WriteLoad {
                 })
           status = res.status
           body = res.text()
+          statuses[status] = (statuses[status] ?? 0) + 1
           timed(sentAt)
         } catch (e) {
           if (!isNetworkError(e)) throw e
@@ -188,6 +192,7 @@ export function startWriteLoad(opts: WriteLoadOptions): WriteLoad {
       unavailable,
       internalErrors,
       networkErrors,
+      statuses,
       unexpected,
       retries,
       slowRequests,
@@ -227,9 +232,18 @@ export function summarize(r: WriteLoadResult): string {
     `acked ${r.acked.size} of ${r.attempted.size} keys in ${r.elapsedMs} ms (${rate}/s; ` +
     `${r.created} created, ${r.identical} identical on retry), 503s ${r.unavailable}, ` +
     `500s ${r.internalErrors}, ` +
+    `answers by status ${JSON.stringify(r.statuses)}, ` +
     `network errors ${JSON.stringify(r.networkErrors)}, unexpected ${r.unexpected.length}, ` +
     `most attempts for one key ${r.maxAttempts}, slowest request ${r.maxRequestMs} ms ` +
     `(${r.slowRequests} over ${SLOW_REQUEST_MS} ms)`
+  )
+}
+
+/** serverErrorsBut503 counts the 5xx answers other than 503, by status: a member may answer
+ * 503 (no leader, leadership moving, shutting down: retrying is safe), never anything else. */
+export function serverErrorsBut503(r: WriteLoadResult): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(r.statuses).filter(([status]) => status >= '500' && status !== '503'),
   )
 }
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption, runUntilSignal, valueBytesOption } from '../options.ts'
+import { intOption, runUntilSignal, urlListOption, valueBytesOption } from '../options.ts'
 
 interface DbFlags {
   id: string
@@ -31,7 +31,11 @@ export function registerDb(program: Command): void {
     .option('--advertise-http <host:port>', 'HTTP address other members reach (default --http)')
     .option('--advertise-raft <host:port>', 'peer address other members reach (default --raft)')
     .option('--data <dir>', 'data directory (default ./data/<id>)')
-    .option('--join <url...>', "join an existing cluster through any member's HTTP URL")
+    .option(
+      '--join <url...>',
+      "join an existing cluster through any member's HTTP URL (repeatable, or comma-separated)",
+      urlListOption,
+    )
     .option('--cluster <name>', 'cluster name; peers of another cluster are refused', 'oncekv')
     .option(
       '--max-value-bytes <n>',
