@@ -92,7 +92,7 @@ export class CacheNode {
       group: this.group,
       logger: this.log,
       stats: () => this.stats(),
-      onMeta: (meta) => this.onMeta(meta),
+      onMeta: opts.admin ? (meta) => this.onMeta(meta) : undefined,
       ready: () => this.db.urls.length > 0,
     })
   }
