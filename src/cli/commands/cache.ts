@@ -5,7 +5,7 @@ import { CACHE_BYTES_DEFAULT } from '../../cache/lru.ts'
 import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption, urlOption, runUntilSignal } from '../options.ts'
+import { intOption, oneUrlOption, urlOption, runUntilSignal } from '../options.ts'
 
 interface CacheFlags {
   http: string
@@ -45,7 +45,11 @@ export function registerCache(program: Command): void {
       'URL other cache nodes reach the peer protocol at (default: http:// and --peer)',
       oneUrlOption,
     )
-    .option('--admin <url>', 'admin URL to join (it sends the peer and database lists)')
+    .option(
+      '--admin <url>',
+      'admin URL to join (it sends the peer and database lists)',
+      oneUrlOption,
+    )
     .option(
       '--peers <url...>',
       "other cache nodes' peer URLs, when running without an admin",
@@ -113,11 +117,6 @@ export function registerCache(program: Command): void {
       }
       runUntilSignal('cache', node.log, () => node.shutdown())
     })
-}
-
-/** oneUrlOption parses the URL of a single-valued URL flag ("host:port" gets http://). */
-function oneUrlOption(value: string): string {
-  return urlOption(value, undefined)[0] as string
 }
 
 /**
