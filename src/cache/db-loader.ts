@@ -8,6 +8,7 @@
 import { Pool } from 'undici'
 import { UnavailableError } from '../protocol/index.ts'
 import { FetchError, fetchValue, keyPath } from './fetch-value.ts'
+import { DB_TIMEOUT_DEFAULT_MS } from './timeouts.ts'
 
 /** DbLoaderOptions configure the fill. */
 export interface DbLoaderOptions {
@@ -62,7 +63,7 @@ export class DbLoader {
   private readonly hedgeShare: number
 
   constructor(urls: readonly string[], opts: DbLoaderOptions) {
-    this.timeoutMs = opts.timeoutMs ?? 3_000
+    this.timeoutMs = opts.timeoutMs ?? DB_TIMEOUT_DEFAULT_MS
     this.hedgeMs = opts.hedgeMs ?? 100
     this.hedgeShare = opts.hedgeShare ?? HEDGE_BUDGET
     this.maxValueBytes = opts.maxValueBytes
