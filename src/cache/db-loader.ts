@@ -1,11 +1,14 @@
 // The cache's fill from the database tier. It prefers the member that answered fastest
 // recently (a moving average of latency), hedges: when the preferred member has not answered
 // within hedgeMs, the next one is asked too, and the first answer wins; a failure moves on to
-// the next member at once. A 404 from a member is authoritative (members confirm a miss with
+// the next member at once, and so does a member that has not answered within half the fill's
+// deadline when no hedge may be sent (the hedge budget is used up): a fill never waits its
+// whole budget on one slow member. A 404 from a member is authoritative (members confirm a miss with
 // a ReadIndex round before answering 404), so it is returned, never retried elsewhere.
 import { Pool } from 'undici'
 import { UnavailableError } from '../protocol/index.ts'
 import { FetchError, fetchValue, keyPath } from './fetch-value.ts'
+import { DB_TIMEOUT_DEFAULT_MS } from './timeouts.ts'
 
 /** DbLoaderOptions configure the fill. */
 export interface DbLoaderOptions {
@@ -16,6 +19,9 @@ export interface DbLoaderOptions {
   readonly maxValueBytes: number
   /** connections is the pool size per member. */
   readonly connections?: number
+  /** hedgeShare is the largest share of loads that may send a hedged second read
+   * (HEDGE_BUDGET by default; 0 never hedges, so a slow member is only failed over from). */
+  readonly hedgeShare?: number
 }
 
 interface Member {
@@ -41,8 +47,8 @@ export interface DbMemberStats {
 
 const EWMA_WEIGHT = 0.2
 
-/** HEDGE_BUDGET is the largest share of loads that may send a hedged second read. */
-const HEDGE_BUDGET = 0.1
+/** HEDGE_BUDGET is the largest share of loads that may send a hedged second read by default. */
+export const HEDGE_BUDGET = 0.1
 
 /** DbLoader reads values from the database members. */
 export class DbLoader {
@@ -54,10 +60,12 @@ export class DbLoader {
   private hedges = 0
   private readonly maxValueBytes: number
   private readonly connections: number
+  private readonly hedgeShare: number
 
   constructor(urls: readonly string[], opts: DbLoaderOptions) {
-    this.timeoutMs = opts.timeoutMs ?? 3_000
+    this.timeoutMs = opts.timeoutMs ?? DB_TIMEOUT_DEFAULT_MS
     this.hedgeMs = opts.hedgeMs ?? 100
+    this.hedgeShare = opts.hedgeShare ?? HEDGE_BUDGET
     this.maxValueBytes = opts.maxValueBytes
     this.connections = opts.connections ?? 64
     this.setMembers(urls)
@@ -124,12 +132,12 @@ export class DbLoader {
         { readonly controller: AbortController; readonly t0: number }
       >()
       let settled = false
-      let hedgeTimer: NodeJS.Timeout | undefined
+      let stepTimer: NodeJS.Timeout | undefined
       const errors: string[] = []
       const finish = (fn: () => void): void => {
         if (settled) return
         settled = true
-        clearTimeout(hedgeTimer)
+        clearTimeout(stepTimer)
         deadline.removeEventListener('abort', onDeadline)
         // The members still asked are given up on. Each took at least this long and counts
         // so: a member that hangs would otherwise stay the favourite, and every later fill
@@ -151,8 +159,40 @@ export class DbLoader {
           ),
         )
       deadline.addEventListener('abort', onDeadline)
+      // failOver gives up on m, which has not answered within its share of the deadline and
+      // could not be hedged: it counts as a failure (tried last for a while) and the next
+      // member is asked instead.
+      const failOver = (m: Member, ms: number): void => {
+        const attempt = inFlight.get(m)
+        if (!attempt || settled) return
+        inFlight.delete(m)
+        attempt.controller.abort()
+        this.observeAbandoned(m, Date.now() - attempt.t0)
+        this.fail(m)
+        errors.push(`${m.url}: no answer within ${ms} ms`)
+        next()
+      }
+      // step waits for m, the member asked last, while another is left to ask: past the
+      // hedge delay it asks the next one too if the hedge budget allows, else it fails over
+      // from m once m has had half the deadline.
+      const step = (m: Member, t0: number): void => {
+        if (queue.length === 0) return
+        const hedgeAt = this.hedgeDelay(m)
+        const failAt = Math.max(hedgeAt, this.timeoutMs / 2)
+        stepTimer = setTimeout(() => {
+          if (settled || !inFlight.has(m)) return
+          if (this.mayHedge()) {
+            this.hedges++
+            next()
+            return
+          }
+          const left = failAt - (Date.now() - t0)
+          if (left <= 0) failOver(m, failAt)
+          else stepTimer = setTimeout(() => failOver(m, failAt), left)
+        }, hedgeAt)
+      }
       const next = (): void => {
-        clearTimeout(hedgeTimer)
+        clearTimeout(stepTimer)
         const m = queue.shift()
         if (!m) {
           if (inFlight.size === 0)
@@ -163,31 +203,27 @@ export class DbLoader {
         }
         const controller = new AbortController()
         const t0 = Date.now()
-        inFlight.set(m, { controller, t0 })
+        const attempt = { controller, t0 }
+        inFlight.set(m, attempt)
         m.reads++
         const signal = AbortSignal.any([controller.signal, deadline])
         fetchValue(m.pool, path, signal, this.maxValueBytes).then(
           (value) => {
+            // An attempt failed over from may still answer first: its answer is as good.
             inFlight.delete(m)
             this.observe(m, Date.now() - t0)
             finish(() => resolve(value))
           },
           (e: unknown) => {
+            // Failed over from (and counted) already, or the load is done.
+            if (inFlight.get(m) !== attempt || settled) return
             inFlight.delete(m)
-            if (settled) return
             this.fail(m)
             errors.push(`${m.url}: ${e instanceof FetchError ? e.message : String(e)}`)
             next()
           },
         )
-        if (queue.length > 0) {
-          const delay = this.hedgeDelay(m)
-          if (delay !== undefined)
-            hedgeTimer = setTimeout(() => {
-              this.hedges++
-              next()
-            }, delay)
-        }
+        step(m, t0)
       }
       next()
     })
@@ -200,14 +236,19 @@ export class DbLoader {
   }
 
   /**
-   * hedgeDelay is how long to wait for m before also asking the next member, or undefined
-   * not to hedge. It is at least hedgeMs and at least four times m's usual answer time (a
-   * member slow because the whole machine is busy is not worth a second read), and at most
-   * one load in ten hedges, so hedging never adds more than a tenth to the database's reads.
+   * hedgeDelay is how long to wait for m before also asking the next member: at least hedgeMs
+   * and at least four times m's usual answer time (a member slow because the whole machine
+   * is busy is not worth a second read).
    */
-  private hedgeDelay(m: Member): number | undefined {
-    if (this.hedges >= HEDGE_BUDGET * this.loads + 1) return undefined
+  private hedgeDelay(m: Member): number {
     return Math.max(this.hedgeMs, 4 * (m.ewmaMs ?? 0))
+  }
+
+  /** mayHedge is true while hedges stay within hedgeShare of the loads (one in ten by
+   * default, counted as if from ten loads before the first), so hedging never adds more
+   * than that share to the database's reads. */
+  private mayHedge(): boolean {
+    return this.hedges < this.hedgeShare * (this.loads + 10)
   }
 
   /** observeAbandoned counts a request given up after ms without an answer. The time is a

@@ -176,4 +176,77 @@ describe('Group', () => {
     assert.ok(g.mainStats().evictions > 0, `no eviction happened; ${replay}`)
     assert.ok(maxSeen > cacheBytes * 0.8, `the cache never filled (${maxSeen}); ${replay}`)
   })
+
+  it('keeps the hot cache within about 1/8 of the main cache, and both within the bound', async (t) => {
+    const seed = Number(process.env.ONCEKV_SEED ?? Date.now() % 1_000_000)
+    const rng = new SeededRng(seed)
+    const replay = `replay: ONCEKV_SEED=${seed} node --import tsx --test src/cache/group.test.ts`
+    t.diagnostic(`seed ${seed}; ${replay}`)
+    const peers = [OTHER, 'http://127.0.0.1:5543']
+    const ring = new HashRing([SELF, ...peers])
+    const data = new Map<string, Uint8Array>()
+    const own: string[] = []
+    const elsewhere: string[] = []
+    let maxEntry = 0
+    for (let i = 0; i < 3000; i++) {
+      const key = `key-${i}-${'x'.repeat(rng.int(40))}`
+      const value = new Uint8Array(1 + rng.int(900))
+      data.set(key, value)
+      maxEntry = Math.max(maxEntry, key.length + value.byteLength)
+      ;(ring.owner(key) === SELF ? own : elsewhere).push(key)
+    }
+    const cacheBytes = 50_000
+    const { g } = group(data, { cacheBytes, random: () => rng.next() })
+    g.setPeers(peers)
+    const check = (step: string, shareToo: boolean): void => {
+      const main = g.mainStats().bytes
+      const hot = g.hotStats().bytes
+      assert.ok(main + hot <= cacheBytes, `${step}: ${main} + ${hot} > ${cacheBytes}; ${replay}`)
+      // Eviction takes from the hot cache while it is over 1/8 of the main one, and only
+      // until the total is back within the bound: the hot cache may be over its share by
+      // what one eviction leaves spare plus the entry just added (two entries at most).
+      if (shareToo) {
+        assert.ok(
+          hot <= main / 8 + 2 * maxEntry,
+          `${step}: hot ${hot} bytes, main ${main}: over 1/8 + two entries; ${replay}`,
+        )
+        shares.push(hot / main)
+      }
+    }
+    const shares: number[] = []
+    // Reads of any key (two in three owned elsewhere). Before the bound is reached nothing
+    // is evicted, and the hot cache may hold more than its share; after, each value the main
+    // cache takes pushes hot values out until the hot cache is within its share, and from
+    // then on it stays there.
+    let full = -1
+    let inShare = -1
+    for (let i = 0; i < 8000; i++) {
+      const all = rng.chance(2 / 3) ? elsewhere : own
+      await g.get(all[rng.int(all.length)] as string)
+      if (full < 0 && g.mainStats().evictions + g.hotStats().evictions > 0) full = i
+      if (full >= 0 && inShare < 0 && g.hotStats().bytes <= g.mainStats().bytes / 8) inShare = i
+      check(`mixed read ${i}`, inShare >= 0)
+    }
+    assert.ok(full >= 0, `the bound was never reached; ${replay}`)
+    assert.ok(inShare >= 0 && inShare < 4000, `the hot cache took ${inShare} reads; ${replay}`)
+    t.diagnostic(`bound reached at read ${full}, hot cache within its share from read ${inShare}`)
+    assert.ok(g.hotStats().items > 0, `the hot cache was never used; ${replay}`)
+    // Reads of keys owned elsewhere only: the hot cache takes a sample, and stays in its share.
+    const hotLoadsBefore = g.hotStats().bytes
+    for (let i = 0; i < 4000; i++) {
+      await g.get(elsewhere[rng.int(elsewhere.length)] as string)
+      check(`read of a key owned elsewhere ${i}`, true)
+    }
+    const main = g.mainStats().bytes
+    const hot = g.hotStats().bytes
+    t.diagnostic(
+      `main ${main} bytes (${g.mainStats().items} items), hot ${hot} bytes ` +
+        `(${g.hotStats().items} items, ${hotLoadsBefore} before the second phase), ` +
+        `hot evictions ${g.hotStats().evictions}, bound ${cacheBytes}`,
+    )
+    assert.ok(g.hotStats().evictions > 0, `the hot cache never gave way; ${replay}`)
+    const mean = shares.reduce((a, b) => a + b, 0) / shares.length
+    t.diagnostic(`hot / main over ${shares.length} reads: mean ${mean.toFixed(4)}`)
+    assert.ok(mean <= 0.14, `the hot cache averaged ${mean} of the main one; ${replay}`)
+  })
 })

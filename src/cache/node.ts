@@ -16,6 +16,7 @@ import { Group } from './group.ts'
 import { CACHE_BYTES_DEFAULT } from './lru.ts'
 import { PeerClient } from './peer-client.ts'
 import { CacheServer } from './server.ts'
+import { DB_TIMEOUT_DEFAULT_MS, peerTimeoutFor } from './timeouts.ts'
 
 export { CACHE_BYTES_DEFAULT }
 
@@ -38,6 +39,7 @@ export interface CacheNodeOptions {
   readonly replicas?: number
   readonly dbTimeoutMs?: number
   readonly hedgeMs?: number
+  /** peerTimeoutMs bounds one fetch from the owner; peerTimeoutFor(dbTimeoutMs) by default. */
   readonly peerTimeoutMs?: number
   readonly maxValueBytes?: number
   /** heartbeatTimeoutMs: without a heartbeat this long, the node joins the admin again. */
@@ -53,6 +55,8 @@ export class CacheNode {
   readonly peerUrl: string
   readonly group: Group
   readonly log: Logger
+  /** peerTimeoutMs is the bound of one fetch from an owner. */
+  readonly peerTimeoutMs: number
   private readonly db: DbLoader
   private readonly peers: PeerClient
   private readonly server: CacheServer
@@ -74,12 +78,14 @@ export class CacheNode {
     const name = `cache ${this.url.replace(/^https?:\/\//, '')}`
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: name } })
     const maxValueBytes = opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT
+    const dbTimeoutMs = opts.dbTimeoutMs ?? DB_TIMEOUT_DEFAULT_MS
+    this.peerTimeoutMs = opts.peerTimeoutMs ?? peerTimeoutFor(dbTimeoutMs)
     this.db = new DbLoader(opts.dbs ?? [], {
       maxValueBytes,
-      timeoutMs: opts.dbTimeoutMs,
+      timeoutMs: dbTimeoutMs,
       hedgeMs: opts.hedgeMs,
     })
-    this.peers = new PeerClient({ maxValueBytes, timeoutMs: opts.peerTimeoutMs })
+    this.peers = new PeerClient({ maxValueBytes, timeoutMs: this.peerTimeoutMs })
     this.group = new Group({
       self: this.peerUrl,
       cacheBytes: opts.cacheBytes ?? CACHE_BYTES_DEFAULT,
@@ -92,7 +98,7 @@ export class CacheNode {
       group: this.group,
       logger: this.log,
       stats: () => this.stats(),
-      onMeta: (meta) => this.onMeta(meta),
+      onMeta: opts.admin ? (meta) => this.onMeta(meta) : undefined,
       ready: () => this.db.urls.length > 0,
     })
   }
@@ -110,9 +116,17 @@ export class CacheNode {
         peer: node.peerUrl,
         admin: opts.admin ?? null,
         cacheBytes: node.group.cacheBytes,
+        peerTimeoutMs: node.peerTimeoutMs,
       },
       'cache node listening',
     )
+    const dbTimeoutMs = opts.dbTimeoutMs ?? DB_TIMEOUT_DEFAULT_MS
+    if (node.peerTimeoutMs <= dbTimeoutMs)
+      node.log.warn(
+        { event: 'peer_timeout_short', peerTimeoutMs: node.peerTimeoutMs, dbTimeoutMs },
+        'the peer timeout is not above the database timeout: a node may give up on an owner ' +
+          'still reading a key and read it a second time',
+      )
     if (opts.admin) {
       void node.join()
       const timeout = opts.heartbeatTimeoutMs ?? 3_000

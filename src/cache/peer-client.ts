@@ -1,6 +1,7 @@
 // The client side of the peer protocol: `GET /_oncekv/kv/:key` on the owner's peer listener,
 // over one keep-alive pool per peer, bounded by a timeout so a slow or dead owner costs at
-// most that long (then the asking node fills from the database itself).
+// most that long (then the asking node fills from the database itself). The node sets the
+// timeout above the owner's database fill budget (node.ts, PEER_TIMEOUT_MARGIN_MS).
 import { Pool } from 'undici'
 import { FetchError, fetchValue, keyPath } from './fetch-value.ts'
 

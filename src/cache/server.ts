@@ -13,6 +13,7 @@ import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import {
   BadRequestError,
   KeyNotFoundError,
+  MemberConflictError,
   checkKey,
   MethodNotAllowedError,
   UnavailableError,
@@ -28,14 +29,18 @@ export interface CacheServerOptions {
   readonly group: Group
   readonly logger: Logger
   readonly stats: () => CacheNodeStats
-  /** onMeta applies a heartbeat from the admin. */
-  readonly onMeta: (meta: MetaRequest) => void
+  /** onMeta applies a heartbeat from the admin; undefined for a node run without one (its
+   * peers and databases come from flags, and POST /meta is refused). */
+  readonly onMeta: ((meta: MetaRequest) => void) | undefined
   /** ready is true when the node can fill misses (it knows a database member). */
   readonly ready: () => boolean
 }
 
 const READ_ONLY =
   'cache nodes are read-only: write to a database member (POST /key or PUT /keys/:key)'
+
+const NO_ADMIN =
+  'this cache node has no admin (it runs without --admin): its peers and databases come from --peers and --db, and it takes no heartbeat'
 
 /** CacheServer is the client and peer listeners of one cache node. */
 export class CacheServer {
@@ -102,10 +107,19 @@ export class CacheServer {
     app.get('/metrics', async (_req, reply) =>
       reply.type(this.metrics.contentType).send(await this.metrics.render()),
     )
-    app.post('/meta', async (req) => {
-      this.opts.onMeta(parseMeta(req.body))
-      return { code: 1000 }
-    })
+    const onMeta = this.opts.onMeta
+    if (onMeta) {
+      app.post('/meta', async (req) => {
+        onMeta(parseMeta(req.body))
+        return { code: 1000 }
+      })
+    } else {
+      // Refused before the body is read: whatever it holds, nothing here would take it.
+      const noAdmin = async (): Promise<never> => {
+        throw new MemberConflictError(NO_ADMIN)
+      }
+      app.route({ method: 'POST', url: '/meta', onRequest: noAdmin, handler: noAdmin })
+    }
 
     const getJson = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       const key = (req.params as { key: string }).key
@@ -199,6 +213,21 @@ function cacheMetrics(stats: () => CacheNodeStats): StatsRegistry<CacheNodeStats
   ]
   for (const [name, field, help] of counters)
     m.counter(`oncekv_cache_${name}_total`, help, (s) => s[field] as number)
+  // The two caches' own lookups (/stats: main_gets, main_hits, hot_gets, hot_hits): a get
+  // looks in the main cache, then, on a miss there, in the hot cache.
+  m.labeledCounter('oncekv_cache_lookups_total', 'Lookups in each cache.', 'cache', {
+    main: (s) => s.main_gets,
+    hot: (s) => s.hot_gets,
+  })
+  m.labeledCounter(
+    'oncekv_cache_lookup_hits_total',
+    'Lookups that found the key, per cache.',
+    'cache',
+    {
+      main: (s) => s.main_hits,
+      hot: (s) => s.hot_hits,
+    },
+  )
   m.gauge(
     'oncekv_cache_bytes_limit',
     'The cache bound (--cache-bytes).',

@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict'
 import { InvalidArgumentError } from 'commander'
 import { describe, it } from 'node:test'
-import { urlListOption, VALUE_BYTES_LIMIT, valueBytesOption } from './options.ts'
+import {
+  oneUrlOption,
+  urlListOption,
+  urlOption,
+  VALUE_BYTES_LIMIT,
+  valueBytesOption,
+} from './options.ts'
 
 describe('urlListOption', () => {
   it('takes one URL or a comma-separated list, and appends to the values before it', () => {
@@ -28,6 +34,34 @@ describe('urlListOption', () => {
       'http://127.0.0.1:11000/path',
     ])
       assert.throws(() => urlListOption(bad, undefined), InvalidArgumentError, bad)
+  })
+})
+
+describe('urlOption and oneUrlOption', () => {
+  it('take an http(s) base URL, or host:port with http:// added', () => {
+    assert.deepEqual(urlOption('127.0.0.1:5546', undefined), ['http://127.0.0.1:5546'])
+    assert.deepEqual(urlOption('localhost:5546/', ['http://a:1']), [
+      'http://a:1',
+      'http://localhost:5546',
+    ])
+    assert.equal(oneUrlOption('https://admin.example'), 'https://admin.example')
+    assert.equal(oneUrlOption('http://[::1]:5546/'), 'http://[::1]:5546')
+    assert.equal(oneUrlOption('[::1]:5546'), 'http://[::1]:5546')
+  })
+
+  it('refuse a bare word, another scheme, a path, credentials or a bad port', () => {
+    for (const bad of [
+      'notaurl',
+      'admin.example',
+      '',
+      'ftp://x',
+      'http://127.0.0.1:5546/admin',
+      'http://u:p@127.0.0.1:5546',
+      'http://127.0.0.1:99999',
+      '127.0.0.1:port',
+      'http:/127.0.0.1:5546',
+    ])
+      assert.throws(() => oneUrlOption(bad), /is not a node URL/, bad)
   })
 })
 

@@ -26,17 +26,23 @@ export function valueBytesOption(value: string): number {
   return n
 }
 
-/** urlOption parses one URL of a repeatable or variadic URL flag ("host:port" gets http://;
- * without a scheme the port is required)
- * and appends it to the values before it. */
+/** urlOption parses one URL of a repeatable or variadic URL flag and appends it to the
+ * values before it: an http(s):// base URL, or "host:port", which gets http:// (a bare word
+ * without a port, like a misplaced argument, is no URL). */
 export function urlOption(value: string, previous: string[] | undefined): string[] {
-  const hasScheme = /^[a-z]+:\/\//i.test(value)
-  const url = hasScheme ? value : `http://${value}`
+  const schemed = /^[a-z]+:\/\//i.test(value)
+  const url = schemed ? value : `http://${value}`
   const trimmed = url.replace(/\/$/, '')
-  // Without a scheme only "host:port" is a URL: a bare word is a mistake, not a host.
-  if (!isBaseUrl(trimmed) || (!hasScheme && !/:[0-9]{1,5}\/?$/.test(value)))
-    throw new InvalidArgumentError(`${value} is not a node URL like http://127.0.0.1:11000`)
+  if (!isBaseUrl(trimmed) || (!schemed && !/:\d+\/?$/.test(value)))
+    throw new InvalidArgumentError(
+      `${value} is not a node URL like http://127.0.0.1:11000 (or host:port)`,
+    )
   return [...(previous ?? []), trimmed]
+}
+
+/** oneUrlOption parses the URL of a single-valued URL flag (as urlOption does). */
+export function oneUrlOption(value: string): string {
+  return urlOption(value, undefined)[0] as string
 }
 
 /** urlListOption parses one value of a repeatable URL flag: one URL, or a comma-separated

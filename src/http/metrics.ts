@@ -40,6 +40,34 @@ export class StatsRegistry<S> {
     })
   }
 
+  /** labeledCounter exports monotonic stats as one counter with a label: series maps each
+   * value of the label to the stat it reads. */
+  labeledCounter(
+    name: string,
+    help: string,
+    label: string,
+    series: Readonly<Record<string, (s: S) => number>>,
+  ): void {
+    const stats = this.stats
+    const last = new Map<string, number>()
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      collect() {
+        const snapshot = stats()
+        for (const [value, read] of Object.entries(series)) {
+          const now = read(snapshot)
+          const before = last.get(value) ?? 0
+          // Every series is shown, at 0 until its stat moves.
+          this.inc({ [label]: value }, now > before ? now - before : 0)
+          last.set(value, now)
+        }
+      },
+    })
+  }
+
   /** render returns the metrics text. */
   render(): Promise<string> {
     return this.registry.metrics()

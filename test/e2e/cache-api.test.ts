@@ -4,6 +4,7 @@
 // stats WebSocket and its Origin check, health routes, and a node run without an admin.
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
+import { HashRing } from '../../src/cache/ring.ts'
 import type { CacheNodeStats } from '../../src/protocol/index.ts'
 import { GiveUp, waitFor, type CacheProcess, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
@@ -255,20 +256,23 @@ describe('cache node and admin HTTP API', () => {
     const member = cluster.running()[0]
     assert(member)
     const c = caches[1] as CacheProcess
-    assert.equal(
-      (await member.request('/keys/fast-path', { method: 'PUT', body: 'fp' })).status,
-      201,
-    )
+    // A key c owns: it keeps what it fills (a key owned elsewhere reaches its hot cache on
+    // one fill in ten only, and the second read would be the owner's too).
+    const ring = new HashRing(caches.map((x) => x.peerUrl))
+    let key = 'fast-path'
+    for (let i = 0; ring.owner(key) !== c.peerUrl; i++) key = `fast-path/${i}`
+    const path = `/keys/${keyPath(key)}`
+    assert.equal((await member.request(path, { method: 'PUT', body: 'fp' })).status, 201)
     const before = await c.stats()
-    const fill = await c.request('/keys/fast-path')
-    const hit = await c.request('/keys/fast-path')
+    const fill = await c.request(path)
+    const hit = await c.request(path)
     assert.notEqual(fill.headers.get('x-oncekv-source'), hit.headers.get('x-oncekv-source'))
     assert.match(hit.headers.get('x-oncekv-source') ?? '', /^(main|hot)$/)
     assert.deepEqual(headersOf(hit, ['x-oncekv-source']), headersOf(fill, ['x-oncekv-source']))
     assert.equal(hit.text(), 'fp')
     const etag = hit.headers.get('etag') ?? ''
-    const hit304 = await c.request('/keys/fast-path', { headers: { 'if-none-match': etag } })
-    const routed304 = await c.request('/keys/fast-path?x=1', { headers: { 'if-none-match': etag } })
+    const hit304 = await c.request(path, { headers: { 'if-none-match': etag } })
+    const routed304 = await c.request(`${path}?x=1`, { headers: { 'if-none-match': etag } })
     assert.equal(hit304.status, 304)
     assert.deepEqual(
       headersOf(hit304, ['x-oncekv-source']),
@@ -309,6 +313,7 @@ describe('cache node and admin HTTP API', () => {
   it('serves /metrics in the Prometheus text format', async () => {
     const c = caches[1] as CacheProcess
     assert.equal((await c.request('/keys/present')).status, 200)
+    const earlier = await c.stats()
     const res = await c.request('/metrics')
     assert.equal(res.status, 200)
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
@@ -332,6 +337,29 @@ describe('cache node and admin HTTP API', () => {
     assert(samples.get('oncekv_cache_gets_total')! <= s.Gets)
     assert.equal(samples.get('oncekv_cache_bytes_limit'), s.cache_bytes_limit)
     assert.equal(samples.get('oncekv_cache_peers'), 3)
+    // The main and hot caches' gets and hits, one series per cache.
+    assert.match(text, /^# TYPE oncekv_cache_lookups_total counter$/m)
+    assert.match(text, /^# TYPE oncekv_cache_lookup_hits_total counter$/m)
+    const labeled = (name: string, cache: string): number => {
+      const m = new RegExp(`^${name}\\{cache="${cache}"\\} (\\d+)$`, 'm').exec(text)
+      assert(m, `${name}{cache="${cache}"} in /metrics`)
+      return Number(m[1])
+    }
+    for (const cache of ['main', 'hot'] as const) {
+      const gets = labeled('oncekv_cache_lookups_total', cache)
+      const hits = labeled('oncekv_cache_lookup_hits_total', cache)
+      // Scraped between the two /stats reads, which only grow.
+      assert(
+        gets >= earlier[`${cache}_gets`] && gets <= s[`${cache}_gets`],
+        `${cache} gets ${gets}`,
+      )
+      assert(
+        hits >= earlier[`${cache}_hits`] && hits <= s[`${cache}_hits`],
+        `${cache} hits ${hits}`,
+      )
+      assert(hits <= gets)
+    }
+    assert(labeled('oncekv_cache_lookups_total', 'main') > 0)
     assert.match(text, /^oncekv_process_\w*resident_memory_bytes \d+$/m)
   })
 
@@ -403,7 +431,10 @@ describe('cache node and admin HTTP API', () => {
     )
     const keys = Array.from({ length: 40 }, (_, i) => `alone/${i}`)
     for (const key of keys) {
-      const res = await member.request(`/keys/${keyPath(key)}`, { method: 'PUT', body: `v ${key}` })
+      const res: HttpResponse = await member.request(`/keys/${keyPath(key)}`, {
+        method: 'PUT',
+        body: `v ${key}`,
+      })
       assert.equal(res.status, 201)
     }
     const sources = new Map<string, number>()
@@ -415,6 +446,21 @@ describe('cache node and admin HTTP API', () => {
       sources.set(source, (sources.get(source) ?? 0) + 1)
     }
     assertError(await alone.request('/key/alone-missing'), 404, 1002, 'key_not_found')
+    // Without an admin it takes no heartbeat: its lists stay those of its flags.
+    const meta: HttpResponse = await alone.request('/meta', {
+      method: 'POST',
+      body: JSON.stringify({ peers: [alone.peerUrl], dbs: ['http://127.0.0.1:1'] }),
+      headers: { 'content-type': 'application/json' },
+    })
+    assertError(meta, 409, 1003, 'member_conflict')
+    assert.match(meta.json<{ message: string }>().message, /no admin.*--peers and --db/)
+    const unchanged = await alone.stats()
+    assert.deepEqual(unchanged.peers, s.peers)
+    assert.deepEqual(
+      unchanged.dbs.map((d) => d.url),
+      [member.url],
+    )
+    assert.equal(unchanged.last_meta_ms, -1)
     t.diagnostic(
       `sources of 40 reads through a node without an admin: ${JSON.stringify(Object.fromEntries(sources))}`,
     )

@@ -4,8 +4,9 @@ import { advertisedUrl, isUnspecifiedUrl } from '../../cache/advertise.ts'
 import { CACHE_BYTES_DEFAULT } from '../../cache/lru.ts'
 import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
+import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeouts.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption, urlOption, runUntilSignal } from '../options.ts'
+import { intOption, oneUrlOption, urlOption, runUntilSignal } from '../options.ts'
 
 interface CacheFlags {
   http: string
@@ -19,7 +20,7 @@ interface CacheFlags {
   replicas: number
   dbTimeoutMs: number
   hedgeMs: number
-  peerTimeoutMs: number
+  peerTimeoutMs?: number
   maxValueBytes: number
   logLevel: string
 }
@@ -45,7 +46,11 @@ export function registerCache(program: Command): void {
       'URL other cache nodes reach the peer protocol at (default: http:// and --peer)',
       oneUrlOption,
     )
-    .option('--admin <url>', 'admin URL to join (it sends the peer and database lists)')
+    .option(
+      '--admin <url>',
+      'admin URL to join (it sends the peer and database lists)',
+      oneUrlOption,
+    )
     .option(
       '--peers <url...>',
       "other cache nodes' peer URLs, when running without an admin",
@@ -63,14 +68,23 @@ export function registerCache(program: Command): void {
       CACHE_BYTES_DEFAULT,
     )
     .option('--replicas <n>', 'points per node on the hash ring', intOption, REPLICAS_DEFAULT)
-    .option('--db-timeout-ms <n>', 'bound of one fill from the database', intOption, 3_000)
+    .option(
+      '--db-timeout-ms <n>',
+      'bound of one fill from the database',
+      intOption,
+      DB_TIMEOUT_DEFAULT_MS,
+    )
     .option(
       '--hedge-ms <n>',
       'ask a second database member when the first is this slow',
       intOption,
       100,
     )
-    .option('--peer-timeout-ms <n>', 'bound of one fetch from the owner peer', intOption, 1_000)
+    .option(
+      '--peer-timeout-ms <n>',
+      `bound of one fetch from the owner peer (default: --db-timeout-ms + ${PEER_TIMEOUT_MARGIN_MS}, so an owner still reading the database is not given up on)`,
+      intOption,
+    )
     .option(
       '--max-value-bytes <n>',
       'largest value accepted from a peer or the database',
@@ -113,11 +127,6 @@ export function registerCache(program: Command): void {
       }
       runUntilSignal('cache', node.log, () => node.shutdown())
     })
-}
-
-/** oneUrlOption parses the URL of a single-valued URL flag ("host:port" gets http://). */
-function oneUrlOption(value: string): string {
-  return urlOption(value, undefined)[0] as string
 }
 
 /**
