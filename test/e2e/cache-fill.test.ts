@@ -244,8 +244,9 @@ describe('cache fill through three cache nodes', () => {
   // out, each trading one extra database read for latency: a hedge (the member asked first
   // has not answered within --hedge-ms, 100 ms, or four times its usual time, so the next
   // member is asked too) and a peer fallback (the owner has not answered within
-  // --peer-timeout-ms, 1 s, so the asking node reads the database itself and counts a
-  // PeerError). Neither default is wrong for loopback: what delays an answer here is a
+  // --peer-timeout-ms, the database budget plus 500 ms, so the asking node reads the
+  // database itself and counts a PeerError). The figures below were measured when the peer
+  // timeout was 1 s. Neither default is wrong for loopback: what delays an answer here is a
   // process waiting for one of two busy cores, not the network. On a quiet machine neither
   // fires; the busier the machine, the more hedges go out, and only under extreme load does
   // an owner take over a second. Measured at 5,000 x 5 with a load average of 2 to 12: 3 to
