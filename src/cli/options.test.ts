@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict'
 import { InvalidArgumentError } from 'commander'
 import { describe, it } from 'node:test'
-import { urlListOption, VALUE_BYTES_LIMIT, valueBytesOption } from './options.ts'
+import {
+  SNAPSHOT_CHUNK_BYTES_LIMIT,
+  snapshotChunkBytesOption,
+  urlListOption,
+  VALUE_BYTES_LIMIT,
+  valueBytesOption,
+} from './options.ts'
 
 describe('urlListOption', () => {
   it('takes one URL or a comma-separated list, and appends to the values before it', () => {
@@ -37,5 +43,18 @@ describe('valueBytesOption', () => {
     assert.equal(valueBytesOption(String(VALUE_BYTES_LIMIT)), VALUE_BYTES_LIMIT)
     for (const bad of ['0', '-1', '1.5', 'x', String(VALUE_BYTES_LIMIT + 1), '80000000'])
       assert.throws(() => valueBytesOption(bad), InvalidArgumentError, bad)
+  })
+})
+
+describe('snapshotChunkBytesOption', () => {
+  it('takes 1 byte up to 16 MiB', () => {
+    assert.equal(snapshotChunkBytesOption('1'), 1)
+    assert.equal(snapshotChunkBytesOption('524288'), 512 * 1024)
+    assert.equal(
+      snapshotChunkBytesOption(String(SNAPSHOT_CHUNK_BYTES_LIMIT)),
+      SNAPSHOT_CHUNK_BYTES_LIMIT,
+    )
+    for (const bad of ['0', '-1', '2.5', 'x', String(SNAPSHOT_CHUNK_BYTES_LIMIT + 1)])
+      assert.throws(() => snapshotChunkBytesOption(bad), InvalidArgumentError, bad)
   })
 })

@@ -75,6 +75,10 @@ export interface DbStats {
   /** writes counts writes answered (created, already there, conflict) since start. */
   readonly writes: number
   readonly db_bytes: number
+  /** snapshots_installed counts snapshots received and installed since start;
+   * last_snapshot_chunks is how many chunks the latest one came in (0: none yet). */
+  readonly snapshots_installed: number
+  readonly last_snapshot_chunks: number
   readonly uptime_seconds: number
   readonly rss_bytes: number
 }
