@@ -83,7 +83,7 @@ export class DbMetrics extends StatsRegistry<DbStats> {
     )
     this.counter(
       'oncekv_values_corrupt_total',
-      'Reads of a value that failed its checksum (answered 503, never served).',
+      'Reads and writes that found a stored value failing its checksum (never served).',
       (s) => s.values_corrupt,
     )
     this.counter(

@@ -70,7 +70,8 @@ export interface DbStats {
   /** reads counts key reads answered since start; reads_not_found those answered 404. */
   readonly reads: number
   readonly reads_not_found: number
-  /** values_corrupt counts reads of a stored value that failed its checksum (answered 503). */
+  /** values_corrupt counts reads and writes that found this member's stored value of their
+   * key failing its checksum (a read answered 503; a write was decided by the leader's copy). */
   readonly values_corrupt: number
   /** writes counts writes answered (created, already there, conflict) since start. */
   readonly writes: number
