@@ -28,6 +28,8 @@ function stats(id: string, last: number, commit: number, applied: number): DbSta
     values_corrupt: 0,
     writes: 0,
     db_bytes: 0,
+    snapshots_installed: 0,
+    last_snapshot_chunks: 0,
     uptime_seconds: 1,
     rss_bytes: 1,
   }

@@ -4,6 +4,8 @@ import { InvalidArgumentError } from 'commander'
 import { describe, it } from 'node:test'
 import {
   oneUrlOption,
+  SNAPSHOT_CHUNK_BYTES_LIMIT,
+  snapshotChunkBytesOption,
   urlListOption,
   urlOption,
   VALUE_BYTES_LIMIT,
@@ -71,5 +73,18 @@ describe('valueBytesOption', () => {
     assert.equal(valueBytesOption(String(VALUE_BYTES_LIMIT)), VALUE_BYTES_LIMIT)
     for (const bad of ['0', '-1', '1.5', 'x', String(VALUE_BYTES_LIMIT + 1), '80000000'])
       assert.throws(() => valueBytesOption(bad), InvalidArgumentError, bad)
+  })
+})
+
+describe('snapshotChunkBytesOption', () => {
+  it('takes 1 byte up to 16 MiB', () => {
+    assert.equal(snapshotChunkBytesOption('1'), 1)
+    assert.equal(snapshotChunkBytesOption('524288'), 512 * 1024)
+    assert.equal(
+      snapshotChunkBytesOption(String(SNAPSHOT_CHUNK_BYTES_LIMIT)),
+      SNAPSHOT_CHUNK_BYTES_LIMIT,
+    )
+    for (const bad of ['0', '-1', '2.5', 'x', String(SNAPSHOT_CHUNK_BYTES_LIMIT + 1)])
+      assert.throws(() => snapshotChunkBytesOption(bad), InvalidArgumentError, bad)
   })
 })

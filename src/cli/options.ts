@@ -26,6 +26,21 @@ export function valueBytesOption(value: string): number {
   return n
 }
 
+/** SNAPSHOT_CHUNK_BYTES_LIMIT is the largest --snapshot-chunk-bytes: a chunk travels in one
+ * peer frame (64 MiB at most), and one value larger than the chunk size makes a chunk of its
+ * own, so chunks stay well below the frame bound. */
+export const SNAPSHOT_CHUNK_BYTES_LIMIT = 16 * 1024 * 1024
+
+/** snapshotChunkBytesOption parses --snapshot-chunk-bytes: 1 byte .. 16 MiB. */
+export function snapshotChunkBytesOption(value: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 1 || n > SNAPSHOT_CHUNK_BYTES_LIMIT)
+    throw new InvalidArgumentError(
+      `${value} is not a chunk size from 1 to ${SNAPSHOT_CHUNK_BYTES_LIMIT} bytes (16 MiB)`,
+    )
+  return n
+}
+
 /** urlOption parses one URL of a repeatable or variadic URL flag and appends it to the
  * values before it: an http(s):// base URL, or "host:port", which gets http:// (a bare word
  * without a port, like a misplaced argument, is no URL). */

@@ -29,6 +29,8 @@ export interface DbNodeOptions {
   readonly tickMs?: number
   readonly electionTicks?: number
   readonly snapshotEntries?: number
+  /** snapshotChunkBytes is the size of the chunks a snapshot is sent in (default 512 KiB). */
+  readonly snapshotChunkBytes?: number
   readonly logLevel?: string
   readonly logger?: Logger
 }
@@ -67,6 +69,7 @@ export class DbNode {
       id: opts.id,
       clusterName: opts.clusterName ?? 'oncekv',
       listen: opts.raft,
+      snapshotChunkBytes: opts.snapshotChunkBytes,
       logger: transportLogger(log),
     })
     const replica = new Replica({

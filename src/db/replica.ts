@@ -128,6 +128,9 @@ export class Replica {
   /** promoteNotBefore delays the next promotion attempt after a failed one (ms epoch). */
   private promoteNotBefore = 0
   private appliedIndex: number
+  // Snapshots installed since start, and how many chunks the latest one came in.
+  private snapshotsInstalled = 0
+  private lastSnapshotChunks = 0
   /** durableHardState is the last hard state made durable (term and vote matter here). */
   private durableHardState: HardState
   private onFatal: (e: Error) => void = () => {}
@@ -453,6 +456,8 @@ export class Replica {
     snapshotTerm: number
     keys: number
     bytes: number
+    snapshotsInstalled: number
+    lastSnapshotChunks: number
   } {
     const snap = this.store.snapshot()
     return {
@@ -461,6 +466,8 @@ export class Replica {
       snapshotTerm: snap.term,
       keys: this.store.count(),
       bytes: this.store.sizeBytes(),
+      snapshotsInstalled: this.snapshotsInstalled,
+      lastSnapshotChunks: this.lastSnapshotChunks,
     }
   }
 
@@ -536,12 +543,24 @@ export class Replica {
       { event: 'snapshot_receive', from: incoming.from, index: incoming.meta.index },
       'receiving snapshot',
     )
-    await this.store.installSnapshot({
+    const { chunks, pairs } = await this.store.installSnapshot({
       from: incoming.from,
       meta: incoming.meta,
       extra: members,
       chunks: () => incoming.chunks(),
     })
+    this.snapshotsInstalled++
+    this.lastSnapshotChunks = chunks
+    this.log.info(
+      {
+        event: 'snapshot_installed',
+        from: incoming.from,
+        index: incoming.meta.index,
+        chunks,
+        pairs,
+      },
+      'snapshot installed',
+    )
     this.raft.step({
       type: 'snap',
       from: incoming.from,

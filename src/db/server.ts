@@ -48,6 +48,9 @@ export interface DbServerOptions {
   readonly readTimeoutMs?: number
 }
 
+/** DAMAGED stands for a stored value that fails its checksum (storedValue). */
+const DAMAGED = Symbol('damaged')
+
 const FORWARD_HEADER = 'x-oncekv-forwarded-by'
 
 /** SERVED_WHEN_REMOVED are the first path segments a removed member still answers. */
@@ -340,10 +343,18 @@ export class DbServer {
     let lastError: Error | undefined
     while (Date.now() < deadline) {
       if (this.replica.isRemoved()) throw new RemovedError()
-      // Immutable values: whatever is here is committed, so it answers at once.
-      const existing = this.replica.get(kb)
-      if (existing) return sameBytes(existing, value) ? 'exists' : 'conflict'
+      // Immutable values: whatever is here is committed, so it answers at once. A copy here
+      // that fails its checksum cannot answer: the leader's copy does (a follower forwards).
+      const existing = this.storedValue(kb)
+      if (existing instanceof Uint8Array) return sameBytes(existing, value) ? 'exists' : 'conflict'
       const s = this.replica.status()
+      if (existing === DAMAGED && s.role === 'leader') {
+        // Applying the write would meet the damaged copy, which stops the member.
+        throw new UnavailableError(
+          'the value of this key is damaged on the leader (it fails its checksum), so the ' +
+            'write cannot be checked against it here; retry once another member leads',
+        )
+      }
       try {
         if (s.role === 'leader') return await this.replica.put(kb, value)
         // With no leader for longer than an election takes, no quorum is reachable from here:
@@ -459,8 +470,21 @@ export class DbServer {
 
   /** localValue is the value stored here under key. A value that fails its checksum is
    * never served: the read answers 503 (another member has a good copy; the caches fail over
-   * to it), the member logs it once per key and counts it (values_corrupt). */
+   * to it). */
   private localValue(key: Uint8Array): Uint8Array | undefined {
+    const value = this.storedValue(key)
+    if (value === DAMAGED) {
+      throw new UnavailableError(
+        'the value of this key is damaged on this member (it fails its checksum); ' +
+          'read it from another member',
+      )
+    }
+    return value
+  }
+
+  /** storedValue is the value stored here under key, or DAMAGED when it fails its checksum:
+   * the member then logs it once per key and counts it (values_corrupt). */
+  private storedValue(key: Uint8Array): Uint8Array | undefined | typeof DAMAGED {
     try {
       return this.replica.get(key)
     } catch (e) {
@@ -470,10 +494,7 @@ export class DbServer {
         this.corruptLogged.add(e.keyHex)
         this.logger.error({ event: 'value_corrupt', key: e.keyHex }, e.message)
       }
-      throw new UnavailableError(
-        'the value of this key is damaged on this member (it fails its checksum); ' +
-          'read it from another member',
-      )
+      return DAMAGED
     }
   }
 

@@ -47,6 +47,8 @@ export function collectStats(
     writes: counters.writes,
     values_corrupt: counters.corruptValues,
     db_bytes: store.bytes,
+    snapshots_installed: store.snapshotsInstalled,
+    last_snapshot_chunks: store.lastSnapshotChunks,
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),
   }
@@ -75,8 +77,13 @@ export class DbMetrics extends StatsRegistry<DbStats> {
     this.gauge('oncekv_db_bytes', 'Bytes used by the store.', (s) => s.db_bytes)
     this.counter('oncekv_reads_total', 'Key reads answered.', (s) => s.reads)
     this.counter(
+      'oncekv_snapshots_installed_total',
+      'Snapshots received from the leader and installed.',
+      (s) => s.snapshots_installed,
+    )
+    this.counter(
       'oncekv_values_corrupt_total',
-      'Reads of a value that failed its checksum (answered 503, never served).',
+      'Reads and writes that found a stored value failing its checksum (never served).',
       (s) => s.values_corrupt,
     )
     this.counter(

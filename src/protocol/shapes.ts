@@ -70,11 +70,16 @@ export interface DbStats {
   /** reads counts key reads answered since start; reads_not_found those answered 404. */
   readonly reads: number
   readonly reads_not_found: number
-  /** values_corrupt counts reads of a stored value that failed its checksum (answered 503). */
+  /** values_corrupt counts reads and writes that found this member's stored value of their
+   * key failing its checksum (a read answered 503; a write was decided by the leader's copy). */
   readonly values_corrupt: number
   /** writes counts writes answered (created, already there, conflict) since start. */
   readonly writes: number
   readonly db_bytes: number
+  /** snapshots_installed counts snapshots received and installed since start;
+   * last_snapshot_chunks is how many chunks the latest one came in (0: none yet). */
+  readonly snapshots_installed: number
+  readonly last_snapshot_chunks: number
   readonly uptime_seconds: number
   readonly rss_bytes: number
 }

@@ -560,11 +560,16 @@ export class LmdbStore implements LogStorage {
    * applied is a subset of any newer snapshot of its cluster, with the same bytes. A key
    * holding other bytes would mean two values were committed for one key, a safety
    * violation: that throws StoreCorruptError (and the store fails stop).
+   * It returns how many chunks and pairs arrived.
    */
-  async installSnapshot(incoming: IncomingSnapshot): Promise<void> {
+  async installSnapshot(incoming: IncomingSnapshot): Promise<{ chunks: number; pairs: number }> {
     this.checkUsable()
     const members = decodeMembers(incoming.extra)
+    let chunks = 0
+    let pairs = 0
     for await (const chunk of incoming.chunks()) {
+      chunks++
+      pairs += chunk.length
       this.write(() => {
         for (const { key, value } of chunk) {
           if (this.putIfAbsentInTxn(key, value) === 'conflict') {
@@ -580,6 +585,7 @@ export class LmdbStore implements LogStorage {
     this.write(() => this.putMeta('members', book))
     this.memberBook = book
     await this.sync()
+    return { chunks, pairs }
   }
 
   // ------------------------------------------------------------------ lifecycle

@@ -2,7 +2,13 @@
 import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption, runUntilSignal, urlListOption, valueBytesOption } from '../options.ts'
+import {
+  intOption,
+  runUntilSignal,
+  snapshotChunkBytesOption,
+  urlListOption,
+  valueBytesOption,
+} from '../options.ts'
 
 interface DbFlags {
   id: string
@@ -17,6 +23,7 @@ interface DbFlags {
   tickMs: number
   electionTicks: number
   snapshotEntries: number
+  snapshotChunkBytes: number
   logLevel: string
 }
 
@@ -51,6 +58,12 @@ export function registerDb(program: Command): void {
       intOption,
       10_000,
     )
+    .option(
+      '--snapshot-chunk-bytes <n>',
+      'size of the chunks a snapshot is sent to a lagging member in (1 byte to 16 MiB)',
+      snapshotChunkBytesOption,
+      512 * 1024,
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (flags: DbFlags) => {
       // Loaded here, not at the top: the data commands (put, get…) start without them.
@@ -72,6 +85,7 @@ export function registerDb(program: Command): void {
             tickMs: flags.tickMs,
             electionTicks: flags.electionTicks,
             snapshotEntries: flags.snapshotEntries,
+            snapshotChunkBytes: flags.snapshotChunkBytes,
             logLevel: flags.logLevel,
           },
           (e) => {
