@@ -132,6 +132,8 @@ export class Group {
   /** getCached answers key from this node's caches alone (counted as a get and a hit), or
    * undefined; the caller then takes get(), which counts the miss. */
   getCached(key: string): GetResult | undefined {
+    // A miss is not looked up (nor counted) here: get() looks and counts it once.
+    if (!this.main.has(key) && !this.hot.has(key)) return undefined
     const cached = this.fromCache(key)
     if (cached) {
       this.stats.Gets++

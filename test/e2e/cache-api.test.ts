@@ -280,6 +280,7 @@ describe('cache node and admin HTTP API', () => {
     )
     const after = await c.stats()
     assert.equal(after.Gets - before.Gets, 4, 'every read is counted once')
+    assert.equal(after.main_gets - before.main_gets, 4, 'every read looks in the main cache once')
     assert(after.CacheHits - before.CacheHits >= 2, 'hits through the fast path are counted')
   })
 
