@@ -66,6 +66,10 @@ interface PendingRead {
   readonly reject: (e: Error) => void
 }
 
+/** NO_LEADER_WAIT_MIN_MS is the least time a member without a leader waits for one before it
+ * answers no_leader. */
+const NO_LEADER_WAIT_MIN_MS = 2_000
+
 /** ProposalLostError means the entry was replaced before it committed: retrying is safe. */
 export class ProposalLostError extends Error {}
 
@@ -299,10 +303,12 @@ export class Replica {
   }
 
   /** noLeaderDeadline is when this member, if it still knows no leader, stops waiting for
-   * one: two election timeouts (the longest randomized one) after it lost its leader. Past
-   * it, no quorum is reachable from here, and waiting longer only delays the answer. */
+   * one: two election timeouts (the longest randomized one) after it lost its leader, and at
+   * least NO_LEADER_WAIT_MIN_MS (an election on a busy machine, where a process waits for a
+   * core, takes longer than the timeouts say). Past it, no quorum is reachable from here,
+   * and waiting longer only delays the answer. */
   noLeaderDeadline(): number {
-    return this.leaderLostAtMs + 2 * this.electionTimeoutMs()
+    return this.leaderLostAtMs + Math.max(2 * this.electionTimeoutMs(), NO_LEADER_WAIT_MIN_MS)
   }
 
   /** watchLeader calls onChange once when the leader this member knows changes (to another

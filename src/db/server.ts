@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
 import { NONE } from '../raft/index.ts'
+import { parseHostPort } from '../transport/host-port.ts'
 import { ValueCorruptError } from '../storage/index.ts'
 import {
   BadRequestError,
@@ -231,8 +232,8 @@ export class DbServer {
     app.post('/join', async (req) => {
       const body = objectBody(req.body)
       const id = stringField(body, 'id')
-      const http = stringField(body, 'http')
-      const raft = stringField(body, 'raft')
+      const http = addressField(body, 'http')
+      const raft = addressField(body, 'raft')
       await this.onLeader(req, '/join', body, async () => {
         const s = this.replica.status()
         if (s.conf.voters.includes(id) || s.conf.learners.includes(id)) {
@@ -573,6 +574,25 @@ function objectBody(body: unknown): Record<string, unknown> {
     throw new BadRequestError('the body must be a JSON object')
   }
   return body as Record<string, unknown>
+}
+
+/** addressField is a member address field: "host:port" (a name or an IPv4 address, or an
+ * IPv6 address in brackets). A join with anything else would add a learner no one can
+ * reach, never promoted. */
+function addressField(body: Record<string, unknown>, name: string): string {
+  const v = stringField(body, name)
+  let ok: boolean
+  try {
+    const { host } = parseHostPort(v)
+    ok = host.includes(':') || /^[A-Za-z0-9._-]+$/.test(host)
+  } catch {
+    ok = false
+  }
+  if (!ok)
+    throw new BadRequestError(
+      `${name} must be host:port, like 127.0.0.1:11000 (got ${JSON.stringify(v.slice(0, 80))})`,
+    )
+  return v
 }
 
 function stringField(body: Record<string, unknown>, name: string): string {

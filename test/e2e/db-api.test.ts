@@ -322,6 +322,8 @@ describe('db API on a three-member cluster', () => {
     for (const n of nodes) {
       assertError(await postJson(`${n.url}/join`, {}), 400, 1001)
       assertError(await postJson(`${n.url}/join`, { id: 'x', http: 5, raft: 'y:1' }), 400, 1001)
+      for (const bad of ['not an address', 'garbage', 'h:99999', 'a b:1', 'h:'])
+        assertError(await postJson(`${n.url}/join`, { id: 'x', http: 'h:1', raft: bad }), 400, 1001)
       assertError(
         await n.request('/join', {
           method: 'POST',

@@ -226,7 +226,10 @@ describe('a corrupted store is detected at start', () => {
     await cluster.waitVoters([victim.id])
     await cluster.waitReady(victim.id)
     await cluster.waitCaughtUp([victim.id])
-    assert.match(victim.logOfLastRun(), /"event":"snapshot_receive"/)
+    // The log is written asynchronously: wait for the line rather than read it once.
+    await waitFor('the snapshot_receive log line', async () =>
+      victim.logOfLastRun().includes('"event":"snapshot_receive"'),
+    )
     assert.deepEqual(await readBack([victim.url], written.acked, { stale: true }), [])
   })
 })
