@@ -16,14 +16,19 @@ export function intOption(value: string): number {
  * below that. */
 export const VALUE_BYTES_LIMIT = 16 * 1024 * 1024
 
-/** valueBytesOption parses --max-value-bytes: 1 byte .. VALUE_BYTES_LIMIT. */
-export function valueBytesOption(value: string): number {
+/** bytesOption parses a size flag of 1 byte .. limit; what names it in the error. */
+function bytesOption(value: string, limit: number, what: string): number {
   const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < 1 || n > VALUE_BYTES_LIMIT)
+  if (!Number.isSafeInteger(n) || n < 1 || n > limit)
     throw new InvalidArgumentError(
-      `${value} is not a value size from 1 to ${VALUE_BYTES_LIMIT} bytes (16 MiB)`,
+      `${value} is not a ${what} from 1 to ${limit} bytes (${limit / 1024 / 1024} MiB)`,
     )
   return n
+}
+
+/** valueBytesOption parses --max-value-bytes: 1 byte .. VALUE_BYTES_LIMIT. */
+export function valueBytesOption(value: string): number {
+  return bytesOption(value, VALUE_BYTES_LIMIT, 'value size')
 }
 
 /** SNAPSHOT_CHUNK_BYTES_LIMIT is the largest --snapshot-chunk-bytes: a chunk travels in one
@@ -33,12 +38,7 @@ export const SNAPSHOT_CHUNK_BYTES_LIMIT = 16 * 1024 * 1024
 
 /** snapshotChunkBytesOption parses --snapshot-chunk-bytes: 1 byte .. 16 MiB. */
 export function snapshotChunkBytesOption(value: string): number {
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < 1 || n > SNAPSHOT_CHUNK_BYTES_LIMIT)
-    throw new InvalidArgumentError(
-      `${value} is not a chunk size from 1 to ${SNAPSHOT_CHUNK_BYTES_LIMIT} bytes (16 MiB)`,
-    )
-  return n
+  return bytesOption(value, SNAPSHOT_CHUNK_BYTES_LIMIT, 'chunk size')
 }
 
 /** urlOption parses one URL of a repeatable or variadic URL flag and appends it to the

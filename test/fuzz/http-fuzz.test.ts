@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
 import { useClusters } from '../e2e/hooks.ts'
-import { runFuzz, type Target } from './http-fuzz.ts'
+import { runFuzz, startFuzzSystem } from './http-fuzz.ts'
 
 const RUNS = Number(process.env.ONCEKV_FUZZ_RUNS ?? 1500)
 
@@ -19,20 +19,7 @@ describe('HTTP fuzzing', () => {
         `(or npm run fuzz -- --seed ${seed} --runs ${RUNS})`,
     )
     const cluster = await clusters.start({ name: 'fuzz', size: 1, maxValueBytes: 65536 })
-    const member = cluster.running()[0]
-    assert(member)
-    const admin = await cluster.startAdmin()
-    const [cache] = await cluster.startCaches(1)
-    assert(cache)
-    const put = await member.request('/keys/present', { method: 'PUT', body: 'present value' })
-    assert.equal(put.status, 201)
-    const host = (url: string): string => new URL(url).host
-    const targets: Target[] = [
-      { name: member.id, kind: 'db', address: host(member.url) },
-      { name: `${cache.id} client`, kind: 'cache', address: host(cache.url) },
-      { name: `${cache.id} peer`, kind: 'peer', address: host(cache.peerUrl) },
-      { name: 'admin', kind: 'admin', address: host(admin.url) },
-    ]
+    const { targets, member, processes } = await startFuzzSystem(cluster)
     const keysBefore = (await member.stats()).keys
     const report = await runFuzz({ targets, seed, runs: RUNS })
     t.diagnostic(
@@ -40,10 +27,11 @@ describe('HTTP fuzzing', () => {
         `created ${report.created}; failures ${report.failures.length}`,
     )
     assert.deepEqual(report.failures.slice(0, 20), [], `seed ${seed}`)
-    for (const p of [member, cache, admin]) assert(p.running, `${p.id} is still running`)
-    for (const url of [member.url, cache.url, admin.url]) {
-      const res = await fetch(`${url}/ping`)
-      assert.equal(res.status, 200, `${url} answers after the run`)
+    for (const p of processes) assert(p.running, `${p.id} is still running`)
+    for (const t of targets) {
+      if (t.kind === 'peer') continue
+      const res = await fetch(`http://${t.address}/ping`)
+      assert.equal(res.status, 200, `${t.name} answers after the run`)
     }
     const keysAfter = (await member.stats()).keys
     assert.equal(

@@ -11,6 +11,7 @@
 // that the database holds exactly the keys whose writes were answered "created".
 import { connect } from 'node:net'
 import fc from 'fast-check'
+import type { Cluster, DbProcess } from '../e2e/cluster.ts'
 
 /** Target is one listener to fuzz. */
 export interface Target {
@@ -506,4 +507,30 @@ export async function runFuzz(opts: {
     if (report.requests % 500 === 0) opts.onProgress?.(report)
   }
   return report
+}
+
+/** startFuzzSystem starts, on a one-member cluster, the admin and a cache node, writes one
+ * key, and gives the four listeners to fuzz and the member (whose keys are counted). */
+export async function startFuzzSystem(
+  cluster: Cluster,
+): Promise<{
+  targets: Target[]
+  member: DbProcess
+  processes: { running: boolean; id: string }[]
+}> {
+  const member = cluster.running()[0]
+  if (!member) throw new Error('no member started')
+  const admin = await cluster.startAdmin()
+  const [cache] = await cluster.startCaches(1)
+  if (!cache) throw new Error('no cache node started')
+  const put = await member.request('/keys/present', { method: 'PUT', body: 'present value' })
+  if (put.status !== 201) throw new Error(`the first write answered ${put.status}`)
+  const host = (url: string): string => new URL(url).host
+  const targets: Target[] = [
+    { name: member.id, kind: 'db', address: host(member.url) },
+    { name: `${cache.id} client`, kind: 'cache', address: host(cache.url) },
+    { name: `${cache.id} peer`, kind: 'peer', address: host(cache.peerUrl) },
+    { name: 'admin', kind: 'admin', address: host(admin.url) },
+  ]
+  return { targets, member, processes: [member, cache, admin] }
 }

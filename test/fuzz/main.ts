@@ -5,7 +5,7 @@
 // "created". Exit code 0 when all holds, 1 otherwise (the failures are printed).
 import { parseArgs } from 'node:util'
 import { Cluster } from '../e2e/cluster.ts'
-import { runFuzz, type Target } from './http-fuzz.ts'
+import { runFuzz, startFuzzSystem } from './http-fuzz.ts'
 
 const { values } = parseArgs({
   options: {
@@ -31,19 +31,7 @@ const stop = (): void => {
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)
 try {
-  const member = cluster.running()[0]
-  if (!member) throw new Error('no member started')
-  const admin = await cluster.startAdmin()
-  const [cache] = await cluster.startCaches(1)
-  if (!cache) throw new Error('no cache node started')
-  await member.request('/keys/present', { method: 'PUT', body: 'present value' })
-  const host = (url: string): string => new URL(url).host
-  const targets: Target[] = [
-    { name: member.id, kind: 'db', address: host(member.url) },
-    { name: `${cache.id} client`, kind: 'cache', address: host(cache.url) },
-    { name: `${cache.id} peer`, kind: 'peer', address: host(cache.peerUrl) },
-    { name: 'admin', kind: 'admin', address: host(admin.url) },
-  ]
+  const { targets, member, processes } = await startFuzzSystem(cluster)
   const keysBefore = (await member.stats()).keys
   const started = Date.now()
   const report = await runFuzz({
@@ -57,7 +45,7 @@ try {
       ),
   })
   process.stderr.write('\n')
-  const dead = [member, cache, admin].filter((p) => !p.running).map((p) => p.id)
+  const dead = processes.filter((p) => !p.running).map((p) => p.id)
   const keysAfter = (await member.stats()).keys
   console.log(`by status: ${JSON.stringify(report.byStatus)}`)
   console.log(`by listener: ${JSON.stringify(report.byTarget)}`)
