@@ -511,9 +511,7 @@ export async function runFuzz(opts: {
 
 /** startFuzzSystem starts, on a one-member cluster, the admin and a cache node, writes one
  * key, and gives the four listeners to fuzz and the member (whose keys are counted). */
-export async function startFuzzSystem(
-  cluster: Cluster,
-): Promise<{
+export async function startFuzzSystem(cluster: Cluster): Promise<{
   targets: Target[]
   member: DbProcess
   processes: { running: boolean; id: string }[]
