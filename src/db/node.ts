@@ -43,6 +43,8 @@ function advertised(opts: DbNodeOptions): MemberAddress {
 /** DbNode is a running member. */
 export class DbNode {
   private stopping: Promise<void> | undefined
+  // Aborts the join in progress, if any (a shutdown during the join).
+  private readonly joinAbort = new AbortController()
   private removalTimer: NodeJS.Timeout | undefined
   private removalCheckInFlight = false
 
@@ -54,8 +56,18 @@ export class DbNode {
     readonly log: Logger,
   ) {}
 
-  /** start opens the store, starts Raft and the HTTP API, and joins if asked. */
-  static async start(opts: DbNodeOptions, onFatal: (e: Error) => void = () => {}): Promise<DbNode> {
+  /**
+   * start opens the store, starts Raft and the HTTP API, and, for a member with no state yet,
+   * starts joining: in the background, so that a shutdown (SIGTERM) can come while the join
+   * is unanswered or refused for want of a quorum. onJoinFailed is called, after a graceful
+   * shutdown, if the join is refused for good or does not succeed within 60 s; a shutdown
+   * interrupts it, and the next start resumes it (the data directory records it).
+   */
+  static async start(
+    opts: DbNodeOptions,
+    onFatal: (e: Error) => void = () => {},
+    onJoinFailed: (e: Error) => void = () => {},
+  ): Promise<DbNode> {
     const log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: opts.id } })
     const store = LmdbStore.open(opts.dataDir)
     let join: readonly string[]
@@ -92,9 +104,32 @@ export class DbNode {
     })
     await server.listen(opts.http)
     log.info({ event: 'listening', http: opts.http, raft: opts.raft }, 'serving')
-    if (!store.isBootstrapped() && join.length > 0) await node.joinVia(join, opts)
     node.watchRemoval((opts.tickMs ?? 50) * (opts.electionTicks ?? 10))
+    if (!store.isBootstrapped() && join.length > 0) void node.join(join, opts, onJoinFailed)
     return node
+  }
+
+  /** join runs the join; a failure stops the member, a shutdown interrupts it. */
+  private async join(
+    urls: readonly string[],
+    opts: DbNodeOptions,
+    onJoinFailed: (e: Error) => void,
+  ): Promise<void> {
+    try {
+      await this.joinVia(urls, opts)
+    } catch (e) {
+      if (this.joinAbort.signal.aborted) {
+        this.log.info(
+          { event: 'join_interrupted' },
+          'join interrupted by the shutdown; the next start resumes it (recorded in the data directory)',
+        )
+        return
+      }
+      const error = e instanceof Error ? e : new Error(String(e))
+      this.log.error({ event: 'join_failed', err: error }, 'could not join; stopping')
+      await this.shutdown()
+      onJoinFailed(error)
+    }
   }
 
   /**
@@ -142,14 +177,16 @@ export class DbNode {
 
   private async joinVia(urls: readonly string[], opts: DbNodeOptions): Promise<void> {
     const deadline = Date.now() + 60_000
+    const aborted = this.joinAbort.signal
     for (let attempt = 0; Date.now() < deadline; attempt++) {
+      aborted.throwIfAborted()
       const url = urls[attempt % urls.length] as string
       try {
         const res = await fetch(`${url.replace(/\/$/, '')}/join`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ id: opts.id, ...advertised(opts) }),
-          signal: AbortSignal.timeout(15_000),
+          signal: AbortSignal.any([aborted, AbortSignal.timeout(15_000)]),
         })
         if (res.ok) {
           const body = (await res.json()) as { members?: Record<string, MemberAddress> }
@@ -166,10 +203,19 @@ export class DbNode {
         if (res.status >= 400 && res.status < 500)
           throw new Error(`join refused by ${url}: ${body}`)
       } catch (e) {
+        if (aborted.aborted) throw e
         if (e instanceof Error && e.message.startsWith('join refused')) throw e
-        this.log.warn({ event: 'join_failed', via: url, err: e }, 'join failed; retrying')
+        this.log.warn({ event: 'join_retry', via: url, err: e }, 'join failed; retrying')
       }
-      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)))
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer)
+          aborted.removeEventListener('abort', done)
+          resolve()
+        }
+        const timer = setTimeout(done, Math.min(2000, 100 * 2 ** attempt))
+        aborted.addEventListener('abort', done)
+      })
     }
     throw new Error(`could not join through ${urls.join(', ')} within 60 s`)
   }
@@ -227,6 +273,7 @@ export class DbNode {
   }
 
   private async doShutdown(): Promise<void> {
+    this.joinAbort.abort()
     clearInterval(this.removalTimer)
     const s = this.replica.status()
     if (s.role === 'leader') {

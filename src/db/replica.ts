@@ -500,10 +500,12 @@ export class Replica {
 
   private onMessages(from: NodeId, msgs: readonly Message[]): void {
     if (this.stopped || this.removed) return
-    if (!this.raft.knowsMember(from)) {
-      // A stranger or a removed member: its messages must not move our term or commit index
-      // (the transport checked that every message is from `from`).
-      this.droppedFromStrangers += msgs.length
+    // A stranger or a removed member: its messages must not move our term or commit index
+    // (the transport checked that every message is from `from`). A leader that joined after
+    // the configuration this member applied is heard (Raft.admits).
+    const admitted = msgs.filter((m) => this.raft.admits(m))
+    if (admitted.length < msgs.length) {
+      this.droppedFromStrangers += msgs.length - admitted.length
       const now = Date.now()
       if (now - this.strangerLoggedAt >= 10_000) {
         this.strangerLoggedAt = now
@@ -512,10 +514,9 @@ export class Replica {
           'dropping Raft messages from a member not in the configuration',
         )
       }
-      return
     }
     try {
-      for (const m of msgs) {
+      for (const m of admitted) {
         if (m.type === 'app' || m.type === 'heartbeat') this.lastLeaderContactMs = Date.now()
         this.raft.step(m)
       }
@@ -536,10 +537,10 @@ export class Replica {
   }
 
   private async onSnapshot(incoming: IncomingSnapshot): Promise<void> {
-    if (!this.raft.knowsMember(incoming.from)) {
-      throw new Error(`snapshot from ${incoming.from}, which is not a member`)
-    }
     const { term, members } = unpack(incoming.extra) as { term: number; members: Uint8Array }
+    if (!this.raft.admits({ from: incoming.from, type: 'snap', term })) {
+      throw new Error(`snapshot from ${incoming.from}, which is not a member or leader here`)
+    }
     if (incoming.meta.index <= this.raft.status().commit) {
       throw new Error(
         `stale snapshot at ${incoming.meta.index}; commit is ${this.raft.status().commit}`,

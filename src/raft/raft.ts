@@ -191,6 +191,9 @@ export class Raft {
   // Ticks since a leadership transfer started (aborted after an election timeout).
   private transferElapsed = 0
 
+  // The nodes named by conf entries not yet applied, and the log state they were read at.
+  private pendingConf: { key: string; nodes: ReadonlySet<NodeId> } | undefined
+
   private prevHardState: HardState
   private prevSoftState: SoftState | undefined
   private outstanding: Ready | undefined
@@ -306,12 +309,40 @@ export class Raft {
     const { voters, learners } = this.conf
     if (voters.length === 0 && learners.length === 0) return true
     if (voters.includes(id) || learners.includes(id)) return true
-    const from = Math.max(this.log.applied + 1, this.log.firstIndex())
+    return this.pendingConfNodes().has(id)
+  }
+
+  /** pendingConfNodes are the nodes named by conf entries after the applied index, cached for
+   * the log they were read from (a lagging member may hear many messages from a sender it
+   * does not know, each asking). */
+  private pendingConfNodes(): ReadonlySet<NodeId> {
     const last = this.log.lastIndex()
-    if (from > last) return false
-    for (const e of this.log.slice(from, last + 1, Infinity))
-      if (e.type === 'conf' && decodeConfChange(e.data).node === id) return true
-    return false
+    const key = `${this.log.applied}/${last}/${this.log.term(last) ?? 0}/${this.confIndex}`
+    if (this.pendingConf?.key === key) return this.pendingConf.nodes
+    const nodes = new Set<NodeId>()
+    const from = Math.max(this.log.applied + 1, this.log.firstIndex())
+    if (from <= last) {
+      for (const e of this.log.slice(from, last + 1, Infinity))
+        if (e.type === 'conf') nodes.add(decodeConfChange(e.data).node)
+    }
+    this.pendingConf = { key, nodes }
+    return nodes
+  }
+
+  /**
+   * admits tells whether step() considers a message at all. It takes what knowsMember knows,
+   * and one more sender: a leader this member does not know, while it hears no other leader.
+   * A member that lagged (down, cut off) while a new one joined and took the lead has applied
+   * a configuration without that leader, and may not even hold the conf entry that adds it;
+   * dropping its appends and snapshots would leave the member stuck for as long as that
+   * leader leads. A stranger or a removed member claiming to lead cannot depose a leader this
+   * member hears, and a leader's commit index is never believed past the log it matches.
+   */
+  admits(m: Pick<Message, 'from' | 'type' | 'term'>): boolean {
+    if (this.knowsMember(m.from)) return true
+    if (m.type !== 'app' && m.type !== 'heartbeat' && m.type !== 'snap') return false
+    if (m.term < this.term) return false
+    return m.from === this.lead || this.lead === NONE || this.electionElapsed >= this.electionTicks
   }
 
   /** readIndex asks for a linearizable read barrier; the answer comes as a ReadState with the
@@ -360,6 +391,8 @@ export class Raft {
   /** step handles a message from a peer. */
   step(m: Message): void {
     if (m.to !== this.id) return
+    // A stranger, or a removed member: nothing it says may move our term or commit index.
+    if (!this.admits(m)) return
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
         const inLease =

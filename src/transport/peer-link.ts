@@ -4,14 +4,18 @@
 // socket is not writable; when the socket can take more, everything queued goes out in as few
 // frames as the batch byte bound allows. A failed dial or a dropped connection puts the link
 // in backoff (exponential, with jitter) before it dials again; messages sent meanwhile are
-// dropped, as Raft tolerates, and counted. Inbound connections and snapshots are
-// tcp-transport.ts's business; the link only writes.
+// dropped, as Raft tolerates, and counted. The peer may write back on the connection: a batch
+// of messages for us when it has no address of ours (it lags behind our joining), decoded and
+// delivered like any other; anything else cuts the connection. Inbound connections and
+// snapshots are tcp-transport.ts's business.
 import net from 'node:net'
 import type { Socket } from 'node:net'
 import type { Message, NodeId } from '../raft/index.ts'
 import {
+  decodeMessages,
   encodeMessages,
   FrameError,
+  FrameReader,
   MESSAGES_PER_FRAME_MAX,
   messageBytesEstimate,
 } from './codec.ts'
@@ -37,6 +41,8 @@ export interface LinkContext {
   readonly log: TransportLogger
   /** track registers a socket so that closing the transport can wait for it. */
   track(socket: Socket): void
+  /** deliver hands the host the messages the peer wrote back on the connection. */
+  deliver(from: NodeId, msgs: readonly Message[]): void
 }
 
 /** LinkState is where a link is in its life: see PeerLink. */
@@ -161,8 +167,23 @@ export class PeerLink {
       this.waitingDrain = false
       this.flush()
     })
-    // The receiver never writes on a raft connection; reading lets us see its end.
-    socket.on('data', () => {})
+    // The receiver writes back only messages for us that it cannot send otherwise.
+    const reader = new FrameReader(this.ctx.maxFrameBytes)
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket !== socket) return
+      this.ctx.stats.bytesReceived += chunk.byteLength
+      try {
+        reader.push(chunk)
+        for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
+          this.ctx.deliver(this.peer, decodeMessages(payload))
+        }
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err
+        this.ctx.stats.badFrames++
+        this.ctx.log('bad_peer', { peer: this.peer, address: this.address, error: err.message })
+        socket.destroy()
+      }
+    })
     socket.on('close', () => {
       if (this.socket !== socket) return
       this.socket = undefined

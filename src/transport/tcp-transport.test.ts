@@ -283,6 +283,44 @@ test('messages not from the hello’s sender or not to us are dropped', async ()
   assert.equal(b.transport.stats().badFrames, 0)
 })
 
+test('a message to a peer with no address goes back over that peer’s own connection', async () => {
+  // r knows b; b does not know r (b lags: r joined after the configuration b applied, say).
+  const r = await startMember('r')
+  const b = await startMember('b')
+  r.transport.setPeers(new Map([['b', b.address]]))
+  r.transport.send([heartbeat('r', 'b', 1)])
+  await waitFor('r’s message at b', () => b.received.length === 1)
+  const notice: Message = { type: 'heartbeatResp', from: 'b', to: 'r', term: 3, ctx: '' }
+  b.transport.send([notice])
+  await waitFor('the reply at r', () => r.received.length === 1)
+  assert.deepEqual(r.received, [notice])
+  assert.equal(b.transport.stats().messagesDropped, 0)
+  // Nobody else can be reached that way, and garbage written back cuts the link off.
+  b.transport.send([{ ...notice, to: 'stranger' }])
+  assert.equal(b.transport.stats().messagesDropped, 1)
+  const accepted = new Set<net.Socket>()
+  const badPeer = net.createServer((socket) => {
+    accepted.add(socket)
+    socket.on('error', () => {})
+    socket.on('close', () => accepted.delete(socket))
+    socket.write(Buffer.from([0, 0, 0, 3, 1, 2, 3]))
+  })
+  cleanups.push(
+    () =>
+      new Promise((resolve) => {
+        for (const socket of accepted) socket.destroy()
+        badPeer.close(() => resolve())
+      }),
+  )
+  await new Promise<void>((resolve) => badPeer.listen(0, '127.0.0.1', resolve))
+  const port = (badPeer.address() as net.AddressInfo).port
+  r.transport.setPeers(new Map([['bad', `127.0.0.1:${port}`]]))
+  r.transport.send([heartbeat('r', 'bad', 1)])
+  await waitFor('the bad reply to be counted', () => r.transport.stats().badFrames >= 1)
+  assert.equal(r.received.length, 1)
+  r.transport.setPeers(new Map())
+})
+
 test('messages to a down peer are dropped, counted and never thrown', async () => {
   const a = await startMember('a', { queueMessagesMax: 10 })
   a.transport.setPeers(new Map([['down', `127.0.0.1:${await freePort()}`]]))

@@ -1,7 +1,11 @@
 // TcpTransport is the Transport over plain TCP (node:net): each member dials one persistent
 // connection to each peer for the Raft messages it sends (peer-link.ts), accepts the peers'
 // connections for the messages it receives, and opens one connection per snapshot transfer
-// (snapshot-sender.ts, incoming-snapshot.ts). Every connection starts with a hello frame;
+// (snapshot-sender.ts, incoming-snapshot.ts). A message to a node with no known address goes
+// back over that node's own connection to us, if it has one open: a member that lagged while
+// a new member joined and took the lead answers that leader so before it learns its address.
+// Every connection starts
+// with a hello frame;
 // every frame is validated by codec.ts, and a peer that sends anything invalid is cut off and
 // counted, never able to crash the process. What messages mean, and when to send snapshots,
 // is the replica's business.
@@ -13,6 +17,7 @@ import {
   decodeMessages,
   decodeSnapshotFrame,
   encodeHello,
+  encodeMessages,
   FRAME_BYTES_MAX_DEFAULT,
   FrameError,
   FrameReader,
@@ -65,6 +70,10 @@ export interface TcpTransportOptions {
 /** INBOUND_CONNECTIONS_MAX bounds the connections the server accepts at once. */
 export const INBOUND_CONNECTIONS_MAX = 1024
 
+/** REPLY_BUFFER_BYTES_MAX bounds what may wait in an inbound connection's write buffer: a
+ * reply beyond it (a peer that does not read) is dropped. */
+const REPLY_BUFFER_BYTES_MAX = 1024 * 1024
+
 /**
  * TcpTransport implements Transport over TCP. Call start() to accept peers; send() and
  * sendSnapshot() work before it. After close(), sends are dropped and snapshots rejected.
@@ -99,6 +108,9 @@ export class TcpTransport implements Transport {
   private readonly links = new Map<NodeId, PeerLink>()
   // Every socket not yet closed, inbound and outbound; close() waits for all of them.
   private readonly sockets = new Set<Socket>()
+  // The latest inbound raft connection of each peer that said hello, for messages to peers
+  // with no address (see send).
+  private readonly inbound = new Map<NodeId, Socket>()
   private closed = false
 
   constructor(private readonly options: TcpTransportOptions) {
@@ -136,6 +148,7 @@ export class TcpTransport implements Transport {
       stats: this.counters,
       log: this.log,
       track: (socket) => this.track(socket),
+      deliver: (from, msgs) => this.deliver(from, msgs),
     }
     this.receiverContext = {
       inactivityMs: this.snapshotTimeoutMs,
@@ -198,9 +211,28 @@ export class TcpTransport implements Transport {
   send(msgs: readonly Message[]): void {
     for (const msg of msgs) {
       const link = this.linkTo(msg.to)
-      if (link === undefined) this.counters.messagesDropped++
-      else link.enqueue(msg)
+      if (link !== undefined) link.enqueue(msg)
+      else if (!this.reply(msg)) this.counters.messagesDropped++
     }
+  }
+
+  /** reply writes msg on the recipient's own inbound connection, for a recipient that has no
+   * address here; false if it has none open (or it is not reading). */
+  private reply(msg: Message): boolean {
+    const socket = this.closed ? undefined : this.inbound.get(msg.to)
+    if (socket === undefined || socket.destroyed || socket.writableLength > REPLY_BUFFER_BYTES_MAX)
+      return false
+    let frame: Uint8Array
+    try {
+      frame = encodeMessages([msg], this.maxFrameBytes)
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err
+      return false
+    }
+    socket.write(frame)
+    this.counters.messagesSent++
+    this.counters.bytesSent += frame.byteLength
+    return true
   }
 
   async sendSnapshot(to: NodeId, source: SnapshotSource): Promise<void> {
@@ -311,6 +343,8 @@ export class TcpTransport implements Transport {
     socket.once('close', () => {
       clearTimeout(helloTimer)
       receiver?.connectionClosed()
+      if (hello !== undefined && this.inbound.get(hello.id) === socket)
+        this.inbound.delete(hello.id)
     })
 
     socket.on('data', (chunk: Buffer) => {
@@ -324,6 +358,8 @@ export class TcpTransport implements Transport {
             clearTimeout(helloTimer)
             if (hello.purpose === 'snapshot') {
               receiver = new SnapshotReceiver(hello.id, socket, this.receiverContext)
+            } else {
+              this.inbound.set(hello.id, socket)
             }
           } else if (receiver !== undefined) {
             receiver.onFrame(decodeSnapshotFrame(payload))
@@ -349,7 +385,8 @@ export class TcpTransport implements Transport {
     return hello
   }
 
-  /** deliver hands a batch to the host, without the messages not from `from` to us. */
+  /** deliver hands a batch to the host, without the messages not from `from` to us. It takes
+   * the batches of inbound connections and the replies peers send back on our links. */
   private deliver(from: NodeId, msgs: readonly Message[]): void {
     let valid = msgs
     if (msgs.some((m) => m.from !== from || m.to !== this.id)) {

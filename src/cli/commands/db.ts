@@ -92,6 +92,10 @@ export function registerDb(program: Command): void {
             console.error(`oncekv db: fatal: ${e.message}`)
             process.exit(1)
           },
+          (e) => {
+            console.error(`oncekv db: could not join: ${e.message}`)
+            process.exit(1)
+          },
         )
       } catch (e) {
         if (e instanceof StoreCorruptError) {
