@@ -13,7 +13,7 @@ import { describe, it } from 'node:test'
 import { formatViolation } from './checker.ts'
 import { runChaos, type ChaosResult } from './run.ts'
 
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 40)
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 30)
 
 function report(t: { diagnostic(s: string): void }, r: ChaosResult): void {
   t.diagnostic(`seed ${r.seed}: ${r.ops} operations; faults ${JSON.stringify(r.faults)}`)
@@ -51,7 +51,7 @@ describe('chaos', () => {
     )
     const r = await runChaos({
       seed,
-      durationMs: 20_000,
+      durationMs: 15_000,
       kinds: ['slow', 'partition', 'one-way', 'pause'],
       bug: 'skip-read-index',
       outDir: join('chaos-results', `test-bug-seed-${seed}`),
