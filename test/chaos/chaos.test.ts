@@ -13,7 +13,7 @@ import { describe, it } from 'node:test'
 import { formatViolation } from './checker.ts'
 import { runChaos, type ChaosResult } from './run.ts'
 
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 30)
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 35)
 
 function report(t: { diagnostic(s: string): void }, r: ChaosResult): void {
   t.diagnostic(`seed ${r.seed}: ${r.ops} operations; faults ${JSON.stringify(r.faults)}`)
