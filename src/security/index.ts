@@ -1,0 +1,3 @@
+export * from './secrets.ts'
+export * from './tls.ts'
+export * from './options.ts'
