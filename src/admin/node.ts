@@ -7,6 +7,7 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import type { Security } from '../security/index.ts'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { sendError } from '../http/errors.ts'
@@ -46,6 +47,8 @@ export interface AdminOptions {
   readonly maxValueBytes?: number
   /** startedBy is 'dev' when `oncekv dev` started this admin (the page's hints differ). */
   readonly startedBy?: 'dev'
+  /** security holds tokens, the cluster secret and TLS material (none: all open). */
+  readonly security?: Security
   readonly logLevel?: string
   readonly logger?: Logger
 }

@@ -3,6 +3,7 @@
 // from flags (--peers, --db) or from the admin, which it joins and which heartbeats it every
 // second. The data path never waits on the admin: without heartbeats the node keeps serving
 // with the last lists it had, and joins again until the admin answers.
+import type { Security } from '../security/index.ts'
 import pino, { type Logger } from 'pino'
 import {
   urlList,
@@ -44,6 +45,8 @@ export interface CacheNodeOptions {
   readonly maxValueBytes?: number
   /** heartbeatTimeoutMs: without a heartbeat this long, the node joins the admin again. */
   readonly heartbeatTimeoutMs?: number
+  /** security holds tokens, the cluster secret and TLS material (none: all open). */
+  readonly security?: Security
   readonly logLevel?: string
   readonly logger?: Logger
 }

@@ -1,7 +1,15 @@
 // Option parsers shared by the CLI's commands.
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, type Command } from 'commander'
 import type { Logger } from 'pino'
 import { isBaseUrl } from '../protocol/index.ts'
+import {
+  loadSecurity,
+  SecretError,
+  TlsConfigError,
+  type SecretName,
+  type Security,
+  type SecurityFlags,
+} from '../security/index.ts'
 
 /** intOption parses a non-negative integer flag value. */
 export function intOption(value: string): number {
@@ -104,4 +112,22 @@ export function originOption(value: string, previous: string[] | undefined): str
       `${value} is not an origin like https://ops.example.com (no wildcard, no "null", no path)`,
     )
   return [...(previous ?? []), url.origin]
+}
+
+/** securityOption loads a server command's tokens, cluster secret and TLS files; a flag set
+ * that cannot work (an unreadable file, a short secret, a certificate without its key) ends
+ * the process with exit code 2 and the reason. */
+export function securityOption(
+  program: Command,
+  command: string,
+  flags: SecurityFlags,
+  names: readonly SecretName[],
+): Security {
+  try {
+    return loadSecurity(flags, names)
+  } catch (e) {
+    if (e instanceof SecretError || e instanceof TlsConfigError)
+      program.error(`oncekv ${command}: ${e.message}`, { exitCode: 2 })
+    throw e
+  }
 }

@@ -1,6 +1,7 @@
 // DbNode composes one database member: the store, the peer transport, the Replica (Raft) and
 // the HTTP server; it bootstraps or joins a cluster and shuts down gracefully (leadership is
 // handed over first, requests in flight finish or fail clearly, the store closes cleanly).
+import type { Security } from '../security/index.ts'
 import pino, { type Logger } from 'pino'
 import { bootstrapSnapshot, NONE } from '../raft/index.ts'
 import { LmdbStore, StoreIdentityError, type MemberAddress } from '../storage/index.ts'
@@ -31,6 +32,8 @@ export interface DbNodeOptions {
   readonly snapshotEntries?: number
   /** snapshotChunkBytes is the size of the chunks a snapshot is sent in (default 512 KiB). */
   readonly snapshotChunkBytes?: number
+  /** security holds tokens, the cluster secret and TLS material (none: all open). */
+  readonly security?: Security
   readonly logLevel?: string
   readonly logger?: Logger
 }

@@ -1,6 +1,7 @@
 // The security flags of the server commands (db, cache, admin): token and secret files, TLS.
 import type { Command } from 'commander'
-import { SECRET_SOURCES, type SecretName } from './secrets.ts'
+import { loadSecret, SECRET_SOURCES, type Secret, type SecretName } from './secrets.ts'
+import { loadTls, type TlsConfig, type TlsFlags } from './tls.ts'
 
 const SECRET_HELP: Record<SecretName, string> = {
   write: 'puts need this token',
@@ -28,4 +29,48 @@ export function addTlsOptions(cmd: Command): Command {
       '--peer-mtls',
       'peers (Raft transport, cache peer protocol) must show a certificate signed by --tls-ca',
     )
+}
+
+/** Security is what a server process holds to protect itself and to prove itself to others:
+ * tokens (write, read, admin), the cluster secret and TLS material. Every part is optional;
+ * oncekv dev runs with none. */
+export interface Security {
+  readonly write?: Secret
+  readonly read?: Secret
+  readonly admin?: Secret
+  readonly cluster?: Secret
+  readonly tls?: TlsConfig
+}
+
+/** SecurityFlags are the flags addSecretOptions and addTlsOptions add, as parsed. */
+export interface SecurityFlags extends TlsFlags {
+  writeTokenFile?: string
+  readTokenFile?: string
+  adminTokenFile?: string
+  clusterSecretFile?: string
+}
+
+const FILE_FLAG: Record<SecretName, keyof SecurityFlags> = {
+  write: 'writeTokenFile',
+  read: 'readTokenFile',
+  admin: 'adminTokenFile',
+  cluster: 'clusterSecretFile',
+}
+
+/** loadSecurity loads the named secrets (file flag, else environment) and the TLS files. It
+ * throws SecretError or TlsConfigError with a message fit for the user. */
+export function loadSecurity(
+  flags: SecurityFlags,
+  names: readonly SecretName[],
+  env: NodeJS.ProcessEnv = process.env,
+): Security {
+  const out: { -readonly [K in keyof Security]: Security[K] } = {}
+  for (const name of names) {
+    const file = flags[FILE_FLAG[name]]
+    const secret = loadSecret(name, typeof file === 'string' ? file : undefined, env)
+    if (secret) out[name] = secret
+  }
+  const tls = loadTls(flags)
+  if (tls) out.tls = tls
+  return out
 }

@@ -2,7 +2,23 @@
 import { Option, type Command } from 'commander'
 import type { AdminNode, AdminOptions } from '../../admin/node.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption, originOption, runUntilSignal, urlOption, valueBytesOption } from '../options.ts'
+import {
+  addSecretOptions,
+  addTlsOptions,
+  type Security,
+  type SecurityFlags,
+} from '../../security/index.ts'
+import {
+  intOption,
+  originOption,
+  runUntilSignal,
+  securityOption,
+  urlOption,
+  valueBytesOption,
+} from '../options.ts'
+
+/** ADMIN_SECRETS are the secrets the admin takes. */
+export const ADMIN_SECRETS = ['read', 'write', 'admin', 'cluster'] as const
 
 /** ADMIN_HTTP_DEFAULT and ADMIN_DB_DEFAULT are the original's: the admin on 5546, following
  * the database through the first member's default address. */
@@ -10,7 +26,7 @@ export const ADMIN_HTTP_DEFAULT = '127.0.0.1:5546'
 export const ADMIN_DB_DEFAULT = 'http://127.0.0.1:11000'
 
 /** AdminFlags are the parsed flags of `oncekv admin`. */
-export interface AdminFlags {
+export interface AdminFlags extends SecurityFlags {
   http: string
   db?: string[]
   allowOrigin?: string[]
@@ -22,7 +38,7 @@ export interface AdminFlags {
 }
 
 /** adminOptions turns the flags into the admin's options (defaults filled in). */
-export function adminOptions(flags: AdminFlags): AdminOptions {
+export function adminOptions(flags: AdminFlags, security: Security = {}): AdminOptions {
   return {
     http: flags.http,
     dbs: flags.db ?? [ADMIN_DB_DEFAULT],
@@ -32,12 +48,13 @@ export function adminOptions(flags: AdminFlags): AdminOptions {
     maxValueBytes: flags.maxValueBytes,
     ...(flags.startedBy ? { startedBy: flags.startedBy } : {}),
     logLevel: flags.logLevel,
+    security,
   }
 }
 
 /** registerAdmin adds the admin command. */
 export function registerAdmin(program: Command): void {
-  program
+  const cmd = program
     .command('admin')
     .description('run the admin: cache membership, the database view, the dashboard')
     .option('--http <host:port>', 'address to serve on', ADMIN_HTTP_DEFAULT)
@@ -67,15 +84,17 @@ export function registerAdmin(program: Command): void {
     // `oncekv dev` says it started the admin, so the page's hints name it.
     .addOption(new Option('--started-by <what>').choices(['dev']).hideHelp())
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .action(async (flags: AdminFlags) => {
-      const { AdminNode } = await import('../../admin/node.ts')
-      let node: AdminNode
-      try {
-        node = await AdminNode.start(adminOptions(flags))
-      } catch (e) {
-        console.error(`oncekv admin: could not start: ${(e as Error).message}`)
-        process.exit(1)
-      }
-      runUntilSignal('admin', node.log, () => node.shutdown())
-    })
+  addSecretOptions(cmd, ADMIN_SECRETS)
+  addTlsOptions(cmd).action(async (flags: AdminFlags) => {
+    const security = securityOption(program, 'admin', flags, ADMIN_SECRETS)
+    const { AdminNode } = await import('../../admin/node.ts')
+    let node: AdminNode
+    try {
+      node = await AdminNode.start(adminOptions(flags, security))
+    } catch (e) {
+      console.error(`oncekv admin: could not start: ${(e as Error).message}`)
+      process.exit(1)
+    }
+    runUntilSignal('admin', node.log, () => node.shutdown())
+  })
 }

@@ -6,9 +6,13 @@ import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeouts.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { intOption, oneUrlOption, urlOption, runUntilSignal } from '../options.ts'
+import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
+import { intOption, oneUrlOption, urlOption, runUntilSignal, securityOption } from '../options.ts'
 
-interface CacheFlags {
+/** CACHE_SECRETS are the secrets a cache node takes. */
+const CACHE_SECRETS = ['read', 'admin', 'cluster'] as const
+
+interface CacheFlags extends SecurityFlags {
   http: string
   peer: string
   advertiseHttp?: string
@@ -27,7 +31,7 @@ interface CacheFlags {
 
 /** registerCache adds the cache command. */
 export function registerCache(program: Command): void {
-  program
+  const cmd = program
     .command('cache')
     .description('run a cache node (groupcache-style read-through cache of the database)')
     .option('--http <host:port>', 'client API address', '127.0.0.1:5551')
@@ -92,41 +96,44 @@ export function registerCache(program: Command): void {
       VALUE_BYTES_MAX_DEFAULT,
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .action(async (flags: CacheFlags) => {
-      if (!flags.admin && (flags.db ?? []).length === 0) {
-        program.error('oncekv cache: give --admin, or --db (and --peers) to run without one', {
-          exitCode: 2,
-        })
-      }
-      const unreachable =
-        unreachableAdvertised('--http', flags.http, '--advertise-http', flags.advertiseHttp) ??
-        unreachableAdvertised('--peer', flags.peer, '--advertise-peer', flags.advertisePeer)
-      if (unreachable) program.error(`oncekv cache: ${unreachable}`, { exitCode: 2 })
-      const { CacheNode } = await import('../../cache/node.ts')
-      let node: CacheNode
-      try {
-        node = await CacheNode.start({
-          http: flags.http,
-          peer: flags.peer,
-          advertiseHttp: flags.advertiseHttp,
-          advertisePeer: flags.advertisePeer,
-          admin: flags.admin,
-          peers: flags.peers,
-          dbs: flags.db,
-          cacheBytes: flags.cacheBytes,
-          replicas: flags.replicas,
-          dbTimeoutMs: flags.dbTimeoutMs,
-          hedgeMs: flags.hedgeMs,
-          peerTimeoutMs: flags.peerTimeoutMs,
-          maxValueBytes: flags.maxValueBytes,
-          logLevel: flags.logLevel,
-        })
-      } catch (e) {
-        console.error(`oncekv cache: could not start: ${(e as Error).message}`)
-        process.exit(1)
-      }
-      runUntilSignal('cache', node.log, () => node.shutdown())
-    })
+  addSecretOptions(cmd, CACHE_SECRETS)
+  addTlsOptions(cmd).action(async (flags: CacheFlags) => {
+    const security = securityOption(program, 'cache', flags, CACHE_SECRETS)
+    if (!flags.admin && (flags.db ?? []).length === 0) {
+      program.error('oncekv cache: give --admin, or --db (and --peers) to run without one', {
+        exitCode: 2,
+      })
+    }
+    const unreachable =
+      unreachableAdvertised('--http', flags.http, '--advertise-http', flags.advertiseHttp) ??
+      unreachableAdvertised('--peer', flags.peer, '--advertise-peer', flags.advertisePeer)
+    if (unreachable) program.error(`oncekv cache: ${unreachable}`, { exitCode: 2 })
+    const { CacheNode } = await import('../../cache/node.ts')
+    let node: CacheNode
+    try {
+      node = await CacheNode.start({
+        http: flags.http,
+        peer: flags.peer,
+        advertiseHttp: flags.advertiseHttp,
+        advertisePeer: flags.advertisePeer,
+        admin: flags.admin,
+        peers: flags.peers,
+        dbs: flags.db,
+        cacheBytes: flags.cacheBytes,
+        replicas: flags.replicas,
+        dbTimeoutMs: flags.dbTimeoutMs,
+        hedgeMs: flags.hedgeMs,
+        peerTimeoutMs: flags.peerTimeoutMs,
+        maxValueBytes: flags.maxValueBytes,
+        logLevel: flags.logLevel,
+        security,
+      })
+    } catch (e) {
+      console.error(`oncekv cache: could not start: ${(e as Error).message}`)
+      process.exit(1)
+    }
+    runUntilSignal('cache', node.log, () => node.shutdown())
+  })
 }
 
 /**

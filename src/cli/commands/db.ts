@@ -2,15 +2,17 @@
 import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
+import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
 import {
   intOption,
+  securityOption,
   runUntilSignal,
   snapshotChunkBytesOption,
   urlListOption,
   valueBytesOption,
 } from '../options.ts'
 
-interface DbFlags {
+interface DbFlags extends SecurityFlags {
   id: string
   http: string
   raft: string
@@ -27,9 +29,12 @@ interface DbFlags {
   logLevel: string
 }
 
+/** DB_SECRETS are the secrets a database member takes. */
+const DB_SECRETS = ['write', 'read', 'admin', 'cluster'] as const
+
 /** registerDb adds the db command. */
 export function registerDb(program: Command): void {
-  program
+  const cmd = program
     .command('db')
     .description('run a database member (Raft-replicated, durable)')
     .requiredOption('--id <id>', 'member id, unique in the cluster (e.g. n1)')
@@ -65,52 +70,55 @@ export function registerDb(program: Command): void {
       512 * 1024,
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .action(async (flags: DbFlags) => {
-      // Loaded here, not at the top: the data commands (put, get…) start without them.
-      const { DbNode } = await import('../../db/node.ts')
-      const { StoreCorruptError, StoreIdentityError } = await import('../../storage/index.ts')
-      let node: DbNode
-      try {
-        node = await DbNode.start(
-          {
-            id: flags.id,
-            http: flags.http,
-            raft: flags.raft,
-            advertiseHttp: flags.advertiseHttp,
-            advertiseRaft: flags.advertiseRaft,
-            dataDir: flags.data ?? `./data/${flags.id}`,
-            join: flags.join,
-            clusterName: flags.cluster,
-            maxValueBytes: flags.maxValueBytes,
-            tickMs: flags.tickMs,
-            electionTicks: flags.electionTicks,
-            snapshotEntries: flags.snapshotEntries,
-            snapshotChunkBytes: flags.snapshotChunkBytes,
-            logLevel: flags.logLevel,
-          },
-          (e) => {
-            console.error(`oncekv db: fatal: ${e.message}`)
-            process.exit(1)
-          },
-          (e) => {
-            console.error(`oncekv db: could not join: ${e.message}`)
-            process.exit(1)
-          },
+  addSecretOptions(cmd, DB_SECRETS)
+  addTlsOptions(cmd).action(async (flags: DbFlags) => {
+    const security = securityOption(program, 'db', flags, DB_SECRETS)
+    // Loaded here, not at the top: the data commands (put, get…) start without them.
+    const { DbNode } = await import('../../db/node.ts')
+    const { StoreCorruptError, StoreIdentityError } = await import('../../storage/index.ts')
+    let node: DbNode
+    try {
+      node = await DbNode.start(
+        {
+          id: flags.id,
+          http: flags.http,
+          raft: flags.raft,
+          advertiseHttp: flags.advertiseHttp,
+          advertiseRaft: flags.advertiseRaft,
+          dataDir: flags.data ?? `./data/${flags.id}`,
+          join: flags.join,
+          clusterName: flags.cluster,
+          maxValueBytes: flags.maxValueBytes,
+          tickMs: flags.tickMs,
+          electionTicks: flags.electionTicks,
+          snapshotEntries: flags.snapshotEntries,
+          snapshotChunkBytes: flags.snapshotChunkBytes,
+          logLevel: flags.logLevel,
+          security,
+        },
+        (e) => {
+          console.error(`oncekv db: fatal: ${e.message}`)
+          process.exit(1)
+        },
+        (e) => {
+          console.error(`oncekv db: could not join: ${e.message}`)
+          process.exit(1)
+        },
+      )
+    } catch (e) {
+      if (e instanceof StoreCorruptError) {
+        console.error(
+          `oncekv db: the data directory is damaged and will not be served:\n  ${e.message}`,
         )
-      } catch (e) {
-        if (e instanceof StoreCorruptError) {
-          console.error(
-            `oncekv db: the data directory is damaged and will not be served:\n  ${e.message}`,
-          )
-          process.exit(2)
-        }
-        if (e instanceof StoreIdentityError) {
-          console.error(`oncekv db: ${e.message}`)
-          process.exit(2)
-        }
-        console.error(`oncekv db: could not start: ${(e as Error).message}`)
-        process.exit(1)
+        process.exit(2)
       }
-      runUntilSignal('db', node.log, () => node.shutdown())
-    })
+      if (e instanceof StoreIdentityError) {
+        console.error(`oncekv db: ${e.message}`)
+        process.exit(2)
+      }
+      console.error(`oncekv db: could not start: ${(e as Error).message}`)
+      process.exit(1)
+    }
+    runUntilSignal('db', node.log, () => node.shutdown())
+  })
 }
