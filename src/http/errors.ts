@@ -11,6 +11,7 @@ import {
   OnceKvError,
   PayloadTooLargeError,
   RouteNotFoundError,
+  UnauthorizedError,
   UnavailableError,
   UnsupportedMediaTypeError,
 } from '../protocol/index.ts'
@@ -40,6 +41,7 @@ export const CODE_HEADER = 'x-oncekv-code'
 /** sendError writes err as the API's JSON error body, with its code in CODE_HEADER too. */
 export function sendError(reply: FastifyReply, err: OnceKvError): FastifyReply {
   if (err instanceof UnavailableError) reply.header('retry-after', String(err.retryAfterSeconds))
+  if (err instanceof UnauthorizedError) reply.header('www-authenticate', 'Bearer')
   reply.header(CODE_HEADER, String(err.code))
   return reply.code(err.status).type('application/json').send(err.body())
 }
@@ -56,6 +58,7 @@ export function rawErrorAnswer(err: OnceKvError, status: number = err.status): s
     `content-type: application/json; charset=utf-8\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
     `${CODE_HEADER}: ${err.code}\r\n` +
+    (err instanceof UnauthorizedError ? 'www-authenticate: Bearer\r\n' : '') +
     `connection: close\r\n\r\n${body}`
   )
 }

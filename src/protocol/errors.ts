@@ -11,6 +11,7 @@ export type ErrorName =
   | 'too_large'
   | 'not_found'
   | 'method_not_allowed'
+  | 'unauthorized'
   | 'forbidden'
   | 'unsupported_media_type'
   | 'key_not_found'
@@ -55,7 +56,16 @@ export class PayloadTooLargeError extends OnceKvError {
   readonly error = 'too_large'
 }
 
-/** ForbiddenError: the request comes from a page or host this node does not serve. */
+/** UnauthorizedError: the route needs a token and the request carries none (servers add
+ * `WWW-Authenticate: Bearer`). */
+export class UnauthorizedError extends OnceKvError {
+  readonly status = 401
+  readonly code = 1001
+  readonly error = 'unauthorized'
+}
+
+/** ForbiddenError: the request comes from a page or host this node does not serve, or
+ * carries a token that this route does not take. */
 export class ForbiddenError extends OnceKvError {
   readonly status = 403
   readonly code = 1001
@@ -177,8 +187,14 @@ export function errorFromBody(status: number, body: unknown, key = ''): OnceKvEr
       return new OutcomeUnknownError(message)
     case 'bad_request':
       return new BadRequestError(message)
+    case 'unauthorized':
+      return new UnauthorizedError(message)
+    case 'forbidden':
+      return new ForbiddenError(message)
     default:
       if (status === 503) return new UnavailableError(message)
+      if (status === 401) return new UnauthorizedError(message)
+      if (status === 403) return new ForbiddenError(message)
       if (status >= 400 && status < 500) return new BadRequestError(message)
       return new InternalError(message)
   }
