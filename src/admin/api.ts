@@ -24,6 +24,9 @@ export interface ApiNodes {
   caches(): readonly string[]
   /** dbs are the database members' URLs, the leader first when known. */
   dbs(): readonly string[]
+  /** readAuth and writeAuth are the admin's credentials for reads and writes (headers). */
+  readonly readAuth?: Record<string, string>
+  readonly writeAuth?: Record<string, string>
 }
 
 const TIMEOUT_MS = 5_000
@@ -65,6 +68,7 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
       let res: Response
       try {
         res = await fetch(`${url}/keys/${encodeURIComponent(key)}`, {
+          headers: { ...nodes.readAuth },
           signal: AbortSignal.timeout(TIMEOUT_MS),
         })
       } catch (e) {
@@ -133,7 +137,7 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
           res = await fetch(`${url}/keys/${encodeURIComponent(k)}`, {
             method: 'PUT',
             body: value,
-            headers: { 'content-type': 'application/octet-stream' },
+            headers: { 'content-type': 'application/octet-stream', ...nodes.writeAuth },
             signal: AbortSignal.timeout(TIMEOUT_MS * 2),
           })
         } catch (e) {
@@ -146,7 +150,9 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
           const out: AdminPutResponse = {
             key: k,
             outcome: res.status === 201 ? 'created' : res.status === 200 ? 'exists' : 'conflict',
-            ...(res.status === 409 ? { existing: await existingValue(url, k) } : {}),
+            ...(res.status === 409
+              ? { existing: await existingValue(url, k, nodes.readAuth) }
+              : {}),
             served_by: url,
             took_ms: Date.now() - started,
           }
@@ -160,9 +166,14 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
   )
 }
 
-async function existingValue(url: string, key: string): Promise<string | undefined> {
+async function existingValue(
+  url: string,
+  key: string,
+  headers: Record<string, string> = {},
+): Promise<string | undefined> {
   try {
     const res = await fetch(`${url}/keys/${encodeURIComponent(key)}`, {
+      headers,
       signal: AbortSignal.timeout(TIMEOUT_MS),
     })
     if (res.status !== 200) return undefined

@@ -23,6 +23,8 @@ export class DbWatcher {
     private readonly seeds: readonly string[],
     private readonly onChange: (view: DbView) => void,
     private readonly intervalMs = 1_000,
+    /** headers go with every GET /cluster (the admin's credential). */
+    private readonly headers: Record<string, string> = {},
   ) {}
 
   /** current is the latest view. */
@@ -50,7 +52,7 @@ export class DbWatcher {
     this.polling = true
     try {
       for (const url of this.candidates()) {
-        const cluster = await fetchCluster(url)
+        const cluster = await fetchCluster(url, this.headers)
         if (!cluster) continue
         const urls = cluster.members
           .filter((m) => m.suffrage === 'voter' && m.http !== '')
@@ -72,9 +74,15 @@ export class DbWatcher {
   }
 }
 
-async function fetchCluster(url: string): Promise<ClusterResponse | undefined> {
+async function fetchCluster(
+  url: string,
+  headers: Record<string, string>,
+): Promise<ClusterResponse | undefined> {
   try {
-    const res = await fetch(`${url}/cluster`, { signal: AbortSignal.timeout(800) })
+    const res = await fetch(`${url}/cluster`, {
+      headers,
+      signal: AbortSignal.timeout(800),
+    })
     if (!res.ok) return undefined
     const body = (await res.json()) as ClusterResponse
     // A member that has no leader knows no current membership worth spreading.

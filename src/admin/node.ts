@@ -10,11 +10,13 @@ import { fileURLToPath } from 'node:url'
 import type { Security } from '../security/index.ts'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
+import { Auth, authHeaders, SESSION_COOKIE, type RouteClass } from '../http/auth.ts'
 import { sendError } from '../http/errors.ts'
 import { WsHub, hostProblem, originProblem, sameOrigin, type HostRules } from '../http/ws-hub.ts'
 import {
   BadRequestError,
   ForbiddenError,
+  UnauthorizedError,
   isBaseUrl,
   urlList,
   VALUE_BYTES_MAX_DEFAULT,
@@ -85,7 +87,11 @@ export class AdminNode {
   private readonly ws: WsHub
   private readonly opts: AdminOptions
   private readonly hostRules: HostRules
-  private readonly overview = new Overview()
+  private readonly overview: Overview
+  private readonly auth: Auth
+  // The admin's credential toward the database and the caches, per route class.
+  private readonly readAuth: Record<string, string>
+  private readonly adminAuth: Record<string, string>
   // Caches dropped for missing heartbeats stay on the dashboard as "down" for a while.
   private readonly droppedCaches = new Map<string, { peer: string; at: number }>()
   private timer: NodeJS.Timeout | undefined
@@ -103,9 +109,15 @@ export class AdminNode {
     this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
     this.app = createApp({ logger: this.log, bodyLimit: 64 * 1024, draining: () => this.draining })
+    this.auth = new Auth(opts.security, { sessions: true })
+    this.readAuth = authHeaders(opts.security, 'read')
+    this.adminAuth = authHeaders(opts.security, 'admin')
+    this.overview = new Overview(800, this.readAuth)
+    if (this.auth.on) this.app.addHook('onRequest', this.auth.hook(adminRouteClass))
     this.hostRules = { allowed: opts.allowOrigins ?? [], names: [splitHostPort(opts.http)[0]] }
     this.ws = new WsHub(this.app.server, {
       checkOrigin: sameOrigin(this.hostRules.allowed, this.hostRules.names),
+      authorize: (_path, req) => this.auth.problem('admin', req.headers),
     })
     this.ws.route('/ws/caches', (ws) => ws.send(JSON.stringify(this.cacheUrls())))
     this.ws.route('/ws/dbs', (ws) => ws.send(JSON.stringify(this.watcher.current.urls)))
@@ -113,7 +125,7 @@ export class AdminNode {
       ws.send(JSON.stringify(this.overview.history()))
       ws.send(JSON.stringify(this.overview.current))
     })
-    this.watcher = new DbWatcher(opts.dbs, (view) => this.onDbChange(view))
+    this.watcher = new DbWatcher(opts.dbs, (view) => this.onDbChange(view), 1_000, this.readAuth)
     this.routes()
   }
 
@@ -185,9 +197,33 @@ export class AdminNode {
       max_value_bytes: this.maxValueBytes,
       dbs: [...this.opts.dbs],
       started_by: this.opts.startedBy ?? null,
+      auth: this.auth.protects('admin'),
     }))
+    // The page logs in with the admin token (or the cluster secret): the answer sets a
+    // session cookie, an HMAC of the secret (never the secret), HttpOnly and SameSite=Strict,
+    // which the WebSockets take (a browser cannot set their headers). The API takes it too.
+    app.post('/api/login', async (req, reply) => {
+      const b = bodyObject(req.body, '{"token": "<admin token>"}')
+      if (typeof b.token !== 'string' || b.token === '')
+        throw new UnauthorizedError('the body must be {"token": "<admin token>"}')
+      if (!this.auth.protects('admin')) return { code: 1000, auth: false }
+      const session = this.auth.login(b.token.trim())
+      if (session === undefined)
+        throw new ForbiddenError('that is not the admin token (nor the cluster secret)')
+      reply.header(
+        'set-cookie',
+        `${SESSION_COOKIE}=${session}; Path=/; HttpOnly; SameSite=Strict${this.opts.security?.tls?.cert ? '; Secure' : ''}`,
+      )
+      return { code: 1000, auth: true }
+    })
+    app.post('/api/logout', async (_req, reply) => {
+      reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`)
+      return { code: 1000 }
+    })
     registerApi(app, {
       maxValueBytes: this.maxValueBytes,
+      readAuth: this.readAuth,
+      writeAuth: authHeaders(this.opts.security, 'write'),
       caches: () => this.cacheUrls(),
       dbs: () => {
         const view = this.watcher.current
@@ -296,7 +332,7 @@ export class AdminNode {
     try {
       const res = await fetch(`${c.http}/meta`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...this.adminAuth },
         body,
         signal: AbortSignal.timeout(this.beatTimeoutMs),
       })
@@ -375,6 +411,25 @@ export class AdminNode {
     this.ws.close()
     await this.app.close()
   }
+}
+
+/** OPEN_ROUTES are the admin's routes anyone may call: health, what the page needs to know
+ * before it logs in, the login, and the page's own files (the static wildcard). */
+const OPEN_ROUTES = new Set([
+  '/ping',
+  '/healthz',
+  '/readyz',
+  '/api/info',
+  '/api/login',
+  '/api/logout',
+  '/',
+  '/*',
+])
+
+/** adminRouteClass is the access class of an admin route: OPEN_ROUTES are open, every other
+ * route (the lists, the overview, the API, cache registration), or none matched, is admin. */
+function adminRouteClass(_method: string, route: string | undefined): RouteClass {
+  return route !== undefined && OPEN_ROUTES.has(route) ? 'open' : 'admin'
 }
 
 const JOIN_SHAPE = '{"http": "<node URL>", "peer": "<peer URL>"}'

@@ -71,7 +71,11 @@ export class Overview {
   }
   private lastLeaderCommit: { time: number; commit: number } | undefined
 
-  constructor(private readonly timeoutMs = 800) {}
+  constructor(
+    private readonly timeoutMs = 800,
+    /** headers go with every GET /stats (the admin's credential). */
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   /** current is the latest overview. */
   get current(): AdminOverview {
@@ -133,7 +137,10 @@ export class Overview {
 
   private async fetchStats(url: string): Promise<DbStats | CacheNodeStats | undefined> {
     try {
-      const res = await fetch(`${url}/stats`, { signal: AbortSignal.timeout(this.timeoutMs) })
+      const res = await fetch(`${url}/stats`, {
+        headers: this.headers,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      })
       if (!res.ok) {
         await res.arrayBuffer()
         return undefined

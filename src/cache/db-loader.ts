@@ -22,6 +22,8 @@ export interface DbLoaderOptions {
   /** hedgeShare is the largest share of loads that may send a hedged second read
    * (HEDGE_BUDGET by default; 0 never hedges, so a slow member is only failed over from). */
   readonly hedgeShare?: number
+  /** headers go with every read (the credential: the cluster secret or a read token). */
+  readonly headers?: Record<string, string>
 }
 
 interface Member {
@@ -61,6 +63,7 @@ export class DbLoader {
   private readonly maxValueBytes: number
   private readonly connections: number
   private readonly hedgeShare: number
+  private readonly headers: Record<string, string> | undefined
 
   constructor(urls: readonly string[], opts: DbLoaderOptions) {
     this.timeoutMs = opts.timeoutMs ?? DB_TIMEOUT_DEFAULT_MS
@@ -68,6 +71,7 @@ export class DbLoader {
     this.hedgeShare = opts.hedgeShare ?? HEDGE_BUDGET
     this.maxValueBytes = opts.maxValueBytes
     this.connections = opts.connections ?? 64
+    this.headers = opts.headers && Object.keys(opts.headers).length > 0 ? opts.headers : undefined
     this.setMembers(urls)
   }
 
@@ -207,7 +211,7 @@ export class DbLoader {
         inFlight.set(m, attempt)
         m.reads++
         const signal = AbortSignal.any([controller.signal, deadline])
-        fetchValue(m.pool, path, signal, this.maxValueBytes).then(
+        fetchValue(m.pool, path, signal, this.maxValueBytes, this.headers).then(
           (value) => {
             // An attempt failed over from may still answer first: its answer is as good.
             inFlight.delete(m)

@@ -12,6 +12,7 @@ import {
   type MetaRequest,
 } from '../protocol/index.ts'
 import { advertisedUrl, isUnspecifiedUrl } from './advertise.ts'
+import { authHeaders } from '../http/auth.ts'
 import { DbLoader } from './db-loader.ts'
 import { Group } from './group.ts'
 import { CACHE_BYTES_DEFAULT } from './lru.ts'
@@ -87,6 +88,7 @@ export class CacheNode {
       maxValueBytes,
       timeoutMs: dbTimeoutMs,
       hedgeMs: opts.hedgeMs,
+      headers: authHeaders(opts.security, 'read'),
     })
     this.peers = new PeerClient({ maxValueBytes, timeoutMs: this.peerTimeoutMs })
     this.group = new Group({
@@ -103,6 +105,7 @@ export class CacheNode {
       stats: () => this.stats(),
       onMeta: opts.admin ? (meta) => this.onMeta(meta) : undefined,
       ready: () => this.db.urls.length > 0,
+      ...(opts.security ? { security: opts.security } : {}),
     })
   }
 
@@ -150,10 +153,17 @@ export class CacheNode {
     try {
       const res = await fetch(`${admin.replace(/\/$/, '')}/caches/join`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          ...authHeaders(this.opts.security, 'admin'),
+        },
         body: JSON.stringify({ http: this.url, peer: this.peerUrl }),
         signal: AbortSignal.timeout(2_000),
       })
+      if (res.status === 401 || res.status === 403)
+        throw new Error(
+          `the admin refused the registration (${res.status}): it takes the admin token or the cluster secret`,
+        )
       if (!res.ok) throw new Error(`the admin answered ${res.status}`)
       const body = (await res.json()) as Record<string, unknown>
       this.applyLists(urlList(body.peers, 'peers'), urlList(body.dbs, 'dbs'))
@@ -177,7 +187,10 @@ export class CacheNode {
     try {
       const res = await fetch(`${admin.replace(/\/$/, '')}/caches/leave`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          ...authHeaders(this.opts.security, 'admin'),
+        },
         body: JSON.stringify({ http: this.url }),
         signal: AbortSignal.timeout(1_000),
       })

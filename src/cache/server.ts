@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
+import { Auth, type RouteClass } from '../http/auth.ts'
 import { sendError } from '../http/errors.ts'
 import { StatsRegistry } from '../http/metrics.ts'
 import { getResponseOf, rawKeyOfFastPath, sendRawValue, sendRawValueFast } from '../http/values.ts'
@@ -21,6 +22,7 @@ import {
   type MetaRequest,
   urlList,
 } from '../protocol/index.ts'
+import type { Security } from '../security/index.ts'
 import type { Group, GetResult } from './group.ts'
 import { PEER_BASE } from './peer-client.ts'
 
@@ -34,6 +36,9 @@ export interface CacheServerOptions {
   readonly onMeta: ((meta: MetaRequest) => void) | undefined
   /** ready is true when the node can fill misses (it knows a database member). */
   readonly ready: () => boolean
+  /** security holds the tokens that protect the client listener (none: all open). The peer
+   * listener is not guarded here. */
+  readonly security?: Security
 }
 
 const READ_ONLY =
@@ -52,10 +57,12 @@ export class CacheServer {
   private readonly ws: WsHub
   private statsTimer: NodeJS.Timeout | undefined
   private draining = false
+  private readonly auth: Auth
 
   constructor(opts: CacheServerOptions) {
     this.opts = opts
     this.group = opts.group
+    this.auth = new Auth(opts.security)
     this.app = createApp({
       logger: opts.logger,
       bodyLimit: 256 * 1024,
@@ -68,7 +75,11 @@ export class CacheServer {
       draining: () => this.draining,
     })
     this.metrics = cacheMetrics(opts.stats)
-    this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin() })
+    if (this.auth.on) this.app.addHook('onRequest', this.auth.hook(cacheRouteClass))
+    this.ws = new WsHub(this.app.server, {
+      checkOrigin: sameOrigin(),
+      authorize: (_path, req) => this.auth.problem('read', req.headers),
+    })
     this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(opts.stats())))
     this.clientRoutes()
     this.peerRoutes()
@@ -167,6 +178,8 @@ export class CacheServer {
     if (this.draining) return false
     const key = rawKeyOfFastPath(req)
     if (key === undefined) return false
+    // A refusal is the route's to answer.
+    if (!this.auth.allows('read', req.headers)) return false
     try {
       checkKey(key)
     } catch {
@@ -186,6 +199,14 @@ export class CacheServer {
     reply.header('x-oncekv-source', r.source)
     return r.value
   }
+}
+
+/** cacheRouteClass is the access class of a client-listener route: health is open, the
+ * admin's heartbeat (POST /meta) is admin, everything else reads. */
+function cacheRouteClass(_method: string, route: string | undefined): RouteClass {
+  if (route === '/ping' || route === '/healthz' || route === '/readyz') return 'open'
+  if (route === '/meta') return 'admin'
+  return 'read'
 }
 
 function parseMeta(body: unknown): MetaRequest {

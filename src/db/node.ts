@@ -9,6 +9,7 @@ import { TcpTransport } from '../transport/index.ts'
 import { VALUE_BYTES_MAX_DEFAULT, type ClusterResponse } from '../protocol/index.ts'
 import { Replica } from './replica.ts'
 import { DbServer } from './server.ts'
+import { authHeaders } from '../http/auth.ts'
 import { transportLogger } from './transport-log.ts'
 
 /** DbNodeOptions configures a member (the flags of `oncekv db`). */
@@ -57,6 +58,8 @@ export class DbNode {
     readonly server: DbServer,
     private readonly store: LmdbStore,
     readonly log: Logger,
+    // The credential of the removal check's GET /cluster on peers.
+    private readonly readAuth: Record<string, string> = {},
   ) {}
 
   /**
@@ -100,8 +103,16 @@ export class DbNode {
       replica,
       logger: log,
       maxValueBytes: opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT,
+      ...(opts.security ? { security: opts.security } : {}),
     })
-    const node = new DbNode(opts.id, replica, server, store, log)
+    const node = new DbNode(
+      opts.id,
+      replica,
+      server,
+      store,
+      log,
+      authHeaders(opts.security, 'read'),
+    )
     await replica.start((e) => {
       onFatal(e)
     })
@@ -187,7 +198,7 @@ export class DbNode {
       try {
         const res = await fetch(`${url.replace(/\/$/, '')}/join`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...authHeaders(opts.security, 'admin') },
           body: JSON.stringify({ id: opts.id, ...advertised(opts) }),
           signal: AbortSignal.any([aborted, AbortSignal.timeout(15_000)]),
         })
@@ -254,6 +265,7 @@ export class DbNode {
       peers.map(async ([id, addr]) => {
         try {
           const res = await fetch(`http://${addr.http}/cluster`, {
+            headers: this.readAuth,
             signal: AbortSignal.timeout(1_000),
           })
           if (!res.ok) return

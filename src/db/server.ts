@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
 import { NONE } from '../raft/index.ts'
+import type { Security } from '../security/index.ts'
 import { parseHostPort } from '../transport/host-port.ts'
 import { ValueCorruptError } from '../storage/index.ts'
 import {
@@ -26,6 +27,7 @@ import {
   type PutResponse,
 } from '../protocol/index.ts'
 import { createApp, splitHostPort } from '../http/app.ts'
+import { Auth, authHeaders, type RouteClass } from '../http/auth.ts'
 import { sendError } from '../http/errors.ts'
 import {
   etagOf,
@@ -47,6 +49,8 @@ export interface DbServerOptions {
   readonly writeTimeoutMs?: number
   /** readTimeoutMs bounds the ReadIndex confirmation of a miss. */
   readonly readTimeoutMs?: number
+  /** security holds the tokens that protect the routes (none: all open). */
+  readonly security?: Security
 }
 
 /** DAMAGED stands for a stored value that fails its checksum (storedValue). */
@@ -95,6 +99,10 @@ export class DbServer {
   private readonly corruptLogged = new Set<string>()
   // Keep-alive pools to other members, for forwarded writes.
   private readonly pools = new Map<string, Pool>()
+  private readonly auth: Auth
+  private readonly security: Security | undefined
+  // The credential a forwarded write carries to the leader.
+  private readonly forwardAuth: Record<string, string>
 
   constructor(opts: DbServerOptions) {
     this.replica = opts.replica
@@ -108,6 +116,9 @@ export class DbServer {
         'DELIBERATE BUG: misses answer 404 without ReadIndex (ONCEKV_TEST_ONLY_BUG); reads may be stale',
       )
     this.metrics = new DbMetrics(() => this.stats())
+    this.security = opts.security
+    this.auth = new Auth(opts.security)
+    this.forwardAuth = authHeaders(opts.security, 'write')
     this.app = createApp({
       logger: opts.logger,
       // JSON bodies may escape every byte of a value as \u00XX: allow for it, then check the
@@ -119,8 +130,12 @@ export class DbServer {
     this.app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) =>
       done(null, body),
     )
+    if (this.auth.on) this.app.addHook('onRequest', this.auth.hook(dbRouteClass))
     this.routes()
-    this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin() })
+    this.ws = new WsHub(this.app.server, {
+      checkOrigin: sameOrigin(),
+      authorize: (_path, req) => this.auth.problem('read', req.headers),
+    })
     this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(this.stats())))
   }
 
@@ -414,7 +429,11 @@ export class DbServer {
         path: `/keys/${encodeURIComponent(key)}`,
         method: 'PUT',
         body: value,
-        headers: { 'content-type': 'application/octet-stream', [FORWARD_HEADER]: this.replica.id },
+        headers: {
+          'content-type': 'application/octet-stream',
+          [FORWARD_HEADER]: this.replica.id,
+          ...this.forwardAuth,
+        },
         headersTimeout: Math.max(1, deadline - Date.now()),
         bodyTimeout: Math.max(1, deadline - Date.now()),
       })
@@ -506,6 +525,8 @@ export class DbServer {
     if (this.draining || this.replica.isRemoved()) return false
     const key = rawKeyOfFastPath(req)
     if (key === undefined) return false
+    // A refusal is the route's to answer.
+    if (!this.auth.allows('read', req.headers)) return false
     let value: Uint8Array | undefined
     try {
       value = this.replica.get(keyBytes(key))
@@ -545,7 +566,11 @@ export class DbServer {
       const res = await fetch(`http://${addr.http}${path}`, {
         method: 'POST',
         body: JSON.stringify(body),
-        headers: { 'content-type': 'application/json', [FORWARD_HEADER]: this.replica.id },
+        headers: {
+          'content-type': 'application/json',
+          [FORWARD_HEADER]: this.replica.id,
+          ...authHeaders(this.security, 'admin'),
+        },
         signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
       }).catch((e: unknown) => {
         throw new UnavailableError(`could not reach the leader: ${(e as Error).message}`)
@@ -553,6 +578,27 @@ export class DbServer {
       if (res.ok) return
       throw errorFromBody(res.status, await res.json().catch(() => ({})))
     }
+  }
+}
+
+/** dbRouteClass is the access class of a member's route (its pattern; undefined when no
+ * route matched: a 404, read class). */
+function dbRouteClass(method: string, route: string | undefined): RouteClass {
+  switch (route) {
+    case '/ping':
+    case '/healthz':
+    case '/readyz':
+      return 'open'
+    case '/join':
+    case '/remove':
+    case '/transfer-leader':
+      return 'admin'
+    case '/key':
+      return method === 'POST' ? 'write' : 'read'
+    case '/keys/*':
+      return method === 'GET' || method === 'HEAD' ? 'read' : 'write'
+    default:
+      return 'read'
   }
 }
 

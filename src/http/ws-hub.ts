@@ -22,6 +22,8 @@ export type OriginCheck = (origin: string | undefined, req: IncomingMessage) => 
 /** WsHubOptions configure a hub. */
 export interface WsHubOptions {
   readonly checkOrigin?: OriginCheck
+  /** authorize says why a client may not open path (a 401 or 403), undefined when it may. */
+  readonly authorize?: (path: string, req: IncomingMessage) => OnceKvError | undefined
   /** maxPayload bounds a message from a client (bytes); clients only listen here. */
   readonly maxPayload?: number
 }
@@ -65,6 +67,8 @@ export class WsHub {
             `WebSocket from origin ${origin ?? '(none)'} refused: not this node's own origin`,
           ),
         )
+      const denied = this.opts.authorize?.(path, req)
+      if (denied) return refuse(socket, denied)
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
     })
   }

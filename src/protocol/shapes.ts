@@ -267,4 +267,6 @@ export interface AdminInfo {
   readonly dbs: readonly string[]
   /** started_by is 'dev' when `oncekv dev` started the admin. */
   readonly started_by: 'dev' | null
+  /** auth is true when the admin's routes need the admin token (the page asks for it). */
+  readonly auth: boolean
 }
