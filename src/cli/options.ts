@@ -131,3 +131,42 @@ export function securityOption(
     throw e
   }
 }
+
+/** addInsecureOption adds --insecure, which lets a server listen beyond loopback unprotected. */
+export function addInsecureOption(cmd: Command): Command {
+  return cmd.option(
+    '--insecure',
+    'serve on a non-loopback address with neither an admin token nor a cluster secret (anyone who reaches it may change the cluster)',
+  )
+}
+
+/** isLoopback says whether host (of a listen address) is reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h)
+}
+
+/**
+ * protectedMode ends the process (exit 2) when a server would listen on a non-loopback
+ * address with neither an admin token nor a cluster secret, unless --insecure was given:
+ * its membership and admin routes would be open to anyone who reaches it.
+ */
+export function protectedMode(
+  program: Command,
+  command: string,
+  listenFlag: string,
+  listen: string,
+  security: Security,
+  insecure: boolean | undefined,
+): void {
+  if (insecure || security.admin || security.cluster) return
+  const host = /^\[?([^\]]*?)\]?:\d+$/.exec(listen)?.[1] ?? listen
+  if (isLoopback(host)) return
+  program.error(
+    `oncekv ${command}: ${listenFlag} ${listen} is not a loopback address and no admin token or ` +
+      `cluster secret is set, so anyone who reaches it could change the cluster: set ` +
+      `ONCEKV_ADMIN_TOKEN or --admin-token-file (or ONCEKV_CLUSTER_SECRET or ` +
+      `--cluster-secret-file), or give --insecure to run it open`,
+    { exitCode: 2 },
+  )
+}

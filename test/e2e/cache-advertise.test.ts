@@ -29,7 +29,7 @@ class WildcardCache extends CacheProcess {
     const args = super.args()
     args[args.indexOf('--http') + 1] = `0.0.0.0:${portOf(this.http)}`
     args[args.indexOf('--peer') + 1] = `0.0.0.0:${portOf(this.peer)}`
-    return [...args, '--advertise-http', this.url, '--advertise-peer', this.peerUrl]
+    return [...args, '--advertise-http', this.url, '--advertise-peer', this.peerUrl, '--insecure']
   }
 }
 
@@ -140,7 +140,20 @@ describe('advertised addresses of a cache node', () => {
   it('refuses to advertise the unspecified address, with a usage error naming the flag', async () => {
     const admin = ['--admin', cluster.admin.url]
     const [http, peer] = [await freePort(), await freePort()]
+    // Every case but the first gives --insecure (the first is about protected mode).
     const cases: [string[], RegExp][] = [
+      // Protected mode: beyond loopback, neither an admin token nor a cluster secret.
+      [
+        [
+          '--http',
+          `0.0.0.0:${http}`,
+          '--peer',
+          `127.0.0.1:${peer}`,
+          '--advertise-http',
+          `http://127.0.0.1:${http}`,
+        ],
+        /--http 0\.0\.0\.0:\d+ is not a loopback address .*ONCEKV_ADMIN_TOKEN.*--insecure/,
+      ],
       [
         ['--http', `0.0.0.0:${http}`, '--peer', `127.0.0.1:${peer}`],
         /--http 0\.0\.0\.0:\d+ listens on every interface.* give --advertise-http http:\/\//,
@@ -161,8 +174,8 @@ describe('advertised addresses of a cache node', () => {
         /--advertise-http http:\/\/0:\d+ is no address others can reach/,
       ],
     ]
-    for (const [args, message] of cases) {
-      const run = await oncekv(['cache', ...args, ...admin])
+    for (const [i, [args, message]] of cases.entries()) {
+      const run = await oncekv(['cache', ...args, ...admin, ...(i === 0 ? [] : ['--insecure'])])
       assert.equal(run.code, 2, `${args.join(' ')}: exit ${run.code}: ${run.stderr}`)
       assert.match(run.stderr, message, args.join(' '))
       assert.equal(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`)

@@ -13,6 +13,8 @@ import {
   originOption,
   runUntilSignal,
   securityOption,
+  addInsecureOption,
+  protectedMode,
   urlOption,
   valueBytesOption,
 } from '../options.ts'
@@ -27,6 +29,7 @@ export const ADMIN_DB_DEFAULT = 'http://127.0.0.1:11000'
 
 /** AdminFlags are the parsed flags of `oncekv admin`. */
 export interface AdminFlags extends SecurityFlags {
+  insecure?: boolean
   http: string
   db?: string[]
   allowOrigin?: string[]
@@ -85,8 +88,10 @@ export function registerAdmin(program: Command): void {
     .addOption(new Option('--started-by <what>').choices(['dev']).hideHelp())
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, ADMIN_SECRETS)
+  addInsecureOption(cmd)
   addTlsOptions(cmd).action(async (flags: AdminFlags) => {
     const security = securityOption(program, 'admin', flags, ADMIN_SECRETS)
+    protectedMode(program, 'admin', '--http', flags.http, security, flags.insecure)
     const { AdminNode } = await import('../../admin/node.ts')
     let node: AdminNode
     try {

@@ -7,12 +7,21 @@ import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeouts.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
-import { intOption, oneUrlOption, urlOption, runUntilSignal, securityOption } from '../options.ts'
+import {
+  intOption,
+  oneUrlOption,
+  urlOption,
+  runUntilSignal,
+  securityOption,
+  addInsecureOption,
+  protectedMode,
+} from '../options.ts'
 
 /** CACHE_SECRETS are the secrets a cache node takes. */
 const CACHE_SECRETS = ['read', 'admin', 'cluster'] as const
 
 interface CacheFlags extends SecurityFlags {
+  insecure?: boolean
   http: string
   peer: string
   advertiseHttp?: string
@@ -97,8 +106,10 @@ export function registerCache(program: Command): void {
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, CACHE_SECRETS)
+  addInsecureOption(cmd)
   addTlsOptions(cmd).action(async (flags: CacheFlags) => {
     const security = securityOption(program, 'cache', flags, CACHE_SECRETS)
+    protectedMode(program, 'cache', '--http', flags.http, security, flags.insecure)
     if (!flags.admin && (flags.db ?? []).length === 0) {
       program.error('oncekv cache: give --admin, or --db (and --peers) to run without one', {
         exitCode: 2,

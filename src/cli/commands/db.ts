@@ -6,6 +6,8 @@ import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../secur
 import {
   intOption,
   securityOption,
+  addInsecureOption,
+  protectedMode,
   runUntilSignal,
   snapshotChunkBytesOption,
   urlListOption,
@@ -13,6 +15,7 @@ import {
 } from '../options.ts'
 
 interface DbFlags extends SecurityFlags {
+  insecure?: boolean
   id: string
   http: string
   raft: string
@@ -71,8 +74,10 @@ export function registerDb(program: Command): void {
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, DB_SECRETS)
+  addInsecureOption(cmd)
   addTlsOptions(cmd).action(async (flags: DbFlags) => {
     const security = securityOption(program, 'db', flags, DB_SECRETS)
+    protectedMode(program, 'db', '--http', flags.http, security, flags.insecure)
     // Loaded here, not at the top: the data commands (put, get…) start without them.
     const { DbNode } = await import('../../db/node.ts')
     const { StoreCorruptError, StoreIdentityError } = await import('../../storage/index.ts')
