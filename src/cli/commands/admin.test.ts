@@ -29,6 +29,7 @@ describe('oncekv admin options', () => {
       dropAfterMisses: 3,
       maxValueBytes: VALUE_BYTES_MAX_DEFAULT,
       logLevel: 'info',
+      security: {},
     })
   })
 
