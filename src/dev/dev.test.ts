@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { clearDevFolder, planPorts, type DevPorts } from './dev.ts'
+import { clearDevFolder, devChildEnv, planPorts, type DevPorts } from './dev.ts'
 
 function every(p: DevPorts): number[] {
   return [
@@ -101,5 +101,18 @@ describe('oncekv dev --fresh', () => {
       server.close()
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('oncekv dev environment', () => {
+  it('hands its processes no token and no cluster secret (auth off)', () => {
+    const env = devChildEnv({
+      PATH: '/bin',
+      ONCEKV_WRITE_TOKEN: 'w'.repeat(20),
+      ONCEKV_READ_TOKEN: 'r'.repeat(20),
+      ONCEKV_ADMIN_TOKEN: 'a'.repeat(20),
+      ONCEKV_CLUSTER_SECRET: 'c'.repeat(20),
+    })
+    assert.deepEqual(env, { PATH: '/bin' })
   })
 })

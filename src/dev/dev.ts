@@ -8,6 +8,7 @@
 // that follow, then the leader once it has stepped down (see stop), each closing its store
 // cleanly.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { SECRET_SOURCES } from '../security/index.ts'
 import {
   closeSync,
   existsSync,
@@ -461,6 +462,10 @@ export class DevCluster {
       out(
         `oncekv dev: starting ${opts.nodes} database ${opts.nodes === 1 ? 'member' : 'members'}, ${opts.caches} cache ${opts.caches === 1 ? 'node' : 'nodes'} and the admin (data in ${dataDir})`,
       )
+      const withheld = SECRET_VARIABLES.filter((v) => process.env[v] !== undefined)
+      out(
+        `oncekv dev: auth off (oncekv dev)${withheld.length > 0 ? `: ${withheld.join(', ')} not passed to the processes` : ''}`,
+      )
       // A first start bootstraps n1 and joins the rest through it; a restart starts every
       // member at once, since none can serve before a majority is back.
       const restart = ports.dbs.every((d) => existsSync(join(dataDir, d.id)))
@@ -525,6 +530,7 @@ export class DevCluster {
       // Each in its own process group: Ctrl-C in a terminal reaches only this process, which
       // then stops the others in order (caches and the admin, then the members).
       p.child = spawn(process.execPath, [BIN, ...p.args], {
+        env: devChildEnv(process.env),
         stdio: ['ignore', fd, fd],
         detached: true,
       })
@@ -680,4 +686,15 @@ export class DevCluster {
     while (Date.now() < deadline && (await this.memberState(id))?.state === 'Leader')
       await new Promise((r) => setTimeout(r, 50))
   }
+}
+
+/** SECRET_VARIABLES are the environment variables that carry tokens and the cluster secret. */
+const SECRET_VARIABLES = Object.values(SECRET_SOURCES).map((s) => s.env)
+
+/** devChildEnv is env without the token and secret variables: `oncekv dev` runs with auth
+ * off, whatever its own environment holds. */
+export function devChildEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env }
+  for (const v of SECRET_VARIABLES) delete out[v]
+  return out
 }
