@@ -426,10 +426,19 @@ const OPEN_ROUTES = new Set([
   '/*',
 ])
 
-/** adminRouteClass is the access class of an admin route: OPEN_ROUTES are open, every other
- * route (the lists, the overview, the API, cache registration), or none matched, is admin. */
-function adminRouteClass(_method: string, route: string | undefined): RouteClass {
-  return route !== undefined && OPEN_ROUTES.has(route) ? 'open' : 'admin'
+/** READ_ROUTES are the admin's views of the system (the node lists a client finds the nodes
+ * through, the overview `oncekv status` shows): read class, as a member's /cluster and
+ * /stats are. */
+const READ_ROUTES = new Set(['/caches', '/dbs', '/overview', '/history'])
+
+/** adminRouteClass is the access class of an admin route: OPEN_ROUTES are open, GETs of
+ * READ_ROUTES read, and every other route (the dashboard's API, cache registration), or
+ * none matched, admin. */
+function adminRouteClass(method: string, route: string | undefined): RouteClass {
+  if (route === undefined) return 'admin'
+  if (OPEN_ROUTES.has(route)) return 'open'
+  if ((method === 'GET' || method === 'HEAD') && READ_ROUTES.has(route)) return 'read'
+  return 'admin'
 }
 
 const JOIN_SHAPE = '{"http": "<node URL>", "peer": "<peer URL>"}'

@@ -8,12 +8,13 @@
 // if a put succeeded; the run exits 1 with the first error on one line.
 import type { Command } from 'commander'
 import { randomBytes } from 'node:crypto'
-import { OnceKV, TimeoutError, UnavailableError } from '../../client/index.ts'
+import { OnceKV, OnceKVError, TimeoutError, UnavailableError } from '../../client/index.ts'
 import { intOption } from '../options.ts'
 import {
   addClientFlags,
   clientOptions,
   EXIT,
+  refusal,
   positiveIntOption,
   where,
   writeOut,
@@ -53,7 +54,13 @@ export function registerBench(program: Command): void {
       .option('--size <bytes>', 'value size in bytes', intOption, 100)
       .option('--prefix <prefix>', 'key prefix (a random run id follows)', 'bench/'),
   ).action(async (flags: BenchFlags) => {
-    const opts = clientOptions(flags, 'bench')
+    // Puts first, then gets of them: the write token (or the admin token) does both.
+    const opts = clientOptions(flags, 'bench', 'write')
+    const refused = (e: unknown): never => {
+      const line =
+        e instanceof OnceKVError ? refusal(e.status, 'write', opts.token !== undefined) : undefined
+      throw line ? new Error(line) : e
+    }
     const client = new OnceKV({ ...opts, concurrency: flags.concurrency })
     const run = randomBytes(6).toString('hex')
     const keyOf = (i: number): string => `${flags.prefix}${run}/${i}`
@@ -68,13 +75,13 @@ export function registerBench(program: Command): void {
       `oncekv bench: ${flags.count} keys of ${flags.size} B, ${flags.concurrency} in flight, through ${where(opts)}`,
     )
     const puts = await phase('put', flags.count, flags.concurrency, async (i, signal) => {
-      await client.put(keyOf(i), valueOf(i), { signal })
+      await client.put(keyOf(i), valueOf(i), { signal }).catch(refused)
     })
     // Without a single key written there is nothing to read back.
     const gets =
       puts.ops > puts.errors
         ? await phase('get', flags.count, flags.concurrency, async (i, signal) => {
-            const v = await client.get(keyOf(i), { signal })
+            const v = await client.get(keyOf(i), { signal }).catch(refused)
             if (v === undefined) throw new Error(`${keyOf(i)} not found`)
             if (!Buffer.from(v).equals(valueOf(i))) throw new Error(`${keyOf(i)} has other bytes`)
           })

@@ -2,6 +2,7 @@
 // system is (--admin, or --db/--cache lists; $ONCEKV_ADMIN; else the `oncekv dev` admin), the
 // exit codes and one-line errors on stderr.
 import { InvalidArgumentError, type Command } from 'commander'
+import { readFileSync } from 'node:fs'
 import {
   InvalidKeyError,
   KeyConflictError,
@@ -22,6 +23,16 @@ export interface ClientFlags {
   db?: string[]
   cache?: string[]
   timeout: number
+  tokenFile?: string
+}
+
+/** Need is what a command does: reads, or writes (puts). */
+export type Need = 'read' | 'write'
+
+/** TOKEN_VARIABLES are the variables a command's token is taken from, first set first. */
+export const TOKEN_VARIABLES: Readonly<Record<Need, readonly string[]>> = {
+  read: ['ONCEKV_READ_TOKEN', 'ONCEKV_WRITE_TOKEN', 'ONCEKV_ADMIN_TOKEN'],
+  write: ['ONCEKV_WRITE_TOKEN', 'ONCEKV_ADMIN_TOKEN'],
 }
 
 /** addClientFlags adds --admin, --db, --cache and --timeout to a command. */
@@ -43,6 +54,52 @@ export function addClientFlags(cmd: Command): Command {
       urlListOption,
     )
     .option('--timeout <ms>', 'deadline of each call in ms', positiveIntOption, 5000)
+    .option(
+      '--token-file <file>',
+      'file holding the token to send (default: $ONCEKV_READ_TOKEN for reads, $ONCEKV_WRITE_TOKEN for puts, else $ONCEKV_ADMIN_TOKEN)',
+    )
+}
+
+/** tokenOf is the token a command sends: the --token-file's contents, else the first of the
+ * need's variables that is set, else none. */
+export function tokenOf(
+  flags: ClientFlags,
+  command: string,
+  need: Need,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (flags.tokenFile !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(flags.tokenFile, 'utf8').trim()
+    } catch (e) {
+      usage(
+        command,
+        `--token-file ${flags.tokenFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      )
+    }
+    if (text === '') usage(command, `--token-file ${flags.tokenFile}: the file is empty`)
+    return text
+  }
+  for (const v of TOKEN_VARIABLES[need]) {
+    const value = env[v]?.trim()
+    if (value) return value
+  }
+  return undefined
+}
+
+/** refusal is the one-line message of a 401 or 403, naming the token the command needs;
+ * undefined for any other error. */
+export function refusal(status: number | undefined, need: Need, sent: boolean): string | undefined {
+  if (status !== 401 && status !== 403) return undefined
+  const vars = TOKEN_VARIABLES[need]
+  const which =
+    need === 'write'
+      ? 'the write token (or the admin token)'
+      : 'the read token (or the write or admin token)'
+  return sent
+    ? `the token sent was refused (HTTP ${status}): this needs ${which}; check --token-file or $${vars.join(', $')}`
+    : `a token is needed (HTTP ${status}): give ${which} with --token-file <file> or $${vars.join(', $')}`
 }
 
 /** positiveIntOption parses an integer flag of at least 1. */
@@ -55,7 +112,7 @@ export function positiveIntOption(value: string): number {
 /** clientOptions turns the flags into client options: --db/--cache lists when given (with
  * --admin only if it is given too), else the admin from --admin, $ONCEKV_ADMIN or the
  * default. */
-export function clientOptions(flags: ClientFlags, command: string): OnceKVOptions {
+export function clientOptions(flags: ClientFlags, command: string, need: Need): OnceKVOptions {
   const lists = (flags.db?.length ?? 0) > 0 || (flags.cache?.length ?? 0) > 0
   let admin = flags.admin
   if (admin === undefined && !lists) {
@@ -70,7 +127,14 @@ export function clientOptions(flags: ClientFlags, command: string): OnceKVOption
       admin = DEV_ADMIN
     }
   }
-  return { admin, dbs: flags.db, caches: flags.cache, timeoutMs: flags.timeout }
+  const token = tokenOf(flags, command, need)
+  return {
+    admin,
+    dbs: flags.db,
+    caches: flags.cache,
+    timeoutMs: flags.timeout,
+    ...(token !== undefined ? { token } : {}),
+  }
 }
 
 /** where names the system a command talks to, for error messages. */
@@ -93,7 +157,11 @@ export function fail(command: string, message: string, code: number = EXIT.error
 
 /** failWith reports a client error: conflicts exit 3, invalid keys 2, the rest 1. A message
  * that starts with the call itself ('put "k": ...') loses that part: the line names it. */
-export function failWith(command: string, e: unknown): never {
+export function failWith(command: string, e: unknown, need?: Need, sent = false): never {
+  if (need && e instanceof OnceKVError) {
+    const refused = refusal(e.status, need, sent)
+    if (refused) fail(command, refused)
+  }
   const code =
     e instanceof KeyConflictError
       ? EXIT.conflict

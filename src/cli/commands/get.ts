@@ -26,12 +26,13 @@ export function registerGet(program: Command): void {
       .argument('<key>', 'the key')
       .option('-o, --out <path>', 'write the value to this file instead of stdout'),
   ).action(async (key: string, flags: GetFlags) => {
-    const client = new OnceKV(clientOptions(flags, 'get'))
+    const opts = clientOptions(flags, 'get', 'read')
+    const client = new OnceKV(opts)
     let value: Uint8Array | undefined
     try {
       value = await client.get(key)
     } catch (e) {
-      failWith('get', e)
+      failWith('get', e, 'read', opts.token !== undefined)
     }
     if (value === undefined) fail('get', `key ${JSON.stringify(key)} not found`, EXIT.notFound)
     if (flags.out === undefined) {

@@ -49,12 +49,13 @@ export function registerPut(program: Command): void {
       // for good. An empty value must be asked for: oncekv put KEY ''
       if (bytes.byteLength === 0) usage('put', "stdin was empty; to put an empty value, give ''")
     }
-    const client = new OnceKV(clientOptions(flags, 'put'))
+    const opts = clientOptions(flags, 'put', 'write')
+    const client = new OnceKV(opts)
     let created: boolean
     try {
       created = (await client.put(key, bytes)).created
     } catch (e) {
-      failWith('put', e)
+      failWith('put', e, 'write', opts.token !== undefined)
     }
     await writeOut(created ? 'created\n' : 'already there (same value)\n')
   })

@@ -13,6 +13,7 @@ import {
   addClientFlags,
   clientOptions,
   fail,
+  refusal,
   where,
   writeOut,
   type ClientFlags,
@@ -43,13 +44,16 @@ export function registerStatus(program: Command): void {
       .description('show every node: kind, id, URL, role, health, keys and cache use')
       .option('--json', 'print the rows as JSON'),
   ).action(async (flags: StatusFlags) => {
-    const opts = clientOptions(flags, 'status')
+    const opts = clientOptions(flags, 'status', 'read')
+    auth = opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {}
     let view: View
     try {
       view = opts.admin
         ? await fromAdmin(opts.admin, flags.timeout)
         : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout)
     } catch (e) {
+      if (e instanceof RefusedError)
+        fail('status', refusal(e.status, 'read', opts.token !== undefined) ?? e.message)
       fail('status', `cannot reach ${where(opts)}: ${(e as Error).message}`)
     }
     const { header, rows, unreachable } = view
@@ -106,6 +110,7 @@ async function fromNodes(
       cluster = await getJson<ClusterResponse>(`${url}/cluster`, timeoutMs)
       break
     } catch (e) {
+      if (e instanceof RefusedError) throw e
       lastError = `${url}: ${describe(e)}`
     }
   }
@@ -199,10 +204,24 @@ function round(n: number): number {
   return Math.round(n * 10) / 10
 }
 
+/** auth is the Authorization header status sends (the token, when it has one). */
+let auth: Record<string, string> = {}
+
+/** RefusedError is a 401 or 403: the token is missing or not one the node takes. */
+class RefusedError extends Error {
+  constructor(
+    readonly status: number,
+    url: string,
+  ) {
+    super(`GET ${url} answered ${status}`)
+  }
+}
+
 async function getJson<T>(url: string, timeoutMs: number): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+  const res = await fetch(url, { headers: auth, signal: AbortSignal.timeout(timeoutMs) })
   if (res.status !== 200) {
     await res.arrayBuffer().catch(() => undefined)
+    if (res.status === 401 || res.status === 403) throw new RefusedError(res.status, url)
     throw new Error(`GET ${url} answered ${res.status}`)
   }
   return (await res.json()) as T
