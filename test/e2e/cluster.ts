@@ -230,6 +230,8 @@ export interface DbFlagOptions {
   readonly snapshotEntries?: number
   readonly maxValueBytes?: number
   readonly extraArgs?: readonly string[]
+  /** env is added to the process's environment (undefined removes a variable). */
+  readonly env?: Readonly<Record<string, string | undefined>>
 }
 
 /** NodeProcess is one oncekv process (a database member, a cache node or the admin): fixed
@@ -266,6 +268,11 @@ export abstract class NodeProcess {
   /** start spawns the process with its usual arguments. */
   abstract start(): void
 
+  /** extraEnv is added to the environment of every start (undefined removes a variable). */
+  protected extraEnv(): Readonly<Record<string, string | undefined>> {
+    return {}
+  }
+
   /** spawnWith spawns `node args` (it must not be running). Output goes to logPath. */
   protected spawnWith(args: string[]): void {
     if (this.running) throw new Error(`${this.id} is already running (pid ${this.child?.pid})`)
@@ -276,9 +283,10 @@ export abstract class NodeProcess {
       `${START_MARKER}#${this.starts} at ${new Date().toISOString()}: node ${args.join(' ')}\n`,
     )
     const fd = openSync(this.logPath, 'a')
-    const env = { ...process.env }
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.extraEnv() }
     delete env.NODE_TEST_CONTEXT
     delete env.NODE_OPTIONS
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k]
     let child: ChildProcess
     try {
       child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] })
@@ -429,6 +437,10 @@ export class DbProcess extends NodeProcess {
     return args
   }
 
+  protected override extraEnv(): Readonly<Record<string, string | undefined>> {
+    return this.flags.env ?? {}
+  }
+
   /** start spawns the member (join: URLs to join through, for a first start). */
   start(join: readonly string[] = []): void {
     this.spawnWith(this.args(join))
@@ -453,6 +465,8 @@ export interface CacheFlagOptions {
   readonly peers?: readonly string[]
   readonly dbs?: readonly string[]
   readonly extraArgs?: readonly string[]
+  /** env is added to the process's environment (undefined removes a variable). */
+  readonly env?: Readonly<Record<string, string | undefined>>
 }
 
 /** CacheProcess is one `oncekv cache` node. */
@@ -486,6 +500,10 @@ export class CacheProcess extends NodeProcess {
     this.spawnWith(this.args())
   }
 
+  protected override extraEnv(): Readonly<Record<string, string | undefined>> {
+    return this.flags.env ?? {}
+  }
+
   /** stats is GET /stats. */
   stats(timeoutMs = 2_000): Promise<CacheNodeStats> {
     return this.statsJson<CacheNodeStats>(timeoutMs)
@@ -500,8 +518,13 @@ export class AdminProcess extends NodeProcess {
     logPath: string,
     readonly dbs: readonly string[],
     readonly extraArgs: readonly string[] = [],
+    private readonly env: Readonly<Record<string, string | undefined>> = {},
   ) {
     super(id, http, logPath)
+  }
+
+  protected override extraEnv(): Readonly<Record<string, string | undefined>> {
+    return this.env
   }
 
   args(): string[] {
@@ -596,13 +619,16 @@ export class Cluster {
     }
   }
 
-  private async createMember(id = `n${this.nextId}`): Promise<DbProcess> {
+  private async createMember(
+    id = `n${this.nextId}`,
+    env?: Readonly<Record<string, string | undefined>>,
+  ): Promise<DbProcess> {
     this.nextId++
     if (this.members.has(id)) throw new Error(`member ${id} exists`)
     const dataDir = join(this.root, id)
     mkdirSync(join(this.root, 'logs'), { recursive: true })
     const raftPort = await freePort()
-    let flags: DbFlagOptions = this.flags
+    let flags: DbFlagOptions = env ? { ...this.flags, env } : this.flags
     if (this.flags.raftProxy) {
       const advertised = await this.flags.raftProxy(id, raftPort)
       const extraArgs = [...(flags.extraArgs ?? []), '--advertise-raft', `127.0.0.1:${advertised}`]
@@ -654,7 +680,12 @@ export class Cluster {
 
   /** startAdmin starts `oncekv admin` following the running members, and waits until it
    * lists every voter. */
-  async startAdmin(extraArgs: readonly string[] = []): Promise<AdminProcess> {
+  async startAdmin(
+    extraArgs: readonly string[] = [],
+    env: Readonly<Record<string, string | undefined>> = {},
+    /** headers go with the wait's GET /dbs (a token, when the admin's reads need one). */
+    headers: Record<string, string> = {},
+  ): Promise<AdminProcess> {
     if (this.adminNode) throw new Error('the admin is already started')
     const admin = new AdminProcess(
       'admin',
@@ -662,6 +693,7 @@ export class Cluster {
       join(this.root, 'logs', 'admin.log'),
       this.running().map((n) => n.url),
       extraArgs,
+      env,
     )
     this.adminNode = admin
     admin.start()
@@ -672,7 +704,7 @@ export class Cluster {
       'the admin to list every database member',
       async () => {
         if (!admin.running) throw new GiveUp(`admin exited: ${JSON.stringify(admin.exits.at(-1))}`)
-        const dbs = await admin.dbList()
+        const dbs = await getJson<string[]>(`${admin.url}/dbs`, 2_000, headers)
         return voters.every((u) => dbs.includes(u))
       },
       { timeoutMs: 15_000, intervalMs: 50 },
@@ -761,9 +793,15 @@ export class Cluster {
   /** addMember starts a new member that joins through `via` (every running member's URL by
    * default). It waits until the member is a voter unless waitVoter is false. */
   async addMember(
-    opts: { id?: string; via?: readonly string[]; waitVoter?: boolean } & WaitOptions = {},
+    opts: {
+      id?: string
+      via?: readonly string[]
+      waitVoter?: boolean
+      /** env replaces the cluster's env option for this member. */
+      env?: Readonly<Record<string, string | undefined>>
+    } & WaitOptions = {},
   ): Promise<DbProcess> {
-    const node = await this.createMember(opts.id)
+    const node = await this.createMember(opts.id, opts.env)
     node.start(opts.via ?? this.running().map((n) => n.url))
     if (opts.waitVoter !== false) await this.waitVoters([node.id], opts)
     return node

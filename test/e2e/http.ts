@@ -64,8 +64,12 @@ export function postJson(url: string, body: unknown, timeoutMs?: number): Promis
 }
 
 /** getJson fetches url and parses a 2xx JSON body; anything else throws. */
-export async function getJson<T>(url: string, timeoutMs?: number): Promise<T> {
-  const res = await request(url, { timeoutMs })
+export async function getJson<T>(
+  url: string,
+  timeoutMs?: number,
+  headers?: Record<string, string>,
+): Promise<T> {
+  const res = await request(url, { timeoutMs, headers })
   if (res.status < 200 || res.status > 299)
     throw new Error(`GET ${url}: HTTP ${res.status}: ${res.text().slice(0, 300)}`)
   return res.json<T>()

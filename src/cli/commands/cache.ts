@@ -18,7 +18,7 @@ import {
 } from '../options.ts'
 
 /** CACHE_SECRETS are the secrets a cache node takes. */
-const CACHE_SECRETS = ['read', 'admin', 'cluster'] as const
+const CACHE_SECRETS = ['read', 'write', 'admin', 'cluster'] as const
 
 interface CacheFlags extends SecurityFlags {
   insecure?: boolean
