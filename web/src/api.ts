@@ -31,12 +31,39 @@ export function keyProblem(key: string): string | undefined {
   return undefined
 }
 
+/** TOKEN_KEY is where the page keeps the admin token for this tab (sessionStorage: it goes
+ * when the tab closes). */
+const TOKEN_KEY = 'oncekv-admin-token'
+
+/** storedToken is the admin token this tab logged in with, if any. */
+export function storedToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY)
+  } catch {
+    return null
+  }
+}
+
+/** forgetToken drops the stored token (the admin refused it). */
+export function forgetToken(): void {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY)
+  } catch {
+    // Storage is off: nothing was kept.
+  }
+}
+
 async function call<T>(path: string, init?: RequestInit): Promise<ApiResult<T>> {
   let res: Response
+  const token = storedToken()
   try {
     res = await fetch(new URL(path, window.location.href), {
       ...init,
-      headers: { accept: 'application/json', ...init?.headers },
+      headers: {
+        accept: 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...init?.headers,
+      },
     })
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
@@ -70,6 +97,25 @@ async function call<T>(path: string, init?: RequestInit): Promise<ApiResult<T>> 
  * it. A 403 says why this page may not use the admin (its host name or origin). */
 export function info(): Promise<ApiResult<AdminInfo>> {
   return call<AdminInfo>('api/info')
+}
+
+/** login proves the admin token to the admin, which answers with a session cookie (the
+ * WebSockets take it: a browser cannot give them a header); on success the token is kept
+ * for this tab and sent on the API calls. */
+export async function login(token: string): Promise<ApiResult<{ code: number }>> {
+  const r = await call<{ code: number }>('api/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+  })
+  if (r.ok) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, token)
+    } catch {
+      // Storage is off: the cookie still holds the session.
+    }
+  }
+  return r
 }
 
 /** valueProblem says what is wrong with a value before it is sent (undefined when nothing). */

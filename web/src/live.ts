@@ -6,7 +6,7 @@
 // (GET api/info): a 403 there carries the reason (this host name or origin is not allowed),
 // which the page shows. The same call tells the page the admin's settings.
 import { onScopeDispose, shallowReactive } from 'vue'
-import { info } from './api.ts'
+import { forgetToken, info, login, storedToken } from './api.ts'
 import { backoffMs } from './backoff.ts'
 import { parseLiveMessage, type AdminInfo, type AdminOverview } from './protocol.ts'
 import { appendOverview, EMPTY_SERIES, fromHistory, type Series } from './series.ts'
@@ -31,6 +31,12 @@ export interface LiveState {
   refused: string | null
   /** info is what the admin says of itself (null until it answered). */
   info: AdminInfo | null
+  /** needsLogin is true while the admin wants its token and the page has none that works. */
+  needsLogin: boolean
+  /** loginError is why the last login failed (null when it did not). */
+  loginError: string | null
+  /** login logs in with token and connects; false when the admin refused it. */
+  login(token: string): Promise<boolean>
 }
 
 /** QUIET_MS: no message for this long (since the last one, or since the attempt began)
@@ -60,6 +66,22 @@ export function useLiveOverview(): LiveState {
     now: Date.now(),
     refused: null,
     info: null,
+    needsLogin: false,
+    loginError: null,
+    login: async (token: string): Promise<boolean> => {
+      const r = await login(token.trim())
+      if (!r.ok) {
+        live.loginError = r.message
+        return false
+      }
+      live.needsLogin = false
+      live.loginError = null
+      if (!ws && !stopped) {
+        window.clearTimeout(retryTimer)
+        connect()
+      }
+      return true
+    },
   })
   let ws: WebSocket | undefined
   let retryTimer: number | undefined
@@ -84,6 +106,24 @@ export function useLiveOverview(): LiveState {
     }
   }
 
+  // session makes sure that a protected admin has given this page its session cookie: a
+  // stored token logs in again (the cookie may be gone: a restart, a new token); without
+  // one, or when it is refused, the page asks for the token. False while it must ask.
+  const session = async (): Promise<boolean> => {
+    if (!live.info?.auth) return true
+    const token = storedToken()
+    if (token) {
+      const r = await login(token)
+      if (r.ok) return true
+      if (r.status === 401 || r.status === 403) {
+        forgetToken()
+        live.loginError = r.message
+      } else return true // the admin is unreachable: the next attempt will tell
+    }
+    live.needsLogin = true
+    return false
+  }
+
   // quiet drops the current socket when it has said nothing for QUIET_MS.
   let quiet: () => void = () => {}
 
@@ -97,7 +137,7 @@ export function useLiveOverview(): LiveState {
     socket.close()
     if (stopped) return
     live.failures = delivered ? 1 : live.failures + 1
-    if (!delivered) void ask()
+    if (!delivered) void ask().then(session)
     live.state = 'reconnecting'
     const wait = backoffMs(live.failures, Math.random())
     live.retryAt = Date.now() + wait
@@ -105,6 +145,8 @@ export function useLiveOverview(): LiveState {
   }
 
   const connect = (): void => {
+    // Nothing to connect with until the page has the token (login connects then).
+    if (live.needsLogin) return
     live.retryAt = 0
     attemptAt = Date.now()
     let delivered = false
@@ -137,7 +179,12 @@ export function useLiveOverview(): LiveState {
     if (ws && live.now - Math.max(live.lastMessageAt, attemptAt) > QUIET_MS) quiet()
   }, 500)
 
-  connect()
+  // The first attempt waits for the admin's info: a protected admin wants a session first.
+  void ask()
+    .then(session)
+    .then((ok) => {
+      if (ok && !stopped) connect()
+    })
   onScopeDispose(() => {
     stopped = true
     window.clearInterval(clock)
