@@ -10,6 +10,7 @@
 // stops the system cleanly (exit code 0, no process left).
 // Screenshots of each state go to test-artifacts/dashboard/ (not committed).
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -320,6 +321,41 @@ describe('dashboard in a browser', { timeout: 240_000 }, () => {
       assert.match(why, /does not answer to the host name evil\.example/)
       assert.ok(why.includes(`--allow-origin http://evil.example:${port}`), why)
       await shot(p, '9-refused')
+      await p.close()
+    } finally {
+      admin.kill('SIGKILL')
+    }
+  })
+
+  it('asks for the admin token of a protected admin, then goes live', async () => {
+    const port = await freePort()
+    const token = `admin-${randomBytes(16).toString('hex')}`
+    const admin = spawn(
+      process.execPath,
+      [BIN, 'admin', '--http', `127.0.0.1:${port}`, '--db', `http://127.0.0.1:${await freePort()}`],
+      { cwd: ROOT, stdio: 'ignore', env: { ...process.env, ONCEKV_ADMIN_TOKEN: token } },
+    )
+    try {
+      const p = await (browser as Browser).newPage({ viewport: { width: 1280, height: 800 } })
+      await waitFor(
+        'the protected admin to answer',
+        async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok,
+      )
+      await p.goto(`http://localhost:${port}/`)
+      const form = p.locator('[data-testid=login]')
+      await form.waitFor({ timeout: 20_000 })
+      await form.locator('input').fill('not-the-admin-token-at-all')
+      await p.locator('[data-testid=login-submit]').click()
+      const error = p.locator('[data-testid=login-error]')
+      await error.waitFor({ timeout: 10_000 })
+      assert.match(await error.innerText(), /not the admin token/)
+      await form.locator('input').fill(token)
+      await p.locator('[data-testid=login-submit]').click()
+      // Logged in: the form goes and the WebSocket (with the session cookie) delivers.
+      await p.locator('[data-testid=empty-state]').waitFor({ timeout: 20_000 })
+      assert.equal(await form.count(), 0)
+      assert.equal(await p.evaluate('document.cookie'), '', 'the session cookie is HttpOnly')
+      await shot(p, '10-login')
       await p.close()
     } finally {
       admin.kill('SIGKILL')
