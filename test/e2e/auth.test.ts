@@ -114,7 +114,12 @@ describe('tokens and the cluster secret', () => {
   let admin: string
 
   before(async () => {
-    cluster = await clusters.start({ name: 'auth', env: ENV })
+    // n3 alone also guards its reads.
+    cluster = await clusters.start({
+      name: 'auth',
+      env: ENV,
+      memberEnv: (id) => (id === 'n3' ? { ONCEKV_READ_TOKEN: READ } : undefined),
+    })
     await cluster.startAdmin([], ENV)
     admin = cluster.admin.url
     // The cache also guards its reads.
@@ -127,7 +132,7 @@ describe('tokens and the cluster secret', () => {
     follower = cluster.running().find((n) => n.id !== leader.node.id)?.url as string
   })
 
-  it('guards the database: writes and membership; reads, health and WebSockets stay open', async () => {
+  it('guards the database: writes, membership, and reads where a read token is set', async () => {
     await refuses(`${db}/keys/k1`, { method: 'PUT', body: 'v1' }, [WRONG, READ])
     await refuses(
       `${db}/key`,
@@ -164,9 +169,24 @@ describe('tokens and the cluster secret', () => {
       const res = await send(url)
       assert.equal(res.status, 200, url)
     }
+    const n1 = cluster.node('n1').url
     for (const path of ['/cluster', '/stats', '/metrics', '/healthz', '/readyz'])
-      assert.equal((await send(`${db}${path}`)).status, 200, path)
-    assert.equal((await wsOutcome(`${db.replace('http', 'ws')}/ws/stats`)).status, undefined)
+      assert.equal((await send(`${n1}${path}`)).status, 200, path)
+    // n3 has a read token: its reads, hot path included, need it (or a stronger secret).
+    const n3 = cluster.node('n3').url
+    await waitFor('n3 to hold k1', async () => {
+      const res = await send(`${n3}/keys/k1`, { token: READ })
+      return res.status === 200
+    })
+    await refuses(`${n3}/keys/k1`, {}, [WRONG])
+    await refuses(`${n3}/cluster`, {}, [WRONG])
+    for (const token of [READ, WRITE, ADMIN, CLUSTER])
+      assert.equal((await send(`${n3}/keys/k1`, { token })).status, 200)
+    assert.equal((await send(`${n3}/healthz`)).status, 200)
+    const ws = `${n3.replace('http', 'ws')}/ws/stats`
+    assert.equal((await wsOutcome(ws)).status, 401)
+    assert.equal((await wsOutcome(ws, { headers: bearer(READ) })).status, undefined)
+    assert.equal((await wsOutcome(`${n1.replace('http', 'ws')}/ws/stats`)).status, undefined)
   })
 
   it('guards the cache: reads with its read token (hot path included), /meta with the admin token', async () => {
@@ -184,6 +204,14 @@ describe('tokens and the cluster secret', () => {
       assert.equal((await send(`${cache.url}/key/k2`, { token })).status, 200)
     await refuses(`${cache.url}/stats`, {}, [WRONG])
     await refuses(`${cache.url}/meta`, { method: 'POST', body: '{}', json: true }, [READ, WRITE])
+    // A cache that reads from n3 alone fills with the cluster secret.
+    await send(`${db}/keys/k6`, { method: 'PUT', body: 'v6', token: WRITE })
+    const c2 = await cluster.addCache({ dbs: [cluster.node('n3').url], env: ENV })
+    const filled = await waitFor('c2 to fill k6 through n3', async () => {
+      const res = await send(`${c2.url}/keys/k6`).catch(() => undefined)
+      return res?.status === 200 ? res : undefined
+    })
+    assert.equal(filled.text(), 'v6')
     assert.equal((await send(`${cache.url}/healthz`)).status, 200)
     const ws = `${cache.url.replace('http', 'ws')}/ws/stats`
     assert.equal((await wsOutcome(ws)).status, 401)

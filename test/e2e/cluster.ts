@@ -273,6 +273,13 @@ export abstract class NodeProcess {
     return {}
   }
 
+  /** auth is what the harness's own reads (stats, cluster, lists) send: the process's
+   * cluster secret when its env holds one, which every route of a protected process takes. */
+  auth(): Record<string, string> {
+    const secret = this.extraEnv().ONCEKV_CLUSTER_SECRET
+    return secret ? { authorization: `Bearer ${secret}` } : {}
+  }
+
   /** spawnWith spawns `node args` (it must not be running). Output goes to logPath. */
   protected spawnWith(args: string[]): void {
     if (this.running) throw new Error(`${this.id} is already running (pid ${this.child?.pid})`)
@@ -394,7 +401,7 @@ export abstract class NodeProcess {
 
   /** statsJson is GET /stats. */
   statsJson<T>(timeoutMs = 2_000): Promise<T> {
-    return getJson<T>(`${this.url}/stats`, timeoutMs)
+    return getJson<T>(`${this.url}/stats`, timeoutMs, this.auth())
   }
 }
 
@@ -448,12 +455,12 @@ export class DbProcess extends NodeProcess {
 
   /** stats is GET /stats. */
   stats(timeoutMs = 2_000): Promise<DbStats> {
-    return getJson<DbStats>(`${this.url}/stats`, timeoutMs)
+    return getJson<DbStats>(`${this.url}/stats`, timeoutMs, this.auth())
   }
 
   /** clusterView is GET /cluster. */
   clusterView(timeoutMs = 2_000): Promise<ClusterResponse> {
-    return getJson<ClusterResponse>(`${this.url}/cluster`, timeoutMs)
+    return getJson<ClusterResponse>(`${this.url}/cluster`, timeoutMs, this.auth())
   }
 }
 
@@ -537,11 +544,11 @@ export class AdminProcess extends NodeProcess {
 
   /** caches is GET /caches; dbs GET /dbs. */
   caches(): Promise<string[]> {
-    return getJson<string[]>(`${this.url}/caches`, 2_000)
+    return getJson<string[]>(`${this.url}/caches`, 2_000, this.auth())
   }
 
   dbList(): Promise<string[]> {
-    return getJson<string[]>(`${this.url}/dbs`, 2_000)
+    return getJson<string[]>(`${this.url}/dbs`, 2_000, this.auth())
   }
 }
 
@@ -559,6 +566,8 @@ export interface ClusterOptions extends DbFlagOptions {
    * returns the port of a proxy in front of it: the member advertises that one
    * (--advertise-raft), so every peer connection to it passes the proxy (test/chaos). */
   readonly raftProxy?: (id: string, raftPort: number) => Promise<number>
+  /** memberEnv adds to env for one member (by id). */
+  readonly memberEnv?: (id: string) => Readonly<Record<string, string | undefined>> | undefined
 }
 
 /** LeaderOptions narrow Cluster.leader. */
@@ -628,7 +637,12 @@ export class Cluster {
     const dataDir = join(this.root, id)
     mkdirSync(join(this.root, 'logs'), { recursive: true })
     const raftPort = await freePort()
-    let flags: DbFlagOptions = env ? { ...this.flags, env } : this.flags
+    const own = this.flags.memberEnv?.(id)
+    let flags: DbFlagOptions = env
+      ? { ...this.flags, env }
+      : own
+        ? { ...this.flags, env: { ...this.flags.env, ...own } }
+        : this.flags
     if (this.flags.raftProxy) {
       const advertised = await this.flags.raftProxy(id, raftPort)
       const extraArgs = [...(flags.extraArgs ?? []), '--advertise-raft', `127.0.0.1:${advertised}`]
@@ -683,8 +697,6 @@ export class Cluster {
   async startAdmin(
     extraArgs: readonly string[] = [],
     env: Readonly<Record<string, string | undefined>> = {},
-    /** headers go with the wait's GET /dbs (a token, when the admin's reads need one). */
-    headers: Record<string, string> = {},
   ): Promise<AdminProcess> {
     if (this.adminNode) throw new Error('the admin is already started')
     const admin = new AdminProcess(
@@ -704,7 +716,7 @@ export class Cluster {
       'the admin to list every database member',
       async () => {
         if (!admin.running) throw new GiveUp(`admin exited: ${JSON.stringify(admin.exits.at(-1))}`)
-        const dbs = await getJson<string[]>(`${admin.url}/dbs`, 2_000, headers)
+        const dbs = await admin.dbList()
         return voters.every((u) => dbs.includes(u))
       },
       { timeoutMs: 15_000, intervalMs: 50 },
