@@ -352,6 +352,7 @@ describe('admin', () => {
       max_value_bytes: VALUE_BYTES_MAX_DEFAULT,
       dbs: c.admin.dbs,
       started_by: null,
+      auth: false,
     })
     const put = (key: string, value: string) =>
       postJson(`${c.admin.url}/api/put`, { key, value }, 20_000)
