@@ -234,7 +234,7 @@ export class CacheNode {
       admin: this.opts.admin ?? null,
       last_meta_ms: this.lastMetaAt === 0 ? -1 : Date.now() - this.lastMetaAt,
       uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
-      rss_bytes: process.memoryUsage.rss(),
+      ...processMemory(),
     }
   }
 
@@ -248,5 +248,20 @@ export class CacheNode {
       this.log.info({ event: 'stopped' }, 'cache node stopped')
     })()
     return this.stopping
+  }
+}
+
+/** processMemory is the process's memory in /stats: resident, the JavaScript heap in use,
+ * and the memory outside it (Buffers, of which array_buffers_bytes are the values held). */
+function processMemory(): Pick<
+  CacheNodeStats,
+  'rss_bytes' | 'heap_used_bytes' | 'external_bytes' | 'array_buffers_bytes'
+> {
+  const m = process.memoryUsage()
+  return {
+    rss_bytes: m.rss,
+    heap_used_bytes: m.heapUsed,
+    external_bytes: m.external,
+    array_buffers_bytes: m.arrayBuffers,
   }
 }
