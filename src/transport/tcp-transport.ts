@@ -313,6 +313,11 @@ export class TcpTransport implements Transport {
     return down
   }
 
+  /** handshakesPending is how many accepted connections are still in their handshake. */
+  handshakesPending(): number {
+    return this.pending.size
+  }
+
   stats(): TransportStats {
     return { ...this.counters }
   }
