@@ -88,7 +88,11 @@ export class CacheNode {
       timeoutMs: dbTimeoutMs,
       hedgeMs: opts.hedgeMs,
     })
-    this.peers = new PeerClient({ maxValueBytes, timeoutMs: this.peerTimeoutMs })
+    this.peers = new PeerClient({
+      maxValueBytes,
+      timeoutMs: this.peerTimeoutMs,
+      authorization: opts.security?.cluster?.bearer(),
+    })
     this.group = new Group({
       self: this.peerUrl,
       cacheBytes: opts.cacheBytes ?? CACHE_BYTES_DEFAULT,
@@ -103,6 +107,7 @@ export class CacheNode {
       stats: () => this.stats(),
       onMeta: opts.admin ? (meta) => this.onMeta(meta) : undefined,
       ready: () => this.db.urls.length > 0,
+      clusterSecret: opts.security?.cluster,
     })
   }
 

@@ -13,6 +13,9 @@ export interface PeerClientOptions {
   readonly timeoutMs?: number
   readonly maxValueBytes: number
   readonly connections?: number
+  /** authorization is the Authorization header every peer request carries (the cluster
+   * secret as a Bearer token), if any. */
+  readonly authorization?: string
 }
 
 /** PeerClient fetches values from owner peers. */
@@ -24,11 +27,13 @@ export class PeerClient {
   private readonly timeoutMs: number
   private readonly maxValueBytes: number
   private readonly connections: number
+  private readonly headers: Record<string, string> | undefined
 
   constructor(opts: PeerClientOptions) {
     this.timeoutMs = opts.timeoutMs ?? 1_000
     this.maxValueBytes = opts.maxValueBytes
     this.connections = opts.connections ?? 64
+    this.headers = opts.authorization ? { authorization: opts.authorization } : undefined
   }
 
   /** fetch asks peer for key: the value, undefined for not found; it throws on failure. */
@@ -61,6 +66,7 @@ export class PeerClient {
       `${PEER_BASE}/kv/${keyPath(key)}`,
       AbortSignal.timeout(this.timeoutMs),
       this.maxValueBytes,
+      this.headers,
     )
   }
 

@@ -21,6 +21,7 @@ import {
   type MetaRequest,
   urlList,
 } from '../protocol/index.ts'
+import { bearerToken, type Secret } from '../security/index.ts'
 import type { Group, GetResult } from './group.ts'
 import { PEER_BASE } from './peer-client.ts'
 
@@ -34,6 +35,8 @@ export interface CacheServerOptions {
   readonly onMeta: ((meta: MetaRequest) => void) | undefined
   /** ready is true when the node can fill misses (it knows a database member). */
   readonly ready: () => boolean
+  /** clusterSecret, when set, is what every request to the peer listener must carry. */
+  readonly clusterSecret?: Secret
 }
 
 const READ_ONLY =
@@ -67,6 +70,8 @@ export class CacheServer {
       bodyLimit: 1024,
       draining: () => this.draining,
     })
+    const secret = opts.clusterSecret
+    if (secret) this.peerApp.addHook('onRequest', peerGuard(secret))
     this.metrics = cacheMetrics(opts.stats)
     this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin() })
     this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(opts.stats())))
@@ -185,6 +190,27 @@ export class CacheServer {
     if (!r.found) throw new KeyNotFoundError(key)
     reply.header('x-oncekv-source', r.source)
     return r.value
+  }
+}
+
+/** peerGuard refuses a request to the peer listener that does not carry the cluster secret
+ * (`Authorization: Bearer <secret>`): 401 without one, 403 with another. */
+function peerGuard(
+  secret: Secret,
+): (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+  return async (req, reply) => {
+    const token = bearerToken(req.headers.authorization)
+    if (token !== undefined && secret.matches(token)) return undefined
+    const [status, error, message] =
+      token === undefined
+        ? [
+            401,
+            'unauthorized',
+            'the peer protocol needs the cluster secret (Authorization: Bearer)',
+          ]
+        : [403, 'forbidden', 'that is not the cluster secret']
+    if (status === 401) void reply.header('www-authenticate', 'Bearer')
+    return reply.code(status).send({ code: 1001, error, message })
   }
 }
 
