@@ -1,18 +1,16 @@
 // TcpTransport is the Transport over TCP (node:net, or node:tls when the member serves TLS):
-// each member dials one persistent
-// connection to each peer for the Raft messages it sends (peer-link.ts), accepts the peers'
-// connections for the messages it receives, and opens one connection per snapshot transfer
-// (snapshot-sender.ts, incoming-snapshot.ts). A message to a node with no known address goes
-// back over that node's own connection to us, if it has one open: a member that lagged while
-// a new member joined and took the lead answers that leader so before it learns its address.
-// Every connection starts
-// with the handshake (handshake.ts: a hello, and with a cluster secret a challenge and proof
-// that both ends hold it). Until a connection's handshake is accepted it is held on a short
-// leash: frames of at most HANDSHAKE_FRAME_BYTES_MAX, helloTimeoutMs to finish (TLS
-// included), and at most handshakesPendingMax such connections at once; then every frame is
-// validated by codec.ts, and a peer that sends anything invalid is cut off, logged and
-// counted, never able to crash the process. What messages mean, and when to send snapshots,
-// is the replica's business.
+// each member dials one persistent connection to each peer for the Raft messages it sends
+// (peer-link.ts), accepts the peers' connections for the messages it receives, and opens one
+// connection per snapshot transfer (snapshot-sender.ts, incoming-snapshot.ts). A message to a
+// node with no known address goes back over that node's own connection to us, if it has one
+// open: a member that lagged while a new member joined and took the lead answers that leader
+// so before it learns its address. Every connection starts with the handshake (handshake.ts:
+// a hello, and with a cluster secret a challenge and a proof that both ends hold it). Until
+// its handshake is accepted a connection is held on a short leash: frames of at most
+// HANDSHAKE_FRAME_BYTES_MAX, helloTimeoutMs to finish (TLS included), and at most
+// handshakesPendingMax such connections at once; then every frame is validated by codec.ts,
+// and a peer that sends anything invalid is cut off, logged and counted, never able to crash
+// the process. What messages mean, and when to send snapshots, is the replica's business.
 import net from 'node:net'
 import type { Server, Socket } from 'node:net'
 import tls from 'node:tls'
@@ -198,7 +196,8 @@ export class TcpTransport implements Transport {
     if (serving(config)) {
       const server = tls.createServer({
         ...serverTlsOptions(config, true),
-        handshakeTimeout: this.helloTimeoutMs,
+        // The connection's own deadline (admit) covers TLS and the hello; this is a backstop.
+        handshakeTimeout: this.helloTimeoutMs + 1000,
       })
       server.on('secureConnection', (socket) => this.secured(socket))
       server.on('tlsClientError', (err, socket) => {
