@@ -130,9 +130,13 @@ function refusals(m: Member, text: string): number {
 }
 
 /** rawSocket connects a plain socket; frames it receives land in frames. */
-async function rawSocket(address: string) {
+async function rawSocket(address: string, localAddress?: string) {
   const [host, port] = address.split(':') as [string, string]
-  const socket = net.connect({ host, port: Number(port) })
+  const socket = net.connect({
+    host,
+    port: Number(port),
+    ...(localAddress ? { localAddress } : {}),
+  })
   const reader = new FrameReader(4096)
   const frames: Uint8Array[] = []
   socket.on('error', () => {})
@@ -333,6 +337,19 @@ test('connections in their handshake are capped; over the cap they are closed at
   connectAll([a, b])
   a.transport.send([heartbeat('a', 'b', 1)])
   await waitFor('a real peer served', () => b.received.length === 1)
+})
+
+test('one host cannot take every handshake slot', async () => {
+  const b = await startMember('b', { handshakesPendingPerHostMax: 2, helloTimeoutMs: 30_000 })
+  const silent = [await rawSocket(b.address), await rawSocket(b.address)]
+  await waitFor('2 pending', () => b.transport.handshakesPending() === 2)
+  const third = await rawSocket(b.address)
+  await waitFor('the 3rd from that host dropped', third.isClosed)
+  assert.equal(refusals(b, 'over 2 connections in their handshake from one host'), 1)
+  // Another host (another loopback address) still gets a slot.
+  const elsewhere = await rawSocket(b.address, '127.0.0.2')
+  await waitFor('3 pending', () => b.transport.handshakesPending() === 3)
+  assert.ok(!elsewhere.isClosed() && silent.every((s) => !s.isClosed()))
 })
 
 // ---------------------------------------------------------------------------------------------

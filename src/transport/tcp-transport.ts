@@ -8,9 +8,10 @@
 // a hello, and with a cluster secret a challenge and a proof that both ends hold it). Until
 // its handshake is accepted a connection is held on a short leash: frames of at most
 // HANDSHAKE_FRAME_BYTES_MAX, helloTimeoutMs to finish (TLS included), and at most
-// handshakesPendingMax such connections at once; then every frame is validated by codec.ts,
-// and a peer that sends anything invalid is cut off, logged and counted, never able to crash
-// the process. What messages mean, and when to send snapshots, is the replica's business.
+// handshakesPendingMax such connections at once (handshakesPendingPerHostMax from one remote
+// host); then every frame is validated by codec.ts, and a peer that sends anything invalid is
+// cut off, logged and counted, never able to crash the process. What messages mean, and when
+// to send snapshots, is the replica's business.
 import net from 'node:net'
 import type { Server, Socket } from 'node:net'
 import tls from 'node:tls'
@@ -58,6 +59,9 @@ export interface TcpTransportOptions {
   /** handshakesPendingMax bounds the accepted connections still in their handshake; more are
    * closed at once (default 64). */
   readonly handshakesPendingMax?: number
+  /** handshakesPendingPerHostMax bounds those from one remote host, so that one host cannot
+   * take every slot (default 16). */
+  readonly handshakesPendingPerHostMax?: number
   /** clusterSecret, when set, must be proven by every peer, and is proven to them. */
   readonly clusterSecret?: Secret
   /** tls, when it serves (certificate and key), makes every connection TLS, both ways; with
@@ -83,6 +87,9 @@ export const INBOUND_CONNECTIONS_MAX = 1024
 /** HANDSHAKES_PENDING_MAX_DEFAULT bounds the connections in their handshake at once. */
 export const HANDSHAKES_PENDING_MAX_DEFAULT = 64
 
+/** HANDSHAKES_PENDING_PER_HOST_MAX_DEFAULT bounds those from one remote host. */
+export const HANDSHAKES_PENDING_PER_HOST_MAX_DEFAULT = 16
+
 /** REPLY_BUFFER_BYTES_MAX bounds what may wait in an inbound connection's write buffer: a
  * reply beyond it (a peer that does not read) is dropped. */
 const REPLY_BUFFER_BYTES_MAX = 1024 * 1024
@@ -98,6 +105,7 @@ export class TcpTransport implements Transport {
   private readonly maxFrameBytes: number
   private readonly helloTimeoutMs: number
   private readonly handshakesPendingMax: number
+  private readonly handshakesPendingPerHostMax: number
   private readonly handshake: HandshakeParams
   private readonly dialTimeoutMs: number
   private readonly snapshotChunkBytes: number
@@ -118,7 +126,12 @@ export class TcpTransport implements Transport {
   private readonly server: Server
   // The accepted connections whose handshake is not accepted yet, by remote address and port
   // (a TLS connection's TCP socket and its TLS socket share them).
-  private readonly pending = new Map<string, { socket: Socket; timer: NodeJS.Timeout }>()
+  private readonly pending = new Map<
+    string,
+    { socket: Socket; host: string; timer: NodeJS.Timeout }
+  >()
+  // How many of the pending connections each remote host has.
+  private readonly pendingPerHost = new Map<string, number>()
   private handlers: TransportHandlers | undefined
   private listening: { host: string; port: number } | undefined
   private peers: ReadonlyMap<NodeId, string> = new Map()
@@ -138,6 +151,8 @@ export class TcpTransport implements Transport {
     this.maxFrameBytes = options.maxFrameBytes ?? FRAME_BYTES_MAX_DEFAULT
     this.helloTimeoutMs = options.helloTimeoutMs ?? 5000
     this.handshakesPendingMax = options.handshakesPendingMax ?? HANDSHAKES_PENDING_MAX_DEFAULT
+    this.handshakesPendingPerHostMax =
+      options.handshakesPendingPerHostMax ?? HANDSHAKES_PENDING_PER_HOST_MAX_DEFAULT
     this.handshake = {
       clusterName: options.clusterName,
       id: options.id,
@@ -370,9 +385,17 @@ export class TcpTransport implements Transport {
     this.track(socket)
     if (this.closed) return
     const key = remoteKey(socket)
+    const host = socket.remoteAddress ?? '?'
+    const fromHost = this.pendingPerHost.get(host) ?? 0
+    let refusal: string | undefined
     if (this.pending.size >= this.handshakesPendingMax || this.pending.has(key)) {
+      refusal = `over ${this.handshakesPendingMax} connections in their handshake`
+    } else if (fromHost >= this.handshakesPendingPerHostMax) {
+      refusal = `over ${this.handshakesPendingPerHostMax} connections in their handshake from one host`
+    }
+    if (refusal !== undefined) {
       this.counters.badFrames++
-      this.logRefused(socket, `over ${this.handshakesPendingMax} connections in their handshake`)
+      this.logRefused(socket, refusal)
       socket.destroy()
       return
     }
@@ -381,7 +404,8 @@ export class TcpTransport implements Transport {
       this.logRefused(socket, `no handshake within ${this.helloTimeoutMs} ms`)
       socket.destroy()
     }, this.helloTimeoutMs)
-    this.pending.set(key, { socket, timer })
+    this.pending.set(key, { socket, host, timer })
+    this.pendingPerHost.set(host, fromHost + 1)
     socket.once('close', () => this.unpend(key, socket))
     if (plain) this.accept(socket)
   }
@@ -403,6 +427,9 @@ export class TcpTransport implements Transport {
     if (entry === undefined || (socket !== undefined && entry.socket !== socket)) return
     clearTimeout(entry.timer)
     this.pending.delete(key)
+    const fromHost = (this.pendingPerHost.get(entry.host) ?? 1) - 1
+    if (fromHost > 0) this.pendingPerHost.set(entry.host, fromHost)
+    else this.pendingPerHost.delete(entry.host)
   }
 
   /** logRefused logs a connection dropped before its handshake was accepted. */
