@@ -141,8 +141,9 @@ describe('a cluster with a cluster secret', () => {
     intruders.push(joiner)
     joiner.start([leader.url])
     // Wait until the impostor, dialling the members to campaign, has refused them (their
-    // challenges do not carry its secret), and the leader, dialling the joiner to replicate,
-    // has refused it. (The leader's lines about n4 may be held back by the log's rate limit:
+    // challenges do not carry its secret), and the joiner was refused: by the leader's
+    // transport when it dials the joiner to replicate, or already at POST /join where that
+    // route is guarded. (The leader's lines about n4 may be held back by the log's rate limit:
     // n4 was just killed.)
     await waitFor(
       'the intruders refused on both sides',
@@ -151,7 +152,8 @@ describe('a cluster with a cluster secret', () => {
         const leaders = leader.logOfLastRun()
         return (
           /does not hold our cluster secret/.test(mine) &&
-          /"peer":"n5"[^\n]*does not hold our cluster secret/.test(leaders)
+          (/"peer":"n5"[^\n]*does not hold our cluster secret/.test(leaders) ||
+            /forbidden|unauthorized/.test(joiner.logOfLastRun()))
         )
       },
       { timeoutMs: 15_000 },
@@ -167,8 +169,10 @@ describe('a cluster with a cluster secret', () => {
     // The joiner got nothing: no data, not a voter.
     const view = await leader.clusterView()
     assert.ok(!view.members.some((m) => m.id === 'n5' && m.suffrage === 'voter'))
-    const js = await joiner.stats()
-    assert.equal(js.applied_index, 0)
+    if (joiner.running) {
+      const js = await joiner.stats().catch(() => undefined)
+      assert.ok(js === undefined || js.applied_index === 0, JSON.stringify(js))
+    }
     const res = await leader.request(`/keys/${keyPath('after-intruders')}`, {
       method: 'PUT',
       body: 'v',
