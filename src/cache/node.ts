@@ -102,12 +102,12 @@ export class CacheNode {
     })
     this.group.setPeers(opts.peers ?? [])
     this.server = new CacheServer({
+      clusterSecret: opts.security?.cluster,
       group: this.group,
       logger: this.log,
       stats: () => this.stats(),
       onMeta: opts.admin ? (meta) => this.onMeta(meta) : undefined,
       ready: () => this.db.urls.length > 0,
-      clusterSecret: opts.security?.cluster,
     })
   }
 
