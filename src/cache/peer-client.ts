@@ -10,16 +10,17 @@ export const PEER_BASE = '/_oncekv'
 
 /** PeerClientOptions configure the peer protocol's client side. */
 export interface PeerClientOptions {
-  readonly timeoutMs?: number
-  readonly maxValueBytes: number
-  readonly connections?: number
   /** authorization is the Authorization header every peer request carries (the cluster
    * secret as a Bearer token), if any. */
   readonly authorization?: string
+  readonly timeoutMs?: number
+  readonly maxValueBytes: number
+  readonly connections?: number
 }
 
 /** PeerClient fetches values from owner peers. */
 export class PeerClient {
+  private readonly headers: Record<string, string> | undefined
   private readonly pools = new Map<string, Pool>()
   // Peers that failed lately are not asked until the time here: a hung owner costs one
   // timeout, then the asking node reads the database itself until the pause ends.
@@ -27,13 +28,12 @@ export class PeerClient {
   private readonly timeoutMs: number
   private readonly maxValueBytes: number
   private readonly connections: number
-  private readonly headers: Record<string, string> | undefined
 
   constructor(opts: PeerClientOptions) {
+    this.headers = opts.authorization ? { authorization: opts.authorization } : undefined
     this.timeoutMs = opts.timeoutMs ?? 1_000
     this.maxValueBytes = opts.maxValueBytes
     this.connections = opts.connections ?? 64
-    this.headers = opts.authorization ? { authorization: opts.authorization } : undefined
   }
 
   /** fetch asks peer for key: the value, undefined for not found; it throws on failure. */
