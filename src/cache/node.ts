@@ -88,7 +88,11 @@ export class CacheNode {
       timeoutMs: dbTimeoutMs,
       hedgeMs: opts.hedgeMs,
     })
-    this.peers = new PeerClient({ maxValueBytes, timeoutMs: this.peerTimeoutMs })
+    this.peers = new PeerClient({
+      maxValueBytes,
+      timeoutMs: this.peerTimeoutMs,
+      authorization: opts.security?.cluster?.bearer(),
+    })
     this.group = new Group({
       self: this.peerUrl,
       cacheBytes: opts.cacheBytes ?? CACHE_BYTES_DEFAULT,
@@ -98,6 +102,7 @@ export class CacheNode {
     })
     this.group.setPeers(opts.peers ?? [])
     this.server = new CacheServer({
+      clusterSecret: opts.security?.cluster,
       group: this.group,
       logger: this.log,
       stats: () => this.stats(),
