@@ -90,7 +90,11 @@ export class CacheNode {
       hedgeMs: opts.hedgeMs,
       headers: authHeaders(opts.security, 'read'),
     })
-    this.peers = new PeerClient({ maxValueBytes, timeoutMs: this.peerTimeoutMs })
+    this.peers = new PeerClient({
+      maxValueBytes,
+      timeoutMs: this.peerTimeoutMs,
+      authorization: opts.security?.cluster?.bearer(),
+    })
     this.group = new Group({
       self: this.peerUrl,
       cacheBytes: opts.cacheBytes ?? CACHE_BYTES_DEFAULT,
@@ -100,6 +104,7 @@ export class CacheNode {
     })
     this.group.setPeers(opts.peers ?? [])
     this.server = new CacheServer({
+      clusterSecret: opts.security?.cluster,
       group: this.group,
       logger: this.log,
       stats: () => this.stats(),
@@ -247,7 +252,7 @@ export class CacheNode {
       admin: this.opts.admin ?? null,
       last_meta_ms: this.lastMetaAt === 0 ? -1 : Date.now() - this.lastMetaAt,
       uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
-      rss_bytes: process.memoryUsage.rss(),
+      ...processMemory(),
     }
   }
 
@@ -261,5 +266,20 @@ export class CacheNode {
       this.log.info({ event: 'stopped' }, 'cache node stopped')
     })()
     return this.stopping
+  }
+}
+
+/** processMemory is the process's memory in /stats: resident, the JavaScript heap in use,
+ * and the memory outside it (Buffers, of which array_buffers_bytes are the values held). */
+function processMemory(): Pick<
+  CacheNodeStats,
+  'rss_bytes' | 'heap_used_bytes' | 'external_bytes' | 'array_buffers_bytes'
+> {
+  const m = process.memoryUsage()
+  return {
+    rss_bytes: m.rss,
+    heap_used_bytes: m.heapUsed,
+    external_bytes: m.external,
+    array_buffers_bytes: m.arrayBuffers,
   }
 }
