@@ -756,7 +756,7 @@ function describe(e: unknown): string {
   return e.message
 }
 
-const CODES = new Set<number>([1001, 1002, 1003, 1004, 1005])
+const CODES = new Set<number>([1001, 1002, 1003, 1004, 1005, 1006])
 
 /** errorBodyOf reads what an error response said: its status, and the code, machine name and
  * message (redacted) of its JSON body when it has one. */

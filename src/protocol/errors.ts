@@ -1,9 +1,10 @@
 // The error vocabulary of the HTTP API, shared by servers and clients: one class per expected
 // outcome, each with the status, the numeric code of the original oncekv (1000-1005) and a
 // machine name. Servers throw these; exactly one function in src/http turns them into bodies.
+// 1006 is oncekv's own: a member whose disk cannot take writes (StorageUnavailableError).
 
-/** ErrorCode is the numeric status code of the original oncekv. */
-export type ErrorCode = 1001 | 1002 | 1003 | 1004 | 1005
+/** ErrorCode is the numeric status code of the original oncekv (1000-1005), or 1006. */
+export type ErrorCode = 1001 | 1002 | 1003 | 1004 | 1005 | 1006
 
 /** ErrorName is the machine-readable name of an error. */
 export type ErrorName =
@@ -22,6 +23,7 @@ export type ErrorName =
   | 'removed'
   | 'no_leader'
   | 'outcome_unknown'
+  | 'storage_unavailable'
 
 /** ErrorBody is the JSON body of every error response. */
 export interface ErrorBody {
@@ -123,7 +125,7 @@ export class MemberConflictError extends OnceKvError {
 /** UnavailableError: no leader, no quorum, a commit timeout, or shutting down. Retry later. */
 export class UnavailableError extends OnceKvError {
   readonly status = 503
-  readonly code = 1005
+  readonly code: ErrorCode = 1005
   readonly error: ErrorName = 'unavailable'
   constructor(
     message: string,
@@ -159,6 +161,15 @@ export class OutcomeUnknownError extends UnavailableError {
   override readonly error: ErrorName = 'outcome_unknown'
 }
 
+/** StorageUnavailableError: this member's data directory cannot take writes (the disk is
+ * full, or it is read-only); the message names the cause and the directory. Nothing was
+ * written by this request; a write already in flight may still apply elsewhere, so retrying
+ * with the same value is safe. The member recovers by itself once space returns. */
+export class StorageUnavailableError extends UnavailableError {
+  override readonly code: ErrorCode = 1006
+  override readonly error: ErrorName = 'storage_unavailable'
+}
+
 /** InternalError: a bug. The message sent is generic; the cause is logged. */
 export class InternalError extends OnceKvError {
   readonly status = 500
@@ -185,6 +196,8 @@ export function errorFromBody(status: number, body: unknown, key = ''): OnceKvEr
       return new NoLeaderError(message)
     case 'outcome_unknown':
       return new OutcomeUnknownError(message)
+    case 'storage_unavailable':
+      return new StorageUnavailableError(message)
     case 'bad_request':
       return new BadRequestError(message)
     case 'unauthorized':

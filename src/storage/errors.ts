@@ -49,3 +49,84 @@ export class StoreIdentityError extends Error {
     )
   }
 }
+
+/** DiskProblem is why a data directory cannot take writes: its file system is (nearly)
+ * full, or it is mounted read-only or not writable by this process. */
+export type DiskProblem = 'full' | 'read_only'
+
+/** DiskUnavailableError reports a write the store refused before it touched the data file:
+ * the file system holding the directory has too little free space for it (below the
+ * reserve), or cannot be written. The store is unchanged and stays usable: reads work, and
+ * the same write succeeds once space returns. */
+export class DiskUnavailableError extends Error {
+  override readonly name = 'DiskUnavailableError'
+
+  constructor(
+    readonly dir: string,
+    readonly problem: DiskProblem,
+    /** detail gives the figures or the system error, for the log. */
+    readonly detail: string,
+  ) {
+    super(
+      problem === 'full'
+        ? `disk full at ${dir} (${detail})`
+        : `data directory ${dir} is read-only (${detail})`,
+    )
+  }
+}
+
+/** DiskFailedError reports a write or sync that the file system refused while LMDB was
+ * writing (no space, a quota, a read-only or failing disk). The transaction did not commit,
+ * so the data file still holds the last committed state, but the store fails stop: the
+ * process must exit at once (lmdb-js 3.5 overruns a heap buffer when it reports a failed
+ * page write, so the process cannot be trusted to go on). A restart reopens the store. */
+export class DiskFailedError extends Error {
+  override readonly name = 'DiskFailedError'
+
+  constructor(
+    readonly dir: string,
+    readonly errno: string,
+    options: { cause: unknown },
+  ) {
+    super(`writing to ${dir} failed (${errno}): ${describeErrno(errno)}`, options)
+  }
+}
+
+// System and LMDB error numbers a write can fail with when the disk, not the data, is the
+// problem. lmdb-js reports a system error as its positive errno in `code`; Node's fs as a
+// string. MDB_MAP_FULL (-30792) is LMDB's own map running out, which lmdb-js normally grows.
+const DISK_ERRNOS: Record<number, string> = {
+  5: 'EIO',
+  13: 'EACCES',
+  28: 'ENOSPC',
+  30: 'EROFS',
+  122: 'EDQUOT',
+  [-30792]: 'MDB_MAP_FULL',
+}
+
+/** diskErrno names the error number of err if it is a disk-level write failure (ENOSPC,
+ * EDQUOT, EROFS, EIO, EACCES, MDB_MAP_FULL), else undefined. */
+export function diskErrno(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'number') return DISK_ERRNOS[code]
+  if (typeof code === 'string' && Object.values(DISK_ERRNOS).includes(code)) return code
+  return undefined
+}
+
+function describeErrno(errno: string): string {
+  switch (errno) {
+    case 'ENOSPC':
+      return 'the disk is full'
+    case 'EDQUOT':
+      return 'the disk quota is exhausted'
+    case 'EROFS':
+      return 'the file system is read-only'
+    case 'EACCES':
+      return 'permission denied'
+    case 'MDB_MAP_FULL':
+      return "LMDB's map is full"
+    default:
+      return 'an I/O error'
+  }
+}

@@ -15,11 +15,19 @@
 // as well, so the contract holds even if a later lmdb-js defers that flush. The asynchronous
 // root.transaction() hangs in this lmdb version and is never used.
 //
-// Failure. A write or sync that throws is fail-stop: the store refuses every later call and
-// the caller stops the node. Anything that looks corrupt (a record failing its CRC, a gap in
+// Disk space. Before every write transaction the store checks the free space of the file
+// system holding it (statfs) against an estimate of what the transaction writes plus a
+// reserve (minFreeBytes): short of it, it refuses the write with DiskUnavailableError and
+// changes nothing, so the host can hold the write and try again once space returns. The
+// check comes first because LMDB must never meet a full disk: lmdb-js 3.5 overruns a heap
+// buffer when it reports a failed page write (mdb_page_flush), and the process later aborts.
+//
+// Failure. A write or sync that throws anyway (a quota, a failing disk, the file system
+// turned read-only, a race with another writer) is fail-stop: the store refuses every later
+// call and throws DiskFailedError (or the error itself), and the caller stops the node. Anything that looks corrupt (a record failing its CRC, a gap in
 // the log, an unreadable metadata record, a data file LMDB cannot use) is a StoreCorruptError.
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { accessSync, constants, existsSync, mkdirSync, statfsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { assert } from '../base/index.ts'
 import {
@@ -35,7 +43,13 @@ import {
   type SnapshotMeta,
 } from '../raft/index.ts'
 import type { IncomingSnapshot, SnapshotSource } from '../transport/transport.ts'
-import { StoreCorruptError, ValueCorruptError } from './errors.ts'
+import {
+  DiskFailedError,
+  DiskUnavailableError,
+  diskErrno,
+  StoreCorruptError,
+  ValueCorruptError,
+} from './errors.ts'
 import { checkLmdbDataFile } from './lmdb-header.ts'
 import { decodeLogRecord, decodeLogRecordTerm, encodeLogRecord } from './log-record.ts'
 import { decodeValueRecord, encodeValueRecord } from './value-record.ts'
@@ -71,6 +85,18 @@ export const FORMAT_VERSION = 2
 /** VERIFY_TAIL_ENTRIES is how many of the newest log entries open() reads in full. */
 export const VERIFY_TAIL_ENTRIES = 1000
 
+/** MIN_FREE_BYTES_DEFAULT is the free space a store keeps on its file system by default:
+ * writes that would leave less are refused (DiskUnavailableError). */
+export const MIN_FREE_BYTES_DEFAULT = 64 * 1024 * 1024
+
+// What the space check assumes one transaction writes besides its payload (B-tree pages
+// copied on write, the meta page), and how much it allows per byte of payload (a log entry
+// and the value it applies are both written; LMDB rounds values up to pages).
+const TXN_OVERHEAD_BYTES = 64 * 1024
+const PAYLOAD_FACTOR = 2
+// What the space check allows per log key deleted in one transaction (leaf pages copied).
+const DELETE_BYTES_PER_KEY = 128
+
 // How many log keys one transaction deletes when compacting or dropping a log.
 const DELETE_BATCH = 10_000
 // Bound on the in-memory cache of recent terms (entries, not bytes: 8 bytes each).
@@ -94,6 +120,8 @@ type MetaKey = 'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'membe
 export interface LmdbStoreOptions {
   /** mapSizeBytes is the initial size of LMDB's memory map; lmdb-js grows it as needed. */
   readonly mapSizeBytes?: number
+  /** minFreeBytes is the free space to keep on the file system (MIN_FREE_BYTES_DEFAULT). */
+  readonly minFreeBytes?: number
 }
 
 /** ReadyWrite is what the host persists from one Ready (see raft.ts, step 1). */
@@ -102,6 +130,8 @@ export interface ReadyWrite {
   readonly entries: readonly Entry[]
   /** snapshot is a snapshot received from the leader, whose data installSnapshot wrote. */
   readonly snapshot?: SnapshotMeta | undefined
+  /** applyBytes is the size of the data the apply callback writes (for the space check). */
+  readonly applyBytes?: number
 }
 
 /** PutOutcome is what putIfAbsent did: stored the value, found the same bytes, or found
@@ -125,6 +155,7 @@ export interface ApplyTxn {
 export class LmdbStore implements LogStorage {
   private readonly dir: string
   private readonly root: RootDatabase
+  private readonly minFreeBytes: number
   // Log: index -> record (log-record.ts). Keys below snap.index + 1 may linger after a crash
   // during compaction; they are ignored and deleted on the next open.
   private readonly logDb: Database<Uint8Array, number>
@@ -153,9 +184,10 @@ export class LmdbStore implements LogStorage {
   // The error that made the store fail-stop, if any.
   private failure: unknown = undefined
 
-  private constructor(dir: string, root: RootDatabase) {
+  private constructor(dir: string, root: RootDatabase, minFreeBytes: number) {
     this.dir = dir
     this.root = root
+    this.minFreeBytes = minFreeBytes
     this.logDb = root.openDB<Uint8Array, number>('log', { encoding: 'binary' })
     this.metaDb = root.openDB<Uint8Array, string>('meta', { encoding: 'binary' })
     this.kvDb = root.openDB<Uint8Array, Uint8Array>('kv', {
@@ -167,9 +199,11 @@ export class LmdbStore implements LogStorage {
   /**
    * open opens (creating if needed) the store in dir and checks it: the data file's header,
    * every metadata record, that the log is contiguous from the snapshot on, and the CRC of
-   * the newest VERIFY_TAIL_ENTRIES entries. It throws StoreCorruptError if any check fails.
+   * the newest VERIFY_TAIL_ENTRIES entries. It throws StoreCorruptError if any check fails,
+   * and DiskUnavailableError if the directory cannot be written (read-only, not writable).
    */
   static open(dir: string, opts: LmdbStoreOptions = {}): LmdbStore {
+    checkWritable(dir)
     mkdirSync(dir, { recursive: true })
     const problem = checkLmdbDataFile(join(dir, 'data.mdb'))
     if (problem !== undefined) throw new StoreCorruptError(dir, problem)
@@ -185,7 +219,7 @@ export class LmdbStore implements LogStorage {
     }
     let store: LmdbStore | undefined
     try {
-      store = new LmdbStore(dir, root)
+      store = new LmdbStore(dir, root, opts.minFreeBytes ?? MIN_FREE_BYTES_DEFAULT)
       store.load()
       return store
     } catch (err) {
@@ -350,6 +384,10 @@ export class LmdbStore implements LogStorage {
     }
     const newLast = rd.entries.at(-1)?.index ?? lastBefore
     const hard = rd.hardState === undefined ? undefined : plainHardState(rd.hardState)
+    let payload = rd.applyBytes ?? 0
+    for (const e of rd.entries) payload += e.data.byteLength
+    // Refused for want of space before anything changes, so the caller may retry rd as is.
+    this.checkSpace(PAYLOAD_FACTOR * payload)
     const scope = applyFn ? this.applyScope(newLast) : undefined
     if (scope && snapshot !== undefined) {
       // Applying after a received snapshot starts from the snapshot's index.
@@ -375,7 +413,7 @@ export class LmdbStore implements LogStorage {
           scope.end()
         }
       }
-    })
+    }, null)
     if (snapshot !== undefined) {
       this.snap = snapshot
       this.applied = snapshot.index
@@ -387,7 +425,9 @@ export class LmdbStore implements LogStorage {
     this.last = newLast
     if (hard !== undefined) this.hard = hard
     if (first !== undefined) this.rememberTerms(rd.entries)
-    if (snapshot !== undefined) this.deleteLogBelow(snapshot.index + 1)
+    // rd is durable now: entries left below the snapshot for want of space are ignored by
+    // reads and deleted by a later compaction or open().
+    if (snapshot !== undefined) this.deleteLogBelowIfSpace(snapshot.index + 1)
   }
 
   /** sync resolves once everything written so far is durable. The Replica awaits it after
@@ -397,8 +437,7 @@ export class LmdbStore implements LogStorage {
     try {
       await this.root.flushed
     } catch (err) {
-      this.failure = err
-      throw err
+      throw this.failed(err)
     }
   }
 
@@ -515,7 +554,7 @@ export class LmdbStore implements LogStorage {
       this.recentTerms.splice(0, index + 1 - this.recentFrom)
       this.recentFrom = index + 1
     }
-    this.deleteLogBelow(index + 1)
+    this.deleteLogBelowIfSpace(index + 1)
   }
 
   // ------------------------------------------------------------------ snapshots
@@ -570,6 +609,8 @@ export class LmdbStore implements LogStorage {
     for await (const chunk of incoming.chunks()) {
       chunks++
       pairs += chunk.length
+      let bytes = 0
+      for (const { key, value } of chunk) bytes += key.byteLength + value.byteLength
       this.write(() => {
         for (const { key, value } of chunk) {
           if (this.putIfAbsentInTxn(key, value) === 'conflict') {
@@ -579,7 +620,7 @@ export class LmdbStore implements LogStorage {
             )
           }
         }
-      })
+      }, PAYLOAD_FACTOR * bytes)
     }
     const book = plainMembers(members)
     this.write(() => this.putMeta('members', book))
@@ -708,7 +749,17 @@ export class LmdbStore implements LogStorage {
       if (keys.length === 0) return
       this.write(() => {
         for (const k of keys) this.logDb.removeSync(k)
-      })
+      }, keys.length * DELETE_BYTES_PER_KEY)
+    }
+  }
+
+  // deleteLogBelowIfSpace is deleteLogBelow, stopping quietly when the disk is too full for
+  // it: entries below the snapshot are ignored, and the next compaction or open() deletes them.
+  private deleteLogBelowIfSpace(end: number): void {
+    try {
+      this.deleteLogBelow(end)
+    } catch (err) {
+      if (!(err instanceof DiskUnavailableError)) throw err
     }
   }
 
@@ -789,15 +840,48 @@ export class LmdbStore implements LogStorage {
     }
   }
 
-  // write runs fn in one synchronous transaction; any failure makes the store fail stop.
-  private write<T>(fn: () => T): T {
+  // write runs fn in one synchronous transaction, after checking that the file system has
+  // room for payloadBytes (checkSpace; null: the caller checked already). A failure of the
+  // transaction itself makes the store fail stop.
+  private write<T>(fn: () => T, payloadBytes: number | null = 0): T {
     this.checkUsable()
+    if (payloadBytes !== null) this.checkSpace(payloadBytes)
     try {
       return this.root.transactionSync(fn)
     } catch (err) {
-      this.failure = err
-      throw err
+      throw this.failed(err)
     }
+  }
+
+  // checkSpace throws DiskUnavailableError unless the file system holding the store has
+  // room for a transaction carrying payloadBytes, plus the reserve. A statfs that fails
+  // tells nothing: the write is tried.
+  private checkSpace(payloadBytes: number): void {
+    let free: number
+    try {
+      const st = statfsSync(this.dir)
+      free = st.bavail * st.bsize
+    } catch {
+      return
+    }
+    const need = payloadBytes + TXN_OVERHEAD_BYTES + this.minFreeBytes
+    if (free < need) {
+      throw new DiskUnavailableError(
+        this.dir,
+        'full',
+        `${free} bytes free; a write needs ${payloadBytes + TXN_OVERHEAD_BYTES} and ` +
+          `${this.minFreeBytes} are kept free (--min-free-bytes)`,
+      )
+    }
+  }
+
+  // failed makes the store fail stop after err and returns what to throw: DiskFailedError
+  // when the disk refused the write, else err itself (a StoreCorruptError, a bug).
+  private failed(err: unknown): unknown {
+    this.failure = err
+    if (err instanceof StoreCorruptError) return err
+    const errno = diskErrno(err)
+    return errno === undefined ? err : new DiskFailedError(this.dir, errno, { cause: err })
   }
 
   private checkUsable(): void {
@@ -828,6 +912,24 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 function hexPrefix(key: Uint8Array): string {
   const hex = Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, 32)).toString('hex')
   return key.byteLength > 32 ? `0x${hex}…` : `0x${hex}`
+}
+
+// checkWritable throws DiskUnavailableError if dir, or the nearest existing directory above
+// it, cannot be written: a read-only file system, or no permission. (mkdir on a read-only
+// file system can fail with a misleading ENOENT, and LMDB with "cannot set up locks".)
+function checkWritable(dir: string): void {
+  let at = dir
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at)
+  try {
+    accessSync(at, constants.W_OK)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (code === 'EROFS')
+      throw new DiskUnavailableError(dir, 'read_only', `${at} is on a read-only file system`)
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new DiskUnavailableError(dir, 'read_only', `${at} is not writable by this process`)
+    throw err
+  }
 }
 
 function statNumber(stats: object, name: string): number {
