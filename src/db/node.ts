@@ -33,6 +33,8 @@ export interface DbNodeOptions {
   readonly snapshotEntries?: number
   /** snapshotChunkBytes is the size of the chunks a snapshot is sent in (default 512 KiB). */
   readonly snapshotChunkBytes?: number
+  /** minFreeBytes is the free space kept on the data directory's disk (LmdbStoreOptions). */
+  readonly minFreeBytes?: number
   /** security holds tokens, the cluster secret and TLS material (none: all open). */
   readonly security?: Security
   readonly logLevel?: string
@@ -75,7 +77,10 @@ export class DbNode {
     onJoinFailed: (e: Error) => void = () => {},
   ): Promise<DbNode> {
     const log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: opts.id } })
-    const store = LmdbStore.open(opts.dataDir)
+    const store = LmdbStore.open(
+      opts.dataDir,
+      opts.minFreeBytes === undefined ? {} : { minFreeBytes: opts.minFreeBytes },
+    )
     let join: readonly string[]
     try {
       join = DbNode.claimDirectory(store, opts, log)

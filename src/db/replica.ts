@@ -3,6 +3,14 @@
 // send, apply, advance). On top it offers the database operations the HTTP layer needs:
 // put through Raft, a linearizable read barrier, membership changes and leadership transfer.
 // It does not speak HTTP and does not forward to the leader; the server does that.
+//
+// A full disk. When the store refuses a Ready for want of space (DiskUnavailableError; the
+// store is unchanged), the Replica holds that Ready and writes it again every second until it
+// succeeds. Holding it is what a very slow disk looks like to Raft: nothing that depends on
+// it (acknowledgements, votes, appends of a new leader, applied results) goes out, so this
+// member stops acknowledging and, as a leader, stops heartbeating; the others elect a leader
+// without it. Meanwhile its writes and reads that need Raft fail at once with
+// StorageUnavailableError, values it holds are still served, and it recovers by itself.
 import { randomBytes } from 'node:crypto'
 import { pack, unpack } from 'msgpackr'
 import type { Logger } from 'pino'
@@ -21,13 +29,20 @@ import {
   type SoftState,
   type Status,
 } from '../raft/index.ts'
-import type { ApplyTxn, LmdbStore, MemberAddress } from '../storage/index.ts'
+import {
+  DiskFailedError,
+  DiskUnavailableError,
+  type ApplyTxn,
+  type LmdbStore,
+  type MemberAddress,
+} from '../storage/index.ts'
 import type { IncomingSnapshot, SnapshotSource, Transport } from '../transport/transport.ts'
 import {
   BadRequestError,
   NoLeaderError,
   OutcomeUnknownError,
   RemovedError,
+  StorageUnavailableError,
   UnavailableError,
 } from '../protocol/index.ts'
 import { decodePut, encodePut } from './command.ts'
@@ -82,6 +97,12 @@ export class NotLeaderError extends Error {
 
 /** PROMOTE_RETRY_MS is the pause after a failed promotion of a learner. */
 const PROMOTE_RETRY_MS = 1_000
+
+/** DISK_RETRY_MS is the pause between attempts to write a Ready the disk had no room for. */
+const DISK_RETRY_MS = 1_000
+
+/** DISK_LOG_EVERY_MS is how often a disk that stays full is logged again. */
+const DISK_LOG_EVERY_MS = 60_000
 
 /** Replica runs one member of the database cluster. */
 export class Replica {
@@ -138,6 +159,15 @@ export class Replica {
   /** durableHardState is the last hard state made durable (term and vote matter here). */
   private durableHardState: HardState
   private onFatal: (e: Error) => void = () => {}
+  // The Ready the disk had no room for (written again from DISK_RETRY_MS on), the refusal,
+  // when it began, when the next attempt is due, and when it was last logged.
+  private heldReady: Ready | undefined
+  private diskError: DiskUnavailableError | undefined
+  private diskErrorSince = 0
+  private diskRetryAt = 0
+  private diskLoggedAt = 0
+  private diskRefusals = 0
+  private diskProbeAt = 0
 
   constructor(opts: ReplicaOptions) {
     this.id = opts.id
@@ -209,6 +239,8 @@ export class Replica {
    * once the entry is applied here. */
   put(key: Uint8Array, value: Uint8Array): Promise<PutResult> {
     this.checkRunning()
+    if (this.diskError && this.raft.status().role === 'leader')
+      return Promise.reject(this.storageUnavailable())
     const r = this.raft.propose(encodePut({ key, value }))
     if (!r.ok) {
       if (r.reason === 'not_leader')
@@ -249,6 +281,8 @@ export class Replica {
    * called (ReadIndex, thesis §6.4). It rejects when no leader answers in time. */
   async readBarrier(timeoutMs = 3_000): Promise<void> {
     this.checkRunning()
+    // Its ReadIndex request would wait behind the held Ready.
+    if (this.heldReady) throw this.storageUnavailable()
     const deadline = Date.now() + timeoutMs
     const ctx = `${this.id}:${this.incarnation}:${++this.readSeq}`
     while (!this.raft.readIndex(ctx)) {
@@ -326,6 +360,7 @@ export class Replica {
    * resolves once it is applied. */
   async changeMembership(cc: ConfChange): Promise<void> {
     this.checkRunning()
+    if (this.diskError && this.raft.status().role === 'leader') throw this.storageUnavailable()
     const r = this.raft.proposeConfChange(cc)
     if (!r.ok) {
       if (r.reason === 'not_leader') throw new NotLeaderError(this.raft.status().leader)
@@ -477,6 +512,96 @@ export class Replica {
     }
   }
 
+  /** storageError says why this member's disk refuses writes (full, read-only), if it does. */
+  storageError(): string | undefined {
+    return this.diskError?.message
+  }
+
+  /** storageUnavailable is the error of a request this member's disk cannot serve. */
+  storageUnavailable(): StorageUnavailableError {
+    const problem = this.diskError?.message ?? 'the data directory cannot take writes'
+    return new StorageUnavailableError(
+      `this member cannot write: ${problem}; it retries every second and recovers by itself ` +
+        'once space returns. Retrying (here later, or on another member) is safe',
+    )
+  }
+
+  /** noteDiskError records that the store refused a write for want of space (or because
+   * the directory is read-only): logged at error once, then once a minute while it lasts. */
+  private noteDiskError(e: DiskUnavailableError): void {
+    const now = Date.now()
+    this.diskRefusals++
+    if (!this.diskError) {
+      this.diskErrorSince = now
+      this.diskLoggedAt = now
+      this.log.error(
+        { event: 'storage_unavailable', dir: e.dir, problem: e.problem, detail: e.detail },
+        `cannot write: ${e.message}; writes answer 503 storage_unavailable until space ` +
+          'returns (retrying every second)',
+      )
+    } else if (now - this.diskLoggedAt >= DISK_LOG_EVERY_MS) {
+      this.diskLoggedAt = now
+      this.log.error(
+        {
+          event: 'storage_unavailable',
+          dir: e.dir,
+          problem: e.problem,
+          detail: e.detail,
+          sinceMs: now - this.diskErrorSince,
+          refusals: this.diskRefusals,
+        },
+        `still cannot write: ${e.message}`,
+      )
+    }
+    this.diskError = e
+  }
+
+  /** diskWritten notes a successful write: a disk problem, if any, is over. */
+  private diskWritten(): void {
+    if (!this.diskError) return
+    this.log.info(
+      {
+        event: 'storage_recovered',
+        ms: Date.now() - this.diskErrorSince,
+        refusals: this.diskRefusals,
+      },
+      'the disk takes writes again; serving writes',
+    )
+    this.diskError = undefined
+    this.diskRefusals = 0
+  }
+
+  /** probeDisk checks the disk's free space once a second, so that a member with nothing
+   * to write says so too (/readyz, /stats) and a leader refuses writes before proposing. A
+   * problem found here ends when the probe passes; one met by a held Ready, when it is
+   * written. */
+  private probeDisk(): void {
+    const now = Date.now()
+    if (now < this.diskProbeAt) return
+    this.diskProbeAt = now + DISK_RETRY_MS
+    const problem = this.store.spaceProblem()
+    if (problem) this.noteDiskError(problem)
+    else if (!this.heldReady) this.diskWritten()
+  }
+
+  /** holdReady keeps rd, which the disk had no room for, to write again later, and fails
+   * the writes and reads waiting on this member: they would wait behind it. */
+  private holdReady(rd: Ready, e: DiskUnavailableError): void {
+    this.heldReady = rd
+    this.diskRetryAt = Date.now() + DISK_RETRY_MS
+    this.noteDiskError(e)
+    if (this.pendingPuts.size > 0 || this.pendingReads.size > 0) {
+      const err = new StorageUnavailableError(
+        `this member cannot write (${e.message}): the outcome of the write is unknown (it ` +
+          'may still commit through other members), and retrying with the same value is safe',
+      )
+      for (const p of this.pendingPuts.values()) p.reject(err)
+      this.pendingPuts.clear()
+      for (const r of this.pendingReads.values()) r.reject(this.storageUnavailable())
+      this.pendingReads.clear()
+    }
+  }
+
   /** pendingWrites is the number of puts waiting to apply. */
   pendingWrites(): number {
     return this.pendingPuts.size
@@ -493,6 +618,7 @@ export class Replica {
   private onTick(): void {
     if (this.stopped || this.removed) return
     this.raft.tick()
+    this.probeDisk()
     for (const id of this.transport.unreachable()) this.raft.reportUnreachable(id)
     this.maybePromoteLearner()
     this.kick()
@@ -550,12 +676,21 @@ export class Replica {
       { event: 'snapshot_receive', from: incoming.from, index: incoming.meta.index },
       'receiving snapshot',
     )
-    const { chunks, pairs } = await this.store.installSnapshot({
-      from: incoming.from,
-      meta: incoming.meta,
-      extra: members,
-      chunks: () => incoming.chunks(),
-    })
+    let installed: { chunks: number; pairs: number }
+    try {
+      installed = await this.store.installSnapshot({
+        from: incoming.from,
+        meta: incoming.meta,
+        extra: members,
+        chunks: () => incoming.chunks(),
+      })
+    } catch (e) {
+      // No room: the sender tries again later. A disk that failed mid-write stops the member.
+      if (e instanceof DiskUnavailableError) this.noteDiskError(e)
+      else if (e instanceof DiskFailedError) this.fail(e)
+      throw e
+    }
+    const { chunks, pairs } = installed
     this.snapshotsInstalled++
     this.lastSnapshotChunks = chunks
     this.log.info(
@@ -594,7 +729,15 @@ export class Replica {
     const err = e instanceof Error ? e : new Error(String(e))
     if (this.fatalError) return
     this.fatalError = err
-    this.log.fatal({ event: 'fatal', err }, 'stopping: fatal error in the Ready loop')
+    if (err instanceof DiskFailedError) {
+      this.log.fatal(
+        { event: 'fatal', reason: 'disk_failed', dir: err.dir, errno: err.errno, err },
+        `stopping: ${err.message}. Nothing unwritten was acknowledged; restart the member ` +
+          'once the disk is fixed: it reopens its data and catches up',
+      )
+    } else {
+      this.log.fatal({ event: 'fatal', err }, 'stopping: fatal error in the Ready loop')
+    }
     this.onFatal(err)
   }
 
@@ -603,9 +746,11 @@ export class Replica {
     this.inLoop = true
     try {
       for (;;) {
-        const rd = this.raft.ready()
+        // A held Ready is written again once its pause is over (the tick kicks the loop).
+        if (this.heldReady && Date.now() < this.diskRetryAt) break
+        const rd = this.heldReady ?? this.raft.ready()
         if (!rd) break
-        await this.handleReady(rd)
+        if (!(await this.handleReady(rd))) break
         if (this.stopped) break
       }
     } finally {
@@ -614,21 +759,37 @@ export class Replica {
     if (this.raft.hasReady()) this.kick()
   }
 
-  private async handleReady(rd: Ready): Promise<void> {
+  /** handleReady carries out rd; it returns false when the disk had no room for it (rd is
+   * held, to be handled again). */
+  private async handleReady(rd: Ready): Promise<boolean> {
     // 1. Persist, and apply the committed entries, in one transaction: one fsync for every
     //    proposal in this Ready. Applying with the entries is safe: committed entries are
     //    already durable on a majority, and those persisted here become durable together
     //    with their application, before any client hears of them.
-    if (rd.snapshot) this.appliedIndex = rd.snapshot.index
     let results: (PutResult | undefined)[] = []
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot || rd.committedEntries.length > 0) {
       const apply = rd.committedEntries.length > 0 ? this.applier(rd.committedEntries) : undefined
-      this.store.writeReady(
-        { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot },
-        apply?.run,
-      )
+      let applyBytes = 0
+      for (const e of rd.committedEntries) applyBytes += e.data.byteLength
+      try {
+        this.store.writeReady(
+          { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, applyBytes },
+          apply?.run,
+        )
+      } catch (e) {
+        // The store refused before writing anything: hold rd and write it again later. (Its
+        // conf changes were applied to the core's applied configuration, which is
+        // idempotent; the results are recomputed.)
+        if (!(e instanceof DiskUnavailableError)) throw e
+        this.holdReady(rd, e)
+        return false
+      }
+      this.heldReady = undefined
+      this.diskWritten()
+      if (rd.snapshot) this.appliedIndex = rd.snapshot.index
       if (apply) results = apply.done()
     }
+    this.heldReady = undefined
     // 2. Send. A leader whose term and vote are already durable sends its appends and
     //    heartbeats before its own fsync, so that it and its followers write in parallel
     //    (Raft thesis 10.2.1): the core counts the leader's copy toward a commit only from
@@ -664,6 +825,7 @@ export class Replica {
       this.becomeRemoved('it applied its own removal')
     }
     this.maybeCompact()
+    return true
   }
 
   /** termOrVoteChanged: does this Ready make a new term or vote durable? */
@@ -899,14 +1061,20 @@ export class Replica {
   private maybeCompact(): void {
     if (this.appliedIndex - this.lastCompactedIndex < this.snapshotEntries) return
     const index = this.appliedIndex
-    this.store.compact(index, this.raft.status().conf)
+    try {
+      this.store.compact(index, this.raft.status().conf)
+    } catch (e) {
+      // No room for it now: the log stays longer, and a later Ready tries again.
+      if (e instanceof DiskUnavailableError) return
+      throw e
+    }
     this.lastCompactedIndex = index
     this.log.info({ event: 'compact', index }, 'log compacted')
   }
 
   /** maybePromoteLearner promotes one caught-up learner to voter (leader only). */
   private maybePromoteLearner(): void {
-    if (this.promotionInFlight || Date.now() < this.promoteNotBefore) return
+    if (this.promotionInFlight || Date.now() < this.promoteNotBefore || this.diskError) return
     const s = this.raft.status()
     if (s.role !== 'leader') return
     for (const [id, pr] of s.progress) {

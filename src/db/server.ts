@@ -19,6 +19,7 @@ import {
   KeyNotFoundError,
   RemovedError,
   NoLeaderError,
+  StorageUnavailableError,
   OutcomeUnknownError,
   keyBytes,
   UnavailableError,
@@ -189,6 +190,9 @@ export class DbServer {
     app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
     app.get('/healthz', async () => ({ status: 'ok' }))
     app.get('/readyz', async (_req, reply) => {
+      const storageError = this.replica.storageError()
+      if (storageError !== undefined)
+        return sendError(reply, new StorageUnavailableError(`cannot write: ${storageError}`))
       const s = this.replica.status()
       const ready = !this.draining && s.leader !== NONE && s.applied >= s.commit - 1000
       if (!ready)
@@ -373,6 +377,10 @@ export class DbServer {
       }
       try {
         if (s.role === 'leader') return await this.replica.put(kb, value)
+        // No leader while this member's own disk refuses writes: most likely the same is
+        // true of the others (one disk, or every disk, full), and that is the answer.
+        if (s.leader === NONE && this.replica.storageError() !== undefined)
+          throw this.replica.storageUnavailable()
         // With no leader for longer than an election takes, no quorum is reachable from here:
         // answer now (NoLeaderError) rather than at the end of the write's deadline.
         const leader = await this.replica.waitForLeader(
@@ -381,6 +389,9 @@ export class DbServer {
         if (leader === this.replica.id) continue
         return await this.forwardPut(leader, key, value, deadline)
       } catch (e) {
+        // The leader's disk refuses writes: final for this request (the leader may change
+        // soon, and the client's retry will find it).
+        if (e instanceof StorageUnavailableError) throw e
         // This member knows no leader: a write it proposed lost its leader (the outcome is
         // unknown), or none was elected in time. Either answer is final here.
         if (

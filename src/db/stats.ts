@@ -51,6 +51,7 @@ export function collectStats(
     last_snapshot_chunks: store.lastSnapshotChunks,
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),
+    storage_error: replica.storageError() ?? null,
   }
 }
 

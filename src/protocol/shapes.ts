@@ -82,6 +82,10 @@ export interface DbStats {
   readonly last_snapshot_chunks: number
   readonly uptime_seconds: number
   readonly rss_bytes: number
+  /** storage_error says why the member's disk refuses writes ("disk full at <dir> (…)",
+   * "data directory <dir> is read-only (…)"); null when it takes them. (Optional for stats
+   * of older members.) */
+  readonly storage_error?: string | null
 }
 
 /** CacheNodeStats is the body of GET /stats on a cache node: groupcache's counters under

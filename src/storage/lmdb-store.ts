@@ -853,6 +853,18 @@ export class LmdbStore implements LogStorage {
     }
   }
 
+  /** spaceProblem is what a small write would meet now: DiskUnavailableError if the file
+   * system has less free space than the reserve plus one transaction, else undefined. */
+  spaceProblem(): DiskUnavailableError | undefined {
+    try {
+      this.checkSpace(0)
+      return undefined
+    } catch (err) {
+      if (err instanceof DiskUnavailableError) return err
+      throw err
+    }
+  }
+
   // checkSpace throws DiskUnavailableError unless the file system holding the store has
   // room for a transaction carrying payloadBytes, plus the reserve. A statfs that fails
   // tells nothing: the write is tried.

@@ -568,6 +568,9 @@ export interface ClusterOptions extends DbFlagOptions {
   readonly raftProxy?: (id: string, raftPort: number) => Promise<number>
   /** memberEnv adds to env for one member (by id). */
   readonly memberEnv?: (id: string) => Readonly<Record<string, string | undefined>> | undefined
+  /** dataRoot, when given, holds the members' data directories instead of the temp
+   * directory (a small file system of the test's own); logs stay in the temp directory. */
+  readonly dataRoot?: string
 }
 
 /** LeaderOptions narrow Cluster.leader. */
@@ -634,7 +637,7 @@ export class Cluster {
   ): Promise<DbProcess> {
     this.nextId++
     if (this.members.has(id)) throw new Error(`member ${id} exists`)
-    const dataDir = join(this.root, id)
+    const dataDir = join(this.flags.dataRoot ?? this.root, id)
     mkdirSync(join(this.root, 'logs'), { recursive: true })
     const raftPort = await freePort()
     const own = this.flags.memberEnv?.(id)

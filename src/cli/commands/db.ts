@@ -29,8 +29,13 @@ interface DbFlags extends SecurityFlags {
   electionTicks: number
   snapshotEntries: number
   snapshotChunkBytes: number
+  minFreeBytes: number
   logLevel: string
 }
+
+/** MIN_FREE_BYTES_DEFAULT is the store's default reserve (storage's MIN_FREE_BYTES_DEFAULT,
+ * repeated here so that the CLI does not load LMDB for every command). */
+const MIN_FREE_BYTES_DEFAULT = 64 * 1024 * 1024
 
 /** DB_SECRETS are the secrets a database member takes. */
 const DB_SECRETS = ['write', 'read', 'admin', 'cluster'] as const
@@ -72,6 +77,12 @@ export function registerDb(program: Command): void {
       snapshotChunkBytesOption,
       512 * 1024,
     )
+    .option(
+      '--min-free-bytes <n>',
+      "free space kept on the data directory's disk: writes that would leave less answer 503 storage_unavailable until space returns",
+      intOption,
+      MIN_FREE_BYTES_DEFAULT,
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, DB_SECRETS)
   addInsecureOption(cmd)
@@ -80,7 +91,8 @@ export function registerDb(program: Command): void {
     protectedMode(program, 'db', '--http', flags.http, security, flags.insecure)
     // Loaded here, not at the top: the data commands (put, get…) start without them.
     const { DbNode } = await import('../../db/node.ts')
-    const { StoreCorruptError, StoreIdentityError } = await import('../../storage/index.ts')
+    const { DiskFailedError, DiskUnavailableError, StoreCorruptError, StoreIdentityError } =
+      await import('../../storage/index.ts')
     let node: DbNode
     try {
       node = await DbNode.start(
@@ -98,10 +110,17 @@ export function registerDb(program: Command): void {
           electionTicks: flags.electionTicks,
           snapshotEntries: flags.snapshotEntries,
           snapshotChunkBytes: flags.snapshotChunkBytes,
+          minFreeBytes: flags.minFreeBytes,
           logLevel: flags.logLevel,
           security,
         },
         (e) => {
+          // A disk that failed under LMDB: exit at once, with EX_TEMPFAIL (the data file holds
+          // its last commit; a restart once the disk is fixed recovers).
+          if (e instanceof DiskFailedError) {
+            console.error(`oncekv db: stopped: ${e.message}; restart once the disk is fixed`)
+            process.exit(75)
+          }
           console.error(`oncekv db: fatal: ${e.message}`)
           process.exit(1)
         },
@@ -116,6 +135,10 @@ export function registerDb(program: Command): void {
           `oncekv db: the data directory is damaged and will not be served:\n  ${e.message}`,
         )
         process.exit(2)
+      }
+      if (e instanceof DiskUnavailableError) {
+        console.error(`oncekv db: cannot start: ${e.message}`)
+        process.exit(e.problem === 'read_only' ? 2 : 1)
       }
       if (e instanceof StoreIdentityError) {
         console.error(`oncekv db: ${e.message}`)
