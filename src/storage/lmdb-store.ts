@@ -205,6 +205,13 @@ export class LmdbStore implements LogStorage {
   static open(dir: string, opts: LmdbStoreOptions = {}): LmdbStore {
     checkWritable(dir)
     mkdirSync(dir, { recursive: true })
+    const minFreeBytes = opts.minFreeBytes ?? MIN_FREE_BYTES_DEFAULT
+    // LMDB creates its files through a memory map: on a full disk a new one would kill the
+    // process (SIGBUS). Files that exist already hold their pages.
+    if (!existsSync(join(dir, 'data.mdb')) || !existsSync(join(dir, 'lock.mdb'))) {
+      const problem = spaceShortfall(dir, TXN_OVERHEAD_BYTES, minFreeBytes)
+      if (problem !== undefined) throw new DiskUnavailableError(dir, 'full', problem)
+    }
     const problem = checkLmdbDataFile(join(dir, 'data.mdb'))
     if (problem !== undefined) throw new StoreCorruptError(dir, problem)
     let root: RootDatabase
@@ -219,7 +226,7 @@ export class LmdbStore implements LogStorage {
     }
     let store: LmdbStore | undefined
     try {
-      store = new LmdbStore(dir, root, opts.minFreeBytes ?? MIN_FREE_BYTES_DEFAULT)
+      store = new LmdbStore(dir, root, minFreeBytes)
       store.load()
       return store
     } catch (err) {
@@ -691,8 +698,8 @@ export class LmdbStore implements LogStorage {
     if (lastTerm > this.hard.term) {
       throw this.corrupt(`entry ${this.last} has term ${lastTerm}, past the hard state's term`)
     }
-    // Leftovers of a compaction or snapshot that stopped mid-way.
-    this.deleteLogBelow(base + 1)
+    // Leftovers of a compaction or snapshot that stopped mid-way (if there is room).
+    this.deleteLogBelowIfSpace(base + 1)
   }
 
   // loadLog finds the log's last index, checks that the log is contiguous from the snapshot
@@ -869,22 +876,8 @@ export class LmdbStore implements LogStorage {
   // room for a transaction carrying payloadBytes, plus the reserve. A statfs that fails
   // tells nothing: the write is tried.
   private checkSpace(payloadBytes: number): void {
-    let free: number
-    try {
-      const st = statfsSync(this.dir)
-      free = st.bavail * st.bsize
-    } catch {
-      return
-    }
-    const need = payloadBytes + TXN_OVERHEAD_BYTES + this.minFreeBytes
-    if (free < need) {
-      throw new DiskUnavailableError(
-        this.dir,
-        'full',
-        `${free} bytes free; a write needs ${payloadBytes + TXN_OVERHEAD_BYTES} and ` +
-          `${this.minFreeBytes} are kept free (--min-free-bytes)`,
-      )
-    }
+    const problem = spaceShortfall(this.dir, payloadBytes + TXN_OVERHEAD_BYTES, this.minFreeBytes)
+    if (problem !== undefined) throw new DiskUnavailableError(this.dir, 'full', problem)
   }
 
   // failed makes the store fail stop after err and returns what to throw: DiskFailedError
@@ -924,6 +917,23 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 function hexPrefix(key: Uint8Array): string {
   const hex = Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, 32)).toString('hex')
   return key.byteLength > 32 ? `0x${hex}…` : `0x${hex}`
+}
+
+// spaceShortfall describes how the file system holding dir falls short of writeBytes plus
+// reserveBytes of free space, or is undefined if it has them (or statfs fails: no telling).
+function spaceShortfall(dir: string, writeBytes: number, reserveBytes: number): string | undefined {
+  let free: number
+  try {
+    const st = statfsSync(dir)
+    free = st.bavail * st.bsize
+  } catch {
+    return undefined
+  }
+  if (free >= writeBytes + reserveBytes) return undefined
+  return (
+    `${free} bytes free; a write needs ${writeBytes} and ${reserveBytes} are kept free ` +
+    '(--min-free-bytes)'
+  )
 }
 
 // checkWritable throws DiskUnavailableError if dir, or the nearest existing directory above
