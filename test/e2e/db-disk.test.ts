@@ -100,19 +100,15 @@ describe('a full disk', { skip: 'skip' in mounted ? mounted.skip : false }, () =
     await cluster.waitCaughtUp()
   })
 
-  after(() => {
+  after(async () => {
     // Members first (they hold the files open), then the mount, even after a failure.
-    void cluster
-      ?.close()
-      .catch(() => undefined)
-      .finally(() => {
-        try {
-          execFileSync('umount', [mount], { stdio: 'pipe' })
-        } catch {
-          execFileSync('umount', ['-l', mount], { stdio: 'pipe' })
-        }
-        rmSync(mount, { recursive: true, force: true })
-      })
+    await cluster?.close().catch(() => undefined)
+    try {
+      execFileSync('umount', [mount], { stdio: 'pipe' })
+    } catch {
+      execFileSync('umount', ['-l', mount], { stdio: 'pipe' })
+    }
+    rmSync(mount, { recursive: true, force: true })
   })
 
   it('answers writes 503 storage_unavailable while full, and recovers when space returns', async () => {
