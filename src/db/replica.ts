@@ -580,8 +580,34 @@ export class Replica {
     if (now < this.diskProbeAt) return
     this.diskProbeAt = now + DISK_RETRY_MS
     const problem = this.store.spaceProblem()
-    if (problem) this.noteDiskError(problem)
-    else if (!this.heldReady) this.diskWritten()
+    if (problem) {
+      this.noteDiskError(problem)
+      this.handOverForDisk()
+    } else if (!this.heldReady) this.diskWritten()
+  }
+
+  /** handOverForDisk: a leader whose disk refuses writes hands leadership to the most
+   * caught-up voter, so that the others write while it cannot. (A leader idle when its disk
+   * filled would otherwise go on heartbeating, refusing every write. One whose Ready is
+   * held sends nothing, so the others elect a leader anyway.) */
+  private handOverForDisk(): void {
+    const s = this.raft.status()
+    if (s.role !== 'leader' || this.heldReady) return
+    let best = NONE
+    let bestMatch = -1
+    for (const [id, pr] of s.progress) {
+      if (id !== this.id && !pr.isLearner && pr.recentActive && pr.match > bestMatch) {
+        best = id
+        bestMatch = pr.match
+      }
+    }
+    if (best === NONE) return
+    this.log.warn(
+      { event: 'transfer_leader', to: best, reason: 'storage_unavailable', term: s.term },
+      `handing leadership to ${best}: this member's disk refuses writes`,
+    )
+    this.raft.transferLeader(best)
+    this.kick()
   }
 
   /** holdReady keeps rd, which the disk had no room for, to write again later, and fails

@@ -1,9 +1,10 @@
-// End to end: a full disk. Every member's data directory sits on one small tmpfs of the
-// test's own; a filler file takes its last free byte. Writes then answer 503
-// storage_unavailable quickly (never 500, never a hang), the members stay up and say why (log,
-// /readyz, /stats), values already stored are still served; once the filler is deleted the
-// cluster writes again without a restart, and every acknowledged value reads back intact on
-// every member. Needs root (mount); without it the test is skipped and says why.
+// End to end: a full disk. Each member's data directory is a small tmpfs of the test's own; a
+// filler file takes its last free byte. When the leader's fills, it hands over and the
+// cluster goes on writing. When every disk is full, writes answer 503 storage_unavailable
+// quickly (never 500, never a hang), the members stay up and say why (log, /readyz, /stats),
+// values already stored are still served; once the fillers are deleted the cluster writes
+// again without a restart, and every acknowledged value reads back intact on every member.
+// Needs root (mount); without it the test is skipped and says why.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs'
@@ -14,23 +15,35 @@ import { waitFor, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { request, type HttpResponse } from './http.ts'
 
-const TMPFS_BYTES = 32 * 1024 * 1024
+const TMPFS_BYTES = 16 * 1024 * 1024
 // Kept free by each member: a write that would leave less is refused.
 const RESERVE_BYTES = 1024 * 1024
 const WRITE_DEADLINE_MS = 10_000
+const IDS = ['n1', 'n2', 'n3']
 
-/** mountTmpfs mounts a tmpfs of TMPFS_BYTES on a new directory, or says why it cannot. */
-function mountTmpfs(): { dir: string } | { skip: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'oncekv-e2e-disk-'))
+/** mountTmpfs mounts a tmpfs of TMPFS_BYTES on dir, or says why it cannot. */
+function mountTmpfs(dir: string): string | undefined {
+  mkdirSync(dir, { recursive: true })
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_BYTES}`, 'tmpfs', dir], {
       stdio: 'pipe',
     })
-    return { dir }
+    return undefined
   } catch (e) {
-    rmSync(dir, { recursive: true, force: true })
     const stderr = String((e as { stderr?: unknown }).stderr ?? '').trim()
-    return { skip: `cannot mount a tmpfs (needs root): ${stderr || (e as Error).message}` }
+    return `cannot mount a tmpfs (needs root): ${stderr || (e as Error).message}`
+  }
+}
+
+function unmount(dir: string): void {
+  try {
+    execFileSync('umount', [dir], { stdio: 'pipe' })
+  } catch {
+    try {
+      execFileSync('umount', ['-l', dir], { stdio: 'pipe' })
+    } catch {
+      // Not mounted.
+    }
   }
 }
 
@@ -74,47 +87,70 @@ async function put(url: string, key: string): Promise<{ res: HttpResponse; ms: n
   return { res, ms: Date.now() - started }
 }
 
-const mounted = mountTmpfs()
+function written(res: HttpResponse): boolean {
+  return res.status === 201 || res.status === 200
+}
 
-describe('a full disk', { skip: 'skip' in mounted ? mounted.skip : false }, () => {
+// Every member's data directory is a tmpfs of its own.
+const dataRoot = mkdtempSync(join(tmpdir(), 'oncekv-e2e-disk-'))
+const mounted: string[] = []
+let skip: string | undefined
+for (const id of IDS) {
+  skip = mountTmpfs(join(dataRoot, id))
+  if (skip !== undefined) break
+  mounted.push(join(dataRoot, id))
+}
+
+describe('a full disk', { skip: skip ?? false }, () => {
   const clusters = useClusters()
-  const mount = 'dir' in mounted ? mounted.dir : ''
   let cluster: Cluster
-  let filler: string
+  const fillers: string[] = []
   const acked = new Set<string>()
 
+  async function putAcked(url: string, key: string): Promise<void> {
+    const { res } = await put(url, key)
+    assert.ok(written(res), `${key}: ${res.status} ${res.text()}`)
+    acked.add(key)
+  }
+
   before(async () => {
-    const dataRoot = join(mount, 'data')
-    mkdirSync(dataRoot)
     cluster = await clusters.start({
       name: 'disk',
-      size: 3,
+      size: IDS.length,
       dataRoot,
       extraArgs: ['--min-free-bytes', String(RESERVE_BYTES)],
     })
-    for (let i = 0; i < 20; i++) {
-      const { res } = await put(cluster.node('n1').url, `before-${i}`)
-      assert.ok(res.status === 201 || res.status === 200, res.text())
-      acked.add(`before-${i}`)
-    }
+    for (let i = 0; i < 20; i++) await putAcked(cluster.node(IDS[i % 3]!).url, `before-${i}`)
     await cluster.waitCaughtUp()
   })
 
   after(async () => {
-    // Members first (they hold the files open), then the mount, even after a failure.
+    // Members first (they hold the files open), then the mounts, even after a failure.
     await cluster?.close().catch(() => undefined)
-    try {
-      execFileSync('umount', [mount], { stdio: 'pipe' })
-    } catch {
-      execFileSync('umount', ['-l', mount], { stdio: 'pipe' })
-    }
-    rmSync(mount, { recursive: true, force: true })
+    for (const dir of mounted) unmount(dir)
+    rmSync(dataRoot, { recursive: true, force: true })
   })
 
-  it('answers writes 503 storage_unavailable while full, and recovers when space returns', async () => {
-    filler = fill(mount)
-    // Every member is asked; each answers storage_unavailable, at once or within the write
-    // deadline, and never 500.
+  it("the leader's disk fills: it hands over, and the others go on writing", async () => {
+    const { node: full } = await cluster.leader()
+    fillers.push(fill(full.dataDir))
+    const { node: next } = await cluster.leader({ exclude: [full.id], timeoutMs: 15_000 })
+    // Writes through any member, the full one too (it forwards), succeed.
+    for (const [i, n] of cluster.all().entries()) await putAcked(n.url, `handover-${i}`)
+    assert.notEqual(next.id, full.id)
+    await waitFor(`${full.id} says its disk is full`, async () =>
+      /disk full at /.test(String((await full.stats()).storage_error)),
+    )
+    const ready = await full.request('/readyz')
+    assert.equal(ready.json<{ error: string }>().error, 'storage_unavailable')
+    const got = await full.request('/keys/before-3')
+    assert.equal(got.text(), value('before-3'))
+  })
+
+  it('every disk fills: writes answer 503 storage_unavailable; space returns: writes again', async () => {
+    for (const n of cluster.all())
+      if (!fillers.some((f) => f.startsWith(n.dataDir))) fillers.push(fill(n.dataDir))
+    // Every member answers storage_unavailable, well within the write deadline, never 500.
     for (const [i, n] of cluster.all().entries()) {
       const { res, ms } = await put(n.url, `full-${i}`)
       assert.equal(res.status, 503, `${n.id}: ${res.text()}`)
@@ -125,7 +161,7 @@ describe('a full disk', { skip: 'skip' in mounted ? mounted.skip : false }, () =
       assert.ok(ms < WRITE_DEADLINE_MS, `${n.id} took ${ms} ms`)
     }
     // Each member finds out within a second (it checks its disk's free space), written to
-    // or not.
+    // or not, and says so.
     for (const n of cluster.all()) {
       assert.ok(n.running, `${n.id} is still running`)
       await waitFor(`${n.id} /readyz answers storage_unavailable`, async () => {
@@ -134,15 +170,12 @@ describe('a full disk', { skip: 'skip' in mounted ? mounted.skip : false }, () =
           ready.status === 503 && ready.json<{ error: string }>().error === 'storage_unavailable'
         )
       })
-      const stats = await n.stats()
-      assert.match(String(stats.storage_error), /disk full at .*data/)
+      assert.match(String((await n.stats()).storage_error), new RegExp(`disk full at ${n.dataDir}`))
       // Values it holds are still served.
       const got = await n.request('/keys/before-3')
       assert.equal(got.status, 200)
       assert.equal(got.text(), value('before-3'))
-    }
-    // The log says so: one line at error (pino level 50) when the disk filled.
-    for (const n of cluster.all()) {
+      // The log says so: a line at error (pino level 50).
       await waitFor(`${n.id} logs storage_unavailable`, () =>
         n
           .logOfLastRun()
@@ -151,29 +184,24 @@ describe('a full disk', { skip: 'skip' in mounted ? mounted.skip : false }, () =
       )
     }
 
-    unlinkSync(filler)
+    for (const f of fillers.splice(0)) unlinkSync(f)
     // Writes succeed again without a restart: a retry of the same value is safe.
     const started = Date.now()
     await waitFor(
       'a write to succeed after space returned',
-      async () => {
-        const { res } = await put(cluster.node('n2').url, 'after-0')
-        return res.status === 201 || res.status === 200
-      },
+      async () => written((await put(cluster.node('n2').url, 'after-0')).res),
       { timeoutMs: 20_000, intervalMs: 200 },
     )
     acked.add('after-0')
     const recoveredMs = Date.now() - started
-    for (let i = 1; i < 20; i++) {
-      const { res } = await put(cluster.all()[i % 3]!.url, `after-${i}`)
-      assert.ok(res.status === 201 || res.status === 200, res.text())
-      acked.add(`after-${i}`)
-    }
+    for (let i = 1; i < 20; i++) await putAcked(cluster.node(IDS[i % 3]!).url, `after-${i}`)
     await cluster.waitCaughtUp()
     for (const n of cluster.all()) {
       assert.ok(n.running, `${n.id} is still running`)
       assert.equal(n.exits.length, 0, `${n.id} never exited`)
-      assert.equal((await n.stats()).storage_error, null)
+      await waitFor(`${n.id} reports no storage error`, async () => {
+        return (await n.stats()).storage_error === null
+      })
       assert.equal((await n.request('/readyz')).status, 200)
       for (const key of acked) {
         const got = await n.request(`/keys/${key}?consistency=stale`)
