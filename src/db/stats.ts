@@ -76,6 +76,11 @@ export class DbMetrics extends StatsRegistry<DbStats> {
     this.gauge('oncekv_pending_writes', 'Writes waiting to apply.', (s) => s.pending_writes)
     this.gauge('oncekv_keys', 'Keys stored.', (s) => s.keys)
     this.gauge('oncekv_db_bytes', 'Bytes used by the store.', (s) => s.db_bytes)
+    this.gauge(
+      'oncekv_storage_unavailable',
+      "1 while the data directory's disk refuses writes (full or read-only), else 0.",
+      (s) => (s.storage_error ? 1 : 0),
+    )
     this.counter('oncekv_reads_total', 'Key reads answered.', (s) => s.reads)
     this.counter(
       'oncekv_snapshots_installed_total',

@@ -171,6 +171,7 @@ describe('a full disk', { skip: skip ?? false }, () => {
         )
       })
       assert.match(String((await n.stats()).storage_error), new RegExp(`disk full at ${n.dataDir}`))
+      assert.match((await n.request('/metrics')).text(), /^oncekv_storage_unavailable 1$/m)
       // Values it holds are still served.
       const got = await n.request('/keys/before-3')
       assert.equal(got.status, 200)
