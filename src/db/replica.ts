@@ -11,6 +11,8 @@
 // member stops acknowledging and, as a leader, stops heartbeating; the others elect a leader
 // without it. Meanwhile its writes and reads that need Raft fail at once with
 // StorageUnavailableError, values it holds are still served, and it recovers by itself.
+// While it holds a Ready its core stands still: no ticks, and peer messages are dropped (but
+// a new leader's first, so that it follows and forwards writes to it).
 import { randomBytes } from 'node:crypto'
 import { pack, unpack } from 'msgpackr'
 import type { Logger } from 'pino'
@@ -643,8 +645,15 @@ export class Replica {
 
   private onTick(): void {
     if (this.stopped || this.removed) return
-    this.raft.tick()
     this.probeDisk()
+    // While a Ready is held the core stands still, as in a paused process: ticking it (and
+    // stepping messages) would pile up heartbeats and answers it cannot send for as long as
+    // the disk stays full. The kick writes the held Ready again when due.
+    if (this.heldReady) {
+      this.kick()
+      return
+    }
+    this.raft.tick()
     for (const id of this.transport.unreachable()) this.raft.reportUnreachable(id)
     this.maybePromoteLearner()
     this.kick()
@@ -652,6 +661,18 @@ export class Replica {
 
   private onMessages(from: NodeId, msgs: readonly Message[]): void {
     if (this.stopped || this.removed) return
+    // While a Ready is held (see onTick) messages are dropped (Raft takes lost messages),
+    // but for a new leader's: stepping one makes this member a follower that knows the new
+    // leader (and forwards writes to it), at the cost of a message or two.
+    if (this.heldReady) {
+      const s = this.raft.status()
+      const fromNewLeader = (m: Message): boolean =>
+        (m.type === 'app' || m.type === 'heartbeat') &&
+        (m.term > s.term || (m.term === s.term && s.leader === NONE))
+      const first = msgs.find(fromNewLeader)
+      if (first === undefined) return
+      msgs = [first]
+    }
     // A stranger or a removed member: its messages must not move our term or commit index
     // (the transport checked that every message is from `from`). A leader that joined after
     // the configuration this member applied is heard (Raft.admits).
@@ -689,6 +710,8 @@ export class Replica {
   }
 
   private async onSnapshot(incoming: IncomingSnapshot): Promise<void> {
+    // The sender tries again later.
+    if (this.heldReady) throw this.storageUnavailable()
     const { term, members } = unpack(incoming.extra) as { term: number; members: Uint8Array }
     if (!this.raft.admits({ from: incoming.from, type: 'snap', term })) {
       throw new Error(`snapshot from ${incoming.from}, which is not a member or leader here`)
