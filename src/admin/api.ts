@@ -24,6 +24,8 @@ export interface ApiNodes {
   caches(): readonly string[]
   /** dbs are the database members' URLs, the leader first when known. */
   dbs(): readonly string[]
+  /** fetch calls the nodes (over TLS, one that trusts --tls-ca); the global one if absent. */
+  readonly fetch?: typeof globalThis.fetch
 }
 
 const TIMEOUT_MS = 5_000
@@ -54,6 +56,7 @@ export function tooLargeValue(bytes: number | undefined, limit: number): Payload
 
 /** registerApi adds GET /api/lookup/<key> and POST /api/put. */
 export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
+  const fetch = nodes.fetch ?? globalThis.fetch
   app.get('/api/lookup/*', async (req) => {
     const key = (req.params as { '*': string })['*']
     keyBytes(key)
@@ -146,7 +149,7 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
           const out: AdminPutResponse = {
             key: k,
             outcome: res.status === 201 ? 'created' : res.status === 200 ? 'exists' : 'conflict',
-            ...(res.status === 409 ? { existing: await existingValue(url, k) } : {}),
+            ...(res.status === 409 ? { existing: await existingValue(fetch, url, k) } : {}),
             served_by: url,
             took_ms: Date.now() - started,
           }
@@ -160,7 +163,11 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
   )
 }
 
-async function existingValue(url: string, key: string): Promise<string | undefined> {
+async function existingValue(
+  fetch: typeof globalThis.fetch,
+  url: string,
+  key: string,
+): Promise<string | undefined> {
   try {
     const res = await fetch(`${url}/keys/${encodeURIComponent(key)}`, {
       signal: AbortSignal.timeout(TIMEOUT_MS),

@@ -7,7 +7,9 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { Security } from '../security/index.ts'
+import { serverTlsOptions, serving, type Security } from '../security/index.ts'
+import { httpScheme, processFetch } from '../security/http-client.ts'
+import type { HttpLimits } from '../http/limits.ts'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { sendError } from '../http/errors.ts'
@@ -16,6 +18,7 @@ import {
   BadRequestError,
   ForbiddenError,
   isBaseUrl,
+  memberUrl,
   urlList,
   VALUE_BYTES_MAX_DEFAULT,
   type AdminInfo,
@@ -49,6 +52,8 @@ export interface AdminOptions {
   readonly startedBy?: 'dev'
   /** security holds tokens, the cluster secret and TLS material (none: all open). */
   readonly security?: Security
+  /** limits bound what HTTP clients may send. */
+  readonly limits?: Partial<HttpLimits>
   readonly logLevel?: string
   readonly logger?: Logger
 }
@@ -85,7 +90,9 @@ export class AdminNode {
   private readonly ws: WsHub
   private readonly opts: AdminOptions
   private readonly hostRules: HostRules
-  private readonly overview = new Overview()
+  private readonly overview: Overview
+  // fetch calls members and caches: over TLS it trusts --tls-ca.
+  private readonly fetch: typeof globalThis.fetch
   // Caches dropped for missing heartbeats stay on the dashboard as "down" for a while.
   private readonly droppedCaches = new Map<string, { peer: string; at: number }>()
   private timer: NodeJS.Timeout | undefined
@@ -98,11 +105,20 @@ export class AdminNode {
 
   private constructor(opts: AdminOptions) {
     this.opts = opts
-    this.url = `http://${opts.http}`
+    const tls = opts.security?.tls
+    this.url = `${httpScheme(tls)}://${opts.http}`
+    this.fetch = processFetch(tls)
+    this.overview = new Overview(800, this.fetch)
     const heartbeatMs = opts.heartbeatMs ?? 1_000
     this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
-    this.app = createApp({ logger: this.log, bodyLimit: 64 * 1024, draining: () => this.draining })
+    this.app = createApp({
+      logger: this.log,
+      bodyLimit: 64 * 1024,
+      draining: () => this.draining,
+      ...(serving(tls) ? { tls: serverTlsOptions(tls, false) } : {}),
+      limits: opts.limits,
+    })
     this.hostRules = { allowed: opts.allowOrigins ?? [], names: [splitHostPort(opts.http)[0]] }
     this.ws = new WsHub(this.app.server, {
       checkOrigin: sameOrigin(this.hostRules.allowed, this.hostRules.names),
@@ -113,7 +129,7 @@ export class AdminNode {
       ws.send(JSON.stringify(this.overview.history()))
       ws.send(JSON.stringify(this.overview.current))
     })
-    this.watcher = new DbWatcher(opts.dbs, (view) => this.onDbChange(view))
+    this.watcher = new DbWatcher(opts.dbs, (view) => this.onDbChange(view), 1_000, this.fetch)
     this.routes()
   }
 
@@ -189,10 +205,11 @@ export class AdminNode {
     registerApi(app, {
       maxValueBytes: this.maxValueBytes,
       caches: () => this.cacheUrls(),
+      fetch: this.fetch,
       dbs: () => {
         const view = this.watcher.current
         const leader = view.cluster?.members.find((m) => m.leader)
-        const first = leader ? [`http://${leader.http}`] : []
+        const first = leader ? [this.dbUrl(leader.http)] : []
         return [...new Set([...first, ...view.urls])]
       },
     })
@@ -231,6 +248,11 @@ export class AdminNode {
       }
       return { code: 1000, left: Boolean(known) }
     })
+  }
+
+  /** dbUrl is a member's URL: the members serve the scheme of the --db URLs (memberUrl). */
+  private dbUrl(address: string): string {
+    return memberUrl(address, this.opts.dbs[0] ?? 'http')
   }
 
   private get maxValueBytes(): number {
@@ -294,7 +316,7 @@ export class AdminNode {
     c.stale = false
     let ok = false
     try {
-      const res = await fetch(`${c.http}/meta`, {
+      const res = await this.fetch(`${c.http}/meta`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
@@ -350,7 +372,7 @@ export class AdminNode {
     const view = this.watcher.current
     const targets: Target[] = (view.cluster?.members ?? [])
       .filter((m) => m.http !== '')
-      .map((m) => ({ kind: 'db', id: m.id, url: `http://${m.http}`, suffrage: m.suffrage }))
+      .map((m) => ({ kind: 'db', id: m.id, url: this.dbUrl(m.http), suffrage: m.suffrage }))
     const now = Date.now()
     for (const [http, d] of this.droppedCaches)
       if (now - d.at > DROPPED_SHOWN_MS) this.droppedCaches.delete(http)

@@ -71,7 +71,10 @@ export class Overview {
   }
   private lastLeaderCommit: { time: number; commit: number } | undefined
 
-  constructor(private readonly timeoutMs = 800) {}
+  constructor(
+    private readonly timeoutMs = 800,
+    private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
+  ) {}
 
   /** current is the latest overview. */
   get current(): AdminOverview {
@@ -133,7 +136,7 @@ export class Overview {
 
   private async fetchStats(url: string): Promise<DbStats | CacheNodeStats | undefined> {
     try {
-      const res = await fetch(`${url}/stats`, { signal: AbortSignal.timeout(this.timeoutMs) })
+      const res = await this.fetch(`${url}/stats`, { signal: AbortSignal.timeout(this.timeoutMs) })
       if (!res.ok) {
         await res.arrayBuffer()
         return undefined

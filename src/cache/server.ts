@@ -6,6 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
+import type { HttpLimits } from '../http/limits.ts'
+import { serverTlsOptions, serving, type TlsConfig } from '../security/index.ts'
 import { sendError } from '../http/errors.ts'
 import { StatsRegistry } from '../http/metrics.ts'
 import { getResponseOf, rawKeyOfFastPath, sendRawValue, sendRawValueFast } from '../http/values.ts'
@@ -34,6 +36,11 @@ export interface CacheServerOptions {
   readonly onMeta: ((meta: MetaRequest) => void) | undefined
   /** ready is true when the node can fill misses (it knows a database member). */
   readonly ready: () => boolean
+  /** tls: both listeners serve HTTPS; the peer listener asks peers for a certificate under
+   * --peer-mtls. */
+  readonly tls?: TlsConfig
+  /** limits bound what clients may send, on both listeners. */
+  readonly limits?: Partial<HttpLimits>
 }
 
 const READ_ONLY =
@@ -61,11 +68,15 @@ export class CacheServer {
       bodyLimit: 256 * 1024,
       draining: () => this.draining,
       fastPath: (req, res) => this.fastRead(req, res),
+      ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, false) } : {}),
+      limits: opts.limits,
     })
     this.peerApp = createApp({
       logger: opts.logger,
       bodyLimit: 1024,
       draining: () => this.draining,
+      ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, true) } : {}),
+      limits: opts.limits,
     })
     this.metrics = cacheMetrics(opts.stats)
     this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin() })

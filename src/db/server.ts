@@ -20,12 +20,16 @@ import {
   NoLeaderError,
   OutcomeUnknownError,
   keyBytes,
+  memberUrl,
   UnavailableError,
   UnsupportedMediaTypeError,
   type ClusterResponse,
   type PutResponse,
 } from '../protocol/index.ts'
 import { createApp, splitHostPort } from '../http/app.ts'
+import type { HttpLimits } from '../http/limits.ts'
+import { serverTlsOptions, serving, type TlsConfig } from '../security/index.ts'
+import { httpScheme, poolTlsOptions, processFetch } from '../security/http-client.ts'
 import { sendError } from '../http/errors.ts'
 import {
   etagOf,
@@ -47,6 +51,10 @@ export interface DbServerOptions {
   readonly writeTimeoutMs?: number
   /** readTimeoutMs bounds the ReadIndex confirmation of a miss. */
   readonly readTimeoutMs?: number
+  /** tls: serve HTTPS (and call other members over it, trusting its CA). */
+  readonly tls?: TlsConfig
+  /** limits bound what clients may send (defaults: HTTP_LIMITS_DEFAULT). */
+  readonly limits?: Partial<HttpLimits>
 }
 
 /** DAMAGED stands for a stored value that fails its checksum (storedValue). */
@@ -95,11 +103,19 @@ export class DbServer {
   private readonly corruptLogged = new Set<string>()
   // Keep-alive pools to other members, for forwarded writes.
   private readonly pools = new Map<string, Pool>()
+  private readonly tls: TlsConfig | undefined
+  // fetch forwards to the leader: over TLS it trusts --tls-ca.
+  private readonly fetch: typeof globalThis.fetch
+  /** scheme is the one of this member's HTTP API, and so of every member's (memberUrl). */
+  readonly scheme: 'http' | 'https'
 
   constructor(opts: DbServerOptions) {
     this.replica = opts.replica
     this.logger = opts.logger
     this.maxValueBytes = opts.maxValueBytes
+    this.tls = opts.tls
+    this.fetch = processFetch(opts.tls)
+    this.scheme = httpScheme(opts.tls)
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 10_000
     this.readTimeoutMs = opts.readTimeoutMs ?? 3_000
     if (SKIP_READ_INDEX)
@@ -115,6 +131,8 @@ export class DbServer {
       bodyLimit: this.maxValueBytes * 6 + 8192,
       draining: () => this.draining,
       fastPath: (req, res) => this.fastRead(req, res),
+      ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, false) } : {}),
+      limits: opts.limits,
     })
     this.app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) =>
       done(null, body),
@@ -444,7 +462,10 @@ export class DbServer {
   private poolFor(http: string): Pool {
     let pool = this.pools.get(http)
     if (!pool) {
-      pool = new Pool(`http://${http}`, { connections: 64 })
+      pool = new Pool(memberUrl(http, this.scheme), {
+        connections: 64,
+        ...poolTlsOptions(this.tls, false),
+      })
       this.pools.set(http, pool)
     }
     return pool
@@ -542,7 +563,7 @@ export class DbServer {
       if (req.headers[FORWARD_HEADER]) throw new UnavailableError('leadership moved; retry')
       const addr = this.replica.memberAddresses()[leader]
       if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
-      const res = await fetch(`http://${addr.http}${path}`, {
+      const res = await this.fetch(`${memberUrl(addr.http, this.scheme)}${path}`, {
         method: 'POST',
         body: JSON.stringify(body),
         headers: { 'content-type': 'application/json', [FORWARD_HEADER]: this.replica.id },

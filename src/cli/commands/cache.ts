@@ -7,12 +7,21 @@ import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeouts.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
-import { intOption, oneUrlOption, urlOption, runUntilSignal, securityOption } from '../options.ts'
+import {
+  addLimitOptions,
+  intOption,
+  limitsOption,
+  oneUrlOption,
+  urlOption,
+  runUntilSignal,
+  securityOption,
+} from '../options.ts'
+import type { LimitFlags } from '../../http/limits.ts'
 
 /** CACHE_SECRETS are the secrets a cache node takes. */
 const CACHE_SECRETS = ['read', 'admin', 'cluster'] as const
 
-interface CacheFlags extends SecurityFlags {
+interface CacheFlags extends SecurityFlags, LimitFlags {
   http: string
   peer: string
   advertiseHttp?: string
@@ -97,6 +106,7 @@ export function registerCache(program: Command): void {
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, CACHE_SECRETS)
+  addLimitOptions(cmd)
   addTlsOptions(cmd).action(async (flags: CacheFlags) => {
     const security = securityOption(program, 'cache', flags, CACHE_SECRETS)
     if (!flags.admin && (flags.db ?? []).length === 0) {
@@ -127,6 +137,7 @@ export function registerCache(program: Command): void {
         maxValueBytes: flags.maxValueBytes,
         logLevel: flags.logLevel,
         security,
+        limits: limitsOption(flags),
       })
     } catch (e) {
       console.error(`oncekv cache: could not start: ${(e as Error).message}`)

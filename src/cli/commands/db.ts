@@ -1,10 +1,13 @@
 // `oncekv db`: run one database member until SIGTERM or SIGINT.
 import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
+import type { LimitFlags } from '../../http/limits.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
 import {
+  addLimitOptions,
   intOption,
+  limitsOption,
   securityOption,
   runUntilSignal,
   snapshotChunkBytesOption,
@@ -12,7 +15,7 @@ import {
   valueBytesOption,
 } from '../options.ts'
 
-interface DbFlags extends SecurityFlags {
+interface DbFlags extends SecurityFlags, LimitFlags {
   id: string
   http: string
   raft: string
@@ -71,6 +74,7 @@ export function registerDb(program: Command): void {
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, DB_SECRETS)
+  addLimitOptions(cmd)
   addTlsOptions(cmd).action(async (flags: DbFlags) => {
     const security = securityOption(program, 'db', flags, DB_SECRETS)
     // Loaded here, not at the top: the data commands (put, get…) start without them.
@@ -95,6 +99,7 @@ export function registerDb(program: Command): void {
           snapshotChunkBytes: flags.snapshotChunkBytes,
           logLevel: flags.logLevel,
           security,
+          limits: limitsOption(flags),
         },
         (e) => {
           console.error(`oncekv db: fatal: ${e.message}`)

@@ -2,17 +2,20 @@
 // use). With an admin, from its GET /overview; with --db (and --cache) lists, from the
 // members' GET /cluster and every node's GET /stats.
 import type { Command } from 'commander'
-import type {
-  AdminOverview,
-  CacheNodeStats,
-  ClusterResponse,
-  DbStats,
-  OverviewNode,
+import {
+  memberUrl,
+  type AdminOverview,
+  type CacheNodeStats,
+  type ClusterResponse,
+  type DbStats,
+  type OverviewNode,
 } from '../../protocol/index.ts'
 import {
   addClientFlags,
   clientOptions,
   fail,
+  tlsHint,
+  type FetchFn,
   where,
   writeOut,
   type ClientFlags,
@@ -46,11 +49,12 @@ export function registerStatus(program: Command): void {
     const opts = clientOptions(flags, 'status')
     let view: View
     try {
+      const f = (opts.fetch as FetchFn | undefined) ?? globalThis.fetch
       view = opts.admin
-        ? await fromAdmin(opts.admin, flags.timeout)
-        : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout)
+        ? await fromAdmin(opts.admin, flags.timeout, f)
+        : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout, f)
     } catch (e) {
-      fail('status', `cannot reach ${where(opts)}: ${(e as Error).message}`)
+      fail('status', tlsHint(`cannot reach ${where(opts)}: ${(e as Error).message}`))
     }
     const { header, rows, unreachable } = view
     await writeOut(flags.json ? JSON.stringify(rows, null, 2) + '\n' : `${header}\n${table(rows)}`)
@@ -68,8 +72,8 @@ interface View {
   readonly unreachable?: string
 }
 
-async function fromAdmin(admin: string, timeoutMs: number): Promise<View> {
-  const o = await getJson<AdminOverview>(`${admin}/overview`, timeoutMs)
+async function fromAdmin(admin: string, timeoutMs: number, f: FetchFn): Promise<View> {
+  const o = await getJson<AdminOverview>(f, `${admin}/overview`, timeoutMs)
   const rows = o.nodes.map(rowOfOverview)
   const header =
     (o.leader ? `leader ${o.leader}, term ${o.term}` : 'no leader known') +
@@ -98,12 +102,13 @@ async function fromNodes(
   dbs: readonly string[],
   caches: readonly string[],
   timeoutMs: number,
+  f: FetchFn,
 ): Promise<View> {
   let cluster: ClusterResponse | undefined
   let lastError = 'no --db member given'
   for (const url of dbs) {
     try {
-      cluster = await getJson<ClusterResponse>(`${url}/cluster`, timeoutMs)
+      cluster = await getJson<ClusterResponse>(f, `${url}/cluster`, timeoutMs)
       break
     } catch (e) {
       lastError = `${url}: ${describe(e)}`
@@ -113,8 +118,9 @@ async function fromNodes(
   const members = cluster?.members ?? []
   const dbRows = await Promise.all(
     members.map(async (m): Promise<Row> => {
-      const url = `http://${m.http}`
-      const s = await getJson<DbStats>(`${url}/stats`, timeoutMs).catch(() => null)
+      // Every member serves the scheme of the --db URLs (one rule per cluster).
+      const url = memberUrl(m.http, dbs[0] ?? 'http')
+      const s = await getJson<DbStats>(f, `${url}/stats`, timeoutMs).catch(() => null)
       return {
         kind: 'db',
         id: m.id,
@@ -129,7 +135,7 @@ async function fromNodes(
   )
   const cacheRows = await Promise.all(
     caches.map(async (url) => {
-      const s = await getJson<CacheNodeStats>(`${url}/stats`, timeoutMs).catch(() => null)
+      const s = await getJson<CacheNodeStats>(f, `${url}/stats`, timeoutMs).catch(() => null)
       return cacheRow(url, s ? 'up' : 'down', s, new URL(url).host)
     }),
   )
@@ -199,7 +205,7 @@ function round(n: number): number {
   return Math.round(n * 10) / 10
 }
 
-async function getJson<T>(url: string, timeoutMs: number): Promise<T> {
+async function getJson<T>(fetch: FetchFn, url: string, timeoutMs: number): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
   if (res.status !== 200) {
     await res.arrayBuffer().catch(() => undefined)
