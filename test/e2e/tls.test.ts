@@ -1,0 +1,213 @@
+// End to end: a system with TLS on every HTTP listener. Three members (the first bootstraps,
+// the others join through https://), the admin and a cache node, all with --tls-cert,
+// --tls-key, --tls-ca and --peer-mtls. Through https with the CA: puts on a follower
+// (forwarded to the leader over https), gets, a 409 conflict, a 404; the admin lists https
+// member URLs and reads through; the cache reads through from the members; its peer listener
+// wants a client certificate. A client without the CA is refused, and the CLI says why.
+// (The Raft transport's TLS comes with its own lane; this file covers the HTTP side.)
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+import { Agent, request } from 'undici'
+import { KeyConflictError, OnceKV } from '../../src/client/index.ts'
+import { caFetch } from '../../src/cli/commands/client-flags.ts'
+import type { ClusterResponse } from '../../src/protocol/index.ts'
+import { makeCerts } from './certs.ts'
+import { freePort, trackChild, waitFor } from './cluster.ts'
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const BIN = join(REPO_ROOT, 'bin', 'oncekv.js')
+
+describe('TLS on every HTTP listener', () => {
+  const certs = makeCerts()
+  const ca = readFileSync(certs.ca)
+  const dir = mkdtempSync(join(tmpdir(), 'oncekv-e2e-tls-'))
+  const tlsArgs = [
+    '--tls-cert',
+    certs.cert,
+    '--tls-key',
+    certs.key,
+    '--tls-ca',
+    certs.ca,
+    '--peer-mtls',
+  ]
+  const agent = new Agent({ connect: { ca } })
+  const children: { name: string; child: ChildProcess; log: string }[] = []
+  let failed = false
+
+  function run(name: string, args: string[]): void {
+    const log = join(dir, `${name}.log`)
+    const fd = openSync(log, 'a')
+    const env = { ...process.env }
+    delete env.NODE_TEST_CONTEXT
+    delete env.NODE_OPTIONS
+    const child = spawn(process.execPath, [BIN, ...args, ...tlsArgs], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', fd, fd],
+    })
+    closeSync(fd)
+    trackChild(child)
+    children.push({ name, child, log })
+  }
+
+  async function get(url: string): Promise<{ status: number; text: string }> {
+    const res = await request(url, { dispatcher: agent, headersTimeout: 2_000 })
+    return { status: res.statusCode, text: await res.body.text() }
+  }
+
+  async function ready(url: string): Promise<boolean> {
+    return (await get(`${url}/readyz`).catch(() => ({ status: 0 }))).status === 200
+  }
+
+  const ports: Record<string, number> = {}
+  const url = (name: string): string => `https://127.0.0.1:${ports[name]}`
+
+  before(async () => {
+    for (const n of ['n1', 'n2', 'n3', 'n1r', 'n2r', 'n3r', 'admin', 'cache', 'peer'])
+      ports[n] = await freePort()
+    const db = (id: string, via: string[]): void =>
+      run(id, [
+        'db',
+        '--id',
+        id,
+        '--http',
+        `127.0.0.1:${ports[id]}`,
+        '--raft',
+        `127.0.0.1:${ports[`${id}r`]}`,
+        '--data',
+        join(dir, id),
+        '--tick-ms',
+        '20',
+        ...(via.length > 0 ? ['--join', ...via] : []),
+      ])
+    db('n1', [])
+    await waitFor('n1 ready over https', () => ready(url('n1')), { timeoutMs: 15_000 })
+    db('n2', [url('n1')])
+    db('n3', [url('n1')])
+    await waitFor(
+      'three voters',
+      async () => {
+        const c = JSON.parse((await get(`${url('n1')}/cluster`)).text) as ClusterResponse
+        return c.members.filter((m) => m.suffrage === 'voter').length === 3
+      },
+      { timeoutMs: 20_000 },
+    )
+    run('admin', ['admin', '--http', `127.0.0.1:${ports.admin}`, '--db', url('n1')])
+    run('cache', [
+      'cache',
+      '--http',
+      `127.0.0.1:${ports.cache}`,
+      '--peer',
+      `127.0.0.1:${ports.peer}`,
+      '--admin',
+      url('admin'),
+    ])
+  })
+
+  after(async () => {
+    for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL')
+    await Promise.all(
+      children.map(
+        ({ child }) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) resolve()
+            else child.once('exit', () => resolve())
+          }),
+      ),
+    )
+    await agent.close()
+    if (failed) {
+      for (const { name, log } of children)
+        console.error(
+          `--- ${name} (${log}):\n${readFileSync(log, 'utf8').split('\n').slice(-20).join('\n')}`,
+        )
+      console.error(`kept ${dir}`)
+    } else {
+      rmSync(dir, { recursive: true, force: true })
+      rmSync(certs.dir, { recursive: true, force: true })
+    }
+  })
+
+  it('puts, gets, conflicts and misses through a follower over https', async (t) => {
+    t.after(() => (failed ||= (t as { passed?: boolean }).passed === false))
+    const c = JSON.parse((await get(`${url('n1')}/cluster`)).text) as ClusterResponse
+    const follower = c.members.find((m) => !m.leader) as { http: string }
+    const client = new OnceKV({ dbs: [`https://${follower.http}`], fetch: caFetch(ca) })
+    assert.deepEqual(await client.put('tls/a', 'one'), { created: true })
+    assert.equal(new TextDecoder().decode(await client.get('tls/a')), 'one')
+    await assert.rejects(client.put('tls/a', 'two'), KeyConflictError)
+    assert.equal(await client.get('tls/missing'), undefined)
+  })
+
+  it('has the admin list https members and the cache read through', async (t) => {
+    t.after(() => (failed ||= (t as { passed?: boolean }).passed === false))
+    const dbs = await waitFor('the admin lists three members', async () => {
+      const list = JSON.parse((await get(`${url('admin')}/dbs`)).text) as string[]
+      return list.length === 3 && list
+    })
+    assert.ok(
+      dbs.every((u) => u.startsWith('https://127.0.0.1:')),
+      dbs.join(', '),
+    )
+    const caches = await waitFor('the cache joins the admin', async () => {
+      const list = JSON.parse((await get(`${url('admin')}/caches`)).text) as string[]
+      return list.length === 1 && list
+    })
+    assert.deepEqual(caches, [url('cache')])
+    await waitFor('the cache is ready', () => ready(url('cache')))
+    const read = await get(`${url('cache')}/keys/tls%2Fa`)
+    assert.deepEqual(read, { status: 200, text: 'one' })
+    const viaAdmin = await get(`${url('admin')}/api/lookup/tls%2Fa`)
+    assert.equal(viaAdmin.status, 200, viaAdmin.text)
+    // The peer listener wants a client certificate signed by the CA (--peer-mtls).
+    await assert.rejects(get(`https://127.0.0.1:${ports.peer}/healthz`))
+    const withCert = new Agent({
+      connect: { ca, cert: readFileSync(certs.cert), key: readFileSync(certs.key) },
+    })
+    try {
+      const res = await request(`https://127.0.0.1:${ports.peer}/healthz`, { dispatcher: withCert })
+      await res.body.dump()
+      // An answer (the listener has no /healthz: 404) means the handshake was accepted.
+      assert.equal(res.statusCode, 404)
+    } finally {
+      await withCert.close()
+    }
+  })
+
+  it('refuses a client without the CA, and the CLI says why', async (t) => {
+    t.after(() => (failed ||= (t as { passed?: boolean }).passed === false))
+    const run = (
+      args: string[],
+    ): Promise<{ code: number | null; stderr: string; stdout: string }> =>
+      new Promise((resolve, reject) => {
+        const env = { ...process.env }
+        delete env.NODE_OPTIONS
+        delete env.NODE_TEST_CONTEXT
+        delete env.NODE_EXTRA_CA_CERTS
+        const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env })
+        let stderr = ''
+        let stdout = ''
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+        child.on('error', reject)
+        child.on('close', (code) => {
+          clearTimeout(timer)
+          resolve({ code, stderr, stdout })
+        })
+      })
+    const [without, withCa] = await Promise.all([
+      run(['get', '--db', url('n1'), '--timeout', '1000', 'tls/a']),
+      run(['get', '--db', url('n1'), '--tls-ca', certs.ca, 'tls/a']),
+    ])
+    assert.equal(without.code, 1, without.stderr)
+    assert.match(without.stderr, /not trusted.*--tls-ca/)
+    assert.equal(withCa.code, 0, withCa.stderr)
+    assert.equal(withCa.stdout.trim(), 'one')
+  })
+})
