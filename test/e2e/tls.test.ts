@@ -11,7 +11,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { after, before, describe, it } from 'node:test'
+import { after, afterEach, before, describe, it } from 'node:test'
 import { Agent, request } from 'undici'
 import { KeyConflictError, OnceKV } from '../../src/client/index.ts'
 import { caFetch } from '../../src/cli/commands/client-flags.ts'
@@ -109,6 +109,11 @@ describe('TLS on every HTTP listener', () => {
     ])
   })
 
+  afterEach((t) => {
+    // TestContext.passed exists since Node 20.12; @types/node 20 does not declare it yet.
+    if ((t as { passed?: boolean }).passed === false) failed = true
+  })
+
   after(async () => {
     for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL')
     await Promise.all(
@@ -133,8 +138,7 @@ describe('TLS on every HTTP listener', () => {
     }
   })
 
-  it('puts, gets, conflicts and misses through a follower over https', async (t) => {
-    t.after(() => (failed ||= (t as { passed?: boolean }).passed === false))
+  it('puts, gets, conflicts and misses through a follower over https', async () => {
     const c = JSON.parse((await get(`${url('n1')}/cluster`)).text) as ClusterResponse
     const follower = c.members.find((m) => !m.leader) as { http: string }
     const client = new OnceKV({ dbs: [`https://${follower.http}`], fetch: caFetch(ca) })
@@ -144,8 +148,7 @@ describe('TLS on every HTTP listener', () => {
     assert.equal(await client.get('tls/missing'), undefined)
   })
 
-  it('has the admin list https members and the cache read through', async (t) => {
-    t.after(() => (failed ||= (t as { passed?: boolean }).passed === false))
+  it('has the admin list https members and the cache read through', async () => {
     const dbs = await waitFor('the admin lists three members', async () => {
       const list = JSON.parse((await get(`${url('admin')}/dbs`)).text) as string[]
       return list.length === 3 && list
@@ -179,8 +182,7 @@ describe('TLS on every HTTP listener', () => {
     }
   })
 
-  it('refuses a client without the CA, and the CLI says why', async (t) => {
-    t.after(() => (failed ||= (t as { passed?: boolean }).passed === false))
+  it('refuses a client without the CA, and the CLI says why', async () => {
     const run = (
       args: string[],
     ): Promise<{ code: number | null; stderr: string; stdout: string }> =>
