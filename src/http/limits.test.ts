@@ -2,11 +2,12 @@
 // TLS port fails cleanly; a long URL gets a 414, long headers a 431, a client that trickles
 // its headers a 408 and a close within the timeout, a connection over the listener's limit a
 // 503 and a close, a pipelined request over the in-flight cap a 429 and a close; a WebSocket
-// message over maxPayload closes the socket with 1009.
+// message over maxPayload closes the socket with 1009, and one from a foreign Origin is refused.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import { connect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
@@ -14,7 +15,7 @@ import { WebSocket } from 'ws'
 import { makeCerts } from '../../test/e2e/certs.ts'
 import { createApp, type ServerTls } from './app.ts'
 import type { HttpLimits } from './limits.ts'
-import { WsHub } from './ws-hub.ts'
+import { sameOrigin, WsHub } from './ws-hub.ts'
 
 const DEADLINE_MS = 5_000
 
@@ -32,6 +33,7 @@ async function start(
   let release!: () => void
   let held = new Promise<void>((resolve) => (release = resolve))
   app.get('/ok', async () => ({ ok: true }))
+  app.post('/echo', async (req) => ({ got: String(req.body).length }))
   app.get('/hold', async () => {
     await held
     return { held: true }
@@ -202,6 +204,41 @@ describe('listener TLS', () => {
     })
     assert.equal(again, 200)
   })
+
+  it('answers a body over the limit and a broken request over TLS before closing', async () => {
+    // A 413 before the body is read: the connection closes lingering, so the client reads
+    // the answer instead of a reset.
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port: srv.port,
+          path: '/echo',
+          method: 'POST',
+          ca,
+          headers: { 'content-type': 'text/plain' },
+        },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode)
+        },
+      )
+      req.on('error', reject)
+      req.end(Buffer.alloc(4 * 1024 * 1024, 97))
+    })
+    assert.equal(status, 413)
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: srv.port, ca }, () =>
+        socket.write('NOT HTTP\r\n\r\n'),
+      )
+      let text = ''
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')))
+      socket.on('close', () => resolve(text))
+      socket.on('error', reject)
+    })
+    assert.match(raw, /^HTTP\/1\.1 400 /)
+    assert.match(raw, /"code":1001/)
+  })
 })
 
 describe('WebSocket limits', () => {
@@ -211,7 +248,7 @@ describe('WebSocket limits', () => {
       bodyLimit: 1024,
       draining: () => false,
     })
-    const hub = new WsHub(app.server, { maxPayload: 1024 })
+    const hub = new WsHub(app.server, { maxPayload: 1024, checkOrigin: sameOrigin() })
     hub.route('/ws')
     await app.listen({ host: '127.0.0.1', port: 0 })
     try {
@@ -228,6 +265,16 @@ describe('WebSocket limits', () => {
         ws.on('error', () => {})
       })
       assert.equal(code, 1009)
+      // A page from a foreign origin is refused before the upgrade, with a JSON 403.
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const foreign = new WebSocket(`ws://127.0.0.1:${address.port}/ws`, {
+          origin: 'http://evil.example',
+        })
+        foreign.on('unexpected-response', (_req, res) => resolve(res.statusCode))
+        foreign.on('open', () => reject(new Error('a foreign origin was let in')))
+        foreign.on('error', () => {})
+      })
+      assert.equal(status, 403)
     } finally {
       hub.close()
       await app.close()
