@@ -3,7 +3,8 @@
 // --tls-key, --tls-ca and --peer-mtls. Through https with the CA: puts on a follower
 // (forwarded to the leader over https), gets, a 409 conflict, a 404; the admin lists https
 // member URLs and reads through; the cache reads through from the members; its peer listener
-// wants a client certificate. A client without the CA is refused, and the CLI says why.
+// wants a client certificate. A client without the CA is refused, and the CLI says why;
+// with --tls-ca the CLI reads, and its status shows every node up under https://.
 // (The Raft transport's TLS comes with its own lane; this file covers the HTTP side.)
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -203,13 +204,21 @@ describe('TLS on every HTTP listener', () => {
           resolve({ code, stderr, stdout })
         })
       })
-    const [without, withCa] = await Promise.all([
+    const [without, withCa, status] = await Promise.all([
       run(['get', '--db', url('n1'), '--timeout', '1000', 'tls/a']),
       run(['get', '--db', url('n1'), '--tls-ca', certs.ca, 'tls/a']),
+      run(['status', '--admin', url('admin'), '--tls-ca', certs.ca, '--json']),
     ])
     assert.equal(without.code, 1, without.stderr)
     assert.match(without.stderr, /not trusted.*--tls-ca/)
     assert.equal(withCa.code, 0, withCa.stderr)
     assert.equal(withCa.stdout.trim(), 'one')
+    assert.equal(status.code, 0, status.stderr)
+    const rows = JSON.parse(status.stdout) as { kind: string; url: string; health: string }[]
+    assert.equal(rows.filter((r) => r.kind === 'db' && r.health === 'up').length, 3, status.stdout)
+    assert.ok(
+      rows.every((r) => r.url.startsWith('https://')),
+      status.stdout,
+    )
   })
 })
