@@ -16,7 +16,7 @@ import { after, afterEach, before, describe, it } from 'node:test'
 import { Agent, request } from 'undici'
 import { KeyConflictError, OnceKV } from '../../src/client/index.ts'
 import { caFetch } from '../../src/cli/commands/client-flags.ts'
-import type { ClusterResponse } from '../../src/protocol/index.ts'
+import type { CacheNodeStats, ClusterResponse } from '../../src/protocol/index.ts'
 import { makeCerts } from './certs.ts'
 import { freePort, trackChild, waitFor } from './cluster.ts'
 
@@ -69,7 +69,19 @@ describe('TLS on every HTTP listener', () => {
   const url = (name: string): string => `https://127.0.0.1:${ports[name]}`
 
   before(async () => {
-    for (const n of ['n1', 'n2', 'n3', 'n1r', 'n2r', 'n3r', 'admin', 'cache', 'peer'])
+    for (const n of [
+      'n1',
+      'n2',
+      'n3',
+      'n1r',
+      'n2r',
+      'n3r',
+      'admin',
+      'cache',
+      'peer',
+      'cache2',
+      'peer2',
+    ])
       ports[n] = await freePort()
     const db = (id: string, via: string[]): void =>
       run(id, [
@@ -99,15 +111,19 @@ describe('TLS on every HTTP listener', () => {
       { timeoutMs: 20_000 },
     )
     run('admin', ['admin', '--http', `127.0.0.1:${ports.admin}`, '--db', url('n1')])
-    run('cache', [
-      'cache',
-      '--http',
-      `127.0.0.1:${ports.cache}`,
-      '--peer',
-      `127.0.0.1:${ports.peer}`,
-      '--admin',
-      url('admin'),
-    ])
+    for (const [name, peer] of [
+      ['cache', 'peer'],
+      ['cache2', 'peer2'],
+    ] as const)
+      run(name, [
+        'cache',
+        '--http',
+        `127.0.0.1:${ports[name]}`,
+        '--peer',
+        `127.0.0.1:${ports[peer]}`,
+        '--admin',
+        url('admin'),
+      ])
   })
 
   afterEach((t) => {
@@ -147,9 +163,10 @@ describe('TLS on every HTTP listener', () => {
     assert.equal(new TextDecoder().decode(await client.get('tls/a')), 'one')
     await assert.rejects(client.put('tls/a', 'two'), KeyConflictError)
     assert.equal(await client.get('tls/missing'), undefined)
+    for (let i = 0; i < 8; i++) await client.put(`tls/k${i}`, `v${i}`)
   })
 
-  it('has the admin list https members and the cache read through', async () => {
+  it('has the admin list https members and the caches read through, from each other over mTLS', async () => {
     const dbs = await waitFor('the admin lists three members', async () => {
       const list = JSON.parse((await get(`${url('admin')}/dbs`)).text) as string[]
       return list.length === 3 && list
@@ -158,14 +175,30 @@ describe('TLS on every HTTP listener', () => {
       dbs.every((u) => u.startsWith('https://127.0.0.1:')),
       dbs.join(', '),
     )
-    const caches = await waitFor('the cache joins the admin', async () => {
+    const caches = await waitFor('the caches join the admin', async () => {
       const list = JSON.parse((await get(`${url('admin')}/caches`)).text) as string[]
-      return list.length === 1 && list
+      return list.length === 2 && list
     })
-    assert.deepEqual(caches, [url('cache')])
-    await waitFor('the cache is ready', () => ready(url('cache')))
+    assert.deepEqual(caches.sort(), [url('cache'), url('cache2')].sort())
+    // Both know each other (the admin's heartbeat lists both peers) before the reads.
+    await waitFor('the caches know their peers', async () => {
+      for (const c of ['cache', 'cache2']) {
+        const s = JSON.parse((await get(`${url(c)}/stats`)).text) as CacheNodeStats
+        if (s.peers.length !== 2) return false
+      }
+      return true
+    })
     const read = await get(`${url('cache')}/keys/tls%2Fa`)
     assert.deepEqual(read, { status: 200, text: 'one' })
+    // Half the keys are the other node's: read through its peer listener, with certificates.
+    for (let i = 0; i < 8; i++)
+      assert.deepEqual(await get(`${url('cache')}/keys/tls%2Fk${i}`), {
+        status: 200,
+        text: `v${i}`,
+      })
+    const stats = JSON.parse((await get(`${url('cache')}/stats`)).text) as CacheNodeStats
+    assert.ok(stats.PeerLoads > 0, JSON.stringify(stats))
+    assert.equal(stats.PeerErrors, 0)
     const viaAdmin = await get(`${url('admin')}/api/lookup/tls%2Fa`)
     assert.equal(viaAdmin.status, 200, viaAdmin.text)
     // The peer listener wants a client certificate signed by the CA (--peer-mtls).
@@ -205,7 +238,7 @@ describe('TLS on every HTTP listener', () => {
         })
       })
     const [without, withCa, status] = await Promise.all([
-      run(['get', '--db', url('n1'), '--timeout', '1000', 'tls/a']),
+      run(['get', '--db', url('n1'), '--timeout', '3000', 'tls/a']),
       run(['get', '--db', url('n1'), '--tls-ca', certs.ca, 'tls/a']),
       run(['status', '--admin', url('admin'), '--tls-ca', certs.ca, '--json']),
     ])
