@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import { after, describe, it } from 'node:test'
+import { Secret, type Security } from '../security/index.ts'
 import { CacheNode } from './node.ts'
 import { HashRing } from './ring.ts'
 import { DB_TIMEOUT_DEFAULT_MS, peerTimeoutFor } from './timeouts.ts'
@@ -68,5 +69,71 @@ describe('CacheNode timeouts', () => {
     assert.equal(r.source, 'peer')
     assert.equal(a.group.stats.PeerErrors, 0)
     assert.equal(reads.length, 1, `the database was read ${reads.length} times`)
+  })
+})
+
+describe('CacheNode peer protocol with a cluster secret', () => {
+  it('peers that hold it fetch from each other; without it, or with another, 401 / 403', async () => {
+    const db = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('value'),
+    )
+    servers.push(db)
+    await new Promise<void>((r) => db.listen(0, '127.0.0.1', r))
+    const dbAddr = db.address()
+    const dbUrl = `http://127.0.0.1:${typeof dbAddr === 'object' && dbAddr ? dbAddr.port : 0}`
+    const ports = await Promise.all([...Array(6).keys()].map(() => freePort()))
+    const peerUrls = [`http://127.0.0.1:${ports[1]}`, `http://127.0.0.1:${ports[3]}`]
+    const secret = new Secret('cache-cluster-secret-0123456789', 'test')
+    const node = async (i: number, security: Security): Promise<CacheNode> => {
+      const n = await CacheNode.start({
+        http: `127.0.0.1:${ports[2 * i]}`,
+        peer: `127.0.0.1:${ports[2 * i + 1]}`,
+        peers: [...peerUrls, `http://127.0.0.1:${ports[5]}`].slice(0, i === 2 ? 3 : 2),
+        dbs: [dbUrl],
+        logLevel: 'silent',
+        security,
+      })
+      started.push(n)
+      return n
+    }
+    const a = await node(0, { cluster: secret })
+    const b = await node(1, { cluster: secret })
+    // c knows b as a peer, but holds no secret.
+    const c = await node(2, {})
+    // A key b owns on a's ring and on c's.
+    const ring = new HashRing(peerUrls)
+    const ringOfC = new HashRing([...peerUrls, `http://127.0.0.1:${ports[5]}`])
+    let key = 'k'
+    for (let i = 0; ring.owner(key) !== b.peerUrl || ringOfC.owner(key) !== b.peerUrl; i++)
+      key = `k/${i}`
+    const r = await a.group.get(key)
+    assert(r.found)
+    assert.equal(r.source, 'peer')
+    assert.equal(a.group.stats.PeerErrors, 0)
+
+    const url = `${b.peerUrl}/_oncekv/kv/${encodeURIComponent(key)}`
+    const none = await fetch(url)
+    assert.equal(none.status, 401)
+    assert.equal(none.headers.get('www-authenticate'), 'Bearer')
+    assert.deepEqual(
+      { ...((await none.json()) as object), message: undefined },
+      { code: 1001, error: 'unauthorized', message: undefined },
+    )
+    const wrong = await fetch(url, { headers: { authorization: 'Bearer not-the-secret-0123456' } })
+    assert.equal(wrong.status, 403)
+    const body = (await wrong.json()) as { error: string; message: string }
+    assert.equal(body.error, 'forbidden')
+    assert(!JSON.stringify(body).includes(secret.reveal()))
+    for (const path of ['/_oncekv/ping', '/_oncekv/nothing', '/other'])
+      assert.equal((await fetch(`${b.peerUrl}${path}`)).status, 401, path)
+    const right = await fetch(url, { headers: { authorization: secret.bearer() } })
+    assert.equal(right.status, 200)
+    assert.equal(await right.text(), 'value')
+
+    // c holds no secret: b refuses it, and c reads the database itself.
+    const viaC = await c.group.get(key)
+    assert(viaC.found)
+    assert.equal(viaC.source, 'db')
+    assert.equal(c.group.stats.PeerErrors, 1)
   })
 })

@@ -97,7 +97,12 @@ export class CacheNode {
       hedgeMs: opts.hedgeMs,
       tls,
     })
-    this.peers = new PeerClient({ maxValueBytes, timeoutMs: this.peerTimeoutMs, tls })
+    this.peers = new PeerClient({
+      maxValueBytes,
+      timeoutMs: this.peerTimeoutMs,
+      authorization: opts.security?.cluster?.bearer(),
+      tls,
+    })
     this.group = new Group({
       self: this.peerUrl,
       cacheBytes: opts.cacheBytes ?? CACHE_BYTES_DEFAULT,
@@ -107,6 +112,7 @@ export class CacheNode {
     })
     this.group.setPeers(opts.peers ?? [])
     this.server = new CacheServer({
+      clusterSecret: opts.security?.cluster,
       group: this.group,
       logger: this.log,
       stats: () => this.stats(),
@@ -245,7 +251,7 @@ export class CacheNode {
       admin: this.opts.admin ?? null,
       last_meta_ms: this.lastMetaAt === 0 ? -1 : Date.now() - this.lastMetaAt,
       uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
-      rss_bytes: process.memoryUsage.rss(),
+      ...processMemory(),
     }
   }
 
@@ -259,5 +265,20 @@ export class CacheNode {
       this.log.info({ event: 'stopped' }, 'cache node stopped')
     })()
     return this.stopping
+  }
+}
+
+/** processMemory is the process's memory in /stats: resident, the JavaScript heap in use,
+ * and the memory outside it (Buffers, of which array_buffers_bytes are the values held). */
+function processMemory(): Pick<
+  CacheNodeStats,
+  'rss_bytes' | 'heap_used_bytes' | 'external_bytes' | 'array_buffers_bytes'
+> {
+  const m = process.memoryUsage()
+  return {
+    rss_bytes: m.rss,
+    heap_used_bytes: m.heapUsed,
+    external_bytes: m.external,
+    array_buffers_bytes: m.arrayBuffers,
   }
 }

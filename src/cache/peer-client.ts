@@ -12,6 +12,9 @@ export const PEER_BASE = '/_oncekv'
 
 /** PeerClientOptions configure the peer protocol's client side. */
 export interface PeerClientOptions {
+  /** authorization is the Authorization header every peer request carries (the cluster
+   * secret as a Bearer token), if any. */
+  readonly authorization?: string
   readonly timeoutMs?: number
   readonly maxValueBytes: number
   readonly connections?: number
@@ -22,6 +25,7 @@ export interface PeerClientOptions {
 
 /** PeerClient fetches values from owner peers. */
 export class PeerClient {
+  private readonly headers: Record<string, string> | undefined
   private readonly pools = new Map<string, Pool>()
   // Peers that failed lately are not asked until the time here: a hung owner costs one
   // timeout, then the asking node reads the database itself until the pause ends.
@@ -32,6 +36,7 @@ export class PeerClient {
   private readonly tls: TlsConfig | undefined
 
   constructor(opts: PeerClientOptions) {
+    this.headers = opts.authorization ? { authorization: opts.authorization } : undefined
     this.timeoutMs = opts.timeoutMs ?? 1_000
     this.maxValueBytes = opts.maxValueBytes
     this.connections = opts.connections ?? 64
@@ -68,6 +73,7 @@ export class PeerClient {
       `${PEER_BASE}/kv/${keyPath(key)}`,
       AbortSignal.timeout(this.timeoutMs),
       this.maxValueBytes,
+      this.headers,
     )
   }
 

@@ -25,10 +25,13 @@ import {
 } from '../protocol/index.ts'
 import type { Group, GetResult } from './group.ts'
 import { PEER_BASE } from './peer-client.ts'
+import { bearerToken, type Secret } from '../security/secrets.ts'
 
 /** CacheServerOptions configure the listeners. */
 export interface CacheServerOptions {
   readonly group: Group
+  /** clusterSecret, when set, is what every request to the peer listener must carry. */
+  readonly clusterSecret?: Secret
   readonly logger: Logger
   readonly stats: () => CacheNodeStats
   /** onMeta applies a heartbeat from the admin; undefined for a node run without one (its
@@ -78,6 +81,8 @@ export class CacheServer {
       ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, true) } : {}),
       limits: opts.limits,
     })
+    const secret = opts.clusterSecret
+    if (secret) this.peerApp.addHook('onRequest', peerGuard(secret))
     this.metrics = cacheMetrics(opts.stats)
     this.ws = new WsHub(this.app.server, { checkOrigin: sameOrigin() })
     this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(opts.stats())))
@@ -251,4 +256,25 @@ function cacheMetrics(stats: () => CacheNodeStats): StatsRegistry<CacheNodeStats
   m.gauge('oncekv_cache_peers', 'Cache peers in the ring.', (s) => s.peers.length)
   m.gauge('oncekv_cache_loads_in_flight', 'Loads running.', (s) => s.loads_in_flight)
   return m
+}
+
+/** peerGuard refuses a request to the peer listener that does not carry the cluster secret
+ * (`Authorization: Bearer <secret>`): 401 without one, 403 with another. */
+function peerGuard(
+  secret: Secret,
+): (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+  return async (req, reply) => {
+    const token = bearerToken(req.headers.authorization)
+    if (token !== undefined && secret.matches(token)) return undefined
+    const [status, error, message] =
+      token === undefined
+        ? [
+            401,
+            'unauthorized',
+            'the peer protocol needs the cluster secret (Authorization: Bearer)',
+          ]
+        : [403, 'forbidden', 'that is not the cluster secret']
+    if (status === 401) void reply.header('www-authenticate', 'Bearer')
+    return reply.code(status).send({ code: 1001, error, message })
+  }
 }

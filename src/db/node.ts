@@ -91,6 +91,8 @@ export class DbNode {
       clusterName: opts.clusterName ?? 'oncekv',
       listen: opts.raft,
       snapshotChunkBytes: opts.snapshotChunkBytes,
+      clusterSecret: opts.security?.cluster,
+      tls: opts.security?.tls,
       logger: transportLogger(log),
     })
     const replica = new Replica({

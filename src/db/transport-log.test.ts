@@ -52,4 +52,16 @@ describe('transportLogger', () => {
     assert.equal(last?.peer, 'n2')
     assert.equal(last?.suppressed, 96)
   })
+
+  it('rate-limits refused connections per remote host, with a bounded memory of hosts', () => {
+    const { lines, logger } = capture()
+    const log = transportLogger(logger, () => 0)
+    for (let i = 0; i < 100; i++) log('bad_peer', { remote: '10.0.0.1', port: 40000 + i })
+    assert.equal(lines.length, 4)
+    // Ever new hosts: each is logged, the oldest budgets are forgotten (no unbounded growth).
+    for (let i = 0; i < 3000; i++) log('bad_peer', { remote: `10.1.${i >> 8}.${i & 255}` })
+    assert.equal(lines.length, 3004)
+    log('bad_peer', { remote: '10.0.0.1' })
+    assert.equal(lines.length, 3005, 'a forgotten host starts with a fresh budget')
+  })
 })

@@ -28,6 +28,9 @@ const RATE_LIMITED = new Set(['peer_connected', 'peer_disconnected', 'dial_faile
 /** BURST lines per peer may be logged at once; one more every REFILL_MS. */
 const BURST = 4
 const REFILL_MS = 15_000
+/** BUDGETS_MAX bounds the peers (or remote hosts) with a budget: the oldest is forgotten, so
+ * that connections from ever new addresses or with ever new ids do not grow the map. */
+const BUDGETS_MAX = 1024
 
 interface Budget {
   tokens: number
@@ -51,6 +54,10 @@ export function transportLogger(log: Logger, now: () => number = Date.now): Tran
       const t = now()
       let b = budgets.get(key)
       if (!b) {
+        if (budgets.size >= BUDGETS_MAX) {
+          const oldest = budgets.keys().next()
+          if (oldest.done !== true) budgets.delete(oldest.value)
+        }
         b = { tokens: BURST, at: t, suppressed: 0 }
         budgets.set(key, b)
       }

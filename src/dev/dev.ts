@@ -39,6 +39,8 @@ export interface DevOptions {
   readonly fresh: boolean
   readonly host?: string
   readonly logLevel?: string
+  /** stopTimeoutMs bounds each group's graceful stop (default STOP_TIMEOUT_MS). */
+  readonly stopTimeoutMs?: number
   /** signal interrupts the start: what was started is stopped and start rejects. */
   readonly signal?: AbortSignal
   /** out prints a line for the user. */
@@ -371,6 +373,7 @@ export class DevCluster {
     readonly dataDir: string,
     private readonly procs: Proc[],
     private readonly out: (line: string) => void,
+    private readonly stopTimeoutMs: number,
   ) {}
 
   /** adminUrl is the dashboard's URL. */
@@ -456,7 +459,14 @@ export class DevCluster {
       ],
     }))
     const all = [...procs, admin, ...caches]
-    const dev = new DevCluster(ports, host, dataDir, all, out)
+    const dev = new DevCluster(
+      ports,
+      host,
+      dataDir,
+      all,
+      out,
+      opts.stopTimeoutMs ?? STOP_TIMEOUT_MS,
+    )
     try {
       out(
         `oncekv dev: starting ${opts.nodes} database ${opts.nodes === 1 ? 'member' : 'members'}, ${opts.caches} cache ${opts.caches === 1 ? 'node' : 'nodes'} and the admin (data in ${dataDir})`,
@@ -589,7 +599,7 @@ export class DevCluster {
   }
 
   /**
-   * stop stops every process with SIGTERM and waits; one still running after STOP_TIMEOUT_MS
+   * stop stops every process with SIGTERM and waits; one still running after stopTimeoutMs
    * is killed. It resolves, once every process has exited, with the ids of those that had to
    * be killed (none on a clean stop).
    *
@@ -628,7 +638,7 @@ export class DevCluster {
     return this.stopping
   }
 
-  /** stopGroup sends SIGTERM to the procs that run, waits up to STOP_TIMEOUT_MS, kills those
+  /** stopGroup sends SIGTERM to the procs that run, waits up to stopTimeoutMs, kills those
    * still running (adding them to killed) and waits for them to be gone too. */
   private async stopGroup(procs: readonly Proc[], killed: string[]): Promise<void> {
     const running = (p: Proc): boolean =>
@@ -637,7 +647,7 @@ export class DevCluster {
     for (const p of group) p.child?.kill('SIGTERM')
     const all = Promise.all(group.map((p) => p.exited))
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, STOP_TIMEOUT_MS)))])
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, this.stopTimeoutMs)))])
     clearTimeout(timer)
     for (const p of group)
       if (running(p)) {

@@ -20,7 +20,10 @@ const etags = new WeakMap<Uint8Array, string>()
 export function etagOf(value: Uint8Array): string {
   let etag = etags.get(value)
   if (etag === undefined) {
-    etag = `"${createHash('sha256').update(value).digest('base64url').slice(0, 32)}"`
+    // 24 bytes of the digest are 32 base64url characters, quoted by JSON.stringify into one
+    // flat string: a template literal around a slice would keep a cons string, a sliced
+    // string and the whole digest's string alive per cached value (about 250 bytes).
+    etag = JSON.stringify(createHash('sha256').update(value).digest().toString('base64url', 0, 24))
     etags.set(value, etag)
   }
   return etag

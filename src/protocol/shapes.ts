@@ -125,7 +125,13 @@ export interface CacheNodeStats {
   readonly admin: string | null
   readonly last_meta_ms: number
   readonly uptime_seconds: number
+  /** rss_bytes is the process's resident memory; heap_used_bytes its JavaScript heap in use
+   * (garbage included until collected); external_bytes memory outside the heap that heap
+   * objects hold, array_buffers_bytes the part of it in Buffers (values among them). */
   readonly rss_bytes: number
+  readonly heap_used_bytes: number
+  readonly external_bytes: number
+  readonly array_buffers_bytes: number
 }
 
 /** MetaRequest is the admin's heartbeat to a cache node (POST /meta), as the original. */

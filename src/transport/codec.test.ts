@@ -9,7 +9,11 @@ import { SeededRng } from '../base/index.ts'
 import type { Entry, Message } from '../raft/index.ts'
 import {
   CTX_LENGTH_MAX,
+  decodeChallenge,
   decodeHello,
+  decodeProof,
+  encodeChallenge,
+  encodeProof,
   decodeMessages,
   decodeSnapshotFrame,
   decodeSnapshotReply,
@@ -129,6 +133,33 @@ test('hello round-trips and other protocol versions are refused', () => {
   assert.deepEqual(decodeHello(payloadOf(encodeHello(hello))), hello)
   const other = encodeHello({ ...hello, version: PROTOCOL_VERSION + 1 })
   assert.throws(() => decodeHello(payloadOf(other)), /protocol version/)
+})
+
+test('a hello with a nonce, the challenge and the proof round-trip; wrong sizes are refused', () => {
+  const nonce = new Uint8Array(32).fill(7)
+  const hello = {
+    version: PROTOCOL_VERSION,
+    clusterName: 'prod',
+    id: 'n1',
+    purpose: 'raft',
+    nonce,
+  } as const
+  assert.deepEqual(decodeHello(payloadOf(encodeHello(hello))), hello)
+  const challenge = { id: 'n2', nonce, mac: new Uint8Array(32).fill(9) }
+  assert.deepEqual(decodeChallenge(payloadOf(encodeChallenge(challenge))), challenge)
+  assert.deepEqual(decodeProof(payloadOf(encodeProof(challenge.mac))), challenge.mac)
+  const short = new Uint8Array(31)
+  assert.throws(
+    () => decodeHello(pack(['hello', PROTOCOL_VERSION, 'c', 'a', 'raft', short])),
+    /nonce/,
+  )
+  assert.throws(
+    () => decodeHello(pack(['hello', PROTOCOL_VERSION, 'c', 'a', 'raft', 'x'.repeat(32)])),
+    FrameError,
+  )
+  assert.throws(() => decodeChallenge(pack(['helloChallenge', 'n2', nonce, short])), /mac/)
+  assert.throws(() => decodeProof(pack(['helloProof', new Uint8Array(33)])), /mac/)
+  assert.throws(() => decodeProof(payloadOf(encodeHello(hello))), /unexpected frame kind/)
 })
 
 test('snapshot frames and replies round-trip', () => {

@@ -3,7 +3,9 @@
 // whose first element names the frame's kind; the other elements sit at fixed positions
 // (tuples, not maps: compact, fast, and no object keys to worry about):
 //
-//   hello      ['hello', version, clusterName, id, purpose]       first frame of a connection
+//   hello      ['hello', version, clusterName, id, purpose, nonce?]  first frame of a connection
+//   challenge  ['helloChallenge', id, nonce, mac]                 server -> client (cluster secret)
+//   proof      ['helloProof', mac]                                client -> server (cluster secret)
 //   messages   ['msgs', [message, ...]]                           a batch of Raft messages
 //   message    [type, from, to, term, ...fields of that type]     field order: encodeMessage
 //   entry      [term, index, 'normal' | 'conf', data]
@@ -34,6 +36,16 @@ export const ID_LENGTH_MAX = 256
 
 /** CTX_LENGTH_MAX bounds the ctx of heartbeats and read-index messages. */
 export const CTX_LENGTH_MAX = 1024
+
+/** HANDSHAKE_FRAME_BYTES_MAX bounds each frame a connection may send before its handshake is
+ * accepted (hello, challenge, proof): a few hundred bytes are enough. */
+export const HANDSHAKE_FRAME_BYTES_MAX = 4096
+
+/** NONCE_BYTES is the size of a handshake nonce. */
+export const NONCE_BYTES = 32
+
+/** MAC_BYTES is the size of a handshake HMAC-SHA256. */
+export const MAC_BYTES = 32
 
 /** ERROR_LENGTH_MAX bounds the message of a snapshot error frame; longer ones are cut. */
 export const ERROR_LENGTH_MAX = 4096
@@ -67,6 +79,16 @@ export interface Hello {
   readonly clusterName: string
   readonly id: NodeId
   readonly purpose: Purpose
+  /** nonce is the caller's challenge when it holds a cluster secret (NONCE_BYTES). */
+  readonly nonce?: Uint8Array
+}
+
+/** HelloChallenge is the server's answer to a hello with a nonce: its id, its own nonce, and
+ * its proof of the cluster secret (see handshake.ts). */
+export interface HelloChallenge {
+  readonly id: NodeId
+  readonly nonce: Uint8Array
+  readonly mac: Uint8Array
 }
 
 /** SnapshotFrame is one frame of a snapshot stream, sender to receiver. */
@@ -149,7 +171,8 @@ export class FrameReader {
   // The payload length of the frame being read, once its header is in; -1 before.
   private pendingLength = -1
 
-  constructor(readonly maxFrameBytes: number = FRAME_BYTES_MAX_DEFAULT) {}
+  /** maxFrameBytes may be raised once a connection's handshake is accepted. */
+  constructor(public maxFrameBytes: number = FRAME_BYTES_MAX_DEFAULT) {}
 
   /** bufferedBytes is how many received bytes are not yet returned as frames. */
   get bufferedBytes(): number {
@@ -312,10 +335,9 @@ function kind(payload: Uint8Array, expected: readonly string[], what: string): u
 
 /** encodeHello builds a connection's first frame. */
 export function encodeHello(hello: Hello, maxFrameBytes = FRAME_BYTES_MAX_DEFAULT): Buffer {
-  return encodeFrame(
-    ['hello', hello.version, hello.clusterName, hello.id, hello.purpose],
-    maxFrameBytes,
-  )
+  const fields: unknown[] = ['hello', hello.version, hello.clusterName, hello.id, hello.purpose]
+  if (hello.nonce !== undefined) fields.push(hello.nonce)
+  return encodeFrame(fields, maxFrameBytes)
 }
 
 /** decodeHello validates a hello payload; a version other than PROTOCOL_VERSION is refused. */
@@ -325,12 +347,45 @@ export function decodeHello(payload: Uint8Array): Hello {
   if (version !== PROTOCOL_VERSION) {
     fail('hello', `protocol version ${version}, want ${PROTOCOL_VERSION}`)
   }
-  tuple(v, 'hello', 5)
+  tuple(v, 'hello', 5, 6)
   const clusterName = str(v[2], 'hello cluster name', ID_LENGTH_MAX)
   const id = nodeId(v[3], 'hello id')
   const purpose = v[4]
   if (purpose !== 'raft' && purpose !== 'snapshot') fail('hello purpose', 'not raft or snapshot')
-  return { version, clusterName, id, purpose }
+  if (v.length === 5) return { version, clusterName, id, purpose }
+  return { version, clusterName, id, purpose, nonce: fixedBytes(v[5], 'hello nonce', NONCE_BYTES) }
+}
+
+function fixedBytes(v: unknown, what: string, length: number): Uint8Array {
+  const b = bytes(v, what, length)
+  if (b.byteLength !== length) fail(what, `not ${length} bytes`)
+  return b
+}
+
+/** encodeChallenge builds the server's answer to a hello with a nonce. */
+export function encodeChallenge(c: HelloChallenge): Buffer {
+  return encodeFrame(['helloChallenge', c.id, c.nonce, c.mac], HANDSHAKE_FRAME_BYTES_MAX)
+}
+
+/** decodeChallenge validates a challenge payload. */
+export function decodeChallenge(payload: Uint8Array): HelloChallenge {
+  const v = tuple(kind(payload, ['helloChallenge'], 'challenge'), 'challenge', 4)
+  return {
+    id: nodeId(v[1], 'challenge id'),
+    nonce: fixedBytes(v[2], 'challenge nonce', NONCE_BYTES),
+    mac: fixedBytes(v[3], 'challenge mac', MAC_BYTES),
+  }
+}
+
+/** encodeProof builds the client's answer to a challenge. */
+export function encodeProof(mac: Uint8Array): Buffer {
+  return encodeFrame(['helloProof', mac], HANDSHAKE_FRAME_BYTES_MAX)
+}
+
+/** decodeProof validates a proof payload and returns its mac. */
+export function decodeProof(payload: Uint8Array): Uint8Array {
+  const v = tuple(kind(payload, ['helloProof'], 'proof'), 'proof', 2)
+  return fixedBytes(v[1], 'proof mac', MAC_BYTES)
 }
 
 // ---------------------------------------------------------------------------------------------

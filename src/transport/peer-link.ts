@@ -1,6 +1,6 @@
-// PeerLink is the outbound half of the Raft message stream to one peer: one persistent TCP
-// connection, dialled on first use, that starts with a hello frame and then carries batches of
-// messages. Messages wait in a bounded queue while the connection is being set up or the
+// PeerLink is the outbound half of the Raft message stream to one peer: one persistent TCP (or
+// TLS) connection, dialled on first use, that starts with the handshake (handshake.ts) and then
+// carries batches of messages. Messages wait in a bounded queue while the connection is being set up or the
 // socket is not writable; when the socket can take more, everything queued goes out in as few
 // frames as the batch byte bound allows. A failed dial or a dropped connection puts the link
 // in backoff (exponential, with jitter) before it dials again; messages sent meanwhile are
@@ -8,17 +8,20 @@
 // of messages for us when it has no address of ours (it lags behind our joining), decoded and
 // delivered like any other; anything else cuts the connection. Inbound connections and
 // snapshots are tcp-transport.ts's business.
-import net from 'node:net'
 import type { Socket } from 'node:net'
 import type { Message, NodeId } from '../raft/index.ts'
+import type { TlsConfig } from '../security/index.ts'
 import {
   decodeMessages,
   encodeMessages,
   FrameError,
   FrameReader,
+  HANDSHAKE_FRAME_BYTES_MAX,
   MESSAGES_PER_FRAME_MAX,
   messageBytesEstimate,
 } from './codec.ts'
+import { dialPeer } from './dial.ts'
+import { ClientHandshake, type HandshakeParams } from './handshake.ts'
 import { parseHostPort, type HostPort } from './host-port.ts'
 import type { TransportStats } from './transport.ts'
 
@@ -27,8 +30,10 @@ export type TransportLogger = (event: string, fields: object) => void
 
 /** LinkContext is what a PeerLink shares with its transport. */
 export interface LinkContext {
-  /** helloFrame is the encoded hello every raft connection starts with. */
-  readonly helloFrame: Uint8Array
+  /** handshake is who we are, and the cluster secret we prove, on every connection. */
+  readonly handshake: HandshakeParams
+  /** tls is the TLS material; connections use TLS when it serves. */
+  readonly tls: TlsConfig | undefined
   readonly maxFrameBytes: number
   /** queueMessagesMax bounds the messages waiting for the socket. */
   readonly queueMessagesMax: number
@@ -135,10 +140,11 @@ export class PeerLink {
       return false
     }
     this.linkState = 'connecting'
-    const socket = net.connect(target)
+    const { socket, ready } = dialPeer(target, this.ctx.tls)
     this.socket = socket
     this.ctx.track(socket)
     socket.setNoDelay(true)
+    // The dial timeout covers the TCP connect, TLS, and the handshake.
     this.timer = setTimeout(() => {
       socket.destroy(new Error(`dial timed out after ${this.ctx.dialTimeoutMs} ms`))
     }, this.ctx.dialTimeoutMs)
@@ -146,8 +152,9 @@ export class PeerLink {
     socket.on('error', (err) => {
       lastError = err
     })
-    socket.on('connect', () => {
-      if (this.socket !== socket) return
+    const handshake = new ClientHandshake(this.ctx.handshake, this.peer, 'raft', socket)
+    const reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX)
+    const established = (): void => {
       this.clearTimers()
       socket.setKeepAlive(true, 10_000)
       this.ctx.log('peer_connected', {
@@ -158,28 +165,43 @@ export class PeerLink {
       this.linkState = 'connected'
       this.failures = 0
       this.ctx.stats.connects++
-      this.waitingDrain = !socket.write(this.ctx.helloFrame)
-      this.ctx.stats.bytesSent += this.ctx.helloFrame.byteLength
+      reader.maxFrameBytes = this.ctx.maxFrameBytes
       this.flush()
+    }
+    socket.on(ready, () => {
+      if (this.socket !== socket) return
+      const hello = handshake.hello()
+      this.waitingDrain = !socket.write(hello)
+      this.ctx.stats.bytesSent += hello.byteLength
+      if (handshake.done) established()
     })
     socket.on('drain', () => {
       if (this.socket !== socket) return
       this.waitingDrain = false
       this.flush()
     })
-    // The receiver writes back only messages for us that it cannot send otherwise.
-    const reader = new FrameReader(this.ctx.maxFrameBytes)
+    // The receiver writes back its side of the handshake, then only messages for us that it
+    // cannot send otherwise. Until the handshake is done, frames are bounded small.
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return
       this.ctx.stats.bytesReceived += chunk.byteLength
       try {
         reader.push(chunk)
         for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
-          this.ctx.deliver(this.peer, decodeMessages(payload))
+          if (this.socket !== socket) return
+          if (!handshake.done) {
+            const proof = handshake.onFrame(payload)
+            this.waitingDrain = !socket.write(proof)
+            this.ctx.stats.bytesSent += proof.byteLength
+            established()
+          } else {
+            this.ctx.deliver(this.peer, decodeMessages(payload))
+          }
         }
       } catch (err) {
         if (!(err instanceof FrameError)) throw err
         this.ctx.stats.badFrames++
+        lastError = err
         this.ctx.log('bad_peer', { peer: this.peer, address: this.address, error: err.message })
         socket.destroy()
       }
@@ -192,7 +214,9 @@ export class PeerLink {
         this.ctx.log(wasConnected ? 'peer_disconnected' : 'dial_failed', {
           peer: this.peer,
           address: this.address,
-          error: lastError?.message ?? 'connection closed',
+          error:
+            lastError?.message ??
+            (wasConnected ? 'connection closed' : 'connection closed during the handshake'),
         })
       }
       this.down()

@@ -1,26 +1,33 @@
 // sendSnapshotStream is the sending end of one snapshot transfer: it dials a connection of its
-// own (purpose 'snapshot'), writes the hello, the meta and extra, the chunks the source yields
+// own (purpose 'snapshot'), runs the handshake (handshake.ts), writes the meta and extra, the chunks the source yields
 // (waiting for 'drain' whenever the socket's buffer is full, so at most about one chunk sits
 // in user space), and the end frame; then it waits for the receiver's verdict. Any socket
 // error, an inactivity timeout, a source failure or the receiver's error rejects. The source
 // is always closed. Choosing when to send a snapshot is the replica's business.
-import net from 'node:net'
 import type { Socket } from 'node:net'
+import type { NodeId } from '../raft/index.ts'
+import type { TlsConfig } from '../security/index.ts'
 import {
   decodeSnapshotReply,
   encodeSnapshotFrame,
   FrameError,
   FrameReader,
+  HANDSHAKE_FRAME_BYTES_MAX,
   type SnapshotReply,
 } from './codec.ts'
+import { dialPeer } from './dial.ts'
+import { ClientHandshake, type HandshakeParams } from './handshake.ts'
 import { parseHostPort } from './host-port.ts'
 import { SnapshotTransferError } from './incoming-snapshot.ts'
 import type { SnapshotSource, TransportStats } from './transport.ts'
 
 /** SnapshotSendParams are what one transfer needs from its transport. */
 export interface SnapshotSendParams {
+  /** to is the receiving member, at address. */
+  readonly to: NodeId
   readonly address: string
-  readonly helloFrame: Uint8Array
+  readonly handshake: HandshakeParams
+  readonly tls: TlsConfig | undefined
   readonly source: SnapshotSource
   readonly chunkBytes: number
   readonly maxFrameBytes: number
@@ -46,8 +53,7 @@ export async function sendSnapshotStream(params: SnapshotSendParams): Promise<vo
 }
 
 async function stream(params: SnapshotSendParams): Promise<void> {
-  const { host, port } = parseHostPort(params.address)
-  const socket = net.connect({ host, port })
+  const { socket, ready } = dialPeer(parseHostPort(params.address), params.tls)
   params.track(socket)
   socket.setNoDelay(true)
 
@@ -70,13 +76,29 @@ async function stream(params: SnapshotSendParams): Promise<void> {
   const acked = new Promise<void>((resolve) => {
     resolveAcked = resolve
   })
-  const reader = new FrameReader(params.maxFrameBytes)
+  // Until the handshake is done, the receiver's frames are bounded small.
+  const handshake = new ClientHandshake(params.handshake, params.to, 'snapshot', socket)
+  let resolveHandshake: () => void = () => {}
+  const handshakeDone = new Promise<void>((resolve) => {
+    resolveHandshake = resolve
+  })
+  const reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX)
   socket.on('data', (chunk: Buffer) => {
     params.stats.bytesReceived += chunk.byteLength
     try {
       reader.push(chunk)
-      const payload = reader.next()
-      if (payload !== undefined) onReply(decodeSnapshotReply(payload))
+      for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
+        if (failure !== undefined) return
+        if (!handshake.done) {
+          const proof = handshake.onFrame(payload)
+          params.stats.bytesSent += proof.byteLength
+          socket.write(proof)
+          reader.maxFrameBytes = params.maxFrameBytes
+          resolveHandshake()
+        } else {
+          onReply(decodeSnapshotReply(payload))
+        }
+      }
     } catch (err) {
       if (!(err instanceof FrameError)) throw err
       params.stats.badFrames++
@@ -88,7 +110,13 @@ async function stream(params: SnapshotSendParams): Promise<void> {
     else failWith(new SnapshotTransferError(`receiver failed the snapshot: ${verdict.message}`))
   }
   socket.on('error', (err) => failWith(new SnapshotTransferError(err.message)))
-  socket.on('close', () => failWith(new SnapshotTransferError('connection closed')))
+  socket.on('close', () =>
+    failWith(
+      new SnapshotTransferError(
+        handshake.done ? 'connection closed' : 'connection closed during the handshake',
+      ),
+    ),
+  )
   socket.on('timeout', () =>
     failWith(new SnapshotTransferError(`no traffic for ${params.inactivityMs} ms`)),
   )
@@ -98,7 +126,12 @@ async function stream(params: SnapshotSendParams): Promise<void> {
     params.dialTimeoutMs,
   )
   try {
-    await Promise.race([new Promise<void>((resolve) => socket.once('connect', resolve)), failed])
+    await Promise.race([new Promise<void>((resolve) => socket.once(ready, resolve)), failed])
+    const hello = handshake.hello()
+    params.stats.bytesSent += hello.byteLength
+    socket.write(hello)
+    if (handshake.done) resolveHandshake()
+    await Promise.race([handshakeDone, failed])
   } finally {
     clearTimeout(dialTimer)
   }
@@ -113,7 +146,6 @@ async function stream(params: SnapshotSendParams): Promise<void> {
 
   try {
     const { source } = params
-    await write(params.helloFrame)
     await write(
       encodeSnapshotFrame(
         { kind: 'meta', meta: source.meta, extra: source.extra },

@@ -1,31 +1,33 @@
-// TcpTransport is the Transport over plain TCP (node:net): each member dials one persistent
-// connection to each peer for the Raft messages it sends (peer-link.ts), accepts the peers'
-// connections for the messages it receives, and opens one connection per snapshot transfer
-// (snapshot-sender.ts, incoming-snapshot.ts). A message to a node with no known address goes
-// back over that node's own connection to us, if it has one open: a member that lagged while
-// a new member joined and took the lead answers that leader so before it learns its address.
-// Every connection starts
-// with a hello frame;
-// every frame is validated by codec.ts, and a peer that sends anything invalid is cut off and
-// counted, never able to crash the process. What messages mean, and when to send snapshots,
-// is the replica's business.
+// TcpTransport is the Transport over TCP (node:net, or node:tls when the member serves TLS):
+// each member dials one persistent connection to each peer for the Raft messages it sends
+// (peer-link.ts), accepts the peers' connections for the messages it receives, and opens one
+// connection per snapshot transfer (snapshot-sender.ts, incoming-snapshot.ts). A message to a
+// node with no known address goes back over that node's own connection to us, if it has one
+// open: a member that lagged while a new member joined and took the lead answers that leader
+// so before it learns its address. Every connection starts with the handshake (handshake.ts:
+// a hello, and with a cluster secret a challenge and a proof that both ends hold it). Until
+// its handshake is accepted a connection is held on a short leash: frames of at most
+// HANDSHAKE_FRAME_BYTES_MAX, helloTimeoutMs to finish (TLS included), and at most
+// handshakesPendingMax such connections at once (handshakesPendingPerHostMax from one remote
+// host); then every frame is validated by codec.ts, and a peer that sends anything invalid is
+// cut off, logged and counted, never able to crash the process. What messages mean, and when
+// to send snapshots, is the replica's business.
 import net from 'node:net'
 import type { Server, Socket } from 'node:net'
+import tls from 'node:tls'
 import type { Message, NodeId } from '../raft/index.ts'
+import { serverTlsOptions, serving, type Secret, type TlsConfig } from '../security/index.ts'
 import {
-  decodeHello,
   decodeMessages,
   decodeSnapshotFrame,
-  encodeHello,
   encodeMessages,
   FRAME_BYTES_MAX_DEFAULT,
   FrameError,
   FrameReader,
+  HANDSHAKE_FRAME_BYTES_MAX,
   ID_LENGTH_MAX,
-  PROTOCOL_VERSION,
-  type Hello,
-  type Purpose,
 } from './codec.ts'
+import { ServerHandshake, type HandshakeParams } from './handshake.ts'
 import { formatHostPort, parseHostPort } from './host-port.ts'
 import { SnapshotTransferError } from './incoming-snapshot.ts'
 import { PeerLink, type LinkContext, type TransportLogger } from './peer-link.ts'
@@ -51,8 +53,20 @@ export interface TcpTransportOptions {
   readonly backoffMinMs?: number
   /** backoffMaxMs caps the doubling wait between dials (default 2000). */
   readonly backoffMaxMs?: number
-  /** helloTimeoutMs is how long an accepted connection may take to say hello (default 5000). */
+  /** helloTimeoutMs is how long an accepted connection may take to finish its handshake, TLS
+   * included (default 5000). */
   readonly helloTimeoutMs?: number
+  /** handshakesPendingMax bounds the accepted connections still in their handshake; more are
+   * closed at once (default 64). */
+  readonly handshakesPendingMax?: number
+  /** handshakesPendingPerHostMax bounds those from one remote host, so that one host cannot
+   * take every slot (default 16). */
+  readonly handshakesPendingPerHostMax?: number
+  /** clusterSecret, when set, must be proven by every peer, and is proven to them. */
+  readonly clusterSecret?: Secret
+  /** tls, when it serves (certificate and key), makes every connection TLS, both ways; with
+   * peerMtls peers must show a certificate signed by its CA. */
+  readonly tls?: TlsConfig
   /** batchBytesMax is the estimated size at which a batch of messages is cut into another
    * frame (default 4 MiB, at most half of maxFrameBytes). */
   readonly batchBytesMax?: number
@@ -70,6 +84,12 @@ export interface TcpTransportOptions {
 /** INBOUND_CONNECTIONS_MAX bounds the connections the server accepts at once. */
 export const INBOUND_CONNECTIONS_MAX = 1024
 
+/** HANDSHAKES_PENDING_MAX_DEFAULT bounds the connections in their handshake at once. */
+export const HANDSHAKES_PENDING_MAX_DEFAULT = 64
+
+/** HANDSHAKES_PENDING_PER_HOST_MAX_DEFAULT bounds those from one remote host. */
+export const HANDSHAKES_PENDING_PER_HOST_MAX_DEFAULT = 16
+
 /** REPLY_BUFFER_BYTES_MAX bounds what may wait in an inbound connection's write buffer: a
  * reply beyond it (a peer that does not read) is dropped. */
 const REPLY_BUFFER_BYTES_MAX = 1024 * 1024
@@ -84,6 +104,9 @@ export class TcpTransport implements Transport {
   private readonly log: TransportLogger
   private readonly maxFrameBytes: number
   private readonly helloTimeoutMs: number
+  private readonly handshakesPendingMax: number
+  private readonly handshakesPendingPerHostMax: number
+  private readonly handshake: HandshakeParams
   private readonly dialTimeoutMs: number
   private readonly snapshotChunkBytes: number
   private readonly snapshotTimeoutMs: number
@@ -101,6 +124,14 @@ export class TcpTransport implements Transport {
     snapshotsReceived: 0,
   }
   private readonly server: Server
+  // The accepted connections whose handshake is not accepted yet, by remote address and port
+  // (a TLS connection's TCP socket and its TLS socket share them).
+  private readonly pending = new Map<
+    string,
+    { socket: Socket; host: string; timer: NodeJS.Timeout }
+  >()
+  // How many of the pending connections each remote host has.
+  private readonly pendingPerHost = new Map<string, number>()
   private handlers: TransportHandlers | undefined
   private listening: { host: string; port: number } | undefined
   private peers: ReadonlyMap<NodeId, string> = new Map()
@@ -119,6 +150,14 @@ export class TcpTransport implements Transport {
     this.log = options.logger ?? (() => {})
     this.maxFrameBytes = options.maxFrameBytes ?? FRAME_BYTES_MAX_DEFAULT
     this.helloTimeoutMs = options.helloTimeoutMs ?? 5000
+    this.handshakesPendingMax = options.handshakesPendingMax ?? HANDSHAKES_PENDING_MAX_DEFAULT
+    this.handshakesPendingPerHostMax =
+      options.handshakesPendingPerHostMax ?? HANDSHAKES_PENDING_PER_HOST_MAX_DEFAULT
+    this.handshake = {
+      clusterName: options.clusterName,
+      id: options.id,
+      ...(options.clusterSecret ? { secret: options.clusterSecret } : {}),
+    }
     this.dialTimeoutMs = options.dialTimeoutMs ?? 3000
     this.snapshotChunkBytes = options.snapshotChunkBytes ?? 512 * 1024
     this.snapshotTimeoutMs = options.snapshotTimeoutMs ?? 30_000
@@ -138,7 +177,8 @@ export class TcpTransport implements Transport {
       throw new RangeError('maxFrameBytes must be an integer from 1 KiB to 4 GiB - 1')
     }
     this.linkContext = {
-      helloFrame: this.helloFrame('raft'),
+      handshake: this.handshake,
+      tls: options.tls,
       maxFrameBytes: this.maxFrameBytes,
       queueMessagesMax: options.queueMessagesMax ?? 8192,
       batchBytesMax: Math.min(options.batchBytesMax ?? 4 * 1024 * 1024, this.maxFrameBytes / 2),
@@ -167,7 +207,23 @@ export class TcpTransport implements Transport {
         }
       },
     }
-    this.server = net.createServer((socket) => this.accept(socket))
+    const config = options.tls
+    if (serving(config)) {
+      const server = tls.createServer({
+        ...serverTlsOptions(config, true),
+        // The connection's own deadline (admit) covers TLS and the hello; this is a backstop.
+        handshakeTimeout: this.helloTimeoutMs + 1000,
+      })
+      server.on('secureConnection', (socket) => this.secured(socket))
+      server.on('tlsClientError', (err, socket) => {
+        this.counters.badFrames++
+        this.logRefused(socket, `TLS: ${err.message.split('\n')[0] ?? ''}`)
+      })
+      this.server = server
+    } else {
+      this.server = net.createServer()
+    }
+    this.server.on('connection', (socket: Socket) => this.admit(socket, !serving(config)))
     this.server.maxConnections = INBOUND_CONNECTIONS_MAX
     this.server.on('error', (err) => this.log('server_error', { error: err.message }))
   }
@@ -245,8 +301,10 @@ export class TcpTransport implements Transport {
     }
     try {
       await sendSnapshotStream({
+        to,
         address,
-        helloFrame: this.helloFrame('snapshot'),
+        handshake: this.handshake,
+        tls: this.options.tls,
         source,
         chunkBytes: this.snapshotChunkBytes,
         maxFrameBytes: this.maxFrameBytes,
@@ -267,6 +325,11 @@ export class TcpTransport implements Transport {
     const down: NodeId[] = []
     for (const [id, link] of this.links) if (link.isDown()) down.push(id)
     return down
+  }
+
+  /** handshakesPending is how many accepted connections are still in their handshake. */
+  handshakesPending(): number {
+    return this.pending.size
   }
 
   stats(): TransportStats {
@@ -292,16 +355,6 @@ export class TcpTransport implements Transport {
     await Promise.all([serverClosed, ...socketsClosed])
   }
 
-  private helloFrame(purpose: Purpose): Uint8Array {
-    const hello: Hello = {
-      version: PROTOCOL_VERSION,
-      clusterName: this.clusterName,
-      id: this.id,
-      purpose,
-    }
-    return encodeHello(hello, this.maxFrameBytes)
-  }
-
   private linkTo(peer: NodeId): PeerLink | undefined {
     if (this.closed) return undefined
     let link = this.links.get(peer)
@@ -325,26 +378,77 @@ export class TcpTransport implements Transport {
     socket.once('close', () => this.sockets.delete(socket))
   }
 
-  /** accept runs one inbound connection: hello first, then frames of its purpose. */
-  private accept(socket: Socket): void {
+  /** admit takes a new TCP connection: over the cap of connections in their handshake it is
+   * closed at once, else it has helloTimeoutMs to finish its handshake. Plain connections are
+   * accepted here, TLS ones once TLS is up (secured). */
+  private admit(socket: Socket, plain: boolean): void {
     this.track(socket)
     if (this.closed) return
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, 10_000)
-    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
-    const reader = new FrameReader(this.maxFrameBytes)
-    let hello: Hello | undefined
-    let receiver: SnapshotReceiver | undefined
-    const helloTimer = setTimeout(() => {
+    const key = remoteKey(socket)
+    const host = socket.remoteAddress ?? '?'
+    const fromHost = this.pendingPerHost.get(host) ?? 0
+    let refusal: string | undefined
+    if (this.pending.size >= this.handshakesPendingMax || this.pending.has(key)) {
+      refusal = `over ${this.handshakesPendingMax} connections in their handshake`
+    } else if (fromHost >= this.handshakesPendingPerHostMax) {
+      refusal = `over ${this.handshakesPendingPerHostMax} connections in their handshake from one host`
+    }
+    if (refusal !== undefined) {
       this.counters.badFrames++
-      this.log('bad_peer', { remote, error: `no hello within ${this.helloTimeoutMs} ms` })
+      this.logRefused(socket, refusal)
+      socket.destroy()
+      return
+    }
+    const timer = setTimeout(() => {
+      this.counters.badFrames++
+      this.logRefused(socket, `no handshake within ${this.helloTimeoutMs} ms`)
       socket.destroy()
     }, this.helloTimeoutMs)
+    this.pending.set(key, { socket, host, timer })
+    this.pendingPerHost.set(host, fromHost + 1)
+    socket.once('close', () => this.unpend(key, socket))
+    if (plain) this.accept(socket)
+  }
+
+  /** secured takes a TLS connection whose TLS handshake succeeded. */
+  private secured(socket: tls.TLSSocket): void {
+    this.track(socket)
+    if (this.closed || !this.pending.has(remoteKey(socket))) {
+      socket.destroy()
+      return
+    }
+    this.accept(socket)
+  }
+
+  /** unpend forgets a connection's handshake: accepted (socket undefined: the key is that of
+   * a live connection), or the TCP socket closed (only its own entry). */
+  private unpend(key: string, socket?: Socket): void {
+    const entry = this.pending.get(key)
+    if (entry === undefined || (socket !== undefined && entry.socket !== socket)) return
+    clearTimeout(entry.timer)
+    this.pending.delete(key)
+    const fromHost = (this.pendingPerHost.get(entry.host) ?? 1) - 1
+    if (fromHost > 0) this.pendingPerHost.set(entry.host, fromHost)
+    else this.pendingPerHost.delete(entry.host)
+  }
+
+  /** logRefused logs a connection dropped before its handshake was accepted. */
+  private logRefused(socket: Socket, error: string): void {
+    this.log('bad_peer', { remote: socket.remoteAddress ?? '?', port: socket.remotePort, error })
+  }
+
+  /** accept runs one inbound connection: the handshake first, then frames of its purpose. */
+  private accept(socket: Socket): void {
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 10_000)
+    const key = remoteKey(socket)
+    const reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX)
+    const handshake = new ServerHandshake(this.handshake, socket)
+    let peer: NodeId | undefined
+    let receiver: SnapshotReceiver | undefined
     socket.once('close', () => {
-      clearTimeout(helloTimer)
       receiver?.connectionClosed()
-      if (hello !== undefined && this.inbound.get(hello.id) === socket)
-        this.inbound.delete(hello.id)
+      if (peer !== undefined && this.inbound.get(peer) === socket) this.inbound.delete(peer)
     })
 
     socket.on('data', (chunk: Buffer) => {
@@ -353,9 +457,17 @@ export class TcpTransport implements Transport {
         reader.push(chunk)
         for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
           if (socket.destroyed) return
-          if (hello === undefined) {
-            hello = this.checkHello(decodeHello(payload))
-            clearTimeout(helloTimer)
+          if (peer === undefined) {
+            const answer = handshake.onFrame(payload)
+            if (answer !== undefined) {
+              socket.write(answer)
+              this.counters.bytesSent += answer.byteLength
+            }
+            const hello = handshake.hello
+            if (!handshake.accepted || hello === undefined) continue
+            peer = hello.id
+            this.unpend(key)
+            reader.maxFrameBytes = this.maxFrameBytes
             if (hello.purpose === 'snapshot') {
               receiver = new SnapshotReceiver(hello.id, socket, this.receiverContext)
             } else {
@@ -364,25 +476,21 @@ export class TcpTransport implements Transport {
           } else if (receiver !== undefined) {
             receiver.onFrame(decodeSnapshotFrame(payload))
           } else {
-            this.deliver(hello.id, decodeMessages(payload))
+            this.deliver(peer, decodeMessages(payload))
           }
         }
       } catch (err) {
         if (!(err instanceof FrameError)) throw err
         this.counters.badFrames++
-        this.log('bad_peer', { remote, peer: hello?.id, error: err.message })
+        if (peer === undefined) {
+          this.logRefused(socket, err.message)
+        } else {
+          this.log('bad_peer', { remote: socket.remoteAddress ?? '?', peer, error: err.message })
+        }
         receiver?.failed(err)
         socket.destroy()
       }
     })
-  }
-
-  private checkHello(hello: Hello): Hello {
-    if (hello.clusterName !== this.clusterName) {
-      throw new FrameError(`hello from cluster ${JSON.stringify(hello.clusterName)}`)
-    }
-    if (hello.id === this.id) throw new FrameError('hello from our own id')
-    return hello
   }
 
   /** deliver hands a batch to the host, without the messages not from `from` to us. It takes
@@ -398,4 +506,9 @@ export class TcpTransport implements Transport {
     // A handler that throws is a bug in the host: it is not caught here.
     if (valid.length > 0 && this.handlers !== undefined) this.handlers.onMessages(from, valid)
   }
+}
+
+/** remoteKey names a connection by its remote address and port. */
+function remoteKey(socket: Socket): string {
+  return `${socket.remoteAddress ?? '?'}|${socket.remotePort ?? '?'}`
 }

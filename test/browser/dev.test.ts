@@ -142,14 +142,14 @@ describe('oncekv dev ports', { timeout: 300_000 }, () => {
   })
 
   it('names a process it had to kill on Ctrl-C, and exits 1', async () => {
-    const dev = await start([])
+    const dev = await start(['--stop-timeout-ms', '2000'])
     const cache = dev.nodes.get('c1')
     assert.ok(cache, dev.output)
-    // A stopped process cannot handle SIGTERM: dev waits its 15 s, then kills it.
+    // A stopped process cannot handle SIGTERM: dev waits its 2 s, then kills it.
     process.kill(cache.pid, 'SIGSTOP')
     dev.child.kill('SIGINT')
     assert.deepEqual(await waitDevExit(dev, 40_000), { code: 1, signal: null })
-    assert.match(dev.output, /oncekv dev: c1 did not stop within 15 s and was killed; see the logs/)
+    assert.match(dev.output, /oncekv dev: c1 did not stop within 2 s and was killed; see the logs/)
     assert.doesNotMatch(dev.output, /oncekv dev: stopped\./)
     for (const [id, n] of dev.nodes) assert.equal(isRunning(n.pid), false, `${id} still runs`)
     dev.stopped = true

@@ -9,6 +9,7 @@ interface DevFlags {
   data: string
   fresh?: boolean
   logLevel: string
+  stopTimeoutMs: number
 }
 
 /** registerDev adds the dev command. */
@@ -23,9 +24,15 @@ export function registerDev(program: Command): void {
     .option('--data <dir>', 'folder for every data directory and log', './data/dev')
     .option('--fresh', 'delete the folder first and start an empty system')
     .option('--log-level <level>', "the processes' log level", 'info')
+    .option(
+      '--stop-timeout-ms <n>',
+      'on Ctrl-C, how long each process gets to stop before it is killed',
+      intOption,
+      15_000,
+    )
     .action(async (flags: DevFlags) => {
       if (flags.nodes < 1) program.error('oncekv dev: --nodes must be at least 1', { exitCode: 2 })
-      const { DevCluster, STOP_TIMEOUT_MS } = await import('../../dev/dev.ts')
+      const { DevCluster } = await import('../../dev/dev.ts')
       // Signals are handled from the start: one during start-up interrupts it (what was
       // started is stopped); later, it stops everything.
       const interrupt = new AbortController()
@@ -50,7 +57,7 @@ export function registerDev(program: Command): void {
             // A member killed mid-stop is safe (Raft), but it is not the clean stop Ctrl-C
             // promises: say so, and exit non-zero.
             console.error(
-              `oncekv dev: ${killed.join(', ')} did not stop within ${STOP_TIMEOUT_MS / 1000} s and ${killed.length === 1 ? 'was' : 'were'} killed; see the logs in ${running.dataDir}/logs`,
+              `oncekv dev: ${killed.join(', ')} did not stop within ${flags.stopTimeoutMs / 1000} s and ${killed.length === 1 ? 'was' : 'were'} killed; see the logs in ${running.dataDir}/logs`,
             )
             process.exit(1)
           },
@@ -68,6 +75,7 @@ export function registerDev(program: Command): void {
           data: flags.data,
           fresh: flags.fresh ?? false,
           logLevel: flags.logLevel,
+          stopTimeoutMs: flags.stopTimeoutMs,
           signal: interrupt.signal,
         })
       } catch (e) {
