@@ -1,15 +1,16 @@
-// End to end: a system with TLS on every HTTP listener. Three members (the first bootstraps,
-// the others join through https://), the admin and a cache node, all with --tls-cert,
-// --tls-key, --tls-ca and --peer-mtls. Through https with the CA: puts on a follower
-// (forwarded to the leader over https), gets, a 409 conflict, a 404; the admin lists https
-// member URLs and reads through; the cache reads through from the members; its peer listener
-// wants a client certificate. A client without the CA is refused, and the CLI says why;
-// with --tls-ca the CLI reads, and its status shows every node up under https://.
-// (The Raft transport's TLS comes with its own lane; this file covers the HTTP side.)
+// End to end: a system with TLS everywhere. Three members (the first bootstraps, the others
+// join through https://; their Raft transport is TLS with client certificates), the admin
+// and two cache nodes, all with --tls-cert, --tls-key, --tls-ca and --peer-mtls. Through
+// https with the CA: puts on a follower (forwarded to the leader over https), gets, a 409
+// conflict, a 404; the admin lists https member URLs and reads through; the caches read
+// through from the members and from each other's peer listener, which wants a client
+// certificate. A client without the CA is refused, and the CLI says why; with --tls-ca the
+// CLI reads, and its status shows every node up under https://.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { connect as tlsConnect } from 'node:tls'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, afterEach, before, describe, it } from 'node:test'
@@ -158,6 +159,17 @@ describe('TLS on every HTTP listener', () => {
   it('puts, gets, conflicts and misses through a follower over https', async () => {
     const c = JSON.parse((await get(`${url('n1')}/cluster`)).text) as ClusterResponse
     const follower = c.members.find((m) => !m.leader) as { http: string }
+    // The Raft port speaks TLS too: a handshake with the node certificate completes.
+    const cert = readFileSync(certs.cert)
+    const key = readFileSync(certs.key)
+    const authorized = await new Promise<boolean>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: ports.n1r as number, ca, cert, key }, () => {
+        resolve(s.authorized)
+        s.destroy()
+      })
+      s.once('error', reject)
+    })
+    assert.equal(authorized, true)
     const client = new OnceKV({ dbs: [`https://${follower.http}`], fetch: caFetch(ca) })
     assert.deepEqual(await client.put('tls/a', 'one'), { created: true })
     assert.equal(new TextDecoder().decode(await client.get('tls/a')), 'one')
