@@ -85,7 +85,10 @@ export function createApp(opts: AppOptions): FastifyInstance {
       // The parser reports every later chunk of a refused request again: the answer is out
       // and the socket lingers (closeLingering), so these are dropped, not a reason to reset.
       if (lingering.has(socket)) return
-      if (err.code === 'ECONNRESET' || !socket.writable) {
+      // An answer already begun (a request timeout while a response streams out) cannot be
+      // followed by another: the connection is cut.
+      const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage
+      if (err.code === 'ECONNRESET' || !socket.writable || answering?.headersSent) {
         socket.destroy()
         return
       }

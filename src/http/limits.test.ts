@@ -93,7 +93,6 @@ describe('listener limits', () => {
       maxHeaderBytes: 6000,
       headersTimeoutMs: 300,
       requestTimeoutMs: 600,
-      maxConnections: 3,
       maxInFlightPerConnection: 2,
     })
   })
@@ -123,28 +122,44 @@ describe('listener limits', () => {
     assert.ok(ms >= 250 && ms < 2_000, `closed after ${ms} ms`)
   })
 
+  it('closes a client that trickles its body, with a 408, within the request timeout', async () => {
+    const { text, ms } = await exchange(
+      srv.port,
+      'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: 100\r\n\r\nabc',
+    )
+    assert.match(text, /^HTTP\/1\.1 408 /)
+    assert.ok(ms >= 550 && ms < 2_500, `closed after ${ms} ms`)
+  })
+
   it('answers a connection over the limit with a 503 and closes it', async () => {
-    const held = [
-      await openSocket(srv.port),
-      await openSocket(srv.port),
-      await openSocket(srv.port),
-    ]
+    // A listener of its own: the others' keep-alive connections would count.
+    const own = await start({ maxConnections: 3 })
     try {
-      const { text } = await exchange(srv.port, 'GET /ok HTTP/1.1\r\nhost: x\r\n\r\n')
-      assert.match(text, /^HTTP\/1\.1 503 /)
-      assert.match(text, /connection: close/i)
-      assert.match(text, /limit of 3 connections/)
+      const held = [
+        await openSocket(own.port),
+        await openSocket(own.port),
+        await openSocket(own.port),
+      ]
+      try {
+        const { text } = await exchange(own.port, 'GET /ok HTTP/1.1\r\nhost: x\r\n\r\n')
+        assert.match(text, /^HTTP\/1\.1 503 /)
+        assert.match(text, /connection: close/i)
+        assert.match(text, /limit of 3 connections/)
+      } finally {
+        for (const s of held) s.destroy()
+      }
+      // Once they are gone, connections are served again.
+      const deadline = Date.now() + DEADLINE_MS
+      for (;;) {
+        const { text } = await exchange(
+          own.port,
+          'GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
+        )
+        if (/^HTTP\/1\.1 200 /.test(text)) break
+        assert.ok(Date.now() < deadline, text)
+      }
     } finally {
-      for (const s of held) s.destroy()
-    }
-    // Once they are gone, connections are served again.
-    const deadline = Date.now() + DEADLINE_MS
-    for (;;) {
-      const res = await fetch(`http://127.0.0.1:${srv.port}/ok`, {
-        headers: { connection: 'close' },
-      })
-      if (res.status === 200) break
-      assert.ok(Date.now() < deadline, `still ${res.status}`)
+      await own.app.close()
     }
   })
 
