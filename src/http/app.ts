@@ -71,6 +71,8 @@ export function createApp(opts: AppOptions): FastifyInstance {
     bodyLimit: opts.bodyLimit,
     routerOptions: { maxParamLength: 4096 },
     serverFactory: serverFactory(limits, opts.tls, opts.fastPath),
+    // With a server factory Fastify only reads this to name its address (https://…) in logs.
+    ...(opts.tls ? ({ https: true } as unknown as Record<string, never>) : {}),
     // Requests during shutdown get our own 503 (onRequest below), not the framework's.
     return503OnClosing: false,
     // Errors the router raises before any route runs (a bad percent-escape in the path, say)
