@@ -27,6 +27,8 @@ export interface ApiNodes {
   /** readAuth and writeAuth are the admin's credentials for reads and writes (headers). */
   readonly readAuth?: Record<string, string>
   readonly writeAuth?: Record<string, string>
+  /** fetch calls the nodes (over TLS, one that trusts --tls-ca); the global one if absent. */
+  readonly fetch?: typeof globalThis.fetch
 }
 
 const TIMEOUT_MS = 5_000
@@ -57,6 +59,7 @@ export function tooLargeValue(bytes: number | undefined, limit: number): Payload
 
 /** registerApi adds GET /api/lookup/<key> and POST /api/put. */
 export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
+  const fetch = nodes.fetch ?? globalThis.fetch
   app.get('/api/lookup/*', async (req) => {
     const key = (req.params as { '*': string })['*']
     keyBytes(key)
@@ -151,7 +154,7 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
             key: k,
             outcome: res.status === 201 ? 'created' : res.status === 200 ? 'exists' : 'conflict',
             ...(res.status === 409
-              ? { existing: await existingValue(url, k, nodes.readAuth) }
+              ? { existing: await existingValue(fetch, url, k, nodes.readAuth) }
               : {}),
             served_by: url,
             took_ms: Date.now() - started,
@@ -167,6 +170,7 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
 }
 
 async function existingValue(
+  fetch: typeof globalThis.fetch,
   url: string,
   key: string,
   headers: Record<string, string> = {},

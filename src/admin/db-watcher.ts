@@ -1,7 +1,7 @@
 // Follows the database cluster through any member: every second it asks a member for
 // GET /cluster (the one that answered last, then the seeds, then every member it learned),
 // so leader changes and membership changes reach the admin within about a second.
-import type { ClusterResponse } from '../protocol/index.ts'
+import { memberUrl, type ClusterResponse } from '../protocol/index.ts'
 
 /** DbView is what the admin knows of the database cluster. */
 export interface DbView {
@@ -25,6 +25,7 @@ export class DbWatcher {
     private readonly intervalMs = 1_000,
     /** headers go with every GET /cluster (the admin's credential). */
     private readonly headers: Record<string, string> = {},
+    private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
   ) {}
 
   /** current is the latest view. */
@@ -52,11 +53,12 @@ export class DbWatcher {
     this.polling = true
     try {
       for (const url of this.candidates()) {
-        const cluster = await fetchCluster(url, this.headers)
+        const cluster = await fetchCluster(this.fetch, url, this.headers)
         if (!cluster) continue
         const urls = cluster.members
           .filter((m) => m.suffrage === 'voter' && m.http !== '')
-          .map((m) => `http://${m.http}`)
+          // Every member serves the scheme of the one that answered (memberUrl).
+          .map((m) => memberUrl(m.http, url))
           .sort()
         const before = this.view
         this.view = { urls, cluster, from: url, at: Date.now() }
@@ -75,6 +77,7 @@ export class DbWatcher {
 }
 
 async function fetchCluster(
+  fetch: typeof globalThis.fetch,
   url: string,
   headers: Record<string, string>,
 ): Promise<ClusterResponse | undefined> {

@@ -7,7 +7,9 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { Security } from '../security/index.ts'
+import { serverTlsOptions, serving, type Security } from '../security/index.ts'
+import { httpScheme, processFetch } from '../security/http-client.ts'
+import type { HttpLimits } from '../http/limits.ts'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, authHeaders, SESSION_COOKIE, type RouteClass } from '../http/auth.ts'
@@ -18,6 +20,7 @@ import {
   ForbiddenError,
   UnauthorizedError,
   isBaseUrl,
+  memberUrl,
   urlList,
   VALUE_BYTES_MAX_DEFAULT,
   type AdminInfo,
@@ -51,6 +54,8 @@ export interface AdminOptions {
   readonly startedBy?: 'dev'
   /** security holds tokens, the cluster secret and TLS material (none: all open). */
   readonly security?: Security
+  /** limits bound what HTTP clients may send. */
+  readonly limits?: Partial<HttpLimits>
   readonly logLevel?: string
   readonly logger?: Logger
 }
@@ -92,6 +97,8 @@ export class AdminNode {
   // The admin's credential toward the database and the caches, per route class.
   private readonly readAuth: Record<string, string>
   private readonly adminAuth: Record<string, string>
+  // fetch calls members and caches: over TLS it trusts --tls-ca.
+  private readonly fetch: typeof globalThis.fetch
   // Caches dropped for missing heartbeats stay on the dashboard as "down" for a while.
   private readonly droppedCaches = new Map<string, { peer: string; at: number }>()
   private timer: NodeJS.Timeout | undefined
@@ -104,15 +111,23 @@ export class AdminNode {
 
   private constructor(opts: AdminOptions) {
     this.opts = opts
-    this.url = `http://${opts.http}`
+    const tls = opts.security?.tls
+    this.url = `${httpScheme(tls)}://${opts.http}`
+    this.fetch = processFetch(tls)
+    this.readAuth = authHeaders(opts.security, 'read')
+    this.adminAuth = authHeaders(opts.security, 'admin')
+    this.overview = new Overview(800, this.readAuth, this.fetch)
     const heartbeatMs = opts.heartbeatMs ?? 1_000
     this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
-    this.app = createApp({ logger: this.log, bodyLimit: 64 * 1024, draining: () => this.draining })
+    this.app = createApp({
+      logger: this.log,
+      bodyLimit: 64 * 1024,
+      draining: () => this.draining,
+      ...(serving(tls) ? { tls: serverTlsOptions(tls, false) } : {}),
+      limits: opts.limits,
+    })
     this.auth = new Auth(opts.security, { sessions: true })
-    this.readAuth = authHeaders(opts.security, 'read')
-    this.adminAuth = authHeaders(opts.security, 'admin')
-    this.overview = new Overview(800, this.readAuth)
     if (this.auth.on) this.app.addHook('onRequest', this.auth.hook(adminRouteClass))
     this.hostRules = { allowed: opts.allowOrigins ?? [], names: [splitHostPort(opts.http)[0]] }
     this.ws = new WsHub(this.app.server, {
@@ -125,7 +140,13 @@ export class AdminNode {
       ws.send(JSON.stringify(this.overview.history()))
       ws.send(JSON.stringify(this.overview.current))
     })
-    this.watcher = new DbWatcher(opts.dbs, (view) => this.onDbChange(view), 1_000, this.readAuth)
+    this.watcher = new DbWatcher(
+      opts.dbs,
+      (view) => this.onDbChange(view),
+      1_000,
+      this.readAuth,
+      this.fetch,
+    )
     this.routes()
   }
 
@@ -225,10 +246,11 @@ export class AdminNode {
       readAuth: this.readAuth,
       writeAuth: authHeaders(this.opts.security, 'write'),
       caches: () => this.cacheUrls(),
+      fetch: this.fetch,
       dbs: () => {
         const view = this.watcher.current
         const leader = view.cluster?.members.find((m) => m.leader)
-        const first = leader ? [`http://${leader.http}`] : []
+        const first = leader ? [this.dbUrl(leader.http)] : []
         return [...new Set([...first, ...view.urls])]
       },
     })
@@ -267,6 +289,11 @@ export class AdminNode {
       }
       return { code: 1000, left: Boolean(known) }
     })
+  }
+
+  /** dbUrl is a member's URL: the members serve the scheme of the --db URLs (memberUrl). */
+  private dbUrl(address: string): string {
+    return memberUrl(address, this.opts.dbs[0] ?? 'http')
   }
 
   private get maxValueBytes(): number {
@@ -330,7 +357,7 @@ export class AdminNode {
     c.stale = false
     let ok = false
     try {
-      const res = await fetch(`${c.http}/meta`, {
+      const res = await this.fetch(`${c.http}/meta`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...this.adminAuth },
         body,
@@ -386,7 +413,7 @@ export class AdminNode {
     const view = this.watcher.current
     const targets: Target[] = (view.cluster?.members ?? [])
       .filter((m) => m.http !== '')
-      .map((m) => ({ kind: 'db', id: m.id, url: `http://${m.http}`, suffrage: m.suffrage }))
+      .map((m) => ({ kind: 'db', id: m.id, url: this.dbUrl(m.http), suffrage: m.suffrage }))
     const now = Date.now()
     for (const [http, d] of this.droppedCaches)
       if (now - d.at > DROPPED_SHOWN_MS) this.droppedCaches.delete(http)

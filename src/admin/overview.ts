@@ -75,6 +75,7 @@ export class Overview {
     private readonly timeoutMs = 800,
     /** headers go with every GET /stats (the admin's credential). */
     private readonly headers: Record<string, string> = {},
+    private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
   ) {}
 
   /** current is the latest overview. */
@@ -137,7 +138,7 @@ export class Overview {
 
   private async fetchStats(url: string): Promise<DbStats | CacheNodeStats | undefined> {
     try {
-      const res = await fetch(`${url}/stats`, {
+      const res = await this.fetch(`${url}/stats`, {
         headers: this.headers,
         signal: AbortSignal.timeout(this.timeoutMs),
       })

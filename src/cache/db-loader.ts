@@ -7,11 +7,15 @@
 // a ReadIndex round before answering 404), so it is returned, never retried elsewhere.
 import { Pool } from 'undici'
 import { UnavailableError } from '../protocol/index.ts'
+import { poolTlsOptions } from '../security/http-client.ts'
+import type { TlsConfig } from '../security/index.ts'
 import { FetchError, fetchValue, keyPath } from './fetch-value.ts'
 import { DB_TIMEOUT_DEFAULT_MS } from './timeouts.ts'
 
 /** DbLoaderOptions configure the fill. */
 export interface DbLoaderOptions {
+  /** tls: connections to https:// members trust its CA. */
+  readonly tls?: TlsConfig
   /** timeoutMs bounds one fill, every attempt included. */
   readonly timeoutMs?: number
   /** hedgeMs is how long the preferred member may take before the next is asked too. */
@@ -62,6 +66,7 @@ export class DbLoader {
   private hedges = 0
   private readonly maxValueBytes: number
   private readonly connections: number
+  private readonly tls: TlsConfig | undefined
   private readonly hedgeShare: number
   private readonly headers: Record<string, string> | undefined
 
@@ -72,6 +77,7 @@ export class DbLoader {
     this.maxValueBytes = opts.maxValueBytes
     this.connections = opts.connections ?? 64
     this.headers = opts.headers && Object.keys(opts.headers).length > 0 ? opts.headers : undefined
+    this.tls = opts.tls
     this.setMembers(urls)
   }
 
@@ -92,7 +98,10 @@ export class DbLoader {
       (url) =>
         keep.get(url) ?? {
           url,
-          pool: new Pool(url, { connections: this.connections }),
+          pool: new Pool(url, {
+            connections: this.connections,
+            ...poolTlsOptions(this.tls, false),
+          }),
           ewmaMs: undefined,
           downUntil: 0,
           failures: 0,

@@ -4,6 +4,8 @@
 // second. The data path never waits on the admin: without heartbeats the node keeps serving
 // with the last lists it had, and joins again until the admin answers.
 import type { Security } from '../security/index.ts'
+import { processFetch } from '../security/http-client.ts'
+import type { HttpLimits } from '../http/limits.ts'
 import pino, { type Logger } from 'pino'
 import {
   urlList,
@@ -48,6 +50,8 @@ export interface CacheNodeOptions {
   readonly heartbeatTimeoutMs?: number
   /** security holds tokens, the cluster secret and TLS material (none: all open). */
   readonly security?: Security
+  /** limits bound what HTTP clients may send, on both listeners. */
+  readonly limits?: Partial<HttpLimits>
   readonly logLevel?: string
   readonly logger?: Logger
 }
@@ -71,11 +75,15 @@ export class CacheNode {
   private joining = false
   private timer: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
+  // fetch calls the admin: over TLS it trusts --tls-ca.
+  private readonly fetch: typeof globalThis.fetch
 
   private constructor(opts: CacheNodeOptions) {
     this.opts = opts
-    this.url = advertisedUrl(opts.http, opts.advertiseHttp)
-    this.peerUrl = advertisedUrl(opts.peer, opts.advertisePeer)
+    const tls = opts.security?.tls
+    this.fetch = processFetch(tls)
+    this.url = advertisedUrl(opts.http, opts.advertiseHttp, tls)
+    this.peerUrl = advertisedUrl(opts.peer, opts.advertisePeer, tls)
     for (const url of [this.url, this.peerUrl])
       if (isUnspecifiedUrl(url))
         throw new Error(`${url} is no address others can reach: advertise the node's own`)
@@ -89,11 +97,13 @@ export class CacheNode {
       timeoutMs: dbTimeoutMs,
       hedgeMs: opts.hedgeMs,
       headers: authHeaders(opts.security, 'read'),
+      tls,
     })
     this.peers = new PeerClient({
       maxValueBytes,
       timeoutMs: this.peerTimeoutMs,
       authorization: opts.security?.cluster?.bearer(),
+      tls,
     })
     this.group = new Group({
       self: this.peerUrl,
@@ -111,6 +121,8 @@ export class CacheNode {
       onMeta: opts.admin ? (meta) => this.onMeta(meta) : undefined,
       ready: () => this.db.urls.length > 0,
       ...(opts.security ? { security: opts.security } : {}),
+      tls,
+      limits: opts.limits,
     })
   }
 
@@ -156,7 +168,7 @@ export class CacheNode {
     this.joining = true
     this.lastJoinAt = Date.now()
     try {
-      const res = await fetch(`${admin.replace(/\/$/, '')}/caches/join`, {
+      const res = await this.fetch(`${admin.replace(/\/$/, '')}/caches/join`, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -190,7 +202,7 @@ export class CacheNode {
     const admin = this.opts.admin
     if (!admin) return
     try {
-      const res = await fetch(`${admin.replace(/\/$/, '')}/caches/leave`, {
+      const res = await this.fetch(`${admin.replace(/\/$/, '')}/caches/leave`, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',

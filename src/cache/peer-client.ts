@@ -3,6 +3,8 @@
 // most that long (then the asking node fills from the database itself). The node sets the
 // timeout above the owner's database fill budget (node.ts, PEER_TIMEOUT_MARGIN_MS).
 import { Pool } from 'undici'
+import { poolTlsOptions } from '../security/http-client.ts'
+import type { TlsConfig } from '../security/index.ts'
 import { FetchError, fetchValue, keyPath } from './fetch-value.ts'
 
 /** PEER_BASE is the base path of the peer protocol. */
@@ -16,6 +18,9 @@ export interface PeerClientOptions {
   readonly timeoutMs?: number
   readonly maxValueBytes: number
   readonly connections?: number
+  /** tls: connections to https:// peers trust its CA and, under --peer-mtls, show its
+   * certificate. */
+  readonly tls?: TlsConfig
 }
 
 /** PeerClient fetches values from owner peers. */
@@ -28,12 +33,14 @@ export class PeerClient {
   private readonly timeoutMs: number
   private readonly maxValueBytes: number
   private readonly connections: number
+  private readonly tls: TlsConfig | undefined
 
   constructor(opts: PeerClientOptions) {
     this.headers = opts.authorization ? { authorization: opts.authorization } : undefined
     this.timeoutMs = opts.timeoutMs ?? 1_000
     this.maxValueBytes = opts.maxValueBytes
     this.connections = opts.connections ?? 64
+    this.tls = opts.tls
   }
 
   /** fetch asks peer for key: the value, undefined for not found; it throws on failure. */
@@ -58,7 +65,7 @@ export class PeerClient {
   private fetchNow(peer: string, key: string): Promise<Uint8Array | undefined> {
     let pool = this.pools.get(peer)
     if (!pool) {
-      pool = new Pool(peer, { connections: this.connections })
+      pool = new Pool(peer, { connections: this.connections, ...poolTlsOptions(this.tls, true) })
       this.pools.set(peer, pool)
     }
     return fetchValue(

@@ -7,6 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, type RouteClass } from '../http/auth.ts'
+import type { HttpLimits } from '../http/limits.ts'
+import { serverTlsOptions, serving, type Security, type TlsConfig } from '../security/index.ts'
 import { sendError } from '../http/errors.ts'
 import { StatsRegistry } from '../http/metrics.ts'
 import { getResponseOf, rawKeyOfFastPath, sendRawValue, sendRawValueFast } from '../http/values.ts'
@@ -22,7 +24,6 @@ import {
   type MetaRequest,
   urlList,
 } from '../protocol/index.ts'
-import type { Security } from '../security/index.ts'
 import type { Group, GetResult } from './group.ts'
 import { PEER_BASE } from './peer-client.ts'
 import { bearerToken, type Secret } from '../security/secrets.ts'
@@ -42,6 +43,11 @@ export interface CacheServerOptions {
   /** security holds the tokens that protect the client listener (none: all open). The peer
    * listener is not guarded here. */
   readonly security?: Security
+  /** tls: both listeners serve HTTPS; the peer listener asks peers for a certificate under
+   * --peer-mtls. */
+  readonly tls?: TlsConfig
+  /** limits bound what clients may send, on both listeners. */
+  readonly limits?: Partial<HttpLimits>
 }
 
 const READ_ONLY =
@@ -71,11 +77,15 @@ export class CacheServer {
       bodyLimit: 256 * 1024,
       draining: () => this.draining,
       fastPath: (req, res) => this.fastRead(req, res),
+      ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, false) } : {}),
+      limits: opts.limits,
     })
     this.peerApp = createApp({
       logger: opts.logger,
       bodyLimit: 1024,
       draining: () => this.draining,
+      ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, true) } : {}),
+      limits: opts.limits,
     })
     const secret = opts.clusterSecret
     if (secret) this.peerApp.addHook('onRequest', peerGuard(secret))

@@ -1,6 +1,12 @@
 // Option parsers shared by the CLI's commands.
 import { InvalidArgumentError, type Command } from 'commander'
 import type { Logger } from 'pino'
+import {
+  HTTP_LIMITS_DEFAULT,
+  LIMIT_FLAGS,
+  type HttpLimits,
+  type LimitFlags,
+} from '../http/limits.ts'
 import { isBaseUrl } from '../protocol/index.ts'
 import {
   loadSecurity,
@@ -169,4 +175,33 @@ export function protectedMode(
       `--cluster-secret-file), or give --insecure to run it open`,
     { exitCode: 2 },
   )
+}
+
+/** addLimitOptions adds the listener limit flags (src/http/limits.ts) that db, cache and
+ * admin share; each applies to every HTTP listener of the process. */
+export function addLimitOptions(cmd: Command): Command {
+  for (const { key, flag, help, min } of LIMIT_FLAGS) {
+    const name = flag.replace(/^--/, '')
+    cmd.option(
+      `${flag} <n>`,
+      `${help} (default ${HTTP_LIMITS_DEFAULT[key]})`,
+      (value: string): number => {
+        const n = Number(value)
+        if (!Number.isSafeInteger(n) || n < min)
+          throw new InvalidArgumentError(`${name} ${value} is not an integer of at least ${min}`)
+        return n
+      },
+    )
+  }
+  return cmd
+}
+
+/** limitsOption picks the limit flags out of a command's parsed flags. */
+export function limitsOption(flags: LimitFlags): Partial<HttpLimits> {
+  const out: Partial<Record<keyof HttpLimits, number>> = {}
+  for (const { key } of LIMIT_FLAGS) {
+    const v = flags[key]
+    if (typeof v === 'number') out[key] = v
+  }
+  return out
 }

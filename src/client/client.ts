@@ -431,13 +431,20 @@ export class OnceKV {
           target.tier.success(target.url, now() - started)
           throw e
         }
-        last =
-          e instanceof NodeFailure
-            ? e
-            : new NodeFailure(
-                target.url,
-                scope.timedOut ? `no answer within ${msText(attemptMs)}` : this.redact(describe(e)),
-              )
+        // An attempt the call's deadline cut short (given less than a whole attempt's time)
+        // says less than the failure before it (a refused connection, an untrusted TLS
+        // certificate), which stays the one reported.
+        const cutShort = scope.timedOut && attemptMs < this.attemptTimeoutMs && last !== undefined
+        if (!cutShort)
+          last =
+            e instanceof NodeFailure
+              ? e
+              : new NodeFailure(
+                  target.url,
+                  scope.timedOut
+                    ? `no answer within ${msText(attemptMs)}`
+                    : this.redact(describe(e)),
+                )
         target.tier.failure(target.url, now())
         this.refreshSoon()
       } finally {

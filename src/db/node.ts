@@ -2,11 +2,13 @@
 // the HTTP server; it bootstraps or joins a cluster and shuts down gracefully (leadership is
 // handed over first, requests in flight finish or fail clearly, the store closes cleanly).
 import type { Security } from '../security/index.ts'
+import { processFetch } from '../security/http-client.ts'
+import type { HttpLimits } from '../http/limits.ts'
 import pino, { type Logger } from 'pino'
 import { bootstrapSnapshot, NONE } from '../raft/index.ts'
 import { LmdbStore, StoreIdentityError, type MemberAddress } from '../storage/index.ts'
 import { TcpTransport } from '../transport/index.ts'
-import { VALUE_BYTES_MAX_DEFAULT, type ClusterResponse } from '../protocol/index.ts'
+import { memberUrl, VALUE_BYTES_MAX_DEFAULT, type ClusterResponse } from '../protocol/index.ts'
 import { Replica } from './replica.ts'
 import { DbServer } from './server.ts'
 import { authHeaders } from '../http/auth.ts'
@@ -37,6 +39,8 @@ export interface DbNodeOptions {
   readonly minFreeBytes?: number
   /** security holds tokens, the cluster secret and TLS material (none: all open). */
   readonly security?: Security
+  /** limits bound what HTTP clients may send (defaults: HTTP_LIMITS_DEFAULT). */
+  readonly limits?: Partial<HttpLimits>
   readonly logLevel?: string
   readonly logger?: Logger
 }
@@ -53,6 +57,8 @@ export class DbNode {
   private readonly joinAbort = new AbortController()
   private removalTimer: NodeJS.Timeout | undefined
   private removalCheckInFlight = false
+  // fetch calls other members (joins, removal checks): over TLS it trusts --tls-ca.
+  private fetch: typeof globalThis.fetch = globalThis.fetch
 
   private constructor(
     readonly id: string,
@@ -111,6 +117,8 @@ export class DbNode {
       logger: log,
       maxValueBytes: opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT,
       ...(opts.security ? { security: opts.security } : {}),
+      tls: opts.security?.tls,
+      limits: opts.limits,
     })
     const node = new DbNode(
       opts.id,
@@ -120,6 +128,7 @@ export class DbNode {
       log,
       authHeaders(opts.security, 'read'),
     )
+    node.fetch = processFetch(opts.security?.tls)
     await replica.start((e) => {
       onFatal(e)
     })
@@ -203,7 +212,7 @@ export class DbNode {
       aborted.throwIfAborted()
       const url = urls[attempt % urls.length] as string
       try {
-        const res = await fetch(`${url.replace(/\/$/, '')}/join`, {
+        const res = await this.fetch(`${url.replace(/\/$/, '')}/join`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...authHeaders(opts.security, 'admin') },
           body: JSON.stringify({ id: opts.id, ...advertised(opts) }),
@@ -266,12 +275,17 @@ export class DbNode {
     this.removalTimer.unref()
   }
 
+  /** scheme is the one of every member's HTTP API: this member's own. */
+  private get scheme(): string {
+    return this.server.scheme
+  }
+
   private async checkRemoval(): Promise<void> {
     const peers = Object.entries(this.replica.memberAddresses()).filter(([id]) => id !== this.id)
     await Promise.all(
       peers.map(async ([id, addr]) => {
         try {
-          const res = await fetch(`http://${addr.http}/cluster`, {
+          const res = await this.fetch(`${memberUrl(addr.http, this.scheme)}/cluster`, {
             headers: this.readAuth,
             signal: AbortSignal.timeout(1_000),
           })

@@ -22,6 +22,7 @@ import {
   StorageUnavailableError,
   OutcomeUnknownError,
   keyBytes,
+  memberUrl,
   UnavailableError,
   UnsupportedMediaTypeError,
   type ClusterResponse,
@@ -29,6 +30,9 @@ import {
 } from '../protocol/index.ts'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, authHeaders, type RouteClass } from '../http/auth.ts'
+import type { HttpLimits } from '../http/limits.ts'
+import { serverTlsOptions, serving, type TlsConfig } from '../security/index.ts'
+import { httpScheme, poolTlsOptions, processFetch } from '../security/http-client.ts'
 import { sendError } from '../http/errors.ts'
 import {
   etagOf,
@@ -52,6 +56,10 @@ export interface DbServerOptions {
   readonly readTimeoutMs?: number
   /** security holds the tokens that protect the routes (none: all open). */
   readonly security?: Security
+  /** tls: serve HTTPS (and call other members over it, trusting its CA). */
+  readonly tls?: TlsConfig
+  /** limits bound what clients may send (defaults: HTTP_LIMITS_DEFAULT). */
+  readonly limits?: Partial<HttpLimits>
 }
 
 /** DAMAGED stands for a stored value that fails its checksum (storedValue). */
@@ -104,11 +112,19 @@ export class DbServer {
   private readonly security: Security | undefined
   // The credential a forwarded write carries to the leader.
   private readonly forwardAuth: Record<string, string>
+  private readonly tls: TlsConfig | undefined
+  // fetch forwards to the leader: over TLS it trusts --tls-ca.
+  private readonly fetch: typeof globalThis.fetch
+  /** scheme is the one of this member's HTTP API, and so of every member's (memberUrl). */
+  readonly scheme: 'http' | 'https'
 
   constructor(opts: DbServerOptions) {
     this.replica = opts.replica
     this.logger = opts.logger
     this.maxValueBytes = opts.maxValueBytes
+    this.tls = opts.tls
+    this.fetch = processFetch(opts.tls)
+    this.scheme = httpScheme(opts.tls)
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 10_000
     this.readTimeoutMs = opts.readTimeoutMs ?? 3_000
     if (SKIP_READ_INDEX)
@@ -127,6 +143,8 @@ export class DbServer {
       bodyLimit: this.maxValueBytes * 6 + 8192,
       draining: () => this.draining,
       fastPath: (req, res) => this.fastRead(req, res),
+      ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, false) } : {}),
+      limits: opts.limits,
     })
     this.app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) =>
       done(null, body),
@@ -474,7 +492,10 @@ export class DbServer {
   private poolFor(http: string): Pool {
     let pool = this.pools.get(http)
     if (!pool) {
-      pool = new Pool(`http://${http}`, { connections: 64 })
+      pool = new Pool(memberUrl(http, this.scheme), {
+        connections: 64,
+        ...poolTlsOptions(this.tls, false),
+      })
       this.pools.set(http, pool)
     }
     return pool
@@ -574,7 +595,7 @@ export class DbServer {
       if (req.headers[FORWARD_HEADER]) throw new UnavailableError('leadership moved; retry')
       const addr = this.replica.memberAddresses()[leader]
       if (!addr) throw new UnavailableError(`leader ${leader} has no known address yet`)
-      const res = await fetch(`http://${addr.http}${path}`, {
+      const res = await this.fetch(`${memberUrl(addr.http, this.scheme)}${path}`, {
         method: 'POST',
         body: JSON.stringify(body),
         headers: {

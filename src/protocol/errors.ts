@@ -24,6 +24,9 @@ export type ErrorName =
   | 'no_leader'
   | 'outcome_unknown'
   | 'storage_unavailable'
+  | 'uri_too_long'
+  | 'request_timeout'
+  | 'too_many_requests'
 
 /** ErrorBody is the JSON body of every error response. */
 export interface ErrorBody {
@@ -68,6 +71,30 @@ export class UnauthorizedError extends OnceKvError {
 
 /** ForbiddenError: the request comes from a page or host this node does not serve, or
  * carries a token that this route does not take. */
+/** UriTooLongError: a request URL over the listener's --max-url-bytes. */
+export class UriTooLongError extends OnceKvError {
+  readonly status = 414
+  readonly code = 1001
+  readonly error = 'uri_too_long'
+}
+
+/** RequestTimeoutError: the request did not arrive in time (--headers-timeout-ms,
+ * --request-timeout-ms); the connection is closed. */
+export class RequestTimeoutError extends OnceKvError {
+  readonly status = 408
+  readonly code = 1005
+  readonly error = 'request_timeout'
+}
+
+/** TooManyRequestsError: more pipelined requests on one connection than the listener takes
+ * (--max-in-flight-per-connection); the connection is closed. Retry on a new connection. */
+export class TooManyRequestsError extends OnceKvError {
+  readonly status = 429
+  readonly code = 1005
+  readonly error = 'too_many_requests'
+}
+
+/** ForbiddenError: the request comes from a page or host this node does not serve. */
 export class ForbiddenError extends OnceKvError {
   readonly status = 403
   readonly code = 1001

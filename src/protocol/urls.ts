@@ -31,3 +31,13 @@ export function isBaseUrl(u: string): boolean {
     return false
   }
 }
+
+/**
+ * memberUrl is the URL of a database member's HTTP address ("host:port", as /cluster and the
+ * Raft configuration carry it). The members of one cluster all serve HTTPS or all plain HTTP
+ * (one rule for the whole cluster, so the address book needs no scheme): like is the scheme,
+ * or any URL of the cluster (the one it was reached through), whose scheme is used.
+ */
+export function memberUrl(address: string, like: string): string {
+  return `${/^https(:|$)/i.test(like) ? 'https' : 'http'}://${address}`
+}

@@ -30,6 +30,7 @@ describe('oncekv admin options', () => {
       maxValueBytes: VALUE_BYTES_MAX_DEFAULT,
       logLevel: 'info',
       security: {},
+      limits: {},
     })
   })
 
@@ -48,6 +49,10 @@ describe('oncekv admin options', () => {
         '4096',
         '--started-by',
         'dev',
+        '--max-connections',
+        '100',
+        '--headers-timeout-ms',
+        '2000',
       ]),
     )
     assert.equal(o.http, '0.0.0.0:6000')
@@ -55,6 +60,12 @@ describe('oncekv admin options', () => {
     assert.deepEqual(o.allowOrigins, ['https://ops.example.com'])
     assert.equal(o.maxValueBytes, 4096)
     assert.equal(o.startedBy, 'dev')
+    assert.deepEqual(o.limits, { maxConnections: 100, headersTimeoutMs: 2000 })
+  })
+
+  it('refuse a limit below its floor', () => {
+    assert.throws(() => parse(['--max-connections', '0']), /at least 1/)
+    assert.throws(() => parse(['--max-url-bytes', '100']), /at least 3200/)
   })
 
   it('refuse a wildcard origin', () => {

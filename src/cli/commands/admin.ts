@@ -1,6 +1,7 @@
 // `oncekv admin`: run the admin until SIGTERM or SIGINT.
 import { Option, type Command } from 'commander'
 import type { AdminNode, AdminOptions } from '../../admin/node.ts'
+import type { LimitFlags } from '../../http/limits.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import {
   addSecretOptions,
@@ -9,7 +10,9 @@ import {
   type SecurityFlags,
 } from '../../security/index.ts'
 import {
+  addLimitOptions,
   intOption,
+  limitsOption,
   originOption,
   runUntilSignal,
   securityOption,
@@ -28,7 +31,7 @@ export const ADMIN_HTTP_DEFAULT = '127.0.0.1:5546'
 export const ADMIN_DB_DEFAULT = 'http://127.0.0.1:11000'
 
 /** AdminFlags are the parsed flags of `oncekv admin`. */
-export interface AdminFlags extends SecurityFlags {
+export interface AdminFlags extends SecurityFlags, LimitFlags {
   insecure?: boolean
   http: string
   db?: string[]
@@ -52,6 +55,7 @@ export function adminOptions(flags: AdminFlags, security: Security = {}): AdminO
     ...(flags.startedBy ? { startedBy: flags.startedBy } : {}),
     logLevel: flags.logLevel,
     security,
+    limits: limitsOption(flags),
   }
 }
 
@@ -89,6 +93,7 @@ export function registerAdmin(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, ADMIN_SECRETS)
   addInsecureOption(cmd)
+  addLimitOptions(cmd)
   addTlsOptions(cmd).action(async (flags: AdminFlags) => {
     const security = securityOption(program, 'admin', flags, ADMIN_SECRETS)
     protectedMode(program, 'admin', '--http', flags.http, security, flags.insecure)

@@ -8,7 +8,9 @@ import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeo
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
 import {
+  addLimitOptions,
   intOption,
+  limitsOption,
   oneUrlOption,
   urlOption,
   runUntilSignal,
@@ -16,11 +18,12 @@ import {
   addInsecureOption,
   protectedMode,
 } from '../options.ts'
+import type { LimitFlags } from '../../http/limits.ts'
 
 /** CACHE_SECRETS are the secrets a cache node takes. */
 const CACHE_SECRETS = ['read', 'write', 'admin', 'cluster'] as const
 
-interface CacheFlags extends SecurityFlags {
+interface CacheFlags extends SecurityFlags, LimitFlags {
   insecure?: boolean
   http: string
   peer: string
@@ -107,6 +110,7 @@ export function registerCache(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, CACHE_SECRETS)
   addInsecureOption(cmd)
+  addLimitOptions(cmd)
   addTlsOptions(cmd).action(async (flags: CacheFlags) => {
     const security = securityOption(program, 'cache', flags, CACHE_SECRETS)
     protectedMode(program, 'cache', '--http', flags.http, security, flags.insecure)
@@ -138,6 +142,7 @@ export function registerCache(program: Command): void {
         maxValueBytes: flags.maxValueBytes,
         logLevel: flags.logLevel,
         security,
+        limits: limitsOption(flags),
       })
     } catch (e) {
       console.error(`oncekv cache: could not start: ${(e as Error).message}`)

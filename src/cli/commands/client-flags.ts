@@ -1,8 +1,8 @@
 // What the CLI's data commands (put, get, status, bench) share: the flags that say where the
 // system is (--admin, or --db/--cache lists; $ONCEKV_ADMIN; else the `oncekv dev` admin), the
 // exit codes and one-line errors on stderr.
-import { InvalidArgumentError, type Command } from 'commander'
 import { readFileSync } from 'node:fs'
+import { InvalidArgumentError, type Command } from 'commander'
 import {
   InvalidKeyError,
   KeyConflictError,
@@ -24,6 +24,7 @@ export interface ClientFlags {
   cache?: string[]
   timeout: number
   tokenFile?: string
+  tlsCa?: string
 }
 
 /** Need is what a command does: reads, or writes (puts). */
@@ -57,6 +58,10 @@ export function addClientFlags(cmd: Command): Command {
     .option(
       '--token-file <file>',
       'file holding the token to send (default: $ONCEKV_READ_TOKEN for reads, $ONCEKV_WRITE_TOKEN for puts, else $ONCEKV_ADMIN_TOKEN)',
+    )
+    .option(
+      '--tls-ca <file>',
+      'CA bundle (PEM) to trust for https:// nodes, besides the system CAs (or set $NODE_EXTRA_CA_CERTS)',
     )
 }
 
@@ -102,6 +107,52 @@ export function refusal(status: number | undefined, need: Need, sent: boolean): 
     : `a token is needed (HTTP ${status}): give ${which} with --token-file <file> or $${vars.join(', $')}`
 }
 
+/** FetchFn is the fetch the data commands call nodes with. */
+export type FetchFn = typeof globalThis.fetch
+
+/** caFetch is a fetch that trusts the CA bundle pem (besides the system CAs) for https://
+ * nodes; undici is loaded on the first call only, so commands without --tls-ca start as
+ * fast as before. */
+export function caFetch(pem: Buffer): FetchFn {
+  let fetchWithCa: Promise<FetchFn> | undefined
+  const load = async (): Promise<FetchFn> => {
+    const { Agent, fetch } = await import('undici')
+    const { rootCertificates } = await import('node:tls')
+    const dispatcher = new Agent({ connect: { ca: [...rootCertificates, pem.toString()] } })
+    return ((input: string | URL, init?: RequestInit) =>
+      fetch(input, { ...(init as Parameters<typeof fetch>[1]), dispatcher })) as unknown as FetchFn
+  }
+  return (async (input: string | URL, init?: RequestInit) => {
+    fetchWithCa ??= load()
+    return (await fetchWithCa)(input, init)
+  }) as FetchFn
+}
+
+/** tlsCaFetch reads --tls-ca: a fetch trusting it, or undefined without the flag. */
+export function tlsCaFetch(flags: ClientFlags, command: string): FetchFn | undefined {
+  if (flags.tlsCa === undefined) return undefined
+  let pem: Buffer
+  try {
+    pem = readFileSync(flags.tlsCa)
+  } catch (e) {
+    usage(command, `--tls-ca ${flags.tlsCa}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
+  }
+  if (!pem.toString('latin1').includes('-----BEGIN '))
+    usage(command, `--tls-ca ${flags.tlsCa}: not a PEM file`)
+  return caFetch(pem)
+}
+
+/** TLS_TRUST_CODES are the TLS errors of a server certificate the client does not trust. */
+const TLS_TRUST_CODES =
+  /\b(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|ERR_TLS_CERT_ALTNAME_INVALID)\b/
+
+/** tlsHint adds what to do to a message about an untrusted server certificate. */
+export function tlsHint(message: string): string {
+  return TLS_TRUST_CODES.test(message)
+    ? `${message}: the server's TLS certificate is not trusted; give the CA that signed it with --tls-ca <file> (or $NODE_EXTRA_CA_CERTS)`
+    : message
+}
+
 /** positiveIntOption parses an integer flag of at least 1. */
 export function positiveIntOption(value: string): number {
   const n = intOption(value)
@@ -128,12 +179,14 @@ export function clientOptions(flags: ClientFlags, command: string, need: Need): 
     }
   }
   const token = tokenOf(flags, command, need)
+  const fetch = tlsCaFetch(flags, command)
   return {
     admin,
     dbs: flags.db,
     caches: flags.cache,
     timeoutMs: flags.timeout,
     ...(token !== undefined ? { token } : {}),
+    ...(fetch ? { fetch } : {}),
   }
 }
 
@@ -174,7 +227,7 @@ export function failWith(command: string, e: unknown, need?: Need, sent = false)
       : e instanceof Error
         ? e.message
         : String(e)
-  fail(command, message, code)
+  fail(command, tlsHint(message), code)
 }
 
 /** writeOut writes bytes to stdout and resolves once they are handed to the OS. */

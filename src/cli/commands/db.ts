@@ -1,10 +1,13 @@
 // `oncekv db`: run one database member until SIGTERM or SIGINT.
 import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
+import type { LimitFlags } from '../../http/limits.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
 import {
+  addLimitOptions,
   intOption,
+  limitsOption,
   securityOption,
   addInsecureOption,
   protectedMode,
@@ -14,7 +17,7 @@ import {
   valueBytesOption,
 } from '../options.ts'
 
-interface DbFlags extends SecurityFlags {
+interface DbFlags extends SecurityFlags, LimitFlags {
   insecure?: boolean
   id: string
   http: string
@@ -86,6 +89,7 @@ export function registerDb(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addSecretOptions(cmd, DB_SECRETS)
   addInsecureOption(cmd)
+  addLimitOptions(cmd)
   addTlsOptions(cmd).action(async (flags: DbFlags) => {
     const security = securityOption(program, 'db', flags, DB_SECRETS)
     protectedMode(program, 'db', '--http', flags.http, security, flags.insecure)
@@ -113,6 +117,7 @@ export function registerDb(program: Command): void {
           minFreeBytes: flags.minFreeBytes,
           logLevel: flags.logLevel,
           security,
+          limits: limitsOption(flags),
         },
         (e) => {
           // A disk that failed under LMDB: exit at once, with EX_TEMPFAIL (the data file holds

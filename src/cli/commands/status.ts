@@ -2,18 +2,21 @@
 // use). With an admin, from its GET /overview; with --db (and --cache) lists, from the
 // members' GET /cluster and every node's GET /stats.
 import type { Command } from 'commander'
-import type {
-  AdminOverview,
-  CacheNodeStats,
-  ClusterResponse,
-  DbStats,
-  OverviewNode,
+import {
+  memberUrl,
+  type AdminOverview,
+  type CacheNodeStats,
+  type ClusterResponse,
+  type DbStats,
+  type OverviewNode,
 } from '../../protocol/index.ts'
 import {
   addClientFlags,
   clientOptions,
   fail,
   refusal,
+  tlsHint,
+  type FetchFn,
   where,
   writeOut,
   type ClientFlags,
@@ -48,13 +51,14 @@ export function registerStatus(program: Command): void {
     auth = opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {}
     let view: View
     try {
+      const f = (opts.fetch as FetchFn | undefined) ?? globalThis.fetch
       view = opts.admin
-        ? await fromAdmin(opts.admin, flags.timeout)
-        : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout)
+        ? await fromAdmin(opts.admin, flags.timeout, f)
+        : await fromNodes(opts.dbs ?? [], opts.caches ?? [], flags.timeout, f)
     } catch (e) {
       if (e instanceof RefusedError)
         fail('status', refusal(e.status, 'read', opts.token !== undefined) ?? e.message)
-      fail('status', `cannot reach ${where(opts)}: ${(e as Error).message}`)
+      fail('status', tlsHint(`cannot reach ${where(opts)}: ${(e as Error).message}`))
     }
     const { header, rows, unreachable } = view
     await writeOut(flags.json ? JSON.stringify(rows, null, 2) + '\n' : `${header}\n${table(rows)}`)
@@ -72,8 +76,8 @@ interface View {
   readonly unreachable?: string
 }
 
-async function fromAdmin(admin: string, timeoutMs: number): Promise<View> {
-  const o = await getJson<AdminOverview>(`${admin}/overview`, timeoutMs)
+async function fromAdmin(admin: string, timeoutMs: number, f: FetchFn): Promise<View> {
+  const o = await getJson<AdminOverview>(f, `${admin}/overview`, timeoutMs)
   const rows = o.nodes.map(rowOfOverview)
   const header =
     (o.leader ? `leader ${o.leader}, term ${o.term}` : 'no leader known') +
@@ -102,12 +106,13 @@ async function fromNodes(
   dbs: readonly string[],
   caches: readonly string[],
   timeoutMs: number,
+  f: FetchFn,
 ): Promise<View> {
   let cluster: ClusterResponse | undefined
   let lastError = 'no --db member given'
   for (const url of dbs) {
     try {
-      cluster = await getJson<ClusterResponse>(`${url}/cluster`, timeoutMs)
+      cluster = await getJson<ClusterResponse>(f, `${url}/cluster`, timeoutMs)
       break
     } catch (e) {
       if (e instanceof RefusedError) throw e
@@ -118,8 +123,9 @@ async function fromNodes(
   const members = cluster?.members ?? []
   const dbRows = await Promise.all(
     members.map(async (m): Promise<Row> => {
-      const url = `http://${m.http}`
-      const s = await getJson<DbStats>(`${url}/stats`, timeoutMs).catch(() => null)
+      // Every member serves the scheme of the --db URLs (one rule per cluster).
+      const url = memberUrl(m.http, dbs[0] ?? 'http')
+      const s = await getJson<DbStats>(f, `${url}/stats`, timeoutMs).catch(() => null)
       return {
         kind: 'db',
         id: m.id,
@@ -134,7 +140,7 @@ async function fromNodes(
   )
   const cacheRows = await Promise.all(
     caches.map(async (url) => {
-      const s = await getJson<CacheNodeStats>(`${url}/stats`, timeoutMs).catch(() => null)
+      const s = await getJson<CacheNodeStats>(f, `${url}/stats`, timeoutMs).catch(() => null)
       return cacheRow(url, s ? 'up' : 'down', s, new URL(url).host)
     }),
   )
@@ -217,7 +223,7 @@ class RefusedError extends Error {
   }
 }
 
-async function getJson<T>(url: string, timeoutMs: number): Promise<T> {
+async function getJson<T>(fetch: FetchFn, url: string, timeoutMs: number): Promise<T> {
   const res = await fetch(url, { headers: auth, signal: AbortSignal.timeout(timeoutMs) })
   if (res.status !== 200) {
     await res.arrayBuffer().catch(() => undefined)
