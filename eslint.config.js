@@ -17,7 +17,9 @@ const nondeterminism = [
 ]
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'build/', 'data/', 'web/dist/', 'web/src/components.d.ts'] },
+  {
+    ignores: ['node_modules/', 'dist/', 'build/', 'data/', 'web/dist/', 'web/src/components.d.ts'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   // The dashboard's single-file components: Vue's essential rules (no layout rules: Prettier
