@@ -111,19 +111,13 @@ describe('membership changes under write load', () => {
       // writes so far give it a snapshot to catch up on), then a voter.
       await step('n4 joined as a learner and promoted', async () => {
         const n4 = await cluster.addMember({ id: 'n4', waitVoter: false })
-        const suffrage = await cluster.leader().then(({ node }) =>
-          waitFor(
-            'n4 in /cluster',
-            async () => {
-              const view = await node.clusterView(1_000)
-              const m = view.members.find((x) => x.id === 'n4')
-              return m ? m.suffrage : undefined
-            },
-            { timeoutMs: 20_000, intervalMs: 5 },
-          ),
-        )
-        seenAsLearner = suffrage
         await cluster.waitVoters([n4.id], { timeoutMs: 20_000 })
+        // The members' logs say in which order n4's configuration changes applied (a poll
+        // of /cluster may come after a quick promotion).
+        seenAsLearner = firstSuffrage(
+          ['n1', 'n2', 'n3'].map((id) => cluster.node(id).log()),
+          'n4',
+        )
         serving.add('n4')
       })
       await step('n5 joined and promoted', async () => {
@@ -234,3 +228,24 @@ describe('membership changes under write load', () => {
     assert.deepEqual(serverErrorsBut503(loadResult), {}, summarize(loadResult))
   })
 })
+
+/** firstSuffrage is what member first became in the configuration, read from the members'
+ * conf_change_applied log lines: 'learner' when one member applied learner_added before
+ * learner_promoted, 'voter' when a member applied it as a voter first, else undefined. */
+function firstSuffrage(logs: readonly string[], member: string): string | undefined {
+  let first: string | undefined
+  for (const log of logs) {
+    const changes = log
+      .split('\n')
+      .filter((l) => l.includes('"conf_change_applied"') && l.includes(`"member":"${member}"`))
+      .map((l) => (JSON.parse(l) as { change: string }).change)
+    const added = changes.indexOf('learner_added')
+    if (
+      added >= 0 &&
+      (changes.indexOf('learner_promoted') < 0 || added < changes.indexOf('learner_promoted'))
+    )
+      return 'learner'
+    if (changes.includes('voter_added')) first = 'voter'
+  }
+  return first
+}

@@ -40,7 +40,9 @@ export function wsOutcome(url: string, opts: WsOptions = {}): Promise<WsOutcome>
       if (messages.length < count) return
       clearTimeout(timer)
       ws.close()
-      resolve({ messages })
+      // A copy: a message already on its way still arrives after close() and would be
+      // pushed onto the array the caller holds.
+      resolve({ messages: messages.slice(0, count) })
     })
     ws.on('error', (e) => {
       clearTimeout(timer)
