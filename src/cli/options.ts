@@ -9,6 +9,8 @@ import {
 } from '../http/limits.ts'
 import { isBaseUrl } from '../protocol/index.ts'
 import {
+  addSecretOptions,
+  addTlsOptions,
   loadSecurity,
   SecretError,
   TlsConfigError,
@@ -204,4 +206,26 @@ export function limitsOption(flags: LimitFlags): Partial<HttpLimits> {
     if (typeof v === 'number') out[key] = v
   }
   return out
+}
+
+/** addServerOptions adds what every server command (db, cache, admin) takes to protect
+ * itself: the file flags of the named secrets, --insecure, the listener limits and TLS. */
+export function addServerOptions(cmd: Command, secrets: readonly SecretName[]): Command {
+  addSecretOptions(cmd, secrets)
+  addInsecureOption(cmd)
+  addLimitOptions(cmd)
+  return addTlsOptions(cmd)
+}
+
+/** serverSecurity loads a server command's secrets and TLS files (exit 2 on a set that cannot
+ * work) and applies protected mode to its --http listener. */
+export function serverSecurity(
+  program: Command,
+  command: string,
+  flags: SecurityFlags & { http: string; insecure?: boolean },
+  secrets: readonly SecretName[],
+): Security {
+  const security = securityOption(program, command, flags, secrets)
+  protectedMode(program, command, '--http', flags.http, security, flags.insecure)
+  return security
 }

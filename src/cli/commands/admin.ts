@@ -3,21 +3,14 @@ import { Option, type Command } from 'commander'
 import type { AdminNode, AdminOptions } from '../../admin/node.ts'
 import type { LimitFlags } from '../../http/limits.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
+import type { Security, SecurityFlags } from '../../security/index.ts'
 import {
-  addSecretOptions,
-  addTlsOptions,
-  type Security,
-  type SecurityFlags,
-} from '../../security/index.ts'
-import {
-  addLimitOptions,
+  addServerOptions,
   intOption,
   limitsOption,
   originOption,
   runUntilSignal,
-  securityOption,
-  addInsecureOption,
-  protectedMode,
+  serverSecurity,
   urlOption,
   valueBytesOption,
 } from '../options.ts'
@@ -91,12 +84,8 @@ export function registerAdmin(program: Command): void {
     // `oncekv dev` says it started the admin, so the page's hints name it.
     .addOption(new Option('--started-by <what>').choices(['dev']).hideHelp())
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-  addSecretOptions(cmd, ADMIN_SECRETS)
-  addInsecureOption(cmd)
-  addLimitOptions(cmd)
-  addTlsOptions(cmd).action(async (flags: AdminFlags) => {
-    const security = securityOption(program, 'admin', flags, ADMIN_SECRETS)
-    protectedMode(program, 'admin', '--http', flags.http, security, flags.insecure)
+  addServerOptions(cmd, ADMIN_SECRETS).action(async (flags: AdminFlags) => {
+    const security = serverSecurity(program, 'admin', flags, ADMIN_SECRETS)
     const { AdminNode } = await import('../../admin/node.ts')
     let node: AdminNode
     try {

@@ -6,17 +6,15 @@ import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeouts.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
+import type { SecurityFlags } from '../../security/index.ts'
 import {
-  addLimitOptions,
+  addServerOptions,
   intOption,
   limitsOption,
   oneUrlOption,
-  urlOption,
   runUntilSignal,
-  securityOption,
-  addInsecureOption,
-  protectedMode,
+  serverSecurity,
+  urlOption,
 } from '../options.ts'
 import type { LimitFlags } from '../../http/limits.ts'
 
@@ -108,12 +106,8 @@ export function registerCache(program: Command): void {
       VALUE_BYTES_MAX_DEFAULT,
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-  addSecretOptions(cmd, CACHE_SECRETS)
-  addInsecureOption(cmd)
-  addLimitOptions(cmd)
-  addTlsOptions(cmd).action(async (flags: CacheFlags) => {
-    const security = securityOption(program, 'cache', flags, CACHE_SECRETS)
-    protectedMode(program, 'cache', '--http', flags.http, security, flags.insecure)
+  addServerOptions(cmd, CACHE_SECRETS).action(async (flags: CacheFlags) => {
+    const security = serverSecurity(program, 'cache', flags, CACHE_SECRETS)
     if (!flags.admin && (flags.db ?? []).length === 0) {
       program.error('oncekv cache: give --admin, or --db (and --peers) to run without one', {
         exitCode: 2,

@@ -3,15 +3,13 @@ import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
 import type { LimitFlags } from '../../http/limits.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
-import { addSecretOptions, addTlsOptions, type SecurityFlags } from '../../security/index.ts'
+import type { SecurityFlags } from '../../security/index.ts'
 import {
-  addLimitOptions,
+  addServerOptions,
   intOption,
   limitsOption,
-  securityOption,
-  addInsecureOption,
-  protectedMode,
   runUntilSignal,
+  serverSecurity,
   snapshotChunkBytesOption,
   urlListOption,
   valueBytesOption,
@@ -87,12 +85,8 @@ export function registerDb(program: Command): void {
       MIN_FREE_BYTES_DEFAULT,
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-  addSecretOptions(cmd, DB_SECRETS)
-  addInsecureOption(cmd)
-  addLimitOptions(cmd)
-  addTlsOptions(cmd).action(async (flags: DbFlags) => {
-    const security = securityOption(program, 'db', flags, DB_SECRETS)
-    protectedMode(program, 'db', '--http', flags.http, security, flags.insecure)
+  addServerOptions(cmd, DB_SECRETS).action(async (flags: DbFlags) => {
+    const security = serverSecurity(program, 'db', flags, DB_SECRETS)
     // Loaded here, not at the top: the data commands (put, get…) start without them.
     const { DbNode } = await import('../../db/node.ts')
     const { DiskFailedError, DiskUnavailableError, StoreCorruptError, StoreIdentityError } =
