@@ -1,27 +1,34 @@
 // A seeded short fuzz run of every HTTP listener of a real system (one member, the admin, a
-// cache node): no 5xx but 503, every error a JSON body with a code, every process alive, and
-// no key written by a request that was not answered "created". `npm run fuzz` runs it long.
+// cache node), open and then protected by tokens and a cluster secret: no 5xx but 503, every
+// error a JSON body with a code, every process alive, and no key written by a request that
+// was not answered "created". `npm run fuzz` runs it long.
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 
+import type { Cluster } from '../e2e/cluster.ts'
 import { useClusters } from '../e2e/hooks.ts'
-import { runFuzz, startFuzzSystem } from './http-fuzz.ts'
+import { FUZZ_SECRETS, runFuzz, startFuzzSystem } from './http-fuzz.ts'
 
 const RUNS = Number(process.env.ONCEKV_FUZZ_RUNS ?? 1500)
 
 describe('HTTP fuzzing', () => {
   const clusters = useClusters()
 
-  it('answers every random request of every listener sanely and writes only when it says so', async (t) => {
+  async function fuzz(
+    t: TestContext,
+    cluster: Cluster,
+    runs: number,
+    env?: Readonly<Record<string, string>>,
+  ): Promise<Record<string, number>> {
     const seed = Number(process.env.ONCEKV_FUZZ_SEED ?? (Math.random() * 2 ** 31) >>> 0)
     t.diagnostic(
       `seed ${seed}; replay: ONCEKV_FUZZ_SEED=${seed} node --import tsx --test test/fuzz/http-fuzz.test.ts ` +
-        `(or npm run fuzz -- --seed ${seed} --runs ${RUNS})`,
+        `(or npm run fuzz -- --seed ${seed} --runs ${runs}${env ? ' --auth' : ''})`,
     )
-    const cluster = await clusters.start({ name: 'fuzz', size: 1, maxValueBytes: 65536 })
-    const { targets, member, processes } = await startFuzzSystem(cluster)
+    const { targets, member, processes } = await startFuzzSystem(cluster, env)
     const keysBefore = (await member.stats()).keys
-    const report = await runFuzz({ targets, seed, runs: RUNS })
+    const tokens = env ? [...Object.values(env), 'fuzz-wrong-token-0123456789abcdef'] : []
+    const report = await runFuzz({ targets, seed, runs, tokens })
     t.diagnostic(
       `${report.requests} requests; by status ${JSON.stringify(report.byStatus)}; ` +
         `created ${report.created}; failures ${report.failures.length}`,
@@ -39,5 +46,24 @@ describe('HTTP fuzzing', () => {
       report.created,
       `seed ${seed}: keys written = keys answered created`,
     )
+    return report.byStatus
+  }
+
+  it('answers every random request of every listener sanely and writes only when it says so', async (t) => {
+    const cluster = await clusters.start({ name: 'fuzz', size: 1, maxValueBytes: 65536 })
+    await fuzz(t, cluster, RUNS)
+  })
+
+  it('does the same with tokens and a cluster secret on, refusing and serving by token', async (t) => {
+    const cluster = await clusters.start({
+      name: 'fuzz-auth',
+      size: 1,
+      maxValueBytes: 65536,
+      env: FUZZ_SECRETS,
+    })
+    const byStatus = await fuzz(t, cluster, Math.ceil(RUNS / 2), FUZZ_SECRETS)
+    assert((byStatus['401'] ?? 0) > 0, 'some requests were refused for want of a token')
+    assert((byStatus['403'] ?? 0) > 0, 'some requests were refused for a wrong token')
+    assert((byStatus['200'] ?? 0) > 0, 'some requests got through with a token')
   })
 })

@@ -272,27 +272,40 @@ const bodyArb: fc.Arbitrary<Uint8Array | undefined> = fc.oneof(
   },
 )
 
-const headerArb: fc.Arbitrary<readonly [string, string]> = fc.oneof(
-  fc.constantFrom(
-    ['origin', 'http://evil.example'] as const,
-    ['x-oncekv-forwarded-by', 'n9'] as const,
-    ['if-none-match', '*'] as const,
-    ['if-none-match', 'W/"x", "y"'] as const,
-    ['accept-encoding', 'gzip, br'] as const,
-    ['expect', '100-continue'] as const,
-    ['transfer-encoding', 'gzip'] as const,
-    ['upgrade', 'websocket'] as const,
-    ['connection', 'upgrade'] as const,
-    ['sec-websocket-version', '13'] as const,
-    ['sec-websocket-key', 'dGhlIHNhbXBsZSBub25jZQ=='] as const,
-    ['authorization', 'Bearer nope'] as const,
-    ['x-long', 'y'.repeat(20_000)] as const,
-  ),
-  fc.tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/), fc.stringMatching(/^[ -~]{0,40}$/)),
-)
+/** headerArb draws hostile or odd headers; with tokens, also every token as a Bearer header
+ * (and in a session cookie), so that a protected system's routes are reached past their
+ * guard as well as refused. */
+const headerArb = (tokens: readonly string[]): fc.Arbitrary<readonly [string, string]> =>
+  fc.oneof(
+    ...(tokens.length > 0
+      ? [
+          fc.constantFrom(...tokens).map((t) => ['authorization', `Bearer ${t}`] as const),
+          fc.constantFrom(...tokens).map((t) => ['cookie', `oncekv_session=${t}`] as const),
+        ]
+      : []),
+    fc.constantFrom(
+      ['origin', 'http://evil.example'] as const,
+      ['x-oncekv-forwarded-by', 'n9'] as const,
+      ['if-none-match', '*'] as const,
+      ['if-none-match', 'W/"x", "y"'] as const,
+      ['accept-encoding', 'gzip, br'] as const,
+      ['expect', '100-continue'] as const,
+      ['transfer-encoding', 'gzip'] as const,
+      ['upgrade', 'websocket'] as const,
+      ['connection', 'upgrade'] as const,
+      ['sec-websocket-version', '13'] as const,
+      ['sec-websocket-key', 'dGhlIHNhbXBsZSBub25jZQ=='] as const,
+      ['authorization', 'Bearer nope'] as const,
+      ['x-long', 'y'.repeat(20_000)] as const,
+    ),
+    fc.tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/), fc.stringMatching(/^[ -~]{0,40}$/)),
+  )
 
-/** requestArb generates requests to targets. */
-export function requestArb(targets: readonly Target[]): fc.Arbitrary<FuzzRequest> {
+/** requestArb generates requests to targets (tokens: Bearer tokens to send now and then). */
+export function requestArb(
+  targets: readonly Target[],
+  tokens: readonly string[] = [],
+): fc.Arbitrary<FuzzRequest> {
   return fc
     .integer({ min: 0, max: targets.length - 1 })
     .chain((target) =>
@@ -301,7 +314,7 @@ export function requestArb(targets: readonly Target[]): fc.Arbitrary<FuzzRequest
         method: methodArb,
         path: pathArb((targets[target] as Target).kind),
         contentType: fc.constantFrom(...CONTENT_TYPES),
-        headers: fc.array(headerArb, { maxLength: 3 }),
+        headers: fc.array(headerArb(tokens), { maxLength: 3 }),
         body: bodyArb,
       }),
     )
@@ -479,6 +492,8 @@ export async function runFuzz(opts: {
   readonly targets: readonly Target[]
   readonly seed: number
   readonly runs: number
+  /** tokens are sent now and then as Bearer tokens (a protected system). */
+  readonly tokens?: readonly string[]
   readonly onProgress?: (report: FuzzReport) => void
 }): Promise<FuzzReport> {
   const report: FuzzReport = {
@@ -488,7 +503,10 @@ export async function runFuzz(opts: {
     created: 0,
     failures: [],
   }
-  const samples = fc.sample(requestArb(opts.targets), { seed: opts.seed, numRuns: opts.runs })
+  const samples = fc.sample(requestArb(opts.targets, opts.tokens), {
+    seed: opts.seed,
+    numRuns: opts.runs,
+  })
   for (const r of samples) {
     const t = opts.targets[r.target] as Target
     report.requests++
@@ -509,19 +527,36 @@ export async function runFuzz(opts: {
   return report
 }
 
+/** FUZZ_SECRETS are the tokens and the cluster secret of the protected system. */
+export const FUZZ_SECRETS = {
+  ONCEKV_WRITE_TOKEN: 'fuzz-write-token-0123456789abcdef',
+  ONCEKV_READ_TOKEN: 'fuzz-read-token-0123456789abcdef',
+  ONCEKV_ADMIN_TOKEN: 'fuzz-admin-token-0123456789abcdef',
+  ONCEKV_CLUSTER_SECRET: 'fuzz-cluster-secret-0123456789abcdef',
+} as const
+
 /** startFuzzSystem starts, on a one-member cluster, the admin and a cache node, writes one
- * key, and gives the four listeners to fuzz and the member (whose keys are counted). */
-export async function startFuzzSystem(cluster: Cluster): Promise<{
+ * key, and gives the four listeners to fuzz and the member (whose keys are counted). With
+ * env (the cluster's own, e.g. FUZZ_SECRETS), the admin and the cache get it too. */
+export async function startFuzzSystem(
+  cluster: Cluster,
+  env?: Readonly<Record<string, string>>,
+): Promise<{
   targets: Target[]
   member: DbProcess
   processes: { running: boolean; id: string }[]
 }> {
   const member = cluster.running()[0]
   if (!member) throw new Error('no member started')
-  const admin = await cluster.startAdmin()
-  const [cache] = await cluster.startCaches(1)
+  const admin = await cluster.startAdmin([], env)
+  const [cache] = await cluster.startCaches(1, env ? { env } : {})
   if (!cache) throw new Error('no cache node started')
-  const put = await member.request('/keys/present', { method: 'PUT', body: 'present value' })
+  const write = env?.ONCEKV_WRITE_TOKEN
+  const put = await member.request('/keys/present', {
+    method: 'PUT',
+    body: 'present value',
+    headers: write ? { authorization: `Bearer ${write}` } : {},
+  })
   if (put.status !== 201) throw new Error(`the first write answered ${put.status}`)
   const host = (url: string): string => new URL(url).host
   const targets: Target[] = [

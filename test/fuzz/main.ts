@@ -1,16 +1,19 @@
-// `npm run fuzz -- [--runs N] [--seed S]`: the HTTP fuzzer of test/fuzz/http-fuzz.ts, long.
-// It starts a system of its own (one member, the admin, a cache node) on free loopback ports,
+// `npm run fuzz -- [--runs N] [--seed S] [--auth]`: the HTTP fuzzer of test/fuzz/http-fuzz.ts,
+// long. It starts a system of its own (one member, the admin, a cache node; with --auth
+// protected by tokens and a cluster secret, which the requests send now and then, right or
+// wrong) on free loopback ports,
 // sends N random requests (100,000 by default) with a progress line, checks every answer,
 // then that every process is alive and that the keys written are the keys answered
 // "created". Exit code 0 when all holds, 1 otherwise (the failures are printed).
 import { parseArgs } from 'node:util'
 import { Cluster } from '../e2e/cluster.ts'
-import { runFuzz, startFuzzSystem } from './http-fuzz.ts'
+import { FUZZ_SECRETS, runFuzz, startFuzzSystem } from './http-fuzz.ts'
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '100000' },
     seed: { type: 'string' },
+    auth: { type: 'boolean', default: false },
   },
 })
 const runs = Number(values.runs)
@@ -20,10 +23,16 @@ if (!Number.isSafeInteger(runs) || runs < 1 || !Number.isSafeInteger(seed)) {
   process.exit(2)
 }
 console.log(
-  `fuzz: ${runs} requests, seed ${seed} (replay: npm run fuzz -- --seed ${seed} --runs ${runs})`,
+  `fuzz: ${runs} requests, seed ${seed}${values.auth ? ', tokens on' : ''} (replay: npm run fuzz -- --seed ${seed} --runs ${runs}${values.auth ? ' --auth' : ''})`,
 )
 
-const cluster = await Cluster.start({ name: 'fuzz', size: 1, maxValueBytes: 65536 })
+const env = values.auth ? FUZZ_SECRETS : undefined
+const cluster = await Cluster.start({
+  name: 'fuzz',
+  size: 1,
+  maxValueBytes: 65536,
+  ...(env ? { env } : {}),
+})
 let failed: boolean
 const stop = (): void => {
   void cluster.close().then(() => process.exit(130))
@@ -31,13 +40,14 @@ const stop = (): void => {
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)
 try {
-  const { targets, member, processes } = await startFuzzSystem(cluster)
+  const { targets, member, processes } = await startFuzzSystem(cluster, env)
   const keysBefore = (await member.stats()).keys
   const started = Date.now()
   const report = await runFuzz({
     targets,
     seed,
     runs,
+    tokens: env ? [...Object.values(env), 'fuzz-wrong-token-0123456789abcdef'] : [],
     onProgress: (r) =>
       process.stderr.write(
         `\r${r.requests}/${runs} requests, ${r.failures.length} failures, ` +
