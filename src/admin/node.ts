@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { serverTlsOptions, serving, type Security } from '../security/index.ts'
 import { httpScheme, processFetch } from '../security/http-client.ts'
-import type { HttpLimits } from '../http/limits.ts'
+import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, authHeaders, SESSION_COOKIE, type RouteClass } from '../http/auth.ts'
@@ -133,6 +133,7 @@ export class AdminNode {
     this.ws = new WsHub(this.app.server, {
       checkOrigin: sameOrigin(this.hostRules.allowed, this.hostRules.names),
       authorize: (_path, req) => this.auth.problem('admin', req.headers),
+      maxPayload: httpLimits(opts.limits).maxWsMessageBytes,
     })
     this.ws.route('/ws/caches', (ws) => ws.send(JSON.stringify(this.cacheUrls())))
     this.ws.route('/ws/dbs', (ws) => ws.send(JSON.stringify(this.watcher.current.urls)))
@@ -193,7 +194,8 @@ export class AdminNode {
     // CORS headers are sent either way, so such a page could not read them anyway).
     const readable = new Set(['/caches', '/dbs', '/overview', '/history'])
     app.addHook('onRequest', (req, reply, done) => {
-      const path = req.url.split('?')[0] ?? ''
+      // The matched route, not the raw URL: an escaped path (/%63aches) is the same route.
+      const path = req.routeOptions.url ?? ''
       if (!readable.has(path) || req.headers.origin === undefined) return done()
       const problem = originProblem(req.headers.origin, req.headers.host, this.hostRules)
       if (!problem) return done()

@@ -136,4 +136,42 @@ describe('CacheNode peer protocol with a cluster secret', () => {
     assert.equal(viaC.source, 'db')
     assert.equal(c.group.stats.PeerErrors, 1)
   })
+
+  it('without the secret, a read token guards the peer listener too, and peers send it', async () => {
+    const db = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('value'),
+    )
+    servers.push(db)
+    await new Promise<void>((r) => db.listen(0, '127.0.0.1', r))
+    const dbAddr = db.address()
+    const dbUrl = `http://127.0.0.1:${typeof dbAddr === 'object' && dbAddr ? dbAddr.port : 0}`
+    const ports = await Promise.all([...Array(4).keys()].map(() => freePort()))
+    const peerUrls = [`http://127.0.0.1:${ports[1]}`, `http://127.0.0.1:${ports[3]}`]
+    const read = new Secret('cache-read-token-0123456789', 'test')
+    const nodes = await Promise.all(
+      [0, 1].map((i) =>
+        CacheNode.start({
+          http: `127.0.0.1:${ports[2 * i]}`,
+          peer: `127.0.0.1:${ports[2 * i + 1]}`,
+          peers: peerUrls,
+          dbs: [dbUrl],
+          logLevel: 'silent',
+          security: { read },
+        }),
+      ),
+    )
+    started.push(...nodes)
+    const [a, b] = nodes as [CacheNode, CacheNode]
+    const ring = new HashRing(peerUrls)
+    let key = 'k'
+    for (let i = 0; ring.owner(key) !== b.peerUrl; i++) key = `k/${i}`
+    const url = `${b.peerUrl}/_oncekv/kv/${encodeURIComponent(key)}`
+    assert.equal((await fetch(url)).status, 401, 'no way around the read token through --peer')
+    const wrong = await fetch(url, { headers: { authorization: 'Bearer not-the-token-0123456' } })
+    assert.equal(wrong.status, 403)
+    const r = await a.group.get(key)
+    assert(r.found)
+    assert.equal(r.source, 'peer', 'a peer with the read token is served')
+    assert.equal(a.group.stats.PeerErrors, 0)
+  })
 })

@@ -102,7 +102,9 @@ export class CacheNode {
     this.peers = new PeerClient({
       maxValueBytes,
       timeoutMs: this.peerTimeoutMs,
-      authorization: opts.security?.cluster?.bearer(),
+      // The cluster secret when held, else the read token (a peer without the secret guards
+      // its peer listener with the read token).
+      authorization: authHeaders(opts.security, 'read').authorization,
       tls,
     })
     this.group = new Group({

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, type RouteClass } from '../http/auth.ts'
-import type { HttpLimits } from '../http/limits.ts'
+import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import { serverTlsOptions, serving, type Security, type TlsConfig } from '../security/index.ts'
 import { sendError } from '../http/errors.ts'
 import { StatsRegistry } from '../http/metrics.ts'
@@ -15,10 +15,12 @@ import { getResponseOf, rawKeyOfFastPath, sendRawValue, sendRawValueFast } from 
 import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import {
   BadRequestError,
+  ForbiddenError,
   KeyNotFoundError,
   MemberConflictError,
   checkKey,
   MethodNotAllowedError,
+  UnauthorizedError,
   UnavailableError,
   type CacheNodeStats,
   type MetaRequest,
@@ -87,13 +89,22 @@ export class CacheServer {
       ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, true) } : {}),
       limits: opts.limits,
     })
+    // The peer protocol serves every cached value: with the cluster secret it takes that
+    // alone; without one, a read token guards it as it guards the client listener (else a
+    // read token could be bypassed through --peer).
     const secret = opts.clusterSecret
     if (secret) this.peerApp.addHook('onRequest', peerGuard(secret))
+    else if (this.auth.protects('read'))
+      this.peerApp.addHook(
+        'onRequest',
+        this.auth.hook(() => 'read'),
+      )
     this.metrics = cacheMetrics(opts.stats)
     if (this.auth.on) this.app.addHook('onRequest', this.auth.hook(cacheRouteClass))
     this.ws = new WsHub(this.app.server, {
       checkOrigin: sameOrigin(),
       authorize: (_path, req) => this.auth.problem('read', req.headers),
+      maxPayload: httpLimits(opts.limits).maxWsMessageBytes,
     })
     this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(opts.stats())))
     this.clientRoutes()
@@ -286,15 +297,13 @@ function peerGuard(
   return async (req, reply) => {
     const token = bearerToken(req.headers.authorization)
     if (token !== undefined && secret.matches(token)) return undefined
-    const [status, error, message] =
+    return sendError(
+      reply,
       token === undefined
-        ? [
-            401,
-            'unauthorized',
+        ? new UnauthorizedError(
             'the peer protocol needs the cluster secret (Authorization: Bearer)',
-          ]
-        : [403, 'forbidden', 'that is not the cluster secret']
-    if (status === 401) void reply.header('www-authenticate', 'Bearer')
-    return reply.code(status).send({ code: 1001, error, message })
+          )
+        : new ForbiddenError('that is not the cluster secret'),
+    )
   }
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { InvalidArgumentError } from 'commander'
 import { describe, it } from 'node:test'
 import {
+  keyBytesOption,
   oneUrlOption,
   SNAPSHOT_CHUNK_BYTES_LIMIT,
   snapshotChunkBytesOption,
@@ -86,5 +87,14 @@ describe('snapshotChunkBytesOption', () => {
     )
     for (const bad of ['0', '-1', '2.5', 'x', String(SNAPSHOT_CHUNK_BYTES_LIMIT + 1)])
       assert.throws(() => snapshotChunkBytesOption(bad), InvalidArgumentError, bad)
+  })
+})
+
+describe('keyBytesOption', () => {
+  it('takes 1 byte up to the 1024 bytes every process and the client allow', () => {
+    assert.equal(keyBytesOption('1'), 1)
+    assert.equal(keyBytesOption('1024'), 1024)
+    for (const bad of ['0', '-1', '1.5', 'x', '1025'])
+      assert.throws(() => keyBytesOption(bad), InvalidArgumentError, bad)
   })
 })

@@ -7,7 +7,7 @@ import {
   type HttpLimits,
   type LimitFlags,
 } from '../http/limits.ts'
-import { isBaseUrl } from '../protocol/index.ts'
+import { isBaseUrl, KEY_BYTES_MAX } from '../protocol/index.ts'
 import {
   addSecretOptions,
   addTlsOptions,
@@ -40,6 +40,11 @@ function bytesOption(value: string, limit: number, what: string): number {
       `${value} is not a ${what} from 1 to ${limit} bytes (${limit / 1024 / 1024} MiB)`,
     )
   return n
+}
+
+/** keyBytesOption parses --max-key-bytes: 1 byte .. 1024 (the protocol's bound on keys). */
+export function keyBytesOption(value: string): number {
+  return bytesOption(value, KEY_BYTES_MAX, 'key size')
 }
 
 /** valueBytesOption parses --max-value-bytes: 1 byte .. VALUE_BYTES_LIMIT. */
@@ -154,29 +159,43 @@ export function isLoopback(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h)
 }
 
+/** hostOf is the host of a listen address ("host:port", "[v6]:port"). */
+function hostOf(listen: string): string {
+  return /^\[?([^\]]*?)\]?:\d+$/.exec(listen)?.[1] ?? listen
+}
+
 /**
- * protectedMode ends the process (exit 2) when a server would listen on a non-loopback
- * address with neither an admin token nor a cluster secret, unless --insecure was given:
- * its membership and admin routes would be open to anyone who reaches it.
+ * protectedMode ends the process (exit 2) when a server would serve beyond loopback
+ * unprotected, unless --insecure was given: an HTTP listener with neither an admin token nor
+ * a cluster secret (its membership and admin routes would be open to anyone who reaches it),
+ * or a peer listener (the Raft transport, the cache peer protocol) without the cluster
+ * secret (anyone could send Raft messages, or read every cached value).
  */
 export function protectedMode(
   program: Command,
   command: string,
-  listenFlag: string,
-  listen: string,
+  http: readonly [flag: string, listen: string],
+  peer: readonly [flag: string, listen: string] | undefined,
   security: Security,
   insecure: boolean | undefined,
 ): void {
-  if (insecure || security.admin || security.cluster) return
-  const host = /^\[?([^\]]*?)\]?:\d+$/.exec(listen)?.[1] ?? listen
-  if (isLoopback(host)) return
-  program.error(
-    `oncekv ${command}: ${listenFlag} ${listen} is not a loopback address and no admin token or ` +
-      `cluster secret is set, so anyone who reaches it could change the cluster: set ` +
-      `ONCEKV_ADMIN_TOKEN or --admin-token-file (or ONCEKV_CLUSTER_SECRET or ` +
-      `--cluster-secret-file), or give --insecure to run it open`,
-    { exitCode: 2 },
-  )
+  if (insecure) return
+  const how =
+    'set ONCEKV_CLUSTER_SECRET or --cluster-secret-file, or give --insecure to run it open'
+  if (!security.admin && !security.cluster && !isLoopback(hostOf(http[1])))
+    program.error(
+      `oncekv ${command}: ${http[0]} ${http[1]} is not a loopback address and no admin token or ` +
+        `cluster secret is set, so anyone who reaches it could change the cluster: set ` +
+        `ONCEKV_ADMIN_TOKEN or --admin-token-file (or ONCEKV_CLUSTER_SECRET or ` +
+        `--cluster-secret-file), or give --insecure to run it open`,
+      { exitCode: 2 },
+    )
+  if (peer && !security.cluster && !isLoopback(hostOf(peer[1])))
+    program.error(
+      `oncekv ${command}: ${peer[0]} ${peer[1]} is not a loopback address and no cluster ` +
+        `secret is set, so anyone who reaches it could talk to the cluster as a peer: ${how}`,
+      { exitCode: 2 },
+    )
 }
 
 /** addLimitOptions adds the listener limit flags (src/http/limits.ts) that db, cache and
@@ -218,14 +237,26 @@ export function addServerOptions(cmd: Command, secrets: readonly SecretName[]): 
 }
 
 /** serverSecurity loads a server command's secrets and TLS files (exit 2 on a set that cannot
- * work) and applies protected mode to its --http listener. */
+ * work), applies protected mode to its --http listener and its peer listener (db --raft,
+ * cache --peer), and warns when puts would be open beyond loopback (no write token). */
 export function serverSecurity(
   program: Command,
   command: string,
   flags: SecurityFlags & { http: string; insecure?: boolean },
   secrets: readonly SecretName[],
+  peer?: readonly [flag: string, listen: string],
 ): Security {
   const security = securityOption(program, command, flags, secrets)
-  protectedMode(program, command, '--http', flags.http, security, flags.insecure)
+  protectedMode(program, command, ['--http', flags.http], peer, security, flags.insecure)
+  if (
+    secrets.includes('write') &&
+    command === 'db' &&
+    !security.write &&
+    !isLoopback(hostOf(flags.http))
+  )
+    console.error(
+      `oncekv ${command}: warning: puts are open to anyone who reaches --http ${flags.http} ` +
+        `(no write token): set ONCEKV_WRITE_TOKEN or --write-token-file to protect them`,
+    )
   return security
 }

@@ -30,6 +30,8 @@ export interface DbNodeOptions {
   readonly join?: readonly string[]
   readonly clusterName?: string
   readonly maxValueBytes?: number
+  /** maxKeyBytes bounds keys (default and most: 1024 bytes). */
+  readonly maxKeyBytes?: number
   readonly tickMs?: number
   readonly electionTicks?: number
   readonly snapshotEntries?: number
@@ -116,6 +118,7 @@ export class DbNode {
       replica,
       logger: log,
       maxValueBytes: opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT,
+      ...(opts.maxKeyBytes !== undefined ? { maxKeyBytes: opts.maxKeyBytes } : {}),
       ...(opts.security ? { security: opts.security } : {}),
       tls: opts.security?.tls,
       limits: opts.limits,

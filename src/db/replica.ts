@@ -524,7 +524,8 @@ export class Replica {
     const problem = this.diskError?.message ?? 'the data directory cannot take writes'
     return new StorageUnavailableError(
       `this member cannot write: ${problem}; it retries every second and recovers by itself ` +
-        'once space returns. Retrying (here later, or on another member) is safe',
+        'once space returns. Retrying with the same value (here later, or on another member) ' +
+        'is safe; a write this member had already taken into its log may still apply',
     )
   }
 

@@ -7,13 +7,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
 import { NONE } from '../raft/index.ts'
-import type { Security } from '../security/index.ts'
+import { bearerToken, type Security } from '../security/index.ts'
 import { parseHostPort } from '../transport/host-port.ts'
 import { ValueCorruptError } from '../storage/index.ts'
 import {
   BadRequestError,
   checkValueSize,
   errorFromBody,
+  ForbiddenError,
   KeyConflictError,
   MemberConflictError,
   KeyNotFoundError,
@@ -22,7 +23,9 @@ import {
   StorageUnavailableError,
   OutcomeUnknownError,
   keyBytes,
+  KEY_BYTES_MAX,
   memberUrl,
+  UnauthorizedError,
   UnavailableError,
   UnsupportedMediaTypeError,
   type ClusterResponse,
@@ -30,7 +33,7 @@ import {
 } from '../protocol/index.ts'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, authHeaders, type RouteClass } from '../http/auth.ts'
-import type { HttpLimits } from '../http/limits.ts'
+import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import { serverTlsOptions, serving, type TlsConfig } from '../security/index.ts'
 import { httpScheme, poolTlsOptions, processFetch } from '../security/http-client.ts'
 import { sendError } from '../http/errors.ts'
@@ -50,6 +53,8 @@ export interface DbServerOptions {
   readonly replica: Replica
   readonly logger: Logger
   readonly maxValueBytes: number
+  /** maxKeyBytes bounds keys (at most the protocol's KEY_BYTES_MAX, 1024). */
+  readonly maxKeyBytes?: number
   /** writeTimeoutMs bounds a write end to end, retries and forwarding included. */
   readonly writeTimeoutMs?: number
   /** readTimeoutMs bounds the ReadIndex confirmation of a miss. */
@@ -93,6 +98,7 @@ export class DbServer {
   readonly app: FastifyInstance
   private readonly replica: Replica
   private readonly maxValueBytes: number
+  private readonly maxKeyBytes: number
   private readonly writeTimeoutMs: number
   private readonly readTimeoutMs: number
   private readonly metrics: DbMetrics
@@ -122,6 +128,7 @@ export class DbServer {
     this.replica = opts.replica
     this.logger = opts.logger
     this.maxValueBytes = opts.maxValueBytes
+    this.maxKeyBytes = Math.min(opts.maxKeyBytes ?? KEY_BYTES_MAX, KEY_BYTES_MAX)
     this.tls = opts.tls
     this.fetch = processFetch(opts.tls)
     this.scheme = httpScheme(opts.tls)
@@ -154,6 +161,7 @@ export class DbServer {
     this.ws = new WsHub(this.app.server, {
       checkOrigin: sameOrigin(),
       authorize: (_path, req) => this.auth.problem('read', req.headers),
+      maxPayload: httpLimits(opts.limits).maxWsMessageBytes,
     })
     this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(this.stats())))
   }
@@ -253,7 +261,7 @@ export class DbServer {
       raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
       raw.put('/keys/*', { bodyLimit: this.maxValueBytes }, async (req, reply) => {
         const key = (req.params as { '*': string })['*']
-        const kb = keyBytes(key)
+        const kb = keyBytes(key, this.maxKeyBytes)
         const value = rawBody(req.body)
         checkValueSize(value.byteLength, this.maxValueBytes)
         const result = await this.timed('put_keys', () => this.putAnywhere(key, value, kb))
@@ -267,6 +275,20 @@ export class DbServer {
     })
 
     app.post('/join', async (req) => {
+      // A member without the cluster secret could not talk to the others (the transport
+      // refuses it) and would stay a learner for good: with a secret, joining takes that
+      // secret alone, whatever token opened the route. Checked here, on the member asked,
+      // before a forward to the leader carries this member's own credential.
+      const secret = this.security?.cluster
+      if (secret) {
+        const token = bearerToken(req.headers.authorization)
+        if (!secret.matches(token))
+          throw token === undefined
+            ? new UnauthorizedError('joining this cluster needs its cluster secret (Bearer)')
+            : new ForbiddenError(
+                'joining this cluster needs its cluster secret: give the joining member the same ONCEKV_CLUSTER_SECRET or --cluster-secret-file',
+              )
+      }
       const body = objectBody(req.body)
       const id = stringField(body, 'id')
       const http = addressField(body, 'http')
@@ -334,7 +356,7 @@ export class DbServer {
     }
     const body = objectBody(req.body)
     const key = body.key
-    keyBytes(key)
+    keyBytes(key, this.maxKeyBytes)
     if (typeof body.value !== 'string') throw new BadRequestError('value must be a string')
     const value = new TextEncoder().encode(body.value)
     checkValueSize(value.byteLength, this.maxValueBytes)
@@ -374,7 +396,7 @@ export class DbServer {
   private async putAnywhere(
     key: string,
     value: Uint8Array,
-    kb = keyBytes(key),
+    kb = keyBytes(key, this.maxKeyBytes),
   ): Promise<PutResult> {
     const deadline = Date.now() + this.writeTimeoutMs
     // Built only when needed: an Error captures a stack trace, which costs on every write.
@@ -503,7 +525,7 @@ export class DbServer {
 
   /** read returns the value of key; a miss is confirmed by ReadIndex unless stale is asked. */
   private async read(key: string, req: FastifyRequest): Promise<Uint8Array> {
-    const kb = keyBytes(key)
+    const kb = keyBytes(key, this.maxKeyBytes)
     const consistency = (req.query as Record<string, unknown>).consistency
     if (consistency !== undefined && consistency !== 'stale' && consistency !== 'linearizable') {
       throw new BadRequestError('consistency must be "stale" or "linearizable"')
@@ -561,7 +583,7 @@ export class DbServer {
     if (!this.auth.allows('read', req.headers)) return false
     let value: Uint8Array | undefined
     try {
-      value = this.replica.get(keyBytes(key))
+      value = this.replica.get(keyBytes(key, this.maxKeyBytes))
     } catch {
       return false // a bad key or a store error: the route gives the clear answer
     }

@@ -24,6 +24,9 @@ export interface HttpLimits {
   /** maxInFlightPerConnection bounds the pipelined requests one connection has unanswered:
    * the request over it gets a 429 and the connection is closed. */
   readonly maxInFlightPerConnection: number
+  /** maxWsMessageBytes bounds a WebSocket message from a client (clients only listen;
+   * over it: close code 1009). */
+  readonly maxWsMessageBytes: number
 }
 
 /** HTTP_LIMITS_DEFAULT are the limits of a listener without flags. */
@@ -37,6 +40,7 @@ export const HTTP_LIMITS_DEFAULT: HttpLimits = {
   keepAliveTimeoutMs: 30_000,
   maxConnections: 4096,
   maxInFlightPerConnection: 16,
+  maxWsMessageBytes: 4096,
 }
 
 /** LimitFlags are the limit flags as the CLI parses them (each optional). */
@@ -48,6 +52,7 @@ export interface LimitFlags {
   keepAliveTimeoutMs?: number
   maxConnections?: number
   maxInFlightPerConnection?: number
+  maxWsMessageBytes?: number
 }
 
 /** LIMIT_FLAGS describe each limit's flag: its name, help, and the smallest value it takes. */
@@ -98,6 +103,12 @@ export const LIMIT_FLAGS: ReadonlyArray<{
     flag: '--max-in-flight-per-connection',
     help: 'unanswered pipelined requests per connection (over it: 429, close)',
     min: 1,
+  },
+  {
+    key: 'maxWsMessageBytes',
+    flag: '--max-ws-message-bytes',
+    help: 'largest WebSocket message a client may send (bytes; over it: close 1009)',
+    min: 16,
   },
 ]
 

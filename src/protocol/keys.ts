@@ -12,15 +12,13 @@ const encoder = new TextEncoder()
 
 /** keyBytes validates a key and returns its UTF-8 bytes; it throws BadRequestError or
  * PayloadTooLargeError. Lone surrogates are not valid UTF-8 and are refused. */
-export function keyBytes(key: unknown): Uint8Array {
+export function keyBytes(key: unknown, limit = KEY_BYTES_MAX): Uint8Array {
   if (typeof key !== 'string') throw new BadRequestError('key must be a string')
   if (key.length === 0) throw new BadRequestError('key must not be empty')
   if (!key.isWellFormed()) throw new BadRequestError('key is not valid UTF-8')
   const bytes = encoder.encode(key)
-  if (bytes.byteLength > KEY_BYTES_MAX) {
-    throw new PayloadTooLargeError(
-      `key is ${bytes.byteLength} bytes; the limit is ${KEY_BYTES_MAX}`,
-    )
+  if (bytes.byteLength > limit) {
+    throw new PayloadTooLargeError(`key is ${bytes.byteLength} bytes; the limit is ${limit}`)
   }
   return bytes
 }

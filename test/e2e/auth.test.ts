@@ -141,14 +141,24 @@ describe('tokens and the cluster secret', () => {
     )
     for (const path of ['/join', '/remove', '/transfer-leader']) {
       await refuses(`${db}${path}`, { method: 'POST', body: '{}', json: true }, [WRONG, WRITE])
-      // Past the guard: the empty body is refused for what it is.
+      // Past the guard: the empty body is refused for what it is (joining takes the cluster
+      // secret alone: with the admin token it is a 403).
       const res = await send(`${db}${path}`, {
         method: 'POST',
         body: '{}',
         json: true,
-        token: ADMIN,
+        token: path === '/join' ? CLUSTER : ADMIN,
       })
       assert.equal(res.status, 400, `${path}: ${res.text()}`)
+      if (path === '/join') {
+        const admin = await send(`${db}${path}`, {
+          method: 'POST',
+          body: '{}',
+          json: true,
+          token: ADMIN,
+        })
+        assert.equal(admin.status, 403, admin.text())
+      }
     }
     // The write token, the admin token and the cluster secret all write; a follower forwards
     // the write to the leader with its own credential.
@@ -270,6 +280,16 @@ describe('tokens and the cluster secret', () => {
     assert.match(stranger.log(), /could not join: join refused by .*"unauthorized"/)
     const conf = await cluster.node('n1').clusterView()
     assert.ok(!conf.members.some((m) => m.id === stranger.id), 'not a member')
+    // The admin token opens membership routes, but joining takes the cluster secret: a
+    // member without it could not talk to the others and would stay a learner for good.
+    const tokenOnly = await cluster.addMember({
+      env: { ...NO_SECRETS, ONCEKV_ADMIN_TOKEN: ADMIN },
+      waitVoter: false,
+    })
+    assert.equal((await tokenOnly.waitExit(20_000)).code, 1)
+    assert.match(tokenOnly.log(), /could not join: join refused by .*"forbidden"/)
+    const after = await cluster.node('n1').clusterView()
+    assert.ok(!after.members.some((m) => m.id === tokenOnly.id), 'not even a learner')
   })
 
   it('has the CLI send the token of its command and name the one it lacks', async () => {

@@ -140,7 +140,7 @@ describe('advertised addresses of a cache node', () => {
   it('refuses to advertise the unspecified address, with a usage error naming the flag', async () => {
     const admin = ['--admin', cluster.admin.url]
     const [http, peer] = [await freePort(), await freePort()]
-    // Every case but the first gives --insecure (the first is about protected mode).
+    // Every case but the first two gives --insecure (those are about protected mode).
     const cases: [string[], RegExp][] = [
       // Protected mode: beyond loopback, neither an admin token nor a cluster secret.
       [
@@ -153,6 +153,11 @@ describe('advertised addresses of a cache node', () => {
           `http://127.0.0.1:${http}`,
         ],
         /--http 0\.0\.0\.0:\d+ is not a loopback address .*ONCEKV_ADMIN_TOKEN.*--insecure/,
+      ],
+      // Protected mode: a peer listener beyond loopback without the cluster secret.
+      [
+        ['--http', `127.0.0.1:${http}`, '--peer', `0.0.0.0:${peer}`],
+        /--peer 0\.0\.0\.0:\d+ is not a loopback address and no cluster secret .*--insecure/,
       ],
       [
         ['--http', `0.0.0.0:${http}`, '--peer', `127.0.0.1:${peer}`],
@@ -175,7 +180,7 @@ describe('advertised addresses of a cache node', () => {
       ],
     ]
     for (const [i, [args, message]] of cases.entries()) {
-      const run = await oncekv(['cache', ...args, ...admin, ...(i === 0 ? [] : ['--insecure'])])
+      const run = await oncekv(['cache', ...args, ...admin, ...(i < 2 ? [] : ['--insecure'])])
       assert.equal(run.code, 2, `${args.join(' ')}: exit ${run.code}: ${run.stderr}`)
       assert.match(run.stderr, message, args.join(' '))
       assert.equal(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`)

@@ -98,7 +98,16 @@ describe('a cluster with a cluster secret', () => {
     t.diagnostic(
       `48 hostile connections (up to 40 MiB written) dropped in ${Date.now() - started} ms; RSS ${before} -> ${after} KiB`,
     )
-    assert.ok(after - before < 8 * 1024, `RSS grew by ${after - before} KiB`)
+    // Read buffers of the dropped connections may still be held until the next collection:
+    // the growth must come down under 8 MiB within seconds (a leak would not).
+    await waitFor(`RSS back within 8 MiB of ${before} KiB`, () => rssKiB(pid) - before < 8 * 1024, {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    }).catch((e: unknown) => {
+      throw new Error(
+        `${(e as Error).message}: RSS grew by ${rssKiB(pid) - before} KiB (right after: ${after - before})`,
+      )
+    })
     assert.ok(target.running)
     assert.ok(await target.isReady())
     const res = await leader.request(`/keys/${keyPath('after-attacks')}`, {
@@ -166,13 +175,11 @@ describe('a cluster with a cluster secret', () => {
     const now = await cluster.leader()
     assert.equal(now.node.id, leader.id)
     assert.equal(now.stats.term, stats.term)
-    // The joiner got nothing: no data, not a voter.
+    // The joiner got nothing: refused at POST /join (which takes the cluster secret alone),
+    // it exits, and it is not even a learner.
+    assert.equal((await joiner.waitExit(20_000)).code, 1)
     const view = await leader.clusterView()
-    assert.ok(!view.members.some((m) => m.id === 'n5' && m.suffrage === 'voter'))
-    if (joiner.running) {
-      const js = await joiner.stats().catch(() => undefined)
-      assert.ok(js === undefined || js.applied_index === 0, JSON.stringify(js))
-    }
+    assert.ok(!view.members.some((m) => m.id === 'n5'), JSON.stringify(view.members))
     const res = await leader.request(`/keys/${keyPath('after-intruders')}`, {
       method: 'PUT',
       body: 'v',

@@ -60,10 +60,28 @@ describe('HTTP fuzzing', () => {
       size: 1,
       maxValueBytes: 65536,
       env: FUZZ_SECRETS,
+      extraArgs: ['--max-key-bytes', '512'],
     })
     const byStatus = await fuzz(t, cluster, Math.ceil(RUNS / 2), FUZZ_SECRETS)
     assert((byStatus['401'] ?? 0) > 0, 'some requests were refused for want of a token')
     assert((byStatus['403'] ?? 0) > 0, 'some requests were refused for a wrong token')
     assert((byStatus['200'] ?? 0) > 0, 'some requests got through with a token')
+    // --max-key-bytes: a key over it is refused (413) before any write; one at it is taken.
+    const write = { authorization: `Bearer ${FUZZ_SECRETS.ONCEKV_WRITE_TOKEN}` }
+    const member = cluster.running()[0]
+    assert(member)
+    const over = await member.request(`/keys/${'k'.repeat(513)}`, {
+      method: 'PUT',
+      body: 'v',
+      headers: write,
+    })
+    assert.equal(over.status, 413, over.text())
+    assert.match(over.text(), /key is 513 bytes; the limit is 512/)
+    const at = await member.request(`/keys/${'k'.repeat(512)}`, {
+      method: 'PUT',
+      body: 'v',
+      headers: write,
+    })
+    assert.equal(at.status, 201, at.text())
   })
 })

@@ -107,7 +107,7 @@ export function registerCache(program: Command): void {
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addServerOptions(cmd, CACHE_SECRETS).action(async (flags: CacheFlags) => {
-    const security = serverSecurity(program, 'cache', flags, CACHE_SECRETS)
+    const security = serverSecurity(program, 'cache', flags, CACHE_SECRETS, ['--peer', flags.peer])
     if (!flags.admin && (flags.db ?? []).length === 0) {
       program.error('oncekv cache: give --admin, or --db (and --peers) to run without one', {
         exitCode: 2,

@@ -2,11 +2,12 @@
 import type { Command } from 'commander'
 import type { DbNode } from '../../db/node.ts'
 import type { LimitFlags } from '../../http/limits.ts'
-import { VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
+import { KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import type { SecurityFlags } from '../../security/index.ts'
 import {
   addServerOptions,
   intOption,
+  keyBytesOption,
   limitsOption,
   runUntilSignal,
   serverSecurity,
@@ -26,6 +27,7 @@ interface DbFlags extends SecurityFlags, LimitFlags {
   join?: string[]
   cluster: string
   maxValueBytes: number
+  maxKeyBytes: number
   tickMs: number
   electionTicks: number
   snapshotEntries: number
@@ -64,6 +66,12 @@ export function registerDb(program: Command): void {
       valueBytesOption,
       VALUE_BYTES_MAX_DEFAULT,
     )
+    .option(
+      '--max-key-bytes <n>',
+      'longest key accepted, in UTF-8 bytes (at most 1024; over it: 413)',
+      keyBytesOption,
+      KEY_BYTES_MAX,
+    )
     .option('--tick-ms <n>', 'Raft tick length in ms', intOption, 50)
     .option('--election-ticks <n>', 'minimum election timeout in ticks', intOption, 10)
     .option(
@@ -86,7 +94,7 @@ export function registerDb(program: Command): void {
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addServerOptions(cmd, DB_SECRETS).action(async (flags: DbFlags) => {
-    const security = serverSecurity(program, 'db', flags, DB_SECRETS)
+    const security = serverSecurity(program, 'db', flags, DB_SECRETS, ['--raft', flags.raft])
     // Loaded here, not at the top: the data commands (put, get…) start without them.
     const { DbNode } = await import('../../db/node.ts')
     const { DiskFailedError, DiskUnavailableError, StoreCorruptError, StoreIdentityError } =
@@ -104,6 +112,7 @@ export function registerDb(program: Command): void {
           join: flags.join,
           clusterName: flags.cluster,
           maxValueBytes: flags.maxValueBytes,
+          maxKeyBytes: flags.maxKeyBytes,
           tickMs: flags.tickMs,
           electionTicks: flags.electionTicks,
           snapshotEntries: flags.snapshotEntries,
