@@ -49,7 +49,8 @@ export type DbLoad = (key: string) => Promise<Uint8Array | undefined>
 export interface GroupOptions {
   /** self is this node's peer URL, as it appears in the peer list. */
   readonly self: string
-  /** cacheBytes bounds the main and hot caches together (key + value bytes). */
+  /** cacheBytes bounds the main and hot caches together (entrySize: key + value bytes and
+   * the per-entry overhead). */
   readonly cacheBytes: number
   readonly replicas?: number
   readonly fetchFromPeer: PeerFetch

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ByteLru, entrySize } from './lru.ts'
+import { ByteLru, ENTRY_OVERHEAD_BYTES, entrySize } from './lru.ts'
 
 describe('ByteLru', () => {
-  it('counts key bytes (UTF-8) plus value bytes', () => {
+  it('counts key bytes (UTF-8) plus value bytes plus the per-entry overhead', () => {
     const lru = new ByteLru()
     lru.add('ключ', new Uint8Array(10))
-    assert.equal(entrySize('ключ', new Uint8Array(10)), 18)
-    assert.equal(lru.bytes, 18)
+    assert.equal(entrySize('ключ', new Uint8Array(10)), 18 + ENTRY_OVERHEAD_BYTES)
+    assert.equal(lru.bytes, 18 + ENTRY_OVERHEAD_BYTES)
     assert.equal(lru.items, 1)
   })
 
@@ -29,7 +29,7 @@ describe('ByteLru', () => {
     lru.add('k', Uint8Array.of(1))
     lru.add('k', Uint8Array.of(2, 3))
     assert.deepEqual(lru.get('k'), Uint8Array.of(1))
-    assert.equal(lru.bytes, 2)
+    assert.equal(lru.bytes, 2 + ENTRY_OVERHEAD_BYTES)
     assert.equal(lru.get('missing'), undefined)
     assert.equal(lru.stats().gets, 2)
     assert.equal(lru.stats().hits, 1)
