@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { SeededRng } from '../base/index.ts'
 import { Group, type GroupOptions } from './group.ts'
-import { entrySize } from './lru.ts'
+import { ENTRY_OVERHEAD_BYTES } from './lru.ts'
 import { HashRing } from './ring.ts'
 
 const SELF = 'http://127.0.0.1:5541'
@@ -193,7 +193,8 @@ describe('Group', () => {
       const key = `key-${i}-${'x'.repeat(rng.int(40))}`
       const value = new Uint8Array(1 + rng.int(900))
       data.set(key, value)
-      maxEntry = Math.max(maxEntry, entrySize(key, value))
+      // (The most an entry counts: a value of its own buffer, not in a slab.)
+      maxEntry = Math.max(maxEntry, key.length + value.byteLength + ENTRY_OVERHEAD_BYTES)
       ;(ring.owner(key) === SELF ? own : elsewhere).push(key)
     }
     const cacheBytes = 120_000 // about 100 entries of 1-900 B plus the overhead

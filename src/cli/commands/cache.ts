@@ -79,7 +79,7 @@ export function registerCache(program: Command): void {
     )
     .option(
       '--cache-bytes <n>',
-      'bound of the memory of the main and hot caches (key + value bytes + 672 B per entry)',
+      'bound of the memory of the main and hot caches (key + value bytes + 448-800 B per entry)',
       intOption,
       CACHE_BYTES_DEFAULT,
     )
