@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { SeededRng } from '../base/index.ts'
 import { Group, type GroupOptions } from './group.ts'
+import { ENTRY_OVERHEAD_BYTES } from './lru.ts'
 import { HashRing } from './ring.ts'
 
 const SELF = 'http://127.0.0.1:5541'
@@ -158,7 +159,7 @@ describe('Group', () => {
       keys.push(key)
       data.set(key, new Uint8Array(1 + rng.int(900)))
     }
-    const cacheBytes = 50_000
+    const cacheBytes = 120_000 // about 100 entries of 1-900 B plus the overhead
     const { g } = group(data, { cacheBytes, random: () => rng.next() })
     g.setPeers([OTHER, 'http://127.0.0.1:5543'])
     let maxSeen = 0
@@ -192,10 +193,11 @@ describe('Group', () => {
       const key = `key-${i}-${'x'.repeat(rng.int(40))}`
       const value = new Uint8Array(1 + rng.int(900))
       data.set(key, value)
-      maxEntry = Math.max(maxEntry, key.length + value.byteLength)
+      // (The most an entry counts: a value of its own buffer, not in a slab.)
+      maxEntry = Math.max(maxEntry, key.length + value.byteLength + ENTRY_OVERHEAD_BYTES)
       ;(ring.owner(key) === SELF ? own : elsewhere).push(key)
     }
-    const cacheBytes = 50_000
+    const cacheBytes = 120_000 // about 100 entries of 1-900 B plus the overhead
     const { g } = group(data, { cacheBytes, random: () => rng.next() })
     g.setPeers(peers)
     const check = (step: string, shareToo: boolean): void => {

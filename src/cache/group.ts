@@ -3,7 +3,7 @@
 // the key, else (or when the owner fails) from the database tier. Values are immutable, so
 // anything cached is right forever; "not found" is never cached, since the key may be
 // written at any moment.
-import { ByteLru, entrySize, type CacheStats } from './lru.ts'
+import { ByteLru, slabBytesFor, type CacheStats } from './lru.ts'
 import { HashRing } from './ring.ts'
 import { SingleFlight } from './single-flight.ts'
 
@@ -49,7 +49,8 @@ export type DbLoad = (key: string) => Promise<Uint8Array | undefined>
 export interface GroupOptions {
   /** self is this node's peer URL, as it appears in the peer list. */
   readonly self: string
-  /** cacheBytes bounds the main and hot caches together (key + value bytes). */
+  /** cacheBytes bounds the main and hot caches together (entrySize: key + value bytes and
+   * the per-entry overhead). */
   readonly cacheBytes: number
   readonly replicas?: number
   readonly fetchFromPeer: PeerFetch
@@ -76,8 +77,8 @@ export class Group {
     ServerRequests: 0,
   }
   readonly cacheBytes: number
-  private readonly main = new ByteLru()
-  private readonly hot = new ByteLru()
+  private readonly main: ByteLru
+  private readonly hot: ByteLru
   // Client loads (which may ask the owner) and database reads (shared by client loads and
   // peers' requests, so the owner reads a key once however it is asked) fly separately: a
   // peer's request never joins a load that may ask a peer, so two nodes whose peer lists
@@ -97,6 +98,8 @@ export class Group {
       throw new RangeError(`cacheBytes must be a non-negative integer, not ${opts.cacheBytes}`)
     }
     this.cacheBytes = opts.cacheBytes
+    this.main = new ByteLru(slabBytesFor(opts.cacheBytes))
+    this.hot = new ByteLru(slabBytesFor(opts.cacheBytes))
     this.self = opts.self
     this.replicas = opts.replicas
     this.ringNow = new HashRing([opts.self], opts.replicas)
@@ -207,7 +210,7 @@ export class Group {
    * hot cache gives way while it is over 1/8 of the main cache, else the main cache does. */
   private populate(cache: ByteLru, key: string, value: Uint8Array): void {
     // One entry may not take over the cache: over 1/8 of the bound, it is served, not kept.
-    if (entrySize(key, value) > this.cacheBytes / 8) return
+    if (cache.entrySize(key, value) > this.cacheBytes / 8) return
     cache.add(key, value)
     for (;;) {
       const mainBytes = this.main.bytes

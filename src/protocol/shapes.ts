@@ -105,6 +105,10 @@ export interface CacheNodeStats {
   readonly ServerRequests: number
   /** cache_bytes_limit is --cache-bytes: main_bytes + hot_bytes never exceed it. */
   readonly cache_bytes_limit: number
+  /** main_bytes and hot_bytes are what the entries of each cache count against the bound:
+   * key and value bytes plus a measured per-entry overhead (448 B for a value in a shared slab,
+   * 800 B for one over 1 KiB: src/cache/lru.ts) and the slab bytes no longer holding a value,
+   * so they are the memory the entries take, not the data alone. */
   readonly main_bytes: number
   readonly main_items: number
   readonly main_gets: number

@@ -6,13 +6,16 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { before, describe, it } from 'node:test'
 import type { CacheNodeStats } from '../../src/protocol/index.ts'
-import type { CacheProcess, Cluster } from './cluster.ts'
+import type { CacheProcess, Cluster, DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { errorCause, keyPath } from './http.ts'
 
 const CACHE_BYTES = 1024 * 1024
 const VALUE_BYTES = 64 * 1024
 const KEYS = 160 // 10 MiB of values: ten times the bound
+// Small values, which a cache copies into shared slabs: 1 MiB holds about 1,700 of them
+// (each counts its bytes plus the per-entry overhead), so 2,400 are read through evictions.
+const SMALL_KEYS = 2400
 
 /** Sampler polls the stats of some cache nodes until stopped, keeping every sample. */
 class Sampler {
@@ -80,10 +83,33 @@ function overBound(samples: readonly CacheNodeStats[]): string[] {
     .map((s) => `${s.node}: main ${s.main_bytes} + hot ${s.hot_bytes} > ${s.cache_bytes_limit}`)
 }
 
+/** putAll writes values to a member, `inFlight` at a time. */
+async function putAll(
+  member: DbProcess,
+  values: ReadonlyMap<string, Uint8Array>,
+  inFlight: number,
+): Promise<void> {
+  const all = [...values]
+  let next = 0
+  const worker = async (): Promise<void> => {
+    for (let job = all[next++]; job; job = all[next++]) {
+      const [key, value] = job
+      const res = await member.request(`/keys/${keyPath(key)}`, {
+        method: 'PUT',
+        body: value,
+        headers: { 'content-type': 'application/octet-stream' },
+      })
+      assert.equal(res.status, 201, `PUT ${key}: ${res.text()}`)
+    }
+  }
+  await Promise.all(Array.from({ length: inFlight }, worker))
+}
+
 describe('cache byte bound', () => {
   const clusters = useClusters()
   let cluster: Cluster
   const values = new Map<string, Uint8Array>()
+  const small = new Map<string, Uint8Array>()
 
   before(async () => {
     // One member is enough: this file is about the caches.
@@ -91,19 +117,10 @@ describe('cache byte bound', () => {
     const member = cluster.running()[0]
     assert(member)
     for (let i = 0; i < KEYS; i++) values.set(`big/${i}`, randomBytes(VALUE_BYTES))
-    const all = [...values]
-    for (let i = 0; i < all.length; i += 8) {
-      await Promise.all(
-        all.slice(i, i + 8).map(async ([key, value]) => {
-          const res = await member.request(`/keys/${keyPath(key)}`, {
-            method: 'PUT',
-            body: value,
-            headers: { 'content-type': 'application/octet-stream' },
-          })
-          assert.equal(res.status, 201, `PUT ${key}: ${res.text()}`)
-        }),
-      )
-    }
+    await putAll(member, values, 8)
+    for (let i = 0; i < SMALL_KEYS; i++)
+      small.set(`small/${i}`, randomBytes(1 + Math.floor(Math.random() * 300)))
+    await putAll(member, small, 32)
   })
 
   it('keeps one node within --cache-bytes while ten times that is read through it', async (t) => {
@@ -144,6 +161,20 @@ describe('cache byte bound', () => {
     }
     const after = await cache.stats()
     assert(after.main_bytes + after.hot_bytes <= CACHE_BYTES)
+
+    // Small values, kept in shared slabs and served as views into them, read back right
+    // through evictions, within the bound.
+    const smallSampler = new Sampler([cache])
+    const smallRun = await readPasses([cache], small, 1)
+    const smallSamples = await smallSampler.stop()
+    const end = smallSamples.at(-1) as CacheNodeStats
+    t.diagnostic(
+      `${smallRun.reads} reads of ${SMALL_KEYS} small values: ${end.main_items} items ` +
+        `(${end.main_bytes} B), ${end.main_evictions} evictions in all`,
+    )
+    assert.deepEqual(smallRun.problems.slice(0, 10), [], `${smallRun.problems.length} failed`)
+    assert.deepEqual(overBound(smallSamples).slice(0, 10), [])
+    assert(end.main_items > 1000 && end.main_items < SMALL_KEYS, `${end.main_items} items held`)
     await cluster.kill(cache.id)
   })
 

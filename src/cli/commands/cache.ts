@@ -1,4 +1,5 @@
 // `oncekv cache`: run one cache node until SIGTERM or SIGINT.
+import { setFlagsFromString } from 'node:v8'
 import type { Command } from 'commander'
 import { advertisedUrl, isUnspecifiedUrl } from '../../cache/advertise.ts'
 import { CACHE_BYTES_DEFAULT } from '../../cache/lru.ts'
@@ -18,6 +19,18 @@ import {
 } from '../options.ts'
 import type { LimitFlags } from '../../http/limits.ts'
 
+/**
+ * HEAP_GROWING_PERCENT_DEFAULT is how far a cache node lets V8's heap grow past what was live
+ * after a full collection before it collects again. V8's own choice favours speed (it grows
+ * the heap by 10 % to 300 %, more as allocation speeds up): under a read load the heap grew
+ * to three or four times the live data, and the process kept those pages. V8 reads this flag
+ * at each collection, so the cache command can set it after start (a heap size limit, such as
+ * --max-old-space-size, is fixed when V8 starts, and at a limit the process would die rather
+ * than slow down). Measured (30,000 keys of 100 B read twice through one node): resident
+ * memory 142 MiB instead of 227 MiB, with the same server CPU per hit.
+ */
+export const HEAP_GROWING_PERCENT_DEFAULT = 10
+
 /** CACHE_SECRETS are the secrets a cache node takes. */
 const CACHE_SECRETS = ['read', 'write', 'admin', 'cluster'] as const
 
@@ -36,6 +49,7 @@ interface CacheFlags extends SecurityFlags, LimitFlags {
   hedgeMs: number
   peerTimeoutMs?: number
   maxValueBytes: number
+  heapGrowingPercent: number
   logLevel: string
 }
 
@@ -77,7 +91,7 @@ export function registerCache(program: Command): void {
     )
     .option(
       '--cache-bytes <n>',
-      'bound of the main and hot caches (key + value bytes)',
+      'bound of the memory of the main and hot caches (key + value bytes + 448-800 B per entry)',
       intOption,
       CACHE_BYTES_DEFAULT,
     )
@@ -105,6 +119,12 @@ export function registerCache(program: Command): void {
       intOption,
       VALUE_BYTES_MAX_DEFAULT,
     )
+    .option(
+      '--heap-growing-percent <n>',
+      "how far the JavaScript heap may grow past its live size before a full collection (0: V8's own choice, which favours speed over memory)",
+      intOption,
+      HEAP_GROWING_PERCENT_DEFAULT,
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addServerOptions(cmd, CACHE_SECRETS).action(async (flags: CacheFlags) => {
     const security = serverSecurity(program, 'cache', flags, CACHE_SECRETS, ['--peer', flags.peer])
@@ -117,6 +137,8 @@ export function registerCache(program: Command): void {
       unreachableAdvertised('--http', flags.http, '--advertise-http', flags.advertiseHttp) ??
       unreachableAdvertised('--peer', flags.peer, '--advertise-peer', flags.advertisePeer)
     if (unreachable) program.error(`oncekv cache: ${unreachable}`, { exitCode: 2 })
+    if (flags.heapGrowingPercent > 0)
+      setFlagsFromString(`--heap-growing-percent=${flags.heapGrowingPercent}`)
     const { CacheNode } = await import('../../cache/node.ts')
     let node: CacheNode
     try {
