@@ -72,15 +72,20 @@ describe('CacheNode timeouts', () => {
   })
 })
 
+/** stubDb starts a database stand-in that answers every read with "value", and gives its URL. */
+async function stubDb(): Promise<string> {
+  const db = createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('value'),
+  )
+  servers.push(db)
+  await new Promise<void>((r) => db.listen(0, '127.0.0.1', r))
+  const addr = db.address()
+  return `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`
+}
+
 describe('CacheNode peer protocol with a cluster secret', () => {
   it('peers that hold it fetch from each other; without it, or with another, 401 / 403', async () => {
-    const db = createServer((_req, res) =>
-      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('value'),
-    )
-    servers.push(db)
-    await new Promise<void>((r) => db.listen(0, '127.0.0.1', r))
-    const dbAddr = db.address()
-    const dbUrl = `http://127.0.0.1:${typeof dbAddr === 'object' && dbAddr ? dbAddr.port : 0}`
+    const dbUrl = await stubDb()
     const ports = await Promise.all([...Array(6).keys()].map(() => freePort()))
     const peerUrls = [`http://127.0.0.1:${ports[1]}`, `http://127.0.0.1:${ports[3]}`]
     const secret = new Secret('cache-cluster-secret-0123456789', 'test')
@@ -138,13 +143,7 @@ describe('CacheNode peer protocol with a cluster secret', () => {
   })
 
   it('without the secret, a read token guards the peer listener too, and peers send it', async () => {
-    const db = createServer((_req, res) =>
-      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('value'),
-    )
-    servers.push(db)
-    await new Promise<void>((r) => db.listen(0, '127.0.0.1', r))
-    const dbAddr = db.address()
-    const dbUrl = `http://127.0.0.1:${typeof dbAddr === 'object' && dbAddr ? dbAddr.port : 0}`
+    const dbUrl = await stubDb()
     const ports = await Promise.all([...Array(4).keys()].map(() => freePort()))
     const peerUrls = [`http://127.0.0.1:${ports[1]}`, `http://127.0.0.1:${ports[3]}`]
     const read = new Secret('cache-read-token-0123456789', 'test')
