@@ -61,6 +61,36 @@ describe('Group', () => {
     assert.equal(calls.db.get('k'), 1)
   })
 
+  it('tells a get that joined an older load "not found" only from a read after it began', async () => {
+    // The database answers the first read of the key "not found" once the test lets it; in
+    // between the key is written, and a second get begins: it joins the load in flight, and
+    // must not take that load's not-found (the write was acknowledged before it began).
+    for (const owner of [SELF, OTHER]) {
+      const key = keyOwnedBy(owner, 'stale')
+      const data = new Map<string, Uint8Array>()
+      let release: (() => void) | undefined
+      let reads = 0
+      const slowFirst = async (k: string): Promise<Uint8Array | undefined> => {
+        const seen = data.get(k)
+        if (reads++ === 0) await new Promise<void>((r) => (release = r))
+        return seen
+      }
+      const { g } = group(data, {
+        loadFromDb: slowFirst,
+        fetchFromPeer: async (_p, k) => slowFirst(k),
+      })
+      const first = g.get(key)
+      await new Promise((r) => setImmediate(r))
+      data.set(key, bytes('written'))
+      const second = g.get(key)
+      release?.()
+      assert.deepEqual(await first, { found: false }, 'the first began before the write')
+      const r = await second
+      assert.ok(r.found && text(r.value) === 'written', `${owner}: ${JSON.stringify(r)}`)
+      assert.equal(reads, 2)
+    }
+  })
+
   it('never caches not-found: a key written later is served', async () => {
     const data = new Map<string, Uint8Array>()
     const { g, calls } = group(data)

@@ -160,12 +160,34 @@ export class Group {
       return cached
     }
     this.stats.Loads++
-    const { promise, joined } = forPeer
-      ? this.dbFlights.do(key, () => this.loadFromDbAndKeep(key))
-      : this.flights.do(key, () => this.load(key))
-    if (!joined) this.stats.LoadsDeduped++
-    const r = await promise
+    const r = forPeer
+      ? await this.fresh(this.dbFlights, key, () => this.loadFromDbAndKeep(key), true)
+      : await this.fresh(this.flights, key, () => this.load(key), true)
     return r.value ? { found: true, value: r.value, source: r.source } : { found: false }
+  }
+
+  /**
+   * fresh runs fn for key through flights so that what it answers was read after this call
+   * began. A value is right whenever it was read (values never change), but a not-found is
+   * only as new as the read behind it: a call that joined a flight started before it began
+   * could be told "not found" of a key written, and acknowledged, in between (a stale read,
+   * which the chaos run caught). Such a call asks again, once: any flight in progress by then
+   * started after the first one ended, so after this call began. counted: count each flight
+   * this call runs in LoadsDeduped.
+   */
+  private async fresh(
+    flights: SingleFlight<LoadResult>,
+    key: string,
+    fn: () => Promise<LoadResult>,
+    counted = false,
+  ): Promise<LoadResult> {
+    const first = flights.do(key, fn)
+    if (counted && !first.joined) this.stats.LoadsDeduped++
+    const r = await first.promise
+    if (r.value || !first.joined) return r
+    const again = flights.do(key, fn)
+    if (counted && !again.joined) this.stats.LoadsDeduped++
+    return again.promise
   }
 
   private fromCache(key: string): GetResult | undefined {
@@ -188,7 +210,7 @@ export class Group {
         this.stats.PeerErrors++
       }
     }
-    return this.dbFlights.do(key, () => this.loadFromDbAndKeep(key)).promise
+    return this.fresh(this.dbFlights, key, () => this.loadFromDbAndKeep(key))
   }
 
   private async loadFromDbAndKeep(key: string): Promise<LoadResult> {
