@@ -4,7 +4,7 @@
 // connection may send only small frames, for a short while, and only so many connections may
 // be in their handshake at once; TLS with mutual certificates works, and a peer from another
 // CA or without a certificate is refused. No sleeps: waitFor polls against a deadline.
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
@@ -23,6 +23,7 @@ import {
 } from './codec.ts'
 import { ClientHandshake } from './handshake.ts'
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport.ts'
+import { cleanups, waitFor } from './transport.test-helper.ts'
 import type { KvPair, SnapshotSource } from './transport.ts'
 
 const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31))
@@ -31,19 +32,6 @@ console.log(`handshake.test.ts: SEED=${SEED}`)
 const CLUSTER = 'test-cluster'
 const SECRET = new Secret('the-cluster-secret-0123456789', 'test')
 const OTHER = new Secret('another-secret-9876543210abcdef', 'test')
-
-const cleanups: (() => Promise<void>)[] = []
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
-})
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 interface Member {
   readonly id: NodeId

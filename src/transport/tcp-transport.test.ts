@@ -4,7 +4,7 @@
 // snapshot streaming (large, intact, with bounded buffering) and its failures, and messages to
 // a down peer (dropped, counted, never thrown). No sleeps: waitFor polls a condition against a
 // deadline. Every transport and raw socket is closed in after().
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import net from 'node:net'
@@ -13,6 +13,7 @@ import type { Message, NodeId } from '../raft/index.ts'
 import { encodeHello, encodeMessages, PROTOCOL_VERSION } from './codec.ts'
 import { IncomingSnapshotStream } from './incoming-snapshot.ts'
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport.ts'
+import { cleanups, waitFor } from './transport.test-helper.ts'
 import type { IncomingSnapshot, KvPair, SnapshotSource } from './transport.ts'
 
 const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31))
@@ -22,20 +23,6 @@ const CLUSTER = 'test-cluster'
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-const cleanups: (() => Promise<void>)[] = []
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
-})
-
-/** waitFor polls cond until it holds, failing with what after timeoutMs. */
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 /** Member is a started transport and what it received. */
 interface Member {
