@@ -84,6 +84,7 @@ const { values: args } = parseArgs({
     'read-keys': { type: 'string' },
     'memory-keys': { type: 'string' },
     systems: { type: 'string', default: 'oncekv,etcd,redis,bare' },
+    ops: { type: 'string', default: 'write,read,missing' },
     'quiet-wait': { type: 'string' },
     'no-install': { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -94,7 +95,7 @@ if (args.help) {
   console.log(
     'npm run bench:compare -- [--quick] [--seconds 8] [--warmup 2] [--rounds 2] ' +
       '[--concurrency 1,16,128] [--sizes 100,4096] [--read-keys 10000] [--memory-keys 1000000] ' +
-      '[--systems oncekv,etcd,redis,bare] [--quiet-wait 5] [--no-install] [--json FILE]',
+      '[--systems oncekv,etcd,redis,bare] [--ops write,read,missing] [--quiet-wait 5] [--no-install] [--json FILE]',
   )
   process.exit(0)
 }
@@ -113,6 +114,10 @@ const SYSTEM_GROUPS = ['oncekv', 'etcd', 'redis', 'bare'] as const
 const wanted = new Set(args.systems.split(',').map((s) => s.trim()))
 for (const s of wanted)
   if (!(SYSTEM_GROUPS as readonly string[]).includes(s)) throw new Error(`unknown system ${s}`)
+const OPS = ['write', 'read', 'missing'] as const
+const wantedOps = new Set(args.ops.split(',').map((s) => s.trim()))
+for (const o of wantedOps)
+  if (!(OPS as readonly string[]).includes(o)) throw new Error(`unknown op ${o} (${OPS.join(', ')})`)
 for (const [name, n, min] of [
   ['--seconds', seconds, 0.1],
   ['--warmup', warmupSeconds, 0],
@@ -471,7 +476,7 @@ async function startSystems(): Promise<Systems> {
         try {
           const client = await etcdClient(cluster.endpoints)
           sys.etcd = { cluster, client, version }
-          await seedEtcd(client)
+          if (wantedOps.has('read')) await seedEtcd(client)
         } catch (e) {
           sys.etcd = undefined
           await cluster.stop()
@@ -501,7 +506,7 @@ async function startSystems(): Promise<Systems> {
           try {
             const client = await redisClient(server.port)
             sys.redis[fsync] = { server, client }
-            if (fsync === 'always') await seedRedis(client)
+            if (fsync === 'always' && wantedOps.has('read')) await seedRedis(client)
           } catch (e) {
             delete sys.redis[fsync]
             await server.stop()
@@ -523,7 +528,7 @@ async function startSystems(): Promise<Systems> {
     progress.set('starting oncekv: 3 db members, the admin, 3 cache nodes')
     sys.oncekv = await startOncekv('compare')
     progress.clear()
-    await seedOncekv(sys.oncekv)
+    if (wantedOps.has('read')) await seedOncekv(sys.oncekv)
   }
   return sys
 }
@@ -543,7 +548,7 @@ function casesOfRound(sys: Systems, round: number): Case[] {
   // Later rounds take each case's systems in the reverse order, so drift over a case (the
   // machine's other load, the store's growth) does not always favour the same system.
   const order = <T>(xs: T[]): T[] => (round % 2 === 0 ? xs.reverse() : xs)
-  for (const size of sizes)
+  for (const size of wantedOps.has('write') ? sizes : [])
     for (const concurrency of concurrencies) {
       const writes: Case[] = [
         { op: 'write', system: 'oncekv', how: 'put', size, concurrency },
@@ -553,7 +558,7 @@ function casesOfRound(sys: Systems, round: number): Case[] {
       ]
       cases.push(...order(writes.filter((c) => has(c.system))))
     }
-  for (const size of sizes)
+  for (const size of wantedOps.has('read') ? sizes : [])
     for (const concurrency of concurrencies) {
       const reads: Case[] = [
         { op: 'read', system: 'bare', how: 'fixed body', size, concurrency },
@@ -565,7 +570,7 @@ function casesOfRound(sys: Systems, round: number): Case[] {
       ]
       cases.push(...order(reads.filter((c) => has(c.system))))
     }
-  if (has('oncekv'))
+  if (has('oncekv') && wantedOps.has('missing'))
     for (const concurrency of concurrencies)
       cases.push({ op: 'read', system: 'oncekv', how: 'missing', size: 0, concurrency })
   return cases
@@ -1135,6 +1140,10 @@ async function throughputRounds(): Promise<Throughput> {
   await sys.etcd?.cluster.stop()
   for (const r of Object.values(sys.redis)) await r.server.stop()
   await stopChild(sys.bare?.child)
+  // A graceful stop first, so that processes run with ONCEKV_NODE_ARGS='--cpu-prof …' write
+  // their profiles; whatever is still running after 10 s is killed by close().
+  const everyProcess = sys.oncekv?.cluster.everything().filter((n) => n.running) ?? []
+  await Promise.all(everyProcess.map((n) => n.signal('SIGTERM', 10_000).catch(() => undefined)))
   await sys.oncekv?.cluster.close()
   progress.clear()
 

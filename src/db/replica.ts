@@ -103,6 +103,10 @@ const PROMOTE_RETRY_MS = 1_000
 /** DISK_RETRY_MS is the pause between attempts to write a Ready the disk had no room for. */
 const DISK_RETRY_MS = 1_000
 
+/** APPLY_FLUSH_MS is how long what was applied in memory may wait for a Ready's transaction
+ * to write it before a transaction of its own does. */
+const APPLY_FLUSH_MS = 10
+
 /** DISK_LOG_EVERY_MS is how often a disk that stays full is logged again. */
 const DISK_LOG_EVERY_MS = 60_000
 
@@ -170,6 +174,7 @@ export class Replica {
   private diskLoggedAt = 0
   private diskRefusals = 0
   private diskProbeAt = 0
+  private flushTimer: NodeJS.Timeout | undefined
 
   constructor(opts: ReplicaOptions) {
     this.id = opts.id
@@ -230,8 +235,21 @@ export class Replica {
     for (const r of this.pendingReads.values()) r.reject(err)
     this.pendingReads.clear()
     for (const w of this.leaderWaiters) w()
-    // Let a Ready in progress finish its write before the store closes.
+    // Let a Ready in progress finish its write before the store closes, then write what was
+    // applied in memory (not needed for safety: it saves applying it again on restart).
     await this.waitFor(() => !this.inLoop, 5_000).catch(() => {})
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    if (!this.inLoop && !this.heldReady && !this.fatalError) {
+      try {
+        this.store.flushApplied()
+      } catch (e) {
+        this.log.warn(
+          { event: 'flush_failed', err: e },
+          'could not write the applied state on stop',
+        )
+      }
+    }
     await this.transport.close()
   }
 
@@ -812,33 +830,44 @@ export class Replica {
   /** handleReady carries out rd; it returns false when the disk had no room for it (rd is
    * held, to be handled again). */
   private async handleReady(rd: Ready): Promise<boolean> {
-    // 1. Persist, and apply the committed entries, in one transaction: one fsync for every
-    //    proposal in this Ready. Applying with the entries is safe: committed entries are
-    //    already durable on a majority, and those persisted here become durable together
-    //    with their application, before any client hears of them.
-    let results: (PutResult | undefined)[] = []
-    if (rd.hardState || rd.entries.length > 0 || rd.snapshot || rd.committedEntries.length > 0) {
-      const apply = rd.committedEntries.length > 0 ? this.applier(rd.committedEntries) : undefined
-      let applyBytes = 0
-      for (const e of rd.committedEntries) applyBytes += e.data.byteLength
+    // 1. Apply the committed entries in memory and answer the writes they settle, before this
+    //    member's own write: they are durable on a majority already. The store writes what
+    //    was applied with the next transaction, which also holds the log entries it covers
+    //    (the core hands out only entries persisted or in this Ready), or flushApplied does
+    //    it shortly after. A crash before that loses nothing: the member applies them again
+    //    from its log. A held Ready (the disk had no room) applied its entries already.
+    //    After a received snapshot, entries apply on top of it, so after the write.
+    const retry = this.heldReady === rd
+    if (!retry && rd.snapshot === undefined && this.applyCommitted(rd) && rd.mustSync) {
+      // Let the answers leave before this member's fsync blocks the event loop.
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    // 2. Persist what must be durable before the messages go out: entries, a received
+    //    snapshot, a new term or vote, in one transaction (one fsync for every proposal in
+    //    this Ready). A hard state whose only news is the commit index waits for the next
+    //    transaction: a commit index can be learnt again from the leader.
+    if (rd.mustSync) {
       try {
-        this.store.writeReady(
-          { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, applyBytes },
-          apply?.run,
-        )
+        this.store.writeReady({
+          hardState: rd.hardState,
+          entries: rd.entries,
+          snapshot: rd.snapshot,
+        })
       } catch (e) {
-        // The store refused before writing anything: hold rd and write it again later. (Its
-        // conf changes were applied to the core's applied configuration, which is
-        // idempotent; the results are recomputed.)
+        // The store refused before writing anything: hold rd and write it again later.
         if (!(e instanceof DiskUnavailableError)) throw e
         this.holdReady(rd, e)
         return false
       }
-      this.heldReady = undefined
       this.diskWritten()
-      if (rd.snapshot) this.appliedIndex = rd.snapshot.index
-      if (apply) results = apply.done()
+      if (rd.snapshot) {
+        this.appliedIndex = rd.snapshot.index
+        this.applyCommitted(rd)
+      }
+    } else if (rd.hardState) {
+      this.store.noteHardState(rd.hardState)
     }
+    if (this.store.hasPending()) this.scheduleFlush()
     this.heldReady = undefined
     // 2. Send. A leader whose term and vote are already durable sends its appends and
     //    heartbeats before its own fsync, so that it and its followers write in parallel
@@ -865,7 +894,7 @@ export class Replica {
     // 5. Advance.
     this.raft.advance(rd)
     this.noteSoftState(rd)
-    this.settle(rd.committedEntries, results)
+    this.settle([], [])
     if (
       (rd.snapshot || rd.committedEntries.some((e) => e.type === 'conf')) &&
       this.confExcludesSelf()
@@ -876,6 +905,46 @@ export class Replica {
     }
     this.maybeCompact()
     return true
+  }
+
+  /** applyCommitted applies rd's committed entries in memory (store.applyInMemory) and
+   * settles what waits on them; it returns whether there were any. */
+  private applyCommitted(rd: Ready): boolean {
+    if (rd.committedEntries.length === 0) return false
+    const apply = this.applier(rd.committedEntries)
+    this.store.applyInMemory(apply.run, rd.entries.at(-1)?.index)
+    this.settle(rd.committedEntries, apply.done())
+    return true
+  }
+
+  /** scheduleFlush has the store write what was applied in memory within APPLY_FLUSH_MS,
+   * unless a Ready's transaction does it first. */
+  private scheduleFlush(delayMs = APPLY_FLUSH_MS): void {
+    if (this.flushTimer !== undefined || this.stopped) return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.flushApplied()
+    }, delayMs)
+  }
+
+  /** flushApplied writes what was applied in memory, outside the Ready loop: within it, a
+   * Ready may have applied entries its transaction has not written yet. */
+  private flushApplied(): void {
+    if (this.fatalError || !this.store.hasPending()) return
+    if (this.inLoop || this.heldReady) {
+      this.scheduleFlush(this.heldReady ? DISK_RETRY_MS : APPLY_FLUSH_MS)
+      return
+    }
+    try {
+      this.store.flushApplied()
+    } catch (e) {
+      if (e instanceof DiskUnavailableError) {
+        this.noteDiskError(e)
+        this.scheduleFlush(DISK_RETRY_MS)
+        return
+      }
+      this.fail(e)
+    }
   }
 
   /** termOrVoteChanged: does this Ready make a new term or vote durable? */

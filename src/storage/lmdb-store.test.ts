@@ -358,6 +358,86 @@ describe('LmdbStore', () => {
     })
   })
 
+  describe('apply in memory', () => {
+    it('shows at once what it applied, writes nothing until flushApplied, then keeps it', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      appendCommitted(store, 3)
+      const conf: ConfState = { voters: ['a', 'b', 'c'], learners: [] }
+      const outcomes: string[] = []
+      store.applyInMemory((t) => {
+        outcomes.push(t.putIfAbsent(enc.encode('k'), enc.encode('one')))
+        outcomes.push(t.putIfAbsent(enc.encode('k'), enc.encode('one')))
+        outcomes.push(t.putIfAbsent(enc.encode('k'), enc.encode('two')))
+        t.setConf(conf)
+        t.setApplied(3)
+      })
+      assert.deepEqual(outcomes, ['created', 'exists', 'conflict'])
+      assert.deepEqual(store.get(enc.encode('k')), enc.encode('one'))
+      assert.equal(store.has(enc.encode('k')), true)
+      assert.equal(store.count(), 1)
+      assert.equal(store.initialState().applied, 3)
+      assert.equal(store.hasPending(), true)
+      // A snapshot for a follower describes what the file holds, not the pending state.
+      const source = store.snapshotSource()
+      assert.equal(source.meta.index, 1)
+      source.close()
+      // Nothing was written: a restart sees the state before (the log has the entries).
+      store = await reopen(store, dir)
+      assert.equal(store.has(enc.encode('k')), false)
+      assert.equal(store.initialState().applied, 1)
+      store.applyInMemory((t) => {
+        assert.equal(t.putIfAbsent(enc.encode('k'), enc.encode('one')), 'created')
+        t.setConf(conf)
+        t.setApplied(3)
+      })
+      store.noteHardState({ term: 1, vote: 'a', commit: 3 })
+      store.flushApplied()
+      assert.equal(store.hasPending(), false)
+      store = await reopen(store, dir)
+      assert.deepEqual(store.get(enc.encode('k')), enc.encode('one'))
+      assert.deepEqual(store.initialState(), {
+        hardState: { term: 1, vote: 'a', commit: 3 },
+        applied: 3,
+        conf,
+      })
+    })
+
+    it('is written by the next writeReady or compaction, with the entries it covers', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      // The core may hand out committed entries of the Ready being written: they apply first.
+      const entries = makeEntries(2, [1, 1], 0)
+      store.applyInMemory((t) => {
+        assert.equal(t.putIfAbsent(enc.encode('a'), enc.encode('1')), 'created')
+        t.setApplied(3)
+      }, 3)
+      store.writeReady({ hardState: { term: 1, vote: 'a', commit: 3 }, entries })
+      assert.equal(store.hasPending(), false)
+      appendCommitted(store, 2)
+      store.applyInMemory((t) => {
+        assert.equal(t.putIfAbsent(enc.encode('b'), enc.encode('2')), 'created')
+        // A conflict with a pending value is a conflict like any other.
+        assert.equal(t.putIfAbsent(enc.encode('b'), enc.encode('3')), 'conflict')
+        t.setApplied(5)
+      })
+      store.compact(5, { voters: ['a', 'b'], learners: [] })
+      assert.equal(store.hasPending(), false)
+      assert.equal(store.snapshotSource().meta.index, 5)
+      store = await reopen(store, dir)
+      assert.deepEqual(store.get(enc.encode('a')), enc.encode('1'))
+      assert.deepEqual(store.get(enc.encode('b')), enc.encode('2'))
+      assert.equal(store.initialState().applied, 5)
+      assert.equal(store.snapshot().index, 5)
+      // Applying past the entries held is refused.
+      assert.throws(() => store.applyInMemory((t) => t.setApplied(6)), AssertionError)
+      // So is a hard state whose term or vote is not durable.
+      assert.throws(() => store.noteHardState({ term: 2, vote: 'a', commit: 5 }), AssertionError)
+    })
+  })
+
   describe('compaction', () => {
     it('compacts 50,000 entries in batches and keeps the rest', async () => {
       const boot = bootstrapped()

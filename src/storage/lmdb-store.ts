@@ -168,7 +168,8 @@ export class LmdbStore implements LogStorage {
   // Key/value data: the user's key bytes -> value bytes, each written once.
   private readonly kvDb: Database<Uint8Array, Uint8Array>
 
-  // In-memory copies of what is committed; each changes only after its transaction commits.
+  // In-memory copies of what is committed; each changes only after its transaction commits
+  // (applied, conf and memberBook also after applyInMemory: see the pending fields).
   private snap: SnapshotMeta = { index: 0, term: 0, conf: EMPTY_CONF }
   // Invariant: last >= snap.index, and the log holds every index in (snap.index, last].
   private last = 0
@@ -177,6 +178,21 @@ export class LmdbStore implements LogStorage {
   private applied = 0
   private conf: ConfState = EMPTY_CONF
   private memberBook: Members = {}
+  // What applyInMemory applied and no transaction has written yet: the values it created
+  // (by their key's bytes as a latin1 string), the applied index, configuration and address
+  // book, and the newest hard state the host noted (noteHardState: only its commit index is
+  // news). The next write transaction (writeReady, compact, flushApplied) writes all of it.
+  // Invariant: every pending key is absent from kvDb's committed data or holds the same bytes.
+  private readonly pendingKv = new Map<string, { key: Uint8Array; value: Uint8Array }>()
+  private pendingBytes = 0
+  private pendingApplied: number | undefined
+  private pendingConf: ConfState | undefined
+  private pendingMembers: Members | undefined
+  private pendingHard: HardState | undefined
+  // The applied index and configuration the data file holds (applied and conf run ahead of
+  // them while anything is pending). Invariant: snap.index <= durableApplied <= applied.
+  private durableApplied = 0
+  private durableConf: ConfState = EMPTY_CONF
   // Terms of the newest entries: recentTerms[i] is the term of entry recentFrom + i.
   // Invariant: recentFrom > snap.index; if non-empty, recentFrom + recentTerms.length - 1 ===
   // last; recentTerms.length <= TERM_CACHE_MAX + TERM_CACHE_MAX / 4.
@@ -348,6 +364,7 @@ export class LmdbStore implements LogStorage {
     this.applied = snap.index
     this.conf = snap.conf
     this.memberBook = book
+    this.pendingWritten()
     this.recentTerms = []
     this.recentFrom = snap.index + 1
   }
@@ -379,10 +396,11 @@ export class LmdbStore implements LogStorage {
     const first = rd.entries[0]
     if (first !== undefined) {
       assert(first.index > base.index, () => `writeReady: entry ${first.index} is compacted`)
-      // Raft never replaces a committed entry, and applied <= commit.
+      // Raft never replaces a committed entry, and applied <= commit. (Entries past the log's
+      // end may be applied already: applyInMemory runs before their Ready is written.)
       const applied = snapshot === undefined ? this.applied : snapshot.index
       assert(
-        first.index > applied,
+        first.index > applied || first.index > lastBefore,
         () => `writeReady: entry ${first.index} would replace applied entries (to ${applied})`,
       )
       assert(
@@ -395,7 +413,7 @@ export class LmdbStore implements LogStorage {
     }
     const newLast = rd.entries.at(-1)?.index ?? lastBefore
     const hard = rd.hardState === undefined ? undefined : plainHardState(rd.hardState)
-    let payload = rd.applyBytes ?? 0
+    let payload = (rd.applyBytes ?? 0) + this.pendingBytes
     for (const e of rd.entries) payload += e.data.byteLength
     // Refused for want of space before anything changes, so the caller may retry rd as is.
     this.checkSpace(PAYLOAD_FACTOR * payload)
@@ -405,6 +423,9 @@ export class LmdbStore implements LogStorage {
       this.applied = Math.max(this.applied, snapshot.index)
     }
     this.write(() => {
+      // What was applied in memory first: a snapshot's metadata below supersedes its
+      // applied index and configuration.
+      this.writePending(hard)
       if (snapshot !== undefined) {
         this.putMeta('snapshot', snapshot)
         this.putMeta('applied', snapshot.index)
@@ -414,7 +435,6 @@ export class LmdbStore implements LogStorage {
       // Entries past the new last index: the old suffix, or, with a snapshot, every entry
       // above it. Entries at or below a snapshot's index go after the commit, in batches.
       for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) this.logDb.removeSync(i)
-      if (hard !== undefined) this.putMeta('hardState', hard)
       // The Ready's committed entries are applied in the same transaction: they become
       // durable together with the entries and hard state, at one fsync.
       if (scope) {
@@ -433,8 +453,8 @@ export class LmdbStore implements LogStorage {
       this.recentFrom = snapshot.index + 1
     }
     scope?.commit()
+    this.pendingWritten(hard)
     this.last = newLast
-    if (hard !== undefined) this.hard = hard
     if (first !== undefined) this.rememberTerms(rd.entries)
     // rd is durable now: entries left below the snapshot for want of space are ignored by
     // reads and deleted by a later compaction or open().
@@ -463,16 +483,104 @@ export class LmdbStore implements LogStorage {
     this.checkUsable()
     const scope = this.applyScope(this.last)
     try {
-      this.write(() => fn(scope.txn))
+      this.write(() => {
+        this.writePending(undefined)
+        fn(scope.txn)
+      }, this.pendingBytes)
+    } finally {
+      scope.end()
+    }
+    scope.commit()
+    this.pendingWritten()
+  }
+
+  /**
+   * applyInMemory runs fn as apply() does, but writes nothing: what fn does is visible at
+   * once (get, has, count, the applied index and configuration) and is written by the next
+   * write transaction (writeReady, compact, flushApplied). The host calls it only for
+   * committed entries, which are durable in a majority's logs: a crash before the write
+   * loses nothing, as the member applies them again from its log on restart. The host must
+   * not write the pending state (flushApplied) before the log entries it covers (writeReady
+   * does both in one transaction). lastIndex is the newest entry the host holds, written or
+   * in the Ready being written (the core may hand out committed entries of that Ready).
+   */
+  applyInMemory(fn: (txn: ApplyTxn) => void, lastIndex = this.last): void {
+    this.checkUsable()
+    const scope = this.applyScope(Math.max(this.last, lastIndex), true)
+    try {
+      fn(scope.txn)
     } finally {
       scope.end()
     }
     scope.commit()
   }
 
+  /** noteHardState records a hard state whose term and vote are already durable (only its
+   * commit index is new): it is written with the next write transaction. */
+  noteHardState(hs: HardState): void {
+    const hard = plainHardState(hs)
+    assert(
+      hard.term === this.hard.term && hard.vote === this.hard.vote,
+      () => `noteHardState: term ${hard.term} vote ${hard.vote} are not durable yet`,
+    )
+    this.pendingHard = hard
+  }
+
+  /** hasPending tells whether applyInMemory or noteHardState left anything to write. */
+  hasPending(): boolean {
+    return (
+      this.pendingApplied !== undefined ||
+      this.pendingHard !== undefined ||
+      this.pendingConf !== undefined ||
+      this.pendingMembers !== undefined ||
+      this.pendingKv.size > 0
+    )
+  }
+
+  /** flushApplied writes what applyInMemory and noteHardState left, in one transaction. It
+   * throws DiskUnavailableError, changing nothing, when the disk has no room for it. */
+  flushApplied(): void {
+    this.checkUsable()
+    if (!this.hasPending()) return
+    this.write(() => this.writePending(undefined), this.pendingBytes)
+    this.pendingWritten()
+  }
+
+  // writePending writes the pending state inside a write transaction, with hard (else the
+  // pending hard state) as the hard state. The commit index written is at least the applied
+  // index: the core never applies past its commit index.
+  private writePending(hard: HardState | undefined): void {
+    for (const { key, value } of this.pendingKv.values())
+      this.kvDb.putSync(key, encodeValueRecord(key, value))
+    if (this.pendingApplied !== undefined) this.putMeta('applied', this.pendingApplied)
+    if (this.pendingConf !== undefined) this.putMeta('conf', this.pendingConf)
+    if (this.pendingMembers !== undefined) this.putMeta('members', this.pendingMembers)
+    const hs = hard ?? this.pendingHard
+    if (hs !== undefined) this.putMeta('hardState', hs)
+  }
+
+  // pendingWritten notes that a transaction that wrote the pending state (and hard, the hard
+  // state it wrote, if any) committed.
+  private pendingWritten(hard?: HardState): void {
+    const hs = hard ?? this.pendingHard
+    if (hs !== undefined) this.hard = hs
+    this.pendingKv.clear()
+    this.pendingBytes = 0
+    this.pendingApplied = undefined
+    this.pendingConf = undefined
+    this.pendingMembers = undefined
+    this.pendingHard = undefined
+    this.durableApplied = this.applied
+    this.durableConf = this.conf
+  }
+
   // applyScope builds the ApplyTxn of one transaction. commit() publishes what it set to the
   // in-memory copies once the transaction committed; end() makes the txn unusable.
-  private applyScope(lastIndex: number): { txn: ApplyTxn; end(): void; commit(): void } {
+  // With inMemory, it records into the pending state instead of writing.
+  private applyScope(
+    lastIndex: number,
+    inMemory = false,
+  ): { txn: ApplyTxn; end(): void; commit(): void } {
     let applied: number | undefined
     let conf: ConfState | undefined
     let members: Members | undefined
@@ -481,7 +589,7 @@ export class LmdbStore implements LogStorage {
     const txn: ApplyTxn = {
       putIfAbsent: (key, value) => {
         assert(live, notLive)
-        return this.putIfAbsentInTxn(key, value)
+        return inMemory ? this.putIfAbsentPending(key, value) : this.putIfAbsentInTxn(key, value)
       },
       setApplied: (index) => {
         assert(live, notLive)
@@ -489,18 +597,21 @@ export class LmdbStore implements LogStorage {
           index >= (applied ?? this.applied) && index <= lastIndex,
           () => `setApplied(${index}): applied is ${applied ?? this.applied}, last ${lastIndex}`,
         )
-        this.putMeta('applied', index)
+        if (inMemory) this.pendingApplied = index
+        else this.putMeta('applied', index)
         applied = index
       },
       setConf: (c) => {
         assert(live, notLive)
         conf = plainConf(c)
-        this.putMeta('conf', conf)
+        if (inMemory) this.pendingConf = conf
+        else this.putMeta('conf', conf)
       },
       setMembers: (m) => {
         assert(live, notLive)
         members = plainMembers(m)
-        this.putMeta('members', members)
+        if (inMemory) this.pendingMembers = members
+        else this.putMeta('members', members)
       },
     }
     return {
@@ -519,21 +630,21 @@ export class LmdbStore implements LogStorage {
   /** get returns a copy of the value stored under key, or undefined. */
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkUsable()
-    const v = this.readValue(key)
+    const v = this.pendingValue(key) ?? this.readValue(key)
     return v === undefined ? undefined : new Uint8Array(v)
   }
 
   /** has tells whether a value is stored under key. */
   has(key: Uint8Array): boolean {
     this.checkUsable()
-    return this.readKv(key) !== undefined
+    return this.pendingValue(key) !== undefined || this.readKv(key) !== undefined
   }
 
-  /** count is the number of keys stored: exact as of the last commit (LMDB keeps the count
-   * in the database's header). */
+  /** count is the number of keys stored, pending ones included (LMDB keeps the count of
+   * those written in the database's header). */
   count(): number {
     this.checkUsable()
-    return statNumber(this.kvDb.getStats(), 'entryCount')
+    return statNumber(this.kvDb.getStats(), 'entryCount') + this.pendingKv.size
   }
 
   /** sizeBytes is the size of the used part of the data file, (last page + 1) * page size:
@@ -559,7 +670,12 @@ export class LmdbStore implements LogStorage {
     const term = this.term(index)
     assert(term !== undefined, () => `compact(${index}): no term`)
     const snap: SnapshotMeta = { index, term, conf: plainConf(conf) }
-    this.write(() => this.putMeta('snapshot', snap))
+    // The data up to index must be in the file before the log up to it goes.
+    this.write(() => {
+      this.writePending(undefined)
+      this.putMeta('snapshot', snap)
+    }, this.pendingBytes)
+    this.pendingWritten()
     this.snap = snap
     if (this.recentFrom <= index) {
       this.recentTerms.splice(0, index + 1 - this.recentFrom)
@@ -582,12 +698,15 @@ export class LmdbStore implements LogStorage {
     try {
       // Writes are synchronous and JavaScript is single-threaded, so the view and the
       // in-memory copies below describe the same commit.
-      const term = this.term(this.applied)
-      assert(term !== undefined, () => `no term for the applied index ${this.applied}`)
+      // The view holds what the file holds: the data as of durableApplied (the pending state
+      // is not in it).
+      const index = this.durableApplied
+      const term = this.term(index)
+      assert(term !== undefined, () => `no term for the applied index ${index}`)
       const source = new LmdbSnapshotSource(
         this.kvDb,
         txn,
-        { index: this.applied, term, conf: plainConf(this.conf) },
+        { index, term, conf: plainConf(this.durableConf) },
         encodeMembers(this.memberBook),
         (s) => this.sources.delete(s),
         (key, record) => this.checkedValue(key, record),
@@ -686,6 +805,8 @@ export class LmdbStore implements LogStorage {
     this.applied = applied ?? this.snap.index
     this.conf = conf ?? this.snap.conf
     this.memberBook = members ?? {}
+    this.durableApplied = this.applied
+    this.durableConf = this.conf
     this.loadLog()
 
     const base = this.snap.index
@@ -801,10 +922,27 @@ export class LmdbStore implements LogStorage {
       key.byteLength >= 1 && key.byteLength <= KEY_BYTES_MAX,
       () => `key of ${key.byteLength} bytes; keys are 1 to ${KEY_BYTES_MAX} bytes`,
     )
-    const existing = this.readValue(key)
+    const existing = this.pendingValue(key) ?? this.readValue(key)
     if (existing !== undefined) return bytesEqual(existing, value) ? 'exists' : 'conflict'
     this.kvDb.putSync(key, encodeValueRecord(key, value))
     return 'created'
+  }
+
+  // putIfAbsentPending is putIfAbsentInTxn for applyInMemory: it records into pendingKv.
+  private putIfAbsentPending(key: Uint8Array, value: Uint8Array): PutOutcome {
+    assert(
+      key.byteLength >= 1 && key.byteLength <= KEY_BYTES_MAX,
+      () => `key of ${key.byteLength} bytes; keys are 1 to ${KEY_BYTES_MAX} bytes`,
+    )
+    const existing = this.pendingValue(key) ?? this.readValue(key)
+    if (existing !== undefined) return bytesEqual(existing, value) ? 'exists' : 'conflict'
+    this.pendingKv.set(pendingKey(key), { key, value })
+    this.pendingBytes += key.byteLength + value.byteLength
+    return 'created'
+  }
+
+  private pendingValue(key: Uint8Array): Uint8Array | undefined {
+    return this.pendingKv.size === 0 ? undefined : this.pendingKv.get(pendingKey(key))?.value
   }
 
   private putMeta(key: MetaKey, value: unknown): void {
@@ -973,4 +1111,9 @@ function wrapLmdbError(dir: string, err: unknown, what: string): unknown {
     return new StoreCorruptError(dir, `${what}: ${(err as Error).message}`, { cause: err })
   }
   return err
+}
+
+// pendingKey is the pendingKv key of a user key: its bytes as a latin1 string.
+function pendingKey(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
 }

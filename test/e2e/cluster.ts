@@ -296,7 +296,14 @@ export abstract class NodeProcess {
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k]
     let child: ChildProcess
     try {
-      child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] })
+      // ONCEKV_NODE_ARGS passes Node.js flags to every process started (for profiling:
+      // '--cpu-prof --cpu-prof-dir=/tmp/prof'; NODE_OPTIONS refuses --cpu-prof).
+      const nodeArgs = (process.env.ONCEKV_NODE_ARGS ?? '').split(' ').filter(Boolean)
+      child = spawn(process.execPath, [...nodeArgs, ...args], {
+        cwd: REPO_ROOT,
+        env,
+        stdio: ['ignore', fd, fd],
+      })
     } finally {
       closeSync(fd)
     }
