@@ -838,7 +838,7 @@ export class Replica {
     //    from its log. A held Ready (the disk had no room) applied its entries already.
     //    After a received snapshot, entries apply on top of it, so after the write.
     const retry = this.heldReady === rd
-    if (!retry && rd.snapshot === undefined && this.applyCommitted(rd) && rd.mustSync) {
+    if (!retry && rd.snapshot === undefined && this.applyCommitted(rd, true) && rd.mustSync) {
       // Let the answers leave before this member's fsync blocks the event loop.
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
@@ -862,7 +862,7 @@ export class Replica {
       this.diskWritten()
       if (rd.snapshot) {
         this.appliedIndex = rd.snapshot.index
-        this.applyCommitted(rd)
+        this.applyCommitted(rd, false)
       }
     } else if (rd.hardState) {
       this.store.noteHardState(rd.hardState)
@@ -908,11 +908,17 @@ export class Replica {
   }
 
   /** applyCommitted applies rd's committed entries in memory (store.applyInMemory) and
-   * settles what waits on them; it returns whether there were any. */
-  private applyCommitted(rd: Ready): boolean {
+   * settles what waits on them; it returns whether there were any. beforeWrite: rd's entries
+   * are not written yet. */
+  private applyCommitted(rd: Ready, beforeWrite: boolean): boolean {
     if (rd.committedEntries.length === 0) return false
     const apply = this.applier(rd.committedEntries)
-    this.store.applyInMemory(apply.run, rd.entries.at(-1)?.index)
+    const first = rd.entries[0]
+    const last = rd.entries.at(-1)
+    this.store.applyInMemory(
+      apply.run,
+      first && last && beforeWrite ? { first: first.index, last: last.index } : undefined,
+    )
     this.settle(rd.committedEntries, apply.done())
     return true
   }

@@ -13,6 +13,7 @@ import { ValueCorruptError } from '../storage/index.ts'
 import {
   BadRequestError,
   checkValueSize,
+  InternalError,
   errorFromBody,
   ForbiddenError,
   KeyConflictError,
@@ -36,7 +37,7 @@ import { Auth, authHeaders, type RouteClass } from '../http/auth.ts'
 import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import { serverTlsOptions, serving, type TlsConfig } from '../security/index.ts'
 import { httpScheme, poolTlsOptions, processFetch } from '../security/http-client.ts'
-import { sendError } from '../http/errors.ts'
+import { sendError, sendErrorFast, toOnceKvError } from '../http/errors.ts'
 import {
   etagOf,
   getResponseOf,
@@ -149,7 +150,7 @@ export class DbServer {
       // decoded size. Raw bodies get the exact limit on their route.
       bodyLimit: this.maxValueBytes * 6 + 8192,
       draining: () => this.draining,
-      fastPath: (req, res) => this.fastRead(req, res),
+      fastPath: (req, res) => this.fastRead(req, res) || this.fastPut(req, res),
       ...(serving(opts.tls) ? { tls: serverTlsOptions(opts.tls, false) } : {}),
       limits: opts.limits,
     })
@@ -270,7 +271,7 @@ export class DbServer {
         return reply
           .code(result === 'created' ? 201 : 200)
           .header('etag', etagOf(value))
-          .send({ code: 1000, created: result === 'created' })
+          .send(putResponseOf(result))
       })
     })
 
@@ -593,6 +594,56 @@ export class DbServer {
     return true
   }
 
+  /** fastPut takes a plain PUT /keys/<key> with a Content-Length within the value limit
+   * without Fastify (every write, forwarded ones too, comes this way), and answers it as the
+   * route does; anything else (chunked, too long, a refused token, a bad key, a query string)
+   * goes to the route, which gives the clear answer. */
+  private fastPut(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.draining || this.replica.isRemoved()) return false
+    const key = rawKeyOfFastPath(req, 'PUT')
+    if (key === undefined || req.headers['transfer-encoding'] !== undefined) return false
+    const length = Number(req.headers['content-length'])
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.maxValueBytes) return false
+    if (!this.auth.allows('write', req.headers)) return false
+    let kb: Uint8Array
+    try {
+      kb = keyBytes(key, this.maxKeyBytes)
+    } catch {
+      return false
+    }
+    const chunks: Buffer[] = []
+    let got = 0
+    req.on('data', (c: Buffer) => {
+      chunks.push(c)
+      got += c.byteLength
+    })
+    req.once('end', () => {
+      const value = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, got)
+      this.timed('put_keys', () => this.putAnywhere(key, value, kb)).then(
+        (result) => {
+          this.counters.writes++
+          if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
+          const body = JSON.stringify(putResponseOf(result))
+          res.writeHead(result === 'created' ? 201 : 200, {
+            etag: etagOf(value),
+            'content-type': 'application/json; charset=utf-8',
+            'content-length': Buffer.byteLength(body),
+          })
+          res.end(body)
+        },
+        (e: unknown) => {
+          const err = toOnceKvError(e)
+          if (err instanceof InternalError)
+            this.logger.error({ event: 'internal_error', err: e }, 'unexpected error')
+          sendErrorFast(res, err)
+        },
+      )
+    })
+    // A client that goes away mid-body: nothing was proposed, nothing to answer.
+    req.once('error', () => res.destroy())
+    return true
+  }
+
   /** onLeader runs fn on the leader: here, or by forwarding the same JSON request. */
   private async onLeader(
     req: FastifyRequest,
@@ -700,4 +751,9 @@ function stringField(body: Record<string, unknown>, name: string): string {
   if (typeof v !== 'string' || v === '' || v.length > 256)
     throw new BadRequestError(`${name} must be a non-empty string`)
   return v
+}
+
+/** putResponseOf is the body of a successful PUT /keys/<key>. */
+function putResponseOf(result: 'created' | 'exists'): { code: 1000; created: boolean } {
+  return { code: 1000, created: result === 'created' }
 }

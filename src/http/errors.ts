@@ -1,7 +1,7 @@
 // The one place an error becomes an HTTP response: expected errors (OnceKvError) keep their
 // status and body, and their code goes in an x-oncekv-code header too; framework errors for bad input map to the matching 4xx; anything else is
 // a bug, answered with a generic 500 and logged with the request id.
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
   BadRequestError,
@@ -44,6 +44,20 @@ export function sendError(reply: FastifyReply, err: OnceKvError): FastifyReply {
   if (err instanceof UnauthorizedError) reply.header('www-authenticate', 'Bearer')
   reply.header(CODE_HEADER, String(err.code))
   return reply.code(err.status).type('application/json').send(err.body())
+}
+
+/** sendErrorFast answers err on a plain node:http response exactly as sendError does through
+ * Fastify: status, JSON body and headers. */
+export function sendErrorFast(res: ServerResponse, err: OnceKvError): void {
+  const body = JSON.stringify(err.body())
+  const headers: Record<string, string | number> = {}
+  if (err instanceof UnavailableError) headers['retry-after'] = String(err.retryAfterSeconds)
+  if (err instanceof UnauthorizedError) headers['www-authenticate'] = 'Bearer'
+  headers[CODE_HEADER] = String(err.code)
+  headers['content-type'] = 'application/json; charset=utf-8'
+  headers['content-length'] = Buffer.byteLength(body)
+  res.writeHead(err.status, headers)
+  res.end(body)
 }
 
 /**

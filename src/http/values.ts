@@ -61,13 +61,14 @@ export function sendRawValue(
 }
 
 /**
- * rawKeyOfFastPath is the key of a plain `GET /keys/<key>` request that the fast path may
+ * rawKeyOfFastPath is the key of a plain `GET /keys/<key>` request (or of another method)
+ * that the fast path may
  * answer, or undefined for anything it leaves to the router: another method or route, a
  * query string, or percent-escapes (the router decodes those, with its own error answers).
  */
-export function rawKeyOfFastPath(req: IncomingMessage): string | undefined {
+export function rawKeyOfFastPath(req: IncomingMessage, method = 'GET'): string | undefined {
   const url = req.url
-  if (req.method !== 'GET' || url === undefined || !url.startsWith('/keys/')) return undefined
+  if (req.method !== method || url === undefined || !url.startsWith('/keys/')) return undefined
   if (url.length === 6 || url.includes('%') || url.includes('?') || url.includes('#'))
     return undefined
   return url.slice(6)

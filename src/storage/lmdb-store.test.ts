@@ -410,10 +410,13 @@ describe('LmdbStore', () => {
       let store = boot.store
       // The core may hand out committed entries of the Ready being written: they apply first.
       const entries = makeEntries(2, [1, 1], 0)
-      store.applyInMemory((t) => {
-        assert.equal(t.putIfAbsent(enc.encode('a'), enc.encode('1')), 'created')
-        t.setApplied(3)
-      }, 3)
+      store.applyInMemory(
+        (t) => {
+          assert.equal(t.putIfAbsent(enc.encode('a'), enc.encode('1')), 'created')
+          t.setApplied(3)
+        },
+        { first: 2, last: 3 },
+      )
       store.writeReady({ hardState: { term: 1, vote: 'a', commit: 3 }, entries })
       assert.equal(store.hasPending(), false)
       appendCommitted(store, 2)
@@ -431,10 +434,25 @@ describe('LmdbStore', () => {
       assert.deepEqual(store.get(enc.encode('b')), enc.encode('2'))
       assert.equal(store.initialState().applied, 5)
       assert.equal(store.snapshot().index, 5)
+      // A Ready whose entries replace an uncommitted tail may apply some of them first.
+      store.writeReady({ entries: makeEntries(6, [1, 1, 1], 0) })
+      store.applyInMemory((t) => t.setApplied(6), { first: 7, last: 8 })
+      store.applyInMemory((t) => t.setApplied(7), { first: 7, last: 8 })
+      store.writeReady({
+        hardState: { term: 2, vote: 'a', commit: 7 },
+        entries: makeEntries(7, [2, 2], 0),
+      })
+      assert.equal(store.lastIndex(), 8)
+      assert.equal(store.term(8), 2)
+      // Entries applied before their Ready are never replaced.
+      store.applyInMemory((t) => t.setApplied(8))
+      assert.throws(() => store.writeReady({ entries: makeEntries(8, [3], 0) }), AssertionError)
+      store = await reopen(store, dir)
+      assert.equal(store.initialState().applied, 7)
       // Applying past the entries held is refused.
-      assert.throws(() => store.applyInMemory((t) => t.setApplied(6)), AssertionError)
+      assert.throws(() => store.applyInMemory((t) => t.setApplied(9)), AssertionError)
       // So is a hard state whose term or vote is not durable.
-      assert.throws(() => store.noteHardState({ term: 2, vote: 'a', commit: 5 }), AssertionError)
+      assert.throws(() => store.noteHardState({ term: 3, vote: 'a', commit: 8 }), AssertionError)
     })
   })
 

@@ -193,6 +193,9 @@ export class LmdbStore implements LogStorage {
   // them while anything is pending). Invariant: snap.index <= durableApplied <= applied.
   private durableApplied = 0
   private durableConf: ConfState = EMPTY_CONF
+  // The applied index before applyInMemory applied entries of a Ready not written yet: that
+  // Ready's entries may replace entries above it, never below (writeReady checks).
+  private appliedBeforeWrite: number | undefined
   // Terms of the newest entries: recentTerms[i] is the term of entry recentFrom + i.
   // Invariant: recentFrom > snap.index; if non-empty, recentFrom + recentTerms.length - 1 ===
   // last; recentTerms.length <= TERM_CACHE_MAX + TERM_CACHE_MAX / 4.
@@ -396,11 +399,12 @@ export class LmdbStore implements LogStorage {
     const first = rd.entries[0]
     if (first !== undefined) {
       assert(first.index > base.index, () => `writeReady: entry ${first.index} is compacted`)
-      // Raft never replaces a committed entry, and applied <= commit. (Entries past the log's
-      // end may be applied already: applyInMemory runs before their Ready is written.)
-      const applied = snapshot === undefined ? this.applied : snapshot.index
+      // Raft never replaces a committed entry, and applied <= commit. (The entries of this
+      // Ready may be applied already: applyInMemory runs before their Ready is written.)
+      const applied =
+        snapshot === undefined ? (this.appliedBeforeWrite ?? this.applied) : snapshot.index
       assert(
-        first.index > applied || first.index > lastBefore,
+        first.index > applied,
         () => `writeReady: entry ${first.index} would replace applied entries (to ${applied})`,
       )
       assert(
@@ -454,6 +458,7 @@ export class LmdbStore implements LogStorage {
     }
     scope?.commit()
     this.pendingWritten(hard)
+    this.appliedBeforeWrite = undefined
     this.last = newLast
     if (first !== undefined) this.rememberTerms(rd.entries)
     // rd is durable now: entries left below the snapshot for want of space are ignored by
@@ -501,12 +506,13 @@ export class LmdbStore implements LogStorage {
    * committed entries, which are durable in a majority's logs: a crash before the write
    * loses nothing, as the member applies them again from its log on restart. The host must
    * not write the pending state (flushApplied) before the log entries it covers (writeReady
-   * does both in one transaction). lastIndex is the newest entry the host holds, written or
-   * in the Ready being written (the core may hand out committed entries of that Ready).
+   * does both in one transaction). unwritten is the range of the entries of the Ready about
+   * to be written, if any: the core may hand out committed entries of that Ready.
    */
-  applyInMemory(fn: (txn: ApplyTxn) => void, lastIndex = this.last): void {
+  applyInMemory(fn: (txn: ApplyTxn) => void, unwritten?: { first: number; last: number }): void {
     this.checkUsable()
-    const scope = this.applyScope(Math.max(this.last, lastIndex), true)
+    if (unwritten !== undefined) this.appliedBeforeWrite ??= this.applied
+    const scope = this.applyScope(unwritten === undefined ? this.last : unwritten.last, true)
     try {
       fn(scope.txn)
     } finally {

@@ -108,6 +108,34 @@ describe('db API on a three-member cluster', () => {
     }
   })
 
+  it('answers a plain PUT (fast path) exactly as the route does (a query string takes it)', async () => {
+    // Each member in turn: the leader, and followers that pass the write on.
+    for (const [i, n] of nodes.entries()) {
+      const put = (key: string, query: string, value: string): Promise<HttpResponse> =>
+        n.request(`/keys/${keyPath(key)}${query}`, {
+          method: 'PUT',
+          body: value,
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+      const answers = async (query: string, key: string): Promise<HttpResponse[]> => [
+        await put(key, query, 'one'), // created
+        await put(key, query, 'one'), // exists
+        await put(key, query, 'two'), // conflict
+      ]
+      const fast = await answers('', `fast-put-${i}`)
+      const routed = await answers('?via=route', `slow-put-${i}`)
+      assert.deepEqual(
+        fast.map((r) => r.status),
+        [201, 200, 409],
+      )
+      for (const [j, f] of fast.entries()) {
+        const r = routed[j] as HttpResponse
+        assert.deepEqual(headersOf(f), headersOf(r), `${n.id}: answer ${j}`)
+        assert.equal(f.text().replace('fast-put', 'slow-put'), r.text(), `${n.id}: answer ${j}`)
+      }
+    }
+  })
+
   it('runs concurrent puts of one key to a single winner, everywhere', async () => {
     const attempts = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
