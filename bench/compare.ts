@@ -117,7 +117,8 @@ for (const s of wanted)
 const OPS = ['write', 'read', 'missing'] as const
 const wantedOps = new Set(args.ops.split(',').map((s) => s.trim()))
 for (const o of wantedOps)
-  if (!(OPS as readonly string[]).includes(o)) throw new Error(`unknown op ${o} (${OPS.join(', ')})`)
+  if (!(OPS as readonly string[]).includes(o))
+    throw new Error(`unknown op ${o} (${OPS.join(', ')})`)
 for (const [name, n, min] of [
   ['--seconds', seconds, 0.1],
   ['--warmup', warmupSeconds, 0],

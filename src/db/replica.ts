@@ -78,6 +78,16 @@ interface PendingPut {
   readonly reject: (e: Error) => void
 }
 
+/** PendingForward is a put this member passed to the leader (Replica.forwardPut). */
+interface PendingForward {
+  /** leader is the member it went to. */
+  readonly leader: NodeId
+  /** deadline is when it is given up if its entry has not applied here (ms epoch). */
+  readonly deadline: number
+  readonly resolve: (r: PutResult) => void
+  readonly reject: (e: Error) => void
+}
+
 interface PendingRead {
   readonly resolve: () => void
   readonly reject: (e: Error) => void
@@ -107,6 +117,10 @@ const DISK_RETRY_MS = 1_000
  * to write it before a transaction of its own does. */
 const APPLY_FLUSH_MS = 10
 
+/** FORWARD_TIMEOUT_MS is how long a put passed to the leader may take to apply here before
+ * it is given up (ProposalLostError: retrying is safe). */
+const FORWARD_TIMEOUT_MS = 5_000
+
 /** DISK_LOG_EVERY_MS is how often a disk that stays full is logged again. */
 const DISK_LOG_EVERY_MS = 60_000
 
@@ -132,6 +146,12 @@ export class Replica {
   // not yet applied.
   private readonly pendingPuts = new Map<number, PendingPut>()
   private readonly pendingReads = new Map<string, PendingRead>()
+  // Puts passed to the leader, by their origin (forwardTag/sequence), until they apply here.
+  private readonly forwarded = new Map<string, PendingForward>()
+  private readonly forwardTag = randomBytes(12).toString('base64url')
+  private forwardSeq = 0
+  /** leaderChangedAt is when this member last saw its leader change (ms epoch). */
+  private leaderChangedAt = Date.now()
   // Read states released by the core, waiting for the applied index to reach them.
   private readonly readsWaitingApply: { index: number; ctx: string }[] = []
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = []
@@ -195,7 +215,10 @@ export class Replica {
       {
         id: opts.id,
         electionTicks: this.electionTicks,
-        heartbeatTicks: 1,
+        // Five heartbeats per minimum election timeout (every 100 ms with the defaults, as
+        // etcd): enough to keep followers from campaigning, and an idle cluster costs half
+        // what one heartbeat per tick did. A commit or a read barrier does not wait for one.
+        heartbeatTicks: Math.max(1, Math.floor(this.electionTicks / 5)),
         preVote: true,
         checkQuorum: true,
         maxSizePerMsg: 4 * 1024 * 1024,
@@ -232,6 +255,7 @@ export class Replica {
     const err = new UnavailableError('the node is shutting down')
     for (const p of this.pendingPuts.values()) p.reject(err)
     this.pendingPuts.clear()
+    this.rejectForwarded(err)
     for (const r of this.pendingReads.values()) r.reject(err)
     this.pendingReads.clear()
     for (const w of this.leaderWaiters) w()
@@ -254,6 +278,55 @@ export class Replica {
   }
 
   // ------------------------------------------------------------------ operations
+
+  /**
+   * forwardPut passes a put to the leader through Raft (a 'prop' message, batched with the
+   * others of this Ready) and resolves with the result once this member applies the entry:
+   * no HTTP request per write between members. It rejects with NotLeaderError when this
+   * member leads or knows no leader, and with ProposalLostError when the entry has not
+   * applied here FORWARD_TIMEOUT_MS later, or an election timeout after the leader changed
+   * (the leader may have dropped it: retrying is safe, a re-put of the same bytes succeeds).
+   */
+  forwardPut(key: Uint8Array, value: Uint8Array): Promise<PutResult> {
+    this.checkRunning()
+    if (this.diskError) return Promise.reject(this.storageUnavailable())
+    const token = `${this.forwardTag}/${++this.forwardSeq}`
+    const leader = this.raft.status().leader
+    if (!this.raft.forward(encodePut({ key, value, origin: Buffer.from(token, 'latin1') })))
+      return Promise.reject(new NotLeaderError(leader))
+    this.kick()
+    return new Promise<PutResult>((resolve, reject) => {
+      this.forwarded.set(token, {
+        leader,
+        deadline: Date.now() + FORWARD_TIMEOUT_MS,
+        resolve,
+        reject,
+      })
+    })
+  }
+
+  /** sweepForwarded gives up the forwarded puts past their deadline, and those sent to a
+   * leader that changed more than an election timeout ago. */
+  private sweepForwarded(): void {
+    if (this.forwarded.size === 0) return
+    const now = Date.now()
+    const leader = this.raft.status().leader
+    const settled = now - this.leaderChangedAt > this.electionTimeoutMs()
+    for (const [token, p] of this.forwarded) {
+      if (now < p.deadline && (p.leader === leader || !settled)) continue
+      this.forwarded.delete(token)
+      p.reject(
+        new ProposalLostError(
+          `the write passed to leader ${p.leader} did not apply here in time; retrying is safe`,
+        ),
+      )
+    }
+  }
+
+  private rejectForwarded(err: Error): void {
+    for (const p of this.forwarded.values()) p.reject(err)
+    this.forwarded.clear()
+  }
 
   /** put proposes a put on this member, which must lead. It resolves with the apply result
    * once the entry is applied here. */
@@ -505,6 +578,7 @@ export class Replica {
     const err = new RemovedError()
     for (const p of this.pendingPuts.values()) p.reject(err)
     this.pendingPuts.clear()
+    this.rejectForwarded(err)
     for (const r of this.pendingReads.values()) r.reject(err)
     this.pendingReads.clear()
     for (const w of this.leaderWaiters) w()
@@ -637,13 +711,14 @@ export class Replica {
     this.heldReady = rd
     this.diskRetryAt = Date.now() + DISK_RETRY_MS
     this.noteDiskError(e)
-    if (this.pendingPuts.size > 0 || this.pendingReads.size > 0) {
+    if (this.pendingPuts.size > 0 || this.pendingReads.size > 0 || this.forwarded.size > 0) {
       const err = new StorageUnavailableError(
         `this member cannot write (${e.message}): the outcome of the write is unknown (it ` +
           'may still commit through other members), and retrying with the same value is safe',
       )
       for (const p of this.pendingPuts.values()) p.reject(err)
       this.pendingPuts.clear()
+      this.rejectForwarded(err)
       for (const r of this.pendingReads.values()) r.reject(this.storageUnavailable())
       this.pendingReads.clear()
     }
@@ -673,6 +748,7 @@ export class Replica {
       return
     }
     this.raft.tick()
+    this.sweepForwarded()
     for (const id of this.transport.unreachable()) this.raft.reportUnreachable(id)
     this.maybePromoteLearner()
     this.kick()
@@ -830,19 +906,36 @@ export class Replica {
   /** handleReady carries out rd; it returns false when the disk had no room for it (rd is
    * held, to be handled again). */
   private async handleReady(rd: Ready): Promise<boolean> {
-    // 1. Apply the committed entries in memory and answer the writes they settle, before this
+    const retry = this.heldReady === rd
+    // 1. Messages that need nothing of this Ready durable go before its fsync: proposals
+    //    passed to the leader, and the appends and heartbeats of a leader whose term and vote
+    //    are durable already, so that it and its followers write in parallel (Raft thesis
+    //    10.2.1: the core counts the leader's own copy toward a commit only from advance()
+    //    on). Everything else (acknowledgements, votes, a new leader's first appends) waits
+    //    for the fsync. A held Ready sent these the first time.
+    let rest = rd.messages
+    if (rd.mustSync) {
+      const leaderEarly = rd.softState.role === 'leader' && !this.termOrVoteChanged(rd)
+      const isEarly = (m: Message): boolean =>
+        m.type === 'prop' || (leaderEarly && (m.type === 'app' || m.type === 'heartbeat'))
+      const early = rd.messages.filter(isEarly)
+      if (early.length > 0) {
+        rest = rd.messages.filter((m) => !isEarly(m))
+        if (!retry) this.transport.send(early)
+      }
+    }
+    // 2. Apply the committed entries in memory and answer the writes they settle, before this
     //    member's own write: they are durable on a majority already. The store writes what
     //    was applied with the next transaction, which also holds the log entries it covers
     //    (the core hands out only entries persisted or in this Ready), or flushApplied does
     //    it shortly after. A crash before that loses nothing: the member applies them again
     //    from its log. A held Ready (the disk had no room) applied its entries already.
     //    After a received snapshot, entries apply on top of it, so after the write.
-    const retry = this.heldReady === rd
     if (!retry && rd.snapshot === undefined && this.applyCommitted(rd, true) && rd.mustSync) {
       // Let the answers leave before this member's fsync blocks the event loop.
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
-    // 2. Persist what must be durable before the messages go out: entries, a received
+    // 3. Persist what must be durable before the messages go out: entries, a received
     //    snapshot, a new term or vote, in one transaction (one fsync for every proposal in
     //    this Ready). A hard state whose only news is the commit index waits for the next
     //    transaction: a commit index can be learnt again from the leader.
@@ -869,17 +962,7 @@ export class Replica {
     }
     if (this.store.hasPending()) this.scheduleFlush()
     this.heldReady = undefined
-    // 2. Send. A leader whose term and vote are already durable sends its appends and
-    //    heartbeats before its own fsync, so that it and its followers write in parallel
-    //    (Raft thesis 10.2.1): the core counts the leader's copy toward a commit only from
-    //    advance() on. Everything else (acknowledgements, votes, a new leader's first
-    //    appends) waits for the fsync.
-    let rest = rd.messages
-    if (rd.mustSync && rd.softState.role === 'leader' && !this.termOrVoteChanged(rd)) {
-      const early = rd.messages.filter((m) => m.type === 'app' || m.type === 'heartbeat')
-      rest = rd.messages.filter((m) => m.type !== 'app' && m.type !== 'heartbeat')
-      if (early.length > 0) this.transport.send(early)
-    }
+    // 4. Send the rest once this Ready is durable.
     if (rd.mustSync) await this.store.sync()
     if (rd.hardState) this.durableHardState = rd.hardState
     if (rd.snapshot) this.lastCompactedIndex = rd.snapshot.index
@@ -889,9 +972,9 @@ export class Replica {
       else plain.push(m)
     }
     if (plain.length > 0) this.transport.send(plain)
-    // 4. Reads.
+    // 5. Reads.
     for (const rs of rd.readStates) this.readsWaitingApply.push(rs)
-    // 5. Advance.
+    // 6. Advance.
     this.raft.advance(rd)
     this.noteSoftState(rd)
     this.settle([], [])
@@ -969,6 +1052,7 @@ export class Replica {
     const results: (PutResult | undefined)[] = []
     const confChanges: { cc: ConfChange; index: number; conf: ConfState; wasLearner: boolean }[] =
       []
+    const forwardedResults: [string, PutResult][] = []
     const run = (txn: ApplyTxn): void => {
       for (const e of entries) {
         if (e.type === 'conf') {
@@ -984,7 +1068,15 @@ export class Replica {
           results.push(undefined)
         } else {
           const put = decodePut(e.data)
-          results.push(txn.putIfAbsent(put.key, put.value))
+          const result = txn.putIfAbsent(put.key, put.value)
+          results.push(result)
+          if (put.origin !== undefined && this.forwarded.size > 0) {
+            const o = put.origin
+            forwardedResults.push([
+              Buffer.from(o.buffer, o.byteOffset, o.byteLength).toString('latin1'),
+              result,
+            ])
+          }
         }
       }
       const last = entries[entries.length - 1]
@@ -993,6 +1085,12 @@ export class Replica {
     const done = (): (PutResult | undefined)[] => {
       const last = entries[entries.length - 1]
       if (last) this.appliedIndex = last.index
+      for (const [token, result] of forwardedResults) {
+        const p = this.forwarded.get(token)
+        if (p === undefined) continue
+        this.forwarded.delete(token)
+        p.resolve(result)
+      }
       if (confChanges.length > 0) this.updatePeers()
       for (const { cc, index, conf, wasLearner } of confChanges) {
         const what =
@@ -1074,6 +1172,7 @@ export class Replica {
     if (s.role !== prev.role || s.leader !== prev.leader || s.term !== prev.term) {
       this.soft = s
       if (s.leader === NONE && prev.leader !== NONE) this.leaderLostAtMs = Date.now()
+      if (s.leader !== prev.leader) this.leaderChangedAt = Date.now()
       if (s.leader !== prev.leader) for (const w of [...this.leaderWatchers]) w()
       this.logSoftState(prev, s)
       // Check-quorum: the leader stepped down in its own term, with no successor known. (A

@@ -428,6 +428,12 @@ export class DbServer {
           Math.min(deadline, this.replica.noLeaderDeadline()),
         )
         if (leader === this.replica.id) continue
+        // Through Raft (batched with the other writes passed on), unless this member's disk
+        // refuses writes (it could not apply the entry to learn the outcome) or its copy of
+        // the key is damaged (applying any entry of that key would meet it): the leader
+        // answers those over HTTP, from its own copy.
+        if (this.replica.storageError() === undefined && existing !== DAMAGED)
+          return await this.replica.forwardPut(kb, value)
         return await this.forwardPut(leader, key, value, deadline)
       } catch (e) {
         // The leader's disk refuses writes: final for this request (the leader may change

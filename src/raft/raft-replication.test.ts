@@ -3,7 +3,7 @@
 // the follower's commit rule and terms on appends and their replies.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { cut, Harness, tickUntil } from './harness.test-helper.ts'
+import { cluster, cut, Harness, tickUntil } from './harness.test-helper.ts'
 import { app, appResponses, drain, ents, lone } from './lone.test-helper.ts'
 import type { Ready } from './raft.ts'
 import type { MemoryStorage } from './storage.ts'
@@ -433,4 +433,41 @@ test('§5.3 the leader never overwrites or deletes entries in its own log', () =
   assert.deepEqual(storedTerms(n.storage), before)
   assert.equal(n.raft.status().role, 'leader')
   assert.equal(n.raft.status().lastIndex, lastBefore)
+})
+
+// ------------------------------------------------------------------ forwarded proposals
+
+test('a follower forwards proposals to its leader in one message; they commit everywhere', () => {
+  const h = cluster()
+  assert.equal(h.raft('2').forward(bytes('b')), true)
+  assert.equal(h.raft('2').forward(bytes('c')), true)
+  h.process('2')
+  const props = h.queue.filter((m) => m.type === 'prop')
+  assert.equal(props.length, 1, 'both proposals in one message')
+  assert.equal(props[0]?.to, '1')
+  h.stabilize()
+  for (const id of ['1', '2', '3']) assert.deepEqual(h.appliedData(id), ['a', 'b', 'c'])
+  // The leader proposes its own; forwarding is for members that do not lead.
+  assert.equal(h.raft('1').forward(bytes('d')), false)
+})
+
+test('a forwarded proposal reaching a member that does not lead is dropped', () => {
+  const h = cluster()
+  // 3 forwards to 1, which loses its leadership before the proposal arrives.
+  assert.equal(h.raft('3').forward(bytes('lost')), true)
+  h.process('3')
+  const held = h.queue
+  h.queue = []
+  h.drop = cut('1')
+  tickUntil(h, ['2', '3'], () => h.leaders().some((id) => id !== '1'))
+  h.drop = () => false
+  tickUntil(h, ['2', '3'], () => h.raft('1').status().role === 'follower')
+  h.queue.push(...held)
+  h.stabilize()
+  for (const id of ['1', '2', '3']) assert.deepEqual(h.appliedData(id), ['a'])
+})
+
+test('a member that knows no leader does not forward', () => {
+  const h = new Harness(['1', '2', '3'])
+  assert.equal(h.raft('2').forward(bytes('x')), false)
 })

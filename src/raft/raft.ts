@@ -142,6 +142,9 @@ export interface Status {
 
 const EMPTY = new Uint8Array(0)
 
+/** FORWARD_BATCH_MAX bounds the proposals one 'prop' message carries. */
+const FORWARD_BATCH_MAX = 1024
+
 /** Raft is one member's consensus state machine. */
 export class Raft {
   readonly id: NodeId
@@ -343,6 +346,29 @@ export class Raft {
     if (m.type !== 'app' && m.type !== 'heartbeat' && m.type !== 'snap') return false
     if (m.term < this.term) return false
     return m.from === this.lead || this.lead === NONE || this.electionElapsed >= this.electionTicks
+  }
+
+  /**
+   * forward passes a proposal to the leader (a 'prop' message), for a member that does not
+   * lead. It says nothing of the outcome: the entry commits and this member applies it, or
+   * it never appears (the leader changed or was full), which the host learns by waiting.
+   * It returns false, sending nothing, when this member leads (propose instead) or knows
+   * no leader. Proposals forwarded before the next ready() travel in one message.
+   */
+  forward(data: Uint8Array): boolean {
+    if (this.role === 'leader' || this.lead === NONE) return false
+    const last = this.msgs[this.msgs.length - 1]
+    if (
+      last?.type === 'prop' &&
+      last.to === this.lead &&
+      last.term === this.term &&
+      last.data.length < FORWARD_BATCH_MAX
+    ) {
+      ;(last.data as Uint8Array[]).push(data)
+    } else {
+      this.send({ type: 'prop', from: this.id, to: this.lead, term: this.term, data: [data] })
+    }
+    return true
   }
 
   /** readIndex asks for a linearizable read barrier; the answer comes as a ReadState with the
@@ -779,6 +805,11 @@ export class Raft {
 
   private stepLeader(m: Message): void {
     switch (m.type) {
+      case 'prop':
+        // Proposals a member passed on; those the leader cannot take now are dropped (their
+        // proposer times out and retries).
+        for (const data of m.data) this.proposeEntry('normal', data)
+        return
       case 'appResp':
         this.handleAppendResponse(m)
         return
@@ -846,6 +877,7 @@ export class Raft {
       case 'readIndexResp':
       case 'timeoutNow':
       case 'transferLeader':
+      case 'prop':
         return
       default:
         assertNever(m)
@@ -886,6 +918,8 @@ export class Raft {
       case 'voteResp':
       case 'preVoteResp':
       case 'readIndex':
+      case 'prop':
+        // A follower does not pass proposals on: the proposer times out and retries.
         return
       default:
         assertNever(m)

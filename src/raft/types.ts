@@ -152,6 +152,17 @@ export interface TransferLeaderRequest extends Envelope {
   readonly transferee: NodeId
 }
 
+/**
+ * ProposalMessage carries proposals a follower passes to its leader (etcd's MsgProp), so that
+ * writes arriving at any member reach the log without another protocol. It is outside Raft's
+ * safety argument: a member that does not lead (or cannot take more) drops it, and the
+ * proposer learns of its entry only by applying it (or times out and retries).
+ */
+export interface ProposalMessage extends Envelope {
+  readonly type: 'prop'
+  readonly data: readonly Uint8Array[]
+}
+
 /** Message is every message members exchange. */
 export type Message =
   | AppendMessage
@@ -165,6 +176,7 @@ export type Message =
   | ReadIndexResponse
   | TimeoutNowMessage
   | TransferLeaderRequest
+  | ProposalMessage
 
 /** MessageType is the discriminant of Message. */
 export type MessageType = Message['type']

@@ -90,6 +90,13 @@ const ALL_MESSAGES: readonly Message[] = [
   },
   { type: 'timeoutNow', from: 'n1', to: 'n2', term: 7 },
   { type: 'transferLeader', from: 'n3', to: 'n1', term: 7, transferee: 'n2' },
+  {
+    type: 'prop',
+    from: 'n2',
+    to: 'n1',
+    term: 7,
+    data: [new Uint8Array([1, 2, 3]), new Uint8Array(0)],
+  },
 ]
 
 /** payloadOf strips a frame's length prefix, checking it. */
@@ -237,6 +244,7 @@ test('wrong field types and ranges are refused with a FrameError naming the fiel
     ['number reject', ['msgs', [['voteResp', 'a', 'b', 1, 0]]], /reject/],
     ['long ctx', ['msgs', [['readIndex', 'a', 'b', 1, 'c'.repeat(CTX_LENGTH_MAX + 1)]]], /ctx/],
     ['empty transferee', ['msgs', [['transferLeader', 'a', 'b', 1, '']]], /transferee/],
+    ['proposal that is not bytes', ['msgs', [['prop', 'a', 'b', 1, ['x']]]], /data\[0\]/],
     ['entries not an array', ['msgs', [appTuple().with(7, {})]], /entries/],
     ['entry type', ['msgs', [appTuple().with(7, [[6, 11, 'weird', bytes(1)]])]], /type/],
     ['entry data string', ['msgs', [appTuple().with(7, [[6, 11, 'normal', 'abc']])]], /data/],

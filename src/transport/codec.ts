@@ -472,6 +472,8 @@ function encodeMessage(m: Message): unknown[] {
       return [m.type, m.from, m.to, m.term]
     case 'transferLeader':
       return [m.type, m.from, m.to, m.term, m.transferee]
+    case 'prop':
+      return [m.type, m.from, m.to, m.term, m.data]
   }
 }
 
@@ -490,6 +492,7 @@ const MESSAGE_FIELDS: Readonly<Record<Message['type'], number>> = {
   readIndexResp: 7,
   timeoutNow: 4,
   transferLeader: 5,
+  prop: 5,
 }
 
 function isMessageType(v: unknown): v is Message['type'] {
@@ -598,6 +601,16 @@ function decodeMessage(v: unknown): Message {
       return { type, from, to, term }
     case 'transferLeader':
       return { type, from, to, term, transferee: nodeId(t[4], 'transferee') }
+    case 'prop':
+      return {
+        type,
+        from,
+        to,
+        term,
+        data: list(t[4], 'data', ENTRIES_PER_MESSAGE_MAX).map((d, i) =>
+          bytes(d, `data[${i}]`, Infinity),
+        ),
+      }
   }
 }
 

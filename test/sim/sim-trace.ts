@@ -77,6 +77,8 @@ export function formatMessage(m: Message): string {
       return `${head} ${m.reject ? 'REJECT' : 'GRANT'}`
     case 'snap':
       return `${head} snapshot=${m.snapshot.index}@${m.snapshot.term} voters=${m.snapshot.conf.voters.join(',')}`
+    case 'prop':
+      return `${head} proposals=${m.data.length}`
     case 'readIndex':
       return `${head} ctx=${m.ctx}`
     case 'readIndexResp':
