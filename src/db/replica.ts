@@ -756,6 +756,7 @@ export class Replica {
 
   private onMessages(from: NodeId, msgs: readonly Message[]): void {
     if (this.stopped || this.removed) return
+    if (msgs.some((m) => m.type === 'prop')) msgs = msgs.map(checkedProposals)
     // While a Ready is held (see onTick) messages are dropped (Raft takes lost messages),
     // but for a new leader's: stepping one makes this member a follower that knows the new
     // leader (and forwards writes to it), at the cost of a message or two.
@@ -1247,6 +1248,17 @@ export class Replica {
 
   private sendSnapshot(to: NodeId, term: number): void {
     if (this.snapshotsInFlight.has(to)) return
+    // A snapshot describes what the file holds: write what was applied in memory first, or
+    // a member just added could get a configuration without itself. (Called after the
+    // Ready's write, so nothing pending is ahead of the log on disk.)
+    try {
+      this.store.flushApplied()
+    } catch (e) {
+      if (!(e instanceof DiskUnavailableError)) throw e
+      this.noteDiskError(e)
+      this.raft.reportSnapshot(to, false)
+      return
+    }
     this.snapshotsInFlight.add(to)
     const source = this.store.snapshotSource()
     const wrapped: SnapshotSource = {
@@ -1359,4 +1371,30 @@ export class Replica {
       await new Promise((r) => setTimeout(r, Math.min(this.tickMs, 20)))
     }
   }
+}
+
+/** PROPOSAL_KEY_BYTES_MAX and PROPOSAL_VALUE_BYTES_MAX bound what a proposal passed on by
+ * another member may carry (oncekv's own limits: keys of 1024 bytes, values of 16 MiB). */
+const PROPOSAL_KEY_BYTES_MAX = 1024
+const PROPOSAL_VALUE_BYTES_MAX = 16 * 1024 * 1024
+
+/** checkedProposals drops the proposals of a 'prop' message that are not a well-formed put
+ * with an origin within the limits: a committed entry that cannot apply would stop every
+ * member, on every restart. */
+function checkedProposals(m: Message): Message {
+  if (m.type !== 'prop') return m
+  const ok = m.data.filter((d) => {
+    try {
+      const put = decodePut(d)
+      return (
+        put.origin !== undefined &&
+        put.key.byteLength >= 1 &&
+        put.key.byteLength <= PROPOSAL_KEY_BYTES_MAX &&
+        put.value.byteLength <= PROPOSAL_VALUE_BYTES_MAX
+      )
+    } catch {
+      return false
+    }
+  })
+  return ok.length === m.data.length ? m : { ...m, data: ok }
 }

@@ -600,14 +600,18 @@ export class DbServer {
     return true
   }
 
-  /** fastPut takes a plain PUT /keys/<key> with a Content-Length within the value limit
-   * without Fastify (every write, forwarded ones too, comes this way), and answers it as the
-   * route does; anything else (chunked, too long, a refused token, a bad key, a query string)
-   * goes to the route, which gives the clear answer. */
+  /** fastPut takes a plain PUT /keys/<key> of application/octet-stream (or no type) with a
+   * Content-Length within the value limit without Fastify, and answers it as the route does;
+   * anything else (chunked, too long, another type, a refused token, a bad key, a query
+   * string) goes to the route, which gives the clear answer. */
   private fastPut(req: IncomingMessage, res: ServerResponse): boolean {
     if (this.draining || this.replica.isRemoved()) return false
     const key = rawKeyOfFastPath(req, 'PUT')
     if (key === undefined || req.headers['transfer-encoding'] !== undefined) return false
+    // What clients send (or nothing); the route judges any other media type (415 for one
+    // that does not parse).
+    const type = req.headers['content-type']
+    if (type !== undefined && type.trim().toLowerCase() !== 'application/octet-stream') return false
     const length = Number(req.headers['content-length'])
     if (!Number.isSafeInteger(length) || length < 0 || length > this.maxValueBytes) return false
     if (!this.auth.allows('write', req.headers)) return false

@@ -467,6 +467,19 @@ test('a forwarded proposal reaching a member that does not lead is dropped', () 
   for (const id of ['1', '2', '3']) assert.deepEqual(h.appliedData(id), ['a'])
 })
 
+test('forwarded proposals start a new message past maxSizePerMsg bytes', () => {
+  const h = cluster({ maxSizePerMsg: 1000 })
+  for (let i = 0; i < 3; i++) assert.equal(h.raft('2').forward(new Uint8Array(600)), true)
+  h.process('2')
+  const props = h.queue.filter((m) => m.type === 'prop')
+  assert.deepEqual(
+    props.map((m) => m.data.length),
+    [1, 1, 1],
+  )
+  h.stabilize()
+  assert.equal(h.member('3').applied.filter((e) => e.data.byteLength === 600).length, 3)
+})
+
 test('a member that knows no leader does not forward', () => {
   const h = new Harness(['1', '2', '3'])
   assert.equal(h.raft('2').forward(bytes('x')), false)

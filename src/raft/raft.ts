@@ -142,7 +142,8 @@ export interface Status {
 
 const EMPTY = new Uint8Array(0)
 
-/** FORWARD_BATCH_MAX bounds the proposals one 'prop' message carries. */
+/** FORWARD_BATCH_MAX bounds the proposals one 'prop' message carries (and maxSizePerMsg
+ * their bytes, but for a single proposal). */
 const FORWARD_BATCH_MAX = 1024
 
 /** Raft is one member's consensus state machine. */
@@ -177,6 +178,8 @@ export class Raft {
   private prs = new Map<NodeId, Progress>()
   private readonly votes = new Map<NodeId, boolean>()
   private msgs: Message[] = []
+  // Bytes of proposals in the last 'prop' message of msgs (forward).
+  private forwardBytes = 0
   private readStates: ReadState[] = []
   private electionElapsed = 0
   private heartbeatElapsed = 0
@@ -362,11 +365,14 @@ export class Raft {
       last?.type === 'prop' &&
       last.to === this.lead &&
       last.term === this.term &&
-      last.data.length < FORWARD_BATCH_MAX
+      last.data.length < FORWARD_BATCH_MAX &&
+      this.forwardBytes + data.byteLength <= this.maxSizePerMsg
     ) {
       ;(last.data as Uint8Array[]).push(data)
+      this.forwardBytes += data.byteLength
     } else {
       this.send({ type: 'prop', from: this.id, to: this.lead, term: this.term, data: [data] })
+      this.forwardBytes = data.byteLength
     }
     return true
   }

@@ -761,6 +761,8 @@ export class LmdbStore implements LogStorage {
     const book = plainMembers(members)
     this.write(() => this.putMeta('members', book))
     this.memberBook = book
+    // The snapshot's address book is newer than one applied in memory before it.
+    this.pendingMembers = undefined
     await this.sync()
     return { chunks, pairs }
   }

@@ -23,7 +23,7 @@ import type { ConfState, Entry, Message, NodeId, SnapshotMeta } from '../raft/in
 import type { KvPair } from './transport.ts'
 
 /** PROTOCOL_VERSION is the version a hello frame carries; peers with another one are refused. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 /** FRAME_HEADER_BYTES is the size of a frame's length prefix. */
 export const FRAME_HEADER_BYTES = 4
@@ -665,6 +665,9 @@ export function messageBytesEstimate(m: Message): number {
       break
     case 'transferLeader':
       n += m.transferee.length * 3
+      break
+    case 'prop':
+      for (const d of m.data) n += d.byteLength + 8
       break
     default:
       break
