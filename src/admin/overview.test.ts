@@ -27,6 +27,7 @@ function stats(id: string, last: number, commit: number, applied: number): DbSta
     reads_not_found: 0,
     values_corrupt: 0,
     writes: 0,
+    writes_in_flight: 0,
     db_bytes: 0,
     snapshots_installed: 0,
     last_snapshot_chunks: 0,

@@ -726,7 +726,7 @@ export class Replica {
 
   /** pendingWrites is the number of puts waiting to apply. */
   pendingWrites(): number {
-    return this.pendingPuts.size
+    return this.pendingPuts.size + this.forwarded.size
   }
 
   // ------------------------------------------------------------------ loop
@@ -932,17 +932,16 @@ export class Replica {
     //    it shortly after. A crash before that loses nothing: the member applies them again
     //    from its log. A held Ready (the disk had no room) applied its entries already.
     //    After a received snapshot, entries apply on top of it, so after the write.
-    if (!retry && rd.snapshot === undefined && this.applyCommitted(rd, true) && rd.mustSync) {
-      // Let the answers leave before this member's fsync blocks the event loop.
-      await new Promise<void>((resolve) => setImmediate(resolve))
-    }
+    if (!retry && rd.snapshot === undefined) this.applyCommitted(rd, true)
     // 3. Persist what must be durable before the messages go out: entries, a received
     //    snapshot, a new term or vote, in one transaction (one fsync for every proposal in
     //    this Ready). A hard state whose only news is the commit index waits for the next
     //    transaction: a commit index can be learnt again from the leader.
+    //    LMDB commits and syncs on its own thread meanwhile: this member takes requests and
+    //    messages (and the answers above leave) while its disk syncs.
     if (rd.mustSync) {
       try {
-        this.store.writeReady({
+        await this.store.writeReadyAsync({
           hardState: rd.hardState,
           entries: rd.entries,
           snapshot: rd.snapshot,

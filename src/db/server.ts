@@ -109,7 +109,13 @@ export class DbServer {
   private draining = false
   // Key reads answered (GET /key, /i/key, /keys), how many of them were 404, and writes
   // answered (created, already there or conflict), forwarded ones on both members.
-  private readonly counters = { reads: 0, notFound: 0, writes: 0, corruptValues: 0 }
+  private readonly counters = {
+    reads: 0,
+    notFound: 0,
+    writes: 0,
+    writesInFlight: 0,
+    corruptValues: 0,
+  }
   private readonly logger: Logger
   // Keys whose damaged value was logged (once each, a bounded number).
   private readonly corruptLogged = new Set<string>()
@@ -399,6 +405,17 @@ export class DbServer {
     value: Uint8Array,
     kb = keyBytes(key, this.maxKeyBytes),
   ): Promise<PutResult> {
+    // Counted until the last retry ends: a write may still take effect after its client
+    // gave up, until then (writes_in_flight in /stats).
+    this.counters.writesInFlight++
+    try {
+      return await this.putAttempts(key, value, kb)
+    } finally {
+      this.counters.writesInFlight--
+    }
+  }
+
+  private async putAttempts(key: string, value: Uint8Array, kb: Uint8Array): Promise<PutResult> {
     const deadline = Date.now() + this.writeTimeoutMs
     // Built only when needed: an Error captures a stack trace, which costs on every write.
     let lastError: Error | undefined

@@ -20,6 +20,7 @@ export function collectStats(
     readonly reads: number
     readonly notFound: number
     readonly writes: number
+    readonly writesInFlight: number
     readonly corruptValues: number
   },
 ): DbStats {
@@ -45,6 +46,7 @@ export function collectStats(
     reads: counters.reads,
     reads_not_found: counters.notFound,
     writes: counters.writes,
+    writes_in_flight: counters.writesInFlight,
     values_corrupt: counters.corruptValues,
     db_bytes: store.bytes,
     snapshots_installed: store.snapshotsInstalled,

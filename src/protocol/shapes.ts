@@ -75,6 +75,9 @@ export interface DbStats {
   readonly values_corrupt: number
   /** writes counts writes answered (created, already there, conflict) since start. */
   readonly writes: number
+  /** writes_in_flight counts writes this member is still carrying out, retries included (a
+   * write may outlive its client's wait; it can take effect until it ends). */
+  readonly writes_in_flight: number
   readonly db_bytes: number
   /** snapshots_installed counts snapshots received and installed since start;
    * last_snapshot_chunks is how many chunks the latest one came in (0: none yet). */

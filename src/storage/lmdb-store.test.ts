@@ -456,6 +456,47 @@ describe('LmdbStore', () => {
     })
   })
 
+  describe('asynchronous Ready writes', () => {
+    it('writes a Ready and the pending state in one transaction off the event loop', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      const entries = makeEntries(2, [1, 1, 1], 100)
+      store.applyInMemory(
+        (t) => {
+          assert.equal(t.putIfAbsent(enc.encode('k'), enc.encode('v')), 'created')
+          t.setApplied(3)
+        },
+        { first: 2, last: 4 },
+      )
+      const written = store.writeReadyAsync({
+        hardState: { term: 1, vote: 'a', commit: 3 },
+        entries,
+      })
+      // Nothing changes in memory before the transaction commits.
+      assert.equal(store.lastIndex(), 1)
+      assert.equal(store.hasPending(), true)
+      await written
+      assert.equal(store.lastIndex(), 4)
+      assert.equal(store.hasPending(), false)
+      // Replacing the uncommitted tail, as writeReady does.
+      await store.writeReadyAsync({
+        hardState: { term: 2, vote: 'b', commit: 3 },
+        entries: makeEntries(4, [2], 10),
+      })
+      assert.equal(store.lastIndex(), 4)
+      assert.equal(store.term(4), 2)
+      store = await reopen(store, dir)
+      assert.deepEqual(
+        store.entries(2, 5, 1 << 30).map((e) => e.term),
+        [1, 1, 2],
+      )
+      assert.deepEqual(store.get(enc.encode('k')), enc.encode('v'))
+      assert.deepEqual(store.initialState().hardState, { term: 2, vote: 'b', commit: 3 })
+      assert.equal(store.initialState().applied, 3)
+    })
+  })
+
   describe('compaction', () => {
     it('compacts 50,000 entries in batches and keeps the rest', async () => {
       const boot = bootstrapped()

@@ -138,6 +138,14 @@ export interface ReadyWrite {
   readonly applyBytes?: number
 }
 
+// ReadyPlan is what writing one Ready changes (planReady).
+interface ReadyPlan {
+  readonly snapshot: SnapshotMeta | undefined
+  readonly base: SnapshotMeta
+  readonly newLast: number
+  readonly hard: HardState | undefined
+}
+
 /** PutOutcome is what putIfAbsent did: stored the value, found the same bytes, or found
  * other bytes (and left them). A write-once store never overwrites. */
 export type PutOutcome = 'created' | 'exists' | 'conflict'
@@ -196,6 +204,8 @@ export class LmdbStore implements LogStorage {
   // The applied index before applyInMemory applied entries of a Ready not written yet: that
   // Ready's entries may replace entries above it, never below (writeReady checks).
   private appliedBeforeWrite: number | undefined
+  // Set while writeReadyAsync queues its writes: putRecord queues them here instead.
+  private asyncOps: Promise<boolean>[] | undefined
   // Terms of the newest entries: recentTerms[i] is the term of entry recentFrom + i.
   // Invariant: recentFrom > snap.index; if non-empty, recentFrom + recentTerms.length - 1 ===
   // last; recentTerms.length <= TERM_CACHE_MAX + TERM_CACHE_MAX / 4.
@@ -384,6 +394,55 @@ export class LmdbStore implements LogStorage {
    * given, applies the Ready's committed entries in the same transaction (as apply() does).
    */
   writeReady(rd: ReadyWrite, applyFn?: (txn: ApplyTxn) => void): void {
+    const plan = this.planReady(rd)
+    const scope = applyFn ? this.applyScope(plan.newLast) : undefined
+    if (scope && plan.snapshot !== undefined) {
+      // Applying after a received snapshot starts from the snapshot's index.
+      this.applied = Math.max(this.applied, plan.snapshot.index)
+    }
+    this.write(() => {
+      this.readyWrites(rd, plan)
+      // The Ready's committed entries are applied in the same transaction: they become
+      // durable together with the entries and hard state, at one fsync.
+      if (scope) {
+        try {
+          applyFn?.(scope.txn)
+        } finally {
+          scope.end()
+        }
+      }
+    }, null)
+    this.readyWritten(rd, plan, scope)
+  }
+
+  /**
+   * writeReadyAsync is writeReady (without applying) as a transaction LMDB commits and syncs
+   * on its own thread (lmdb-js batches the writes of one event turn into one transaction):
+   * the event loop stays free meanwhile, to take requests and messages. It resolves once
+   * the Ready is durable. The caller must not start another write before it resolves. A
+   * refusal for want of space (DiskUnavailableError) comes before anything is written.
+   */
+  async writeReadyAsync(rd: ReadyWrite): Promise<void> {
+    const plan = this.planReady(rd)
+    const ops: Promise<boolean>[] = []
+    this.asyncOps = ops
+    try {
+      this.readyWrites(rd, plan)
+    } finally {
+      this.asyncOps = undefined
+    }
+    try {
+      await Promise.all(ops)
+      await this.root.flushed
+    } catch (err) {
+      throw this.failed(err)
+    }
+    this.readyWritten(rd, plan, undefined)
+  }
+
+  // planReady checks rd against the log (see writeReady) and the free space, and works out
+  // what writing it changes.
+  private planReady(rd: ReadyWrite): ReadyPlan {
     this.checkUsable()
     const snapshot = rd.snapshot === undefined ? undefined : plainSnapshotMeta(rd.snapshot)
     const base = snapshot ?? this.snap
@@ -421,34 +480,36 @@ export class LmdbStore implements LogStorage {
     for (const e of rd.entries) payload += e.data.byteLength
     // Refused for want of space before anything changes, so the caller may retry rd as is.
     this.checkSpace(PAYLOAD_FACTOR * payload)
-    const scope = applyFn ? this.applyScope(newLast) : undefined
-    if (scope && snapshot !== undefined) {
-      // Applying after a received snapshot starts from the snapshot's index.
-      this.applied = Math.max(this.applied, snapshot.index)
+    return { snapshot, base, newLast, hard }
+  }
+
+  // readyWrites makes rd's writes (inside a transaction, or queued with asyncOps).
+  private readyWrites(rd: ReadyWrite, plan: ReadyPlan): void {
+    const { snapshot, base, newLast, hard } = plan
+    // What was applied in memory first: a snapshot's metadata below supersedes its
+    // applied index and configuration.
+    this.writePending(hard)
+    if (snapshot !== undefined) {
+      this.putMeta('snapshot', snapshot)
+      this.putMeta('applied', snapshot.index)
+      this.putMeta('conf', snapshot.conf)
     }
-    this.write(() => {
-      // What was applied in memory first: a snapshot's metadata below supersedes its
-      // applied index and configuration.
-      this.writePending(hard)
-      if (snapshot !== undefined) {
-        this.putMeta('snapshot', snapshot)
-        this.putMeta('applied', snapshot.index)
-        this.putMeta('conf', snapshot.conf)
-      }
-      for (const e of rd.entries) this.logDb.putSync(e.index, encodeLogRecord(e))
-      // Entries past the new last index: the old suffix, or, with a snapshot, every entry
-      // above it. Entries at or below a snapshot's index go after the commit, in batches.
-      for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) this.logDb.removeSync(i)
-      // The Ready's committed entries are applied in the same transaction: they become
-      // durable together with the entries and hard state, at one fsync.
-      if (scope) {
-        try {
-          applyFn?.(scope.txn)
-        } finally {
-          scope.end()
-        }
-      }
-    }, null)
+    for (const e of rd.entries) this.putRecord(this.logDb, e.index, encodeLogRecord(e))
+    // Entries past the new last index: the old suffix, or, with a snapshot, every entry
+    // above it. Entries at or below a snapshot's index go after the commit, in batches.
+    for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) {
+      if (this.asyncOps) this.asyncOps.push(this.logDb.remove(i))
+      else this.logDb.removeSync(i)
+    }
+  }
+
+  // readyWritten updates the in-memory copies once rd's writes committed.
+  private readyWritten(
+    rd: ReadyWrite,
+    plan: ReadyPlan,
+    scope: { commit(): void } | undefined,
+  ): void {
+    const { snapshot, newLast, hard } = plan
     if (snapshot !== undefined) {
       this.snap = snapshot
       this.applied = snapshot.index
@@ -460,10 +521,20 @@ export class LmdbStore implements LogStorage {
     this.pendingWritten(hard)
     this.appliedBeforeWrite = undefined
     this.last = newLast
-    if (first !== undefined) this.rememberTerms(rd.entries)
+    if (rd.entries.length > 0) this.rememberTerms(rd.entries)
     // rd is durable now: entries left below the snapshot for want of space are ignored by
     // reads and deleted by a later compaction or open().
     if (snapshot !== undefined) this.deleteLogBelowIfSpace(snapshot.index + 1)
+  }
+
+  // putRecord puts one record: at once inside a transaction, or queued with asyncOps.
+  private putRecord<K extends string | number | Uint8Array>(
+    db: Database<Uint8Array, K>,
+    key: K,
+    value: Uint8Array,
+  ): void {
+    if (this.asyncOps) this.asyncOps.push(db.put(key, value))
+    else db.putSync(key, value)
   }
 
   /** sync resolves once everything written so far is durable. The Replica awaits it after
@@ -557,7 +628,7 @@ export class LmdbStore implements LogStorage {
   // index: the core never applies past its commit index.
   private writePending(hard: HardState | undefined): void {
     for (const { key, value } of this.pendingKv.values())
-      this.kvDb.putSync(key, encodeValueRecord(key, value))
+      this.putRecord(this.kvDb, key, encodeValueRecord(key, value))
     if (this.pendingApplied !== undefined) this.putMeta('applied', this.pendingApplied)
     if (this.pendingConf !== undefined) this.putMeta('conf', this.pendingConf)
     if (this.pendingMembers !== undefined) this.putMeta('members', this.pendingMembers)
@@ -954,7 +1025,7 @@ export class LmdbStore implements LogStorage {
   }
 
   private putMeta(key: MetaKey, value: unknown): void {
-    this.metaDb.putSync(key, encodeMetaRecord(value))
+    this.putRecord(this.metaDb, key, encodeMetaRecord(value))
   }
 
   private readMeta<T>(key: MetaKey, parse: (v: unknown) => T | undefined): T | undefined {
