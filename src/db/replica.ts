@@ -115,7 +115,7 @@ const DISK_RETRY_MS = 1_000
 
 /** APPLY_FLUSH_MS is how long what was applied in memory may wait for a Ready's transaction
  * to write it before a transaction of its own does. */
-const APPLY_FLUSH_MS = 10
+const APPLY_FLUSH_MS = 100
 
 /** FORWARD_TIMEOUT_MS is how long a put passed to the leader may take to apply here before
  * it is given up (ProposalLostError: retrying is safe). */
