@@ -946,6 +946,8 @@ export class Replica {
           entries: rd.entries,
           snapshot: rd.snapshot,
         })
+        // Stopped meanwhile: the store may be closing; nothing more goes out.
+        if (this.stopped) return false
       } catch (e) {
         // The store refused before writing anything: hold rd and write it again later.
         if (!(e instanceof DiskUnavailableError)) throw e

@@ -13,7 +13,11 @@
 // this machine, with the default overlappingSync, the commit itself does the data fdatasync
 // and the O_DSYNC meta page write before transactionSync returns; sync() awaits root.flushed
 // as well, so the contract holds even if a later lmdb-js defers that flush. The asynchronous
-// root.transaction() hangs in this lmdb version and is never used.
+// root.transaction() hangs in this lmdb version and is never used. A Ready is written with
+// lmdb-js's asynchronous puts instead (writeReadyAsync): all queued in one event turn, which
+// lmdb-js commits as one transaction on its own thread (eventTurnBatching), then awaited
+// with root.flushed. No transactionSync may run while such a batch is queued or committing
+// (it would split the batch): every synchronous writer waits for it or asserts (inflight).
 //
 // Disk space. Before every write transaction the store checks the free space of the file
 // system holding it (statfs) against an estimate of what the transaction writes plus a
@@ -138,6 +142,25 @@ export interface ReadyWrite {
   readonly applyBytes?: number
 }
 
+// AsyncOp is one write writeReadyAsync queues: a put, or a remove (value undefined).
+interface AsyncOp {
+  readonly db: Database<Uint8Array, string | number | Uint8Array>
+  readonly key: string | number | Uint8Array
+  readonly value: Uint8Array | undefined
+}
+
+// commitCause is the error behind a failed asynchronous commit: lmdb-js rejects the writes
+// with a generic error whose commitError (a promise, rejected too) holds the cause with its
+// errno. Awaiting it here also keeps that rejection from going unhandled.
+async function commitCause(err: unknown): Promise<unknown> {
+  const pending = (err as { commitError?: Promise<unknown> } | undefined)?.commitError
+  if (pending === undefined || typeof pending.then !== 'function') return err
+  return pending.then(
+    () => err,
+    (cause: unknown) => cause,
+  )
+}
+
 // ReadyPlan is what writing one Ready changes (planReady).
 interface ReadyPlan {
   readonly snapshot: SnapshotMeta | undefined
@@ -204,8 +227,12 @@ export class LmdbStore implements LogStorage {
   // The applied index before applyInMemory applied entries of a Ready not written yet: that
   // Ready's entries may replace entries above it, never below (writeReady checks).
   private appliedBeforeWrite: number | undefined
-  // Set while writeReadyAsync queues its writes: putRecord queues them here instead.
-  private asyncOps: Promise<boolean>[] | undefined
+  // Set while writeReadyAsync gathers its writes: putRecord collects them here instead.
+  private asyncOps: AsyncOp[] | undefined
+  // The asynchronous Ready write in progress, if any: every synchronous writer waits for it
+  // (or asserts there is none), so that no transactionSync ever meets a queued batch (it
+  // would split it) and no later write is overtaken by it.
+  private inflight: Promise<void> | undefined
   // Terms of the newest entries: recentTerms[i] is the term of entry recentFrom + i.
   // Invariant: recentFrom > snap.index; if non-empty, recentFrom + recentTerms.length - 1 ===
   // last; recentTerms.length <= TERM_CACHE_MAX + TERM_CACHE_MAX / 4.
@@ -423,19 +450,37 @@ export class LmdbStore implements LogStorage {
    * refusal for want of space (DiskUnavailableError) comes before anything is written.
    */
   async writeReadyAsync(rd: ReadyWrite): Promise<void> {
+    assert(this.inflight === undefined, 'writeReadyAsync while another is in flight')
     const plan = this.planReady(rd)
-    const ops: Promise<boolean>[] = []
+    // Everything is encoded and checked first; only then queued, in one event turn, where
+    // nothing is left to throw: lmdb-js cannot take back what was queued, and a Ready must
+    // land whole or not at all.
+    const ops: AsyncOp[] = []
     this.asyncOps = ops
     try {
       this.readyWrites(rd, plan)
     } finally {
       this.asyncOps = undefined
     }
+    const queued: Promise<boolean>[] = []
     try {
-      await Promise.all(ops)
+      for (const op of ops)
+        queued.push(op.value === undefined ? op.db.remove(op.key) : op.db.put(op.key, op.value))
+    } catch (err) {
+      // Part of the Ready may commit: the file can no longer be trusted to match memory.
+      throw this.failed(err)
+    }
+    let release = (): void => {}
+    this.inflight = new Promise<void>((resolve) => (release = resolve))
+    try {
+      await Promise.all(queued)
       await this.root.flushed
     } catch (err) {
-      throw this.failed(err)
+      throw this.failed(await commitCause(err))
+    } finally {
+      // Those waiting resume after readyWritten below (it runs in this same turn).
+      this.inflight = undefined
+      release()
     }
     this.readyWritten(rd, plan, undefined)
   }
@@ -498,7 +543,7 @@ export class LmdbStore implements LogStorage {
     // Entries past the new last index: the old suffix, or, with a snapshot, every entry
     // above it. Entries at or below a snapshot's index go after the commit, in batches.
     for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) {
-      if (this.asyncOps) this.asyncOps.push(this.logDb.remove(i))
+      if (this.asyncOps) this.asyncOps.push({ db: this.logDb, key: i, value: undefined })
       else this.logDb.removeSync(i)
     }
   }
@@ -527,13 +572,13 @@ export class LmdbStore implements LogStorage {
     if (snapshot !== undefined) this.deleteLogBelowIfSpace(snapshot.index + 1)
   }
 
-  // putRecord puts one record: at once inside a transaction, or queued with asyncOps.
+  // putRecord puts one record: at once inside a transaction, or collected in asyncOps.
   private putRecord<K extends string | number | Uint8Array>(
     db: Database<Uint8Array, K>,
     key: K,
     value: Uint8Array,
   ): void {
-    if (this.asyncOps) this.asyncOps.push(db.put(key, value))
+    if (this.asyncOps) this.asyncOps.push({ db: db as AsyncOp['db'], key, value })
     else db.putSync(key, value)
   }
 
@@ -773,8 +818,8 @@ export class LmdbStore implements LogStorage {
     this.checkUsable()
     const txn = this.root.useReadTransaction()
     try {
-      // Writes are synchronous and JavaScript is single-threaded, so the view and the
-      // in-memory copies below describe the same commit.
+      // Called with no asynchronous Ready write in flight (the Replica's Ready loop is past
+      // it), so the view and the in-memory copies below describe the same commit.
       // The view holds what the file holds: the data as of durableApplied (the pending state
       // is not in it).
       const index = this.durableApplied
@@ -814,6 +859,8 @@ export class LmdbStore implements LogStorage {
     let chunks = 0
     let pairs = 0
     for await (const chunk of incoming.chunks()) {
+      // Not while a Ready's asynchronous write is queued or committing (see inflight).
+      while (this.inflight) await this.inflight
       chunks++
       pairs += chunk.length
       let bytes = 0
@@ -830,6 +877,7 @@ export class LmdbStore implements LogStorage {
       }, PAYLOAD_FACTOR * bytes)
     }
     const book = plainMembers(members)
+    while (this.inflight) await this.inflight
     this.write(() => this.putMeta('members', book))
     this.memberBook = book
     // The snapshot's address book is newer than one applied in memory before it.
@@ -843,6 +891,7 @@ export class LmdbStore implements LogStorage {
   /** close ends open snapshot sources and closes the environment. */
   async close(): Promise<void> {
     if (this.closed) return
+    await this.inflight
     this.closed = true
     for (const s of [...this.sources]) s.close()
     await this.root.close()
@@ -1073,6 +1122,7 @@ export class LmdbStore implements LogStorage {
   // transaction itself makes the store fail stop.
   private write<T>(fn: () => T, payloadBytes: number | null = 0): T {
     this.checkUsable()
+    assert(this.inflight === undefined, 'a synchronous write during an asynchronous Ready write')
     if (payloadBytes !== null) this.checkSpace(payloadBytes)
     try {
       return this.root.transactionSync(fn)

@@ -138,10 +138,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       async () => {
         const stats = await Promise.all(cluster.all().map((n) => n.stats()))
         const applied = new Set(stats.map((s) => s.applied_index))
-        // Writes whose client gave up may still be retried inside a member: wait them out.
+        const last = new Set(stats.map((s) => s.last_log_index))
+        // Writes whose client gave up may still be retried inside a member, or sit in a log
+        // uncommitted: wait them out.
         return (
           applied.size === 1 &&
-          stats.every((s) => s.commit_index === s.applied_index && s.writes_in_flight === 0)
+          last.size === 1 &&
+          stats.every(
+            (s) =>
+              s.commit_index === s.applied_index &&
+              s.last_log_index === s.commit_index &&
+              s.writes_in_flight === 0,
+          )
         )
       },
       { timeoutMs: 60_000, intervalMs: 100 },
