@@ -711,7 +711,7 @@ export class LmdbStore implements LogStorage {
     const txn: ApplyTxn = {
       putIfAbsent: (key, value) => {
         assert(live, notLive)
-        return inMemory ? this.putIfAbsentPending(key, value) : this.putIfAbsentInTxn(key, value)
+        return this.putIfAbsentInTxn(key, value, inMemory)
       },
       setApplied: (index) => {
         assert(live, notLive)
@@ -1045,27 +1045,21 @@ export class LmdbStore implements LogStorage {
     }
   }
 
-  private putIfAbsentInTxn(key: Uint8Array, value: Uint8Array): PutOutcome {
+  // putIfAbsentInTxn stores value under key unless the key is taken (pending values count):
+  // in the open transaction, or, with inMemory (applyInMemory), into pendingKv.
+  private putIfAbsentInTxn(key: Uint8Array, value: Uint8Array, inMemory = false): PutOutcome {
     assert(
       key.byteLength >= 1 && key.byteLength <= KEY_BYTES_MAX,
       () => `key of ${key.byteLength} bytes; keys are 1 to ${KEY_BYTES_MAX} bytes`,
     )
     const existing = this.pendingValue(key) ?? this.readValue(key)
     if (existing !== undefined) return bytesEqual(existing, value) ? 'exists' : 'conflict'
-    this.kvDb.putSync(key, encodeValueRecord(key, value))
-    return 'created'
-  }
-
-  // putIfAbsentPending is putIfAbsentInTxn for applyInMemory: it records into pendingKv.
-  private putIfAbsentPending(key: Uint8Array, value: Uint8Array): PutOutcome {
-    assert(
-      key.byteLength >= 1 && key.byteLength <= KEY_BYTES_MAX,
-      () => `key of ${key.byteLength} bytes; keys are 1 to ${KEY_BYTES_MAX} bytes`,
-    )
-    const existing = this.pendingValue(key) ?? this.readValue(key)
-    if (existing !== undefined) return bytesEqual(existing, value) ? 'exists' : 'conflict'
-    this.pendingKv.set(pendingKey(key), { key, value })
-    this.pendingBytes += key.byteLength + value.byteLength
+    if (inMemory) {
+      this.pendingKv.set(pendingKey(key), { key, value })
+      this.pendingBytes += key.byteLength + value.byteLength
+    } else {
+      this.kvDb.putSync(key, encodeValueRecord(key, value))
+    }
     return 'created'
   }
 
