@@ -195,6 +195,7 @@ export class Replica {
   private diskRefusals = 0
   private diskProbeAt = 0
   private flushTimer: NodeJS.Timeout | undefined
+  private flushDueAt = 0
 
   constructor(opts: ReplicaOptions) {
     this.id = opts.id
@@ -962,7 +963,10 @@ export class Replica {
     } else if (rd.hardState) {
       this.store.noteHardState(rd.hardState)
     }
-    if (this.store.hasPending()) this.scheduleFlush()
+    // A membership change is written at once (a member restarted before the write would
+    // come back with the older configuration until a leader tells it the commit index).
+    if (this.store.hasPending())
+      this.scheduleFlush(rd.committedEntries.some((e) => e.type === 'conf') ? 0 : APPLY_FLUSH_MS)
     this.heldReady = undefined
     // 4. Send the rest once this Ready is durable.
     if (rd.mustSync) await this.store.sync()
@@ -1011,7 +1015,13 @@ export class Replica {
   /** scheduleFlush has the store write what was applied in memory within APPLY_FLUSH_MS,
    * unless a Ready's transaction does it first. */
   private scheduleFlush(delayMs = APPLY_FLUSH_MS): void {
-    if (this.flushTimer !== undefined || this.stopped) return
+    if (this.stopped) return
+    const due = Date.now() + delayMs
+    if (this.flushTimer !== undefined) {
+      if (this.flushDueAt <= due) return
+      clearTimeout(this.flushTimer)
+    }
+    this.flushDueAt = due
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined
       this.flushApplied()
@@ -1023,7 +1033,7 @@ export class Replica {
   private flushApplied(): void {
     if (this.fatalError || !this.store.hasPending()) return
     if (this.inLoop || this.heldReady) {
-      this.scheduleFlush(this.heldReady ? DISK_RETRY_MS : APPLY_FLUSH_MS)
+      this.scheduleFlush(this.heldReady ? DISK_RETRY_MS : 5)
       return
     }
     try {
