@@ -15,7 +15,15 @@
 //   4. Release each read state once the applied index reaches its index.
 //   5. Call advance(ready). Only then may ready() be called again.
 // The leader counts its own log toward a commit only from advance() on, that is once its
-// copy is durable; committed entries are never handed out before they are durable here.
+// copy is durable; committed entries are handed out only once a majority holds them durably,
+// which may include entries of the same Ready not yet durable here.
+// Relaxations the host may take (the database member takes them all): messages that depend on
+// nothing of the Ready ('prop' proposals; a leader's appends and heartbeats when its term and
+// vote are durable already, thesis 10.2.1) may go before step 1; committed entries may be
+// applied before step 1, since they are durable on a majority, provided the applied state is
+// never made durable ahead of the log entries it covers; and a hard state whose only change
+// is the commit index (mustSync false) may be made durable later, as the commit index can be
+// learnt again from the leader.
 // The host may call step(), tick() and the local calls while a Ready is outstanding (while it
 // awaits an fsync, say): what they produce goes into the next Ready. A readIndex ctx need only
 // be unique among the host's requests in flight; the leader confirms each request with a
