@@ -259,7 +259,7 @@ export class DbServer {
 
     app.get('/keys/*', async (req, reply) => {
       const key = (req.params as { '*': string })['*']
-      return sendRawValue(req, reply, await this.read(key, req))
+      return sendRawValue(req, reply, await this.read(key, req), false)
     })
 
     // Raw writes take the body's bytes as they are, whatever the content type says.
@@ -276,7 +276,7 @@ export class DbServer {
         if (result === 'conflict') throw new KeyConflictError(key)
         return reply
           .code(result === 'created' ? 201 : 200)
-          .header('etag', etagOf(value))
+          .header('etag', etagOf(value, false))
           .send(putResponseOf(result))
       })
     })
@@ -613,7 +613,7 @@ export class DbServer {
     }
     if (value === undefined) return false
     this.counters.reads++
-    sendRawValueFast(req, res, value, {})
+    sendRawValueFast(req, res, value, {}, false)
     return true
   }
 
@@ -652,7 +652,7 @@ export class DbServer {
           if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
           const body = JSON.stringify(putResponseOf(result))
           res.writeHead(result === 'created' ? 201 : 200, {
-            etag: etagOf(value),
+            etag: etagOf(value, false),
             'content-type': 'application/json; charset=utf-8',
             'content-length': Buffer.byteLength(body),
           })
