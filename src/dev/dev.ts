@@ -8,6 +8,7 @@
 // that follow, then the leader once it has stepped down (see stop), each closing its store
 // cleanly.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { CACHE_NODE_FLAGS } from '../cache/node-flags.ts'
 import { SECRET_SOURCES } from '../security/index.ts'
 import {
   closeSync,
@@ -99,6 +100,8 @@ export interface DevPorts {
 interface Proc {
   readonly id: string
   readonly kind: 'db' | 'cache' | 'admin'
+  /** nodeFlags go to Node.js itself, before the script. */
+  readonly nodeFlags?: readonly string[]
   readonly args: string[]
   readonly log: string
   child?: ChildProcess
@@ -447,6 +450,7 @@ export class DevCluster {
       id: c.id,
       kind: 'cache' as const,
       log: join(dataDir, 'logs', `${c.id}.log`),
+      nodeFlags: CACHE_NODE_FLAGS,
       args: [
         'cache',
         '--http',
@@ -539,7 +543,7 @@ export class DevCluster {
     try {
       // Each in its own process group: Ctrl-C in a terminal reaches only this process, which
       // then stops the others in order (caches and the admin, then the members).
-      p.child = spawn(process.execPath, [BIN, ...p.args], {
+      p.child = spawn(process.execPath, [...(p.nodeFlags ?? []), BIN, ...p.args], {
         env: devChildEnv(process.env),
         stdio: ['ignore', fd, fd],
         detached: true,

@@ -28,6 +28,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { CACHE_NODE_FLAGS } from '../../src/cache/node-flags.ts'
 import type { CacheNodeStats, ClusterResponse, DbStats } from '../../src/protocol/index.ts'
 import { getJson, request, type HttpResponse, type RequestOptions } from './http.ts'
 
@@ -268,6 +269,12 @@ export abstract class NodeProcess {
   /** start spawns the process with its usual arguments. */
   abstract start(): void
 
+  /** nodeFlags go to Node.js itself on every start, before the script (what the dev
+   * cluster passes to a process of this kind). */
+  protected nodeFlags(): readonly string[] {
+    return []
+  }
+
   /** extraEnv is added to the environment of every start (undefined removes a variable). */
   protected extraEnv(): Readonly<Record<string, string | undefined>> {
     return {}
@@ -299,7 +306,7 @@ export abstract class NodeProcess {
       // ONCEKV_NODE_ARGS passes Node.js flags to every process started (for profiling:
       // '--cpu-prof --cpu-prof-dir=/tmp/prof'; NODE_OPTIONS refuses --cpu-prof).
       const nodeArgs = (process.env.ONCEKV_NODE_ARGS ?? '').split(' ').filter(Boolean)
-      child = spawn(process.execPath, [...nodeArgs, ...args], {
+      child = spawn(process.execPath, [...this.nodeFlags(), ...nodeArgs, ...args], {
         cwd: REPO_ROOT,
         env,
         stdio: ['ignore', fd, fd],
@@ -512,6 +519,10 @@ export class CacheProcess extends NodeProcess {
 
   start(): void {
     this.spawnWith(this.args())
+  }
+
+  protected override nodeFlags(): readonly string[] {
+    return CACHE_NODE_FLAGS
   }
 
   protected override extraEnv(): Readonly<Record<string, string | undefined>> {
