@@ -464,9 +464,7 @@ async function startSystems(): Promise<Systems> {
   const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
   if (wanted.has('etcd')) {
-    const bin = args['no-install']
-      ? { skip: 'etcd is not installed (--no-install)' }
-      : ensureBinary('etcd', 'etcd-server', say)
+    const bin = ensureBinary('etcd', 'etcd-server', say, !args['no-install'])
     if ('skip' in bin) skip('etcd', bin.skip)
     else {
       const version = versionOf(bin.path)
@@ -490,9 +488,7 @@ async function startSystems(): Promise<Systems> {
   }
 
   if (wanted.has('redis')) {
-    const bin = args['no-install']
-      ? { skip: 'redis-server is not installed (--no-install)' }
-      : ensureBinary('redis-server', 'redis-server', say)
+    const bin = ensureBinary('redis-server', 'redis-server', say, !args['no-install'])
     if ('skip' in bin) {
       skip('redis-always', bin.skip)
       skip('redis-everysec', bin.skip)

@@ -141,10 +141,17 @@ export type Found = { readonly path: string } | { readonly skip: string }
 
 /** ensureBinary finds `binary`, or installs the Debian package `pkg` that has it (apt-get
  * update once, then apt-get install -y), printing what it does through `say`. Without root,
- * apt-get or success, it returns the reason to skip instead of throwing. */
-export function ensureBinary(binary: string, pkg: string, say: (line: string) => void): Found {
+ * apt-get or success, or with install false (--no-install), it returns the reason to skip
+ * instead of throwing. */
+export function ensureBinary(
+  binary: string,
+  pkg: string,
+  say: (line: string) => void,
+  install = true,
+): Found {
   const found = findBinary(binary)
   if (found) return { path: found }
+  if (!install) return { skip: `${binary} is not installed (--no-install)` }
   if (process.getuid?.() !== 0)
     return {
       skip: `${binary} is not installed and this is not root (install: apt-get install ${pkg})`,

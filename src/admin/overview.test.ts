@@ -31,6 +31,9 @@ function stats(id: string, last: number, commit: number, applied: number): DbSta
     db_bytes: 0,
     snapshots_installed: 0,
     last_snapshot_chunks: 0,
+    disk_writes: 0,
+    log_entries_written: 0,
+    disk_write_seconds: 0,
     uptime_seconds: 1,
     rss_bytes: 1,
   }

@@ -51,6 +51,9 @@ export function collectStats(
     db_bytes: store.bytes,
     snapshots_installed: store.snapshotsInstalled,
     last_snapshot_chunks: store.lastSnapshotChunks,
+    disk_writes: replica.diskWrites.writes,
+    log_entries_written: replica.diskWrites.entries,
+    disk_write_seconds: replica.diskWrites.seconds,
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),
     storage_error: replica.storageError() ?? null,
@@ -93,6 +96,21 @@ export class DbMetrics extends StatsRegistry<DbStats> {
       'oncekv_values_corrupt_total',
       'Reads and writes that found a stored value failing its checksum (never served).',
       (s) => s.values_corrupt,
+    )
+    this.counter(
+      'oncekv_disk_writes_total',
+      'Fsynced transactions of the Raft loop (log entries, term and vote, snapshots).',
+      (s) => s.disk_writes,
+    )
+    this.counter(
+      'oncekv_log_entries_written_total',
+      'Log entries written by those transactions (entries per fsync: group commit).',
+      (s) => s.log_entries_written,
+    )
+    this.counter(
+      'oncekv_disk_write_seconds_total',
+      'Time those transactions took, from queueing to durable.',
+      (s) => s.disk_write_seconds,
     )
     this.counter(
       'oncekv_reads_not_found_total',

@@ -83,6 +83,13 @@ export interface DbStats {
    * last_snapshot_chunks is how many chunks the latest one came in (0: none yet). */
   readonly snapshots_installed: number
   readonly last_snapshot_chunks: number
+  /** disk_writes counts the fsynced transactions of the Raft loop since start (each holds a
+   * Ready: new log entries, a term or vote, a received snapshot); log_entries_written the
+   * entries they held, so log_entries_written / disk_writes is how many entries share one
+   * fsync (group commit); disk_write_seconds their total time, from queueing to durable. */
+  readonly disk_writes: number
+  readonly log_entries_written: number
+  readonly disk_write_seconds: number
   readonly uptime_seconds: number
   readonly rss_bytes: number
   /** storage_error says why the member's disk refuses writes ("disk full at <dir> (…)",

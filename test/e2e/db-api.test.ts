@@ -422,6 +422,10 @@ describe('db API on a three-member cluster', () => {
       }
       assert(s.applied_index <= s.commit_index)
       assert(s.commit_index <= s.last_log_index)
+      // Every member wrote its log since it started, in fsynced transactions that took time.
+      assert(s.disk_writes >= 1, `disk_writes ${s.disk_writes}`)
+      assert(s.log_entries_written >= 1, `log_entries_written ${s.log_entries_written}`)
+      assert(s.disk_write_seconds > 0, `disk_write_seconds ${s.disk_write_seconds}`)
       assert.deepEqual((await n.request('/healthz')).json(), { status: 'ok' })
       const ready = await n.request('/readyz')
       assert.equal(ready.status, 200)
@@ -444,6 +448,8 @@ describe('db API on a three-member cluster', () => {
         assert(samples.has(name), name)
       }
       assert.match(text, /^# TYPE oncekv_op_duration_seconds histogram$/m)
+      assert.match(text, /^# TYPE oncekv_disk_writes_total counter$/m)
+      assert(Number(samples.get('oncekv_log_entries_written_total')) >= 1)
       assert.match(text, /^oncekv_process_\w*resident_memory_bytes \d+$/m)
       const s = await n.stats()
       assert.equal(samples.get('oncekv_keys'), s.keys)
