@@ -8,6 +8,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  statSync,
   truncateSync,
   writeFileSync,
   writeSync,
@@ -261,6 +262,23 @@ describe('LmdbStore', () => {
         hardState: { term: 6, vote: '', commit: 2 },
       })
       for (const i of [2, 999, 1001, 3000, 5999, 6001]) assert.equal(store.term(i), terms[i - 2])
+    })
+
+    it('maps its data file once however large it grows (the resident set counts it once)', () => {
+      const { store, dir } = bootstrapped()
+      // About 8 MiB of values: a map that started small would have doubled several times.
+      for (let b = 0; b < 16; b++)
+        commitPuts(
+          store,
+          Array.from({ length: 128 }, (_, i) => pair(b * 128 + i, 4096)),
+        )
+      for (let i = 0; i < 16 * 128; i += 97) assert(store.get(pair(i).key) !== undefined)
+      const file = join(dir, 'data.mdb')
+      assert(statSync(file).size > 8 * 2 ** 20, `data file of ${statSync(file).size} bytes`)
+      const maps = readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .filter((l) => l.endsWith(` ${file}`))
+      assert.equal(maps.length, 1, maps.join('\n'))
     })
   })
 
