@@ -182,15 +182,26 @@ export function procCpuMs(pid: number | undefined): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks
 }
 
-/** procRssBytes is a process's resident memory (VmRSS in /proc/<pid>/status); 0 for a
- * process that is gone. Linux only. */
-export function procRssBytes(pid: number | undefined): number {
-  if (pid === undefined) return 0
+/** ProcRss is a process's resident set and its two parts, in bytes: anonymous (the process's
+ * own: heap, stacks, buffers) and file-backed (pages of mapped files: the Node.js binary,
+ * shared by every process running it, and a member's memory-mapped data file, which is the
+ * kernel's page cache of that file). */
+export interface ProcRss {
+  readonly total: number
+  readonly anon: number
+  readonly file: number
+}
+
+/** procRss is pid's resident set split as /proc/<pid>/status gives it (zeros if gone). */
+export function procRss(pid: number | undefined): ProcRss {
+  if (pid === undefined) return { total: 0, anon: 0, file: 0 }
   try {
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) * 1024 : 0
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (name: string): number =>
+      Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? 0) * 1024
+    return { total: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') }
   } catch {
-    return 0
+    return { total: 0, anon: 0, file: 0 }
   }
 }
 
