@@ -1081,6 +1081,7 @@ function memoryTable(m: MemoryReport): string[] {
     )
   }
   lines.push(
+    '',
     'each figure: resident set (anonymous + file-backed). File-backed pages are the Node.js ' +
       "binary's (shared by every process running it) and, on members, the memory-mapped data file's.",
   )

@@ -179,10 +179,9 @@ export class Replica {
   /** promoteNotBefore delays the next promotion attempt after a failed one (ms epoch). */
   private promoteNotBefore = 0
   private appliedIndex: number
-  /** diskWrites counts the Raft loop's fsynced transactions since start, the log entries
-   * they held and the seconds they took (/stats disk_writes, log_entries_written,
-   * disk_write_seconds). */
-  readonly diskWrites = { writes: 0, entries: 0, seconds: 0 }
+  // The Raft loop's fsynced transactions since start, the log entries they held and the
+  // seconds they took (diskStats).
+  private readonly diskWrites = { writes: 0, entries: 0, seconds: 0 }
   // Snapshots installed since start, and how many chunks the latest one came in.
   private snapshotsInstalled = 0
   private lastSnapshotChunks = 0
@@ -727,6 +726,13 @@ export class Replica {
       for (const r of this.pendingReads.values()) r.reject(this.storageUnavailable())
       this.pendingReads.clear()
     }
+  }
+
+  /** diskStats is what the Raft loop wrote since start: fsynced transactions, the log entries
+   * they held and the seconds they took (/stats disk_writes, log_entries_written,
+   * disk_write_seconds). */
+  diskStats(): { readonly writes: number; readonly entries: number; readonly seconds: number } {
+    return { ...this.diskWrites }
   }
 
   /** pendingWrites is the number of puts waiting to apply. */

@@ -51,13 +51,15 @@ export function collectStats(
     db_bytes: store.bytes,
     snapshots_installed: store.snapshotsInstalled,
     last_snapshot_chunks: store.lastSnapshotChunks,
-    disk_writes: replica.diskWrites.writes,
-    log_entries_written: replica.diskWrites.entries,
-    disk_write_seconds: replica.diskWrites.seconds,
+    ...diskFields(replica.diskStats()),
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),
     storage_error: replica.storageError() ?? null,
   }
+}
+
+function diskFields(d: ReturnType<Replica['diskStats']>) {
+  return { disk_writes: d.writes, log_entries_written: d.entries, disk_write_seconds: d.seconds }
 }
 
 /** DbMetrics renders a member's metrics in the Prometheus text format. */

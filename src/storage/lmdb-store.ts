@@ -30,7 +30,7 @@
 // turned read-only, a race with another writer) is fail-stop: the store refuses every later
 // call and throws DiskFailedError (or the error itself), and the caller stops the node. Anything that looks corrupt (a record failing its CRC, a gap in
 // the log, an unreadable metadata record, a data file LMDB cannot use) is a StoreCorruptError.
-import { accessSync, constants, existsSync, mkdirSync, statfsSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statfsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { assert } from '../base/index.ts'
@@ -128,14 +128,34 @@ type MetaKey = 'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'membe
  * MAP_SIZE_DEFAULT is the size of LMDB's memory map: address space only (the file grows with
  * the data, and no page is read or kept before LMDB touches it), sized so that the map never
  * has to grow. lmdb-js otherwise starts with a 128 KiB map and doubles it as the file grows,
- * keeping every earlier map of the file's start: a member with 1,000,000 keys held 10 maps of
- * a 110 MiB file, and the resident set counted its pages once per map (252 MiB for it).
+ * keeping every earlier map of the file's start: a member with 500,000 keys held 10 maps of
+ * its 110 MiB file, and the resident set counted its pages once per map (252 MiB for it).
+ * Under a limit on the address space (`ulimit -v`), such a map fails (lmdb-js 3.5 then
+ * crashes the process), so there the store leaves the map to lmdb-js (defaultMapSize).
  */
 export const MAP_SIZE_DEFAULT = 256 * 2 ** 30
 
+/** defaultMapSize is MAP_SIZE_DEFAULT, or undefined (lmdb-js's growing map) when the process's
+ * address space is limited (Linux: /proc/self/limits). */
+export function defaultMapSize(): number | undefined {
+  let limits: string
+  try {
+    limits = readFileSync('/proc/self/limits', 'utf8')
+  } catch {
+    return MAP_SIZE_DEFAULT // not Linux
+  }
+  const soft = /^Max address space\s+(\S+)/m.exec(limits)?.[1]
+  return soft === undefined || soft === 'unlimited' ? MAP_SIZE_DEFAULT : undefined
+}
+
+// mapSizeOption is lmdb-js's mapSize option for a size, if any.
+function mapSizeOption(bytes: number | undefined): { mapSize?: number } {
+  return bytes === undefined ? {} : { mapSize: bytes }
+}
+
 /** LmdbStoreOptions tunes LmdbStore.open. */
 export interface LmdbStoreOptions {
-  /** mapSizeBytes is the size of LMDB's memory map (MAP_SIZE_DEFAULT); lmdb-js grows it if
+  /** mapSizeBytes is the size of LMDB's memory map (defaultMapSize()); lmdb-js grows it if
    * the data outgrows it. */
   readonly mapSizeBytes?: number
   /** minFreeBytes is the free space to keep on the file system (MIN_FREE_BYTES_DEFAULT). */
@@ -289,7 +309,7 @@ export class LmdbStore implements LogStorage {
       root = open(dir, {
         noSubdir: false, // a directory, even when its name has a dot in it
         maxDbs: 4,
-        mapSize: opts.mapSizeBytes ?? MAP_SIZE_DEFAULT,
+        ...mapSizeOption(opts.mapSizeBytes ?? defaultMapSize()),
       })
     } catch (err) {
       throw wrapLmdbError(dir, err, 'LMDB cannot open the data file')
