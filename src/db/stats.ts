@@ -26,6 +26,7 @@ export function collectStats(
 ): DbStats {
   const s = replica.status()
   const store = replica.storeStats()
+  const disk = replica.diskStats()
   return {
     id: s.id,
     state: STATE_NAMES[s.role],
@@ -51,15 +52,13 @@ export function collectStats(
     db_bytes: store.bytes,
     snapshots_installed: store.snapshotsInstalled,
     last_snapshot_chunks: store.lastSnapshotChunks,
-    ...diskFields(replica.diskStats()),
+    disk_writes: disk.writes,
+    log_entries_written: disk.entries,
+    disk_write_seconds: disk.seconds,
     uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     rss_bytes: process.memoryUsage.rss(),
     storage_error: replica.storageError() ?? null,
   }
-}
-
-function diskFields(d: ReturnType<Replica['diskStats']>) {
-  return { disk_writes: d.writes, log_entries_written: d.entries, disk_write_seconds: d.seconds }
 }
 
 /** DbMetrics renders a member's metrics in the Prometheus text format. */

@@ -148,11 +148,6 @@ export function defaultMapSize(): number | undefined {
   return soft === undefined || soft === 'unlimited' ? MAP_SIZE_DEFAULT : undefined
 }
 
-// mapSizeOption is lmdb-js's mapSize option for a size, if any.
-function mapSizeOption(bytes: number | undefined): { mapSize?: number } {
-  return bytes === undefined ? {} : { mapSize: bytes }
-}
-
 /** LmdbStoreOptions tunes LmdbStore.open. */
 export interface LmdbStoreOptions {
   /** mapSizeBytes is the size of LMDB's memory map (defaultMapSize()); lmdb-js grows it if
@@ -305,11 +300,12 @@ export class LmdbStore implements LogStorage {
     const problem = checkLmdbDataFile(join(dir, 'data.mdb'))
     if (problem !== undefined) throw new StoreCorruptError(dir, problem)
     let root: RootDatabase
+    const mapSize = opts.mapSizeBytes ?? defaultMapSize()
     try {
       root = open(dir, {
         noSubdir: false, // a directory, even when its name has a dot in it
         maxDbs: 4,
-        ...mapSizeOption(opts.mapSizeBytes ?? defaultMapSize()),
+        ...(mapSize === undefined ? {} : { mapSize }),
       })
     } catch (err) {
       throw wrapLmdbError(dir, err, 'LMDB cannot open the data file')
