@@ -23,7 +23,8 @@
 //
 // Every run is a closed loop with C requests in flight for --seconds after --warmup seconds of
 // the same load. Writes are unique keys with 100 B and 4 KiB values: oncekv PUT /keys/<key>
-// round-robin over the members (followers forward to the leader), etcd a put-if-absent
+// as the client library sends them (any member until a follower's answer names the leader in
+// x-oncekv-leader, then the leader), etcd a put-if-absent
 // transaction If(createRevision(key) == 0) Then(Put), Redis SET key value NX. Reads are of
 // --read-keys keys written before the runs: oncekv through one cache node (keys it owns, main-
 // cache hits), from one follower (a local hit), and of keys never written round-robin over the
@@ -589,20 +590,27 @@ function runner(sys: Systems, c: Case, round: number): Runner {
       const close = async (): Promise<void> => {
         await Promise.all(pools.map((p) => p.close()))
       }
-      if (c.op === 'write')
+      if (c.op === 'write') {
+        // As the client library does: any member until a follower's answer names the leader
+        // (x-oncekv-leader), then the leader.
+        const byUrl = new Map(o.cluster.all().map((n, k) => [n.url, pools[k] as Pool]))
+        let leaderPool: Pool | undefined
         return {
           pids: o.pids,
           close,
           op: async (i) => {
-            const s = await httpStatus(
-              pools[i % 3] as Pool,
-              `/keys/w-${prefix()}${i}`,
-              'PUT',
-              value,
-            )
-            return s === 201
+            const res = await (leaderPool ?? (pools[i % 3] as Pool)).request({
+              path: `/keys/w-${prefix()}${i}`,
+              method: 'PUT',
+              body: value,
+            })
+            await res.body.dump()
+            const named = res.headers['x-oncekv-leader']
+            if (typeof named === 'string') leaderPool = byUrl.get(named) ?? leaderPool
+            return res.statusCode === 201
           },
         }
+      }
       return {
         pids: o.pids,
         close,

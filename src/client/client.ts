@@ -123,6 +123,9 @@ export interface Nodes {
   /** caches and dbs list the nodes, in the order given. */
   readonly caches: readonly NodeInfo[]
   readonly dbs: readonly NodeInfo[]
+  /** leader is the member writes go to first: the leader, as a follower's answer named it
+   * (its x-oncekv-leader header), when that member is one of dbs. */
+  readonly leader: string | undefined
 }
 
 /** Value is what put takes: bytes, or a string sent as UTF-8. */
@@ -191,6 +194,8 @@ export class OnceKV {
   private readonly dbTier = new NodeTier()
   // When the lists were last set (performance.now()); -Infinity: never.
   private listedAt = -Infinity
+  // The leader as the last write's answer named it (x-oncekv-leader), if it is in dbTier.
+  private leaderHint: string | undefined
   private refreshStartedAt = -Infinity
   private refreshing: Promise<void> | undefined
   private adminError: string | undefined
@@ -344,6 +349,7 @@ export class OnceKV {
       adminError: this.adminError,
       caches: this.cacheTier.info(t),
       dbs: this.dbTier.info(t),
+      leader: this.leaderHint,
     }
   }
 
@@ -421,6 +427,7 @@ export class OnceKV {
           headers: { ...this.authHeaders, ...req.init.headers },
           signal: scope.signal,
         })
+        if (kind === 'write') this.noteLeader(res.headers.get(LEADER_HEADER))
         const result = await req.answer(res, target.url)
         target.tier.success(target.url, now() - started)
         return result
@@ -458,13 +465,30 @@ export class OnceKV {
     )
   }
 
+  /** noteLeader takes the leader a follower's answer named (x-oncekv-leader) as the member
+   * writes go to first, if it is one of the members this client knows: a name it does not
+   * know (another address for it, or a proxy in between) changes nothing. */
+  private noteLeader(header: string | null): void {
+    if (header === null) return
+    const url = header.trim().replace(/\/+$/, '')
+    if (url !== this.leaderHint && this.dbTier.has(url)) this.leaderHint = url
+  }
+
   /** targets is where a call tries, in order: the healthy nodes fastest first (caches, then
-   * members, for reads), then the paused ones. */
+   * members, for reads), then the paused ones; a write tries the leader first while it is
+   * healthy (noteLeader). */
   private targets(kind: 'read' | 'write'): Target[] {
     const t = now()
     const db = this.dbTier.order(t)
     const of = (tier: NodeTier, urls: string[]): Target[] => urls.map((url) => ({ url, tier }))
-    if (kind === 'write') return [...of(this.dbTier, db.up), ...of(this.dbTier, db.down)]
+    if (kind === 'write') {
+      const hint = this.leaderHint
+      const up =
+        hint !== undefined && db.up.includes(hint)
+          ? [hint, ...db.up.filter((u) => u !== hint)]
+          : db.up
+      return [...of(this.dbTier, up), ...of(this.dbTier, db.down)]
+    }
     const cache = this.cacheTier.order(t)
     return [
       ...of(this.cacheTier, cache.up),
@@ -783,6 +807,8 @@ async function errorBodyOf(
 
 /** CODE_HEADER is where every oncekv error response carries its numeric code, a HEAD's too. */
 const CODE_HEADER = 'x-oncekv-code'
+// A follower's answer to a write names the leader's URL in it (see noteLeader).
+const LEADER_HEADER = 'x-oncekv-leader'
 
 /** headerDetailsOf reads what a bodiless error response (a HEAD's) said: its status and the
  * code of its x-oncekv-code header, when it has one. */

@@ -515,6 +515,11 @@ export class Replica {
     return this.store.get(key)
   }
 
+  /** leader is the member this one takes as the leader (itself when it leads), or NONE. */
+  leader(): NodeId {
+    return this.raft.leader()
+  }
+
   /** status is the core's status. */
   status(): Status {
     return this.raft.status()

@@ -72,6 +72,9 @@ export interface DbServerOptions {
 const DAMAGED = Symbol('damaged')
 
 const FORWARD_HEADER = 'x-oncekv-forwarded-by'
+// The header of a follower's answer to a write that names the leader's HTTP URL: a client
+// sends its next writes there, saving the forward (a round trip and the follower's work).
+const LEADER_HEADER = 'x-oncekv-leader'
 
 /** SERVED_WHEN_REMOVED are the first path segments a removed member still answers. */
 const SERVED_WHEN_REMOVED = new Set(['ping', 'healthz', 'stats', 'metrics', 'cluster', 'ws'])
@@ -130,6 +133,8 @@ export class DbServer {
   private readonly fetch: typeof globalThis.fetch
   /** scheme is the one of this member's HTTP API, and so of every member's (memberUrl). */
   readonly scheme: 'http' | 'https'
+  // leaderUrl's answer, for the leader and the address book it was worked out from.
+  private leaderUrlOf: { id: string; book: object; url: string | undefined } | undefined
 
   constructor(opts: DbServerOptions) {
     this.replica = opts.replica
@@ -247,6 +252,8 @@ export class DbServer {
       this.counters.writes++
       if (result === 'conflict') throw new KeyConflictError(key)
       const body: PutResponse = { code: 1000, created: result === 'created' }
+      const leader = this.leaderUrl()
+      if (leader !== undefined) void reply.header(LEADER_HEADER, leader)
       return reply.send(body)
     })
     const getJson = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
@@ -274,6 +281,8 @@ export class DbServer {
         const result = await this.timed('put_keys', () => this.putAnywhere(key, value, kb))
         this.counters.writes++
         if (result === 'conflict') throw new KeyConflictError(key)
+        const leader = this.leaderUrl()
+        if (leader !== undefined) void reply.header(LEADER_HEADER, leader)
         return reply
           .code(result === 'created' ? 201 : 200)
           .header('etag', etagOf(value, false))
@@ -651,11 +660,14 @@ export class DbServer {
           this.counters.writes++
           if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
           const body = JSON.stringify(putResponseOf(result))
-          res.writeHead(result === 'created' ? 201 : 200, {
+          const headers: Record<string, string | number> = {
             etag: etagOf(value, false),
             'content-type': 'application/json; charset=utf-8',
             'content-length': Buffer.byteLength(body),
-          })
+          }
+          const leader = this.leaderUrl()
+          if (leader !== undefined) headers[LEADER_HEADER] = leader
+          res.writeHead(result === 'created' ? 201 : 200, headers)
           res.end(body)
         },
         (e: unknown) => {
@@ -669,6 +681,20 @@ export class DbServer {
     // A client that goes away mid-body: nothing was proposed, nothing to answer.
     req.once('error', () => res.destroy())
     return true
+  }
+
+  /** leaderUrl is the leader's HTTP URL when another member leads and its address is known
+   * (the x-oncekv-leader header of a write's answer), else undefined. */
+  private leaderUrl(): string | undefined {
+    const id = this.replica.leader()
+    if (id === NONE || id === this.replica.id) return undefined
+    const book = this.replica.memberAddresses()
+    const known = this.leaderUrlOf
+    if (known !== undefined && known.id === id && known.book === book) return known.url
+    const addr = book[id]
+    const url = addr === undefined ? undefined : memberUrl(addr.http, this.scheme)
+    this.leaderUrlOf = { id, book, url }
+    return url
   }
 
   /** onLeader runs fn on the leader: here, or by forwarding the same JSON request. */

@@ -587,6 +587,12 @@ export class Raft {
     }
   }
 
+  /** leader is the member this one takes as the leader of its term (itself when it leads),
+   * or NONE: status().leader without building the whole status. */
+  leader(): NodeId {
+    return this.lead
+  }
+
   /** status describes this member. */
   status(): Status {
     const progress = new Map<NodeId, ProgressStatus>()

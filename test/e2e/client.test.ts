@@ -406,6 +406,24 @@ describe('client library', () => {
     await assert.rejects(c.put('retried', 'twice'), KeyConflictError)
   })
 
+  it('sends writes to the leader once a follower’s answer names it', async () => {
+    const { node: leader } = await cluster.leader()
+    const [f1, f2] = cluster.running().filter((n) => n.id !== leader.id)
+    // Never-used members come first, in the order given: the first write goes to f1.
+    const c = new OnceKV({ dbs: [f1!.url, f2!.url, leader.url] })
+    for (let i = 0; i < 10; i++)
+      assert.deepEqual(await c.put(`routed-${i}`, 'v'), { created: true })
+    const nodes = c.nodes()
+    assert.equal(nodes.leader, leader.url)
+    const requests = (url: string): number | undefined =>
+      nodes.dbs.find((d) => d.url === url)?.requests
+    assert.deepEqual(
+      [requests(f1!.url), requests(f2!.url), requests(leader.url)],
+      [1, 0, 9],
+      JSON.stringify(nodes.dbs),
+    )
+  })
+
   it('prefers the fastest node of a tier', async () => {
     const [a, b] = cluster.running()
     const slowProxy = await HoldingProxy.start(a!.url, { delayMs: 40 })

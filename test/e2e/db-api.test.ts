@@ -86,6 +86,30 @@ describe('db API on a three-member cluster', () => {
     }
   })
 
+  it('names the leader in a follower’s answer to a write (x-oncekv-leader), not in the leader’s', async () => {
+    const leader = (await cluster.leader()).node
+    for (const [i, n] of nodes.entries()) {
+      const answers = [
+        await putRaw(n, `hint-raw-${i}`, 'v'), // the fast path
+        await putRaw(n, `hint-raw-${i}`, 'v'), // the same again: 200
+        await n.request(`/keys/hint-text-${i}`, {
+          method: 'PUT',
+          body: 'v',
+          headers: { 'content-type': 'text/plain' }, // the route
+        }),
+        await postKey(n, `hint-json-${i}`, 'v'),
+      ]
+      assert.deepEqual(
+        answers.map((r) => r.status),
+        [201, 200, 201, 200],
+      )
+      for (const [j, res] of answers.entries()) {
+        const want = n.id === leader.id ? null : leader.url
+        assert.equal(res.headers.get('x-oncekv-leader'), want, `${n.id}: answer ${j}`)
+      }
+    }
+  })
+
   it('treats an identical re-put as a success and other bytes as a conflict, on every member', async () => {
     const leader = (await cluster.leader()).node
     assert.equal((await postKey(leader, 'dup-json', 'first')).status, 200)
