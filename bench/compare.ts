@@ -592,22 +592,34 @@ function runner(sys: Systems, c: Case, round: number): Runner {
       }
       if (c.op === 'write') {
         // As the client library does: any member until a follower's answer names the leader
-        // (x-oncekv-leader), then the leader.
+        // (x-oncekv-leader), then the leader; any member again after a failure there.
         const byUrl = new Map(o.cluster.all().map((n, k) => [n.url, pools[k] as Pool]))
         let leaderPool: Pool | undefined
         return {
           pids: o.pids,
           close,
           op: async (i) => {
-            const res = await (leaderPool ?? (pools[i % 3] as Pool)).request({
-              path: `/keys/w-${prefix()}${i}`,
-              method: 'PUT',
-              body: value,
-            })
-            await res.body.dump()
-            const named = res.headers['x-oncekv-leader']
-            if (typeof named === 'string') leaderPool = byUrl.get(named) ?? leaderPool
-            return res.statusCode === 201
+            const p = leaderPool ?? (pools[i % 3] as Pool)
+            let ok = false
+            try {
+              const res = await p.request({
+                path: `/keys/w-${prefix()}${i}`,
+                method: 'PUT',
+                body: value,
+              })
+              await res.body.dump()
+              const named = res.headers['x-oncekv-leader']
+              if (typeof named === 'string') {
+                leaderPool = byUrl.get(named)
+                // A name no pool has would silently measure forwarded writes instead.
+                if (leaderPool === undefined)
+                  throw new Error(`x-oncekv-leader names ${named}, not a member`)
+              }
+              ok = res.statusCode === 201
+              return ok
+            } finally {
+              if (!ok && p === leaderPool) leaderPool = undefined
+            }
           },
         }
       }

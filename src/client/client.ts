@@ -349,7 +349,10 @@ export class OnceKV {
       adminError: this.adminError,
       caches: this.cacheTier.info(t),
       dbs: this.dbTier.info(t),
-      leader: this.leaderHint,
+      leader:
+        this.leaderHint !== undefined && this.dbTier.has(this.leaderHint)
+          ? this.leaderHint
+          : undefined,
     }
   }
 
@@ -466,12 +469,14 @@ export class OnceKV {
   }
 
   /** noteLeader takes the leader a follower's answer named (x-oncekv-leader) as the member
-   * writes go to first, if it is one of the members this client knows: a name it does not
-   * know (another address for it, or a proxy in between) changes nothing. */
+   * writes go to first, if it is one of the members this client knows (the same URL, as the
+   * admin lists it or as given). A name it does not know (another address for the member, a
+   * proxy in between) is never followed, and it clears the leader known before: that member
+   * is no longer the leader, and writes go to the fastest member again. */
   private noteLeader(header: string | null): void {
     if (header === null) return
     const url = header.trim().replace(/\/+$/, '')
-    if (url !== this.leaderHint && this.dbTier.has(url)) this.leaderHint = url
+    this.leaderHint = this.dbTier.has(url) ? url : undefined
   }
 
   /** targets is where a call tries, in order: the healthy nodes fastest first (caches, then
