@@ -213,7 +213,7 @@ export class CacheServer {
     }
     const r = this.group.getCached(key)
     if (!r?.found) return false
-    sendRawValueFast(req, res, r.value, { 'x-oncekv-source': r.source })
+    sendRawValueFast(req, res, r.value, r.source)
     return true
   }
 

@@ -622,7 +622,7 @@ export class DbServer {
     }
     if (value === undefined) return false
     this.counters.reads++
-    sendRawValueFast(req, res, value, {}, false)
+    sendRawValueFast(req, res, value, undefined, false)
     return true
   }
 
