@@ -2,7 +2,7 @@
 // follower forwards to the leader itself), reads on any member (a local hit answers at once;
 // a miss is confirmed by ReadIndex before 404), membership, stats, metrics and health.
 // It composes the Replica with HTTP; Raft and storage stay behind the Replica.
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
@@ -660,13 +660,18 @@ export class DbServer {
           this.counters.writes++
           if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
           const body = JSON.stringify(putResponseOf(result))
-          const headers: Record<string, string | number> = {
-            etag: etagOf(value, false),
-            'content-type': 'application/json; charset=utf-8',
-            'content-length': Buffer.byteLength(body),
-          }
+          // One flat list: node:http then skips checking each header (ours; the leader's URL
+          // was checked when it was cached), a few regular expressions per write otherwise.
+          const headers = [
+            'etag',
+            etagOf(value, false),
+            'content-type',
+            'application/json; charset=utf-8',
+            'content-length',
+            String(Buffer.byteLength(body)),
+          ]
           const leader = this.leaderUrl()
-          if (leader !== undefined) headers[LEADER_HEADER] = leader
+          if (leader !== undefined) headers.push(LEADER_HEADER, leader)
           res.writeHead(result === 'created' ? 201 : 200, headers)
           res.end(body)
         },
@@ -692,7 +697,9 @@ export class DbServer {
     const known = this.leaderUrlOf
     if (known !== undefined && known.id === id && known.book === book) return known.url
     const addr = book[id]
-    const url = addr === undefined ? undefined : memberUrl(addr.http, this.scheme)
+    let url = addr === undefined ? undefined : memberUrl(addr.http, this.scheme)
+    // The fast path sends it unchecked: a URL that is no valid header value is not sent.
+    if (url !== undefined && !validHeaderValue(url)) url = undefined
     this.leaderUrlOf = { id, book, url }
     return url
   }
@@ -809,4 +816,14 @@ function stringField(body: Record<string, unknown>, name: string): string {
 /** putResponseOf is the body of a successful PUT /keys/<key>. */
 function putResponseOf(result: 'created' | 'exists'): { code: 1000; created: boolean } {
   return { code: 1000, created: result === 'created' }
+}
+
+/** validHeaderValue is true when v may be sent as the value of an HTTP header. */
+function validHeaderValue(v: string): boolean {
+  try {
+    validateHeaderValue(LEADER_HEADER, v)
+    return true
+  } catch {
+    return false
+  }
 }
