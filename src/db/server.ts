@@ -660,8 +660,7 @@ export class DbServer {
           this.counters.writes++
           if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
           const body = JSON.stringify(putResponseOf(result))
-          // One flat list: node:http then skips checking each header (ours; the leader's URL
-          // was checked when it was cached), a few regular expressions per write otherwise.
+          // One flat list, as on the read path: no object to build and walk per answer.
           const headers = [
             'etag',
             etagOf(value, false),
@@ -698,7 +697,8 @@ export class DbServer {
     if (known !== undefined && known.id === id && known.book === book) return known.url
     const addr = book[id]
     let url = addr === undefined ? undefined : memberUrl(addr.http, this.scheme)
-    // The fast path sends it unchecked: a URL that is no valid header value is not sent.
+    // An address that makes no valid header value (a CR or LF in its host) is not named:
+    // writeHead would throw in the middle of a write's answer.
     if (url !== undefined && !validHeaderValue(url)) url = undefined
     this.leaderUrlOf = { id, book, url }
     return url
@@ -795,7 +795,9 @@ function addressField(body: Record<string, unknown>, name: string): string {
   let ok: boolean
   try {
     const { host } = parseHostPort(v)
-    ok = host.includes(':') || /^[A-Za-z0-9._-]+$/.test(host)
+    // A name or IPv4 address, or an IPv6 one (hex digits, colons and dots, and maybe a zone):
+    // these addresses go into URLs and headers, so nothing else passes.
+    ok = /^[A-Za-z0-9._-]+$/.test(host) || /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[\w.-]+)?$/.test(host)
   } catch {
     ok = false
   }

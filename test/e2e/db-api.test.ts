@@ -386,6 +386,10 @@ describe('db API on a three-member cluster', () => {
       assertError(await postJson(`${n.url}/join`, { id: 'x', http: 5, raft: 'y:1' }), 400, 1001)
       for (const bad of ['not an address', 'garbage', 'h:99999', 'a b:1', 'h:'])
         assertError(await postJson(`${n.url}/join`, { id: 'x', http: 'h:1', raft: bad }), 400, 1001)
+      // An IPv6 host is hex digits, colons and dots (and a zone): a member's address goes into
+      // a header (x-oncekv-leader), where a CR or LF would break the answer.
+      for (const bad of ['[::1\r\nx-evil: y]:80', '[::1 ]:80', '[g::1]:80'])
+        assertError(await postJson(`${n.url}/join`, { id: 'x', http: bad, raft: 'h:1' }), 400, 1001)
       assertError(
         await n.request('/join', {
           method: 'POST',
