@@ -94,42 +94,18 @@ export function sendRawValueFast(
   held = true,
 ): void {
   const etag = etagOf(value, held)
+  // The route's order: the source (when given) first, then the ETag and caching.
+  const headers =
+    source === undefined
+      ? ['etag', etag, 'cache-control', IMMUTABLE]
+      : ['x-oncekv-source', source, 'etag', etag, 'cache-control', IMMUTABLE]
   if (matches(req.headers['if-none-match'], etag)) {
-    res.writeHead(
-      304,
-      source === undefined
-        ? ['etag', etag, 'cache-control', IMMUTABLE]
-        : ['x-oncekv-source', source, 'etag', etag, 'cache-control', IMMUTABLE],
-    )
+    res.writeHead(304, headers)
     res.end()
     return
   }
-  res.writeHead(
-    200,
-    source === undefined
-      ? [
-          'etag',
-          etag,
-          'cache-control',
-          IMMUTABLE,
-          'content-type',
-          OCTET_STREAM,
-          'content-length',
-          String(value.byteLength),
-        ]
-      : [
-          'x-oncekv-source',
-          source,
-          'etag',
-          etag,
-          'cache-control',
-          IMMUTABLE,
-          'content-type',
-          OCTET_STREAM,
-          'content-length',
-          String(value.byteLength),
-        ],
-  )
+  headers.push('content-type', OCTET_STREAM, 'content-length', String(value.byteLength))
+  res.writeHead(200, headers)
   // A Buffer goes out as it is (a cache node's entries are Buffers); anything else would be
   // wrapped by the stream anyway.
   res.end(
