@@ -698,7 +698,8 @@ export class DbServer {
     const addr = book[id]
     let url = addr === undefined ? undefined : memberUrl(addr.http, this.scheme)
     // An address that makes no valid header value (a CR or LF in its host) is not named:
-    // writeHead would throw in the middle of a write's answer.
+    // writeHead would throw in the middle of a write's answer. A join refuses such addresses
+    // now; a member book written before may still hold one.
     if (url !== undefined && !validHeaderValue(url)) url = undefined
     this.leaderUrlOf = { id, book, url }
     return url
