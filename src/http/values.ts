@@ -62,7 +62,7 @@ export function sendRawValue(
   reply.header('etag', etag).header('cache-control', IMMUTABLE)
   if (matches(req.headers['if-none-match'], etag)) return reply.code(304).send()
   return reply
-    .type('application/octet-stream')
+    .type(OCTET_STREAM)
     .send(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
 }
 
