@@ -35,6 +35,9 @@ export interface DbNodeOptions {
   readonly tickMs?: number
   readonly electionTicks?: number
   readonly snapshotEntries?: number
+  /** batchWaitMs is the leader's wait for writers it answered to write again, so that their
+   * writes share one transaction (ReplicaOptions.batchWaitMs; 0: none). */
+  readonly batchWaitMs?: number
   /** snapshotChunkBytes is the size of the chunks a snapshot is sent in (default 512 KiB). */
   readonly snapshotChunkBytes?: number
   /** minFreeBytes is the free space kept on the data directory's disk (LmdbStoreOptions). */
@@ -113,6 +116,7 @@ export class DbNode {
       tickMs: opts.tickMs,
       electionTicks: opts.electionTicks,
       snapshotEntries: opts.snapshotEntries,
+      batchWaitMs: opts.batchWaitMs,
     })
     const server = new DbServer({
       replica,

@@ -31,6 +31,7 @@ interface DbFlags extends SecurityFlags, LimitFlags {
   tickMs: number
   electionTicks: number
   snapshotEntries: number
+  batchWaitMs: number
   snapshotChunkBytes: number
   minFreeBytes: number
   logLevel: string
@@ -39,6 +40,10 @@ interface DbFlags extends SecurityFlags, LimitFlags {
 /** MIN_FREE_BYTES_DEFAULT is the store's default reserve (storage's MIN_FREE_BYTES_DEFAULT,
  * repeated here so that the CLI does not load LMDB for every command). */
 const MIN_FREE_BYTES_DEFAULT = 64 * 1024 * 1024
+
+/** BATCH_WAIT_MS_DEFAULT is the replica's default group-commit wait (db/replica.ts's
+ * BATCH_WAIT_MS_DEFAULT, repeated here for the same reason). */
+const BATCH_WAIT_MS_DEFAULT = 4
 
 /** DB_SECRETS are the secrets a database member takes. */
 const DB_SECRETS = ['write', 'read', 'admin', 'cluster'] as const
@@ -81,6 +86,12 @@ export function registerDb(program: Command): void {
       10_000,
     )
     .option(
+      '--batch-wait-ms <n>',
+      'group commit: how long the leader waits, after answering writes, for their writers to send the next ones, so that these share one disk write (0: never)',
+      intOption,
+      BATCH_WAIT_MS_DEFAULT,
+    )
+    .option(
       '--snapshot-chunk-bytes <n>',
       'size of the chunks a snapshot is sent to a lagging member in (1 byte to 16 MiB)',
       snapshotChunkBytesOption,
@@ -116,6 +127,7 @@ export function registerDb(program: Command): void {
           tickMs: flags.tickMs,
           electionTicks: flags.electionTicks,
           snapshotEntries: flags.snapshotEntries,
+          batchWaitMs: flags.batchWaitMs,
           snapshotChunkBytes: flags.snapshotChunkBytes,
           minFreeBytes: flags.minFreeBytes,
           logLevel: flags.logLevel,
