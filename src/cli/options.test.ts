@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { InvalidArgumentError } from 'commander'
 import { describe, it } from 'node:test'
 import {
+  BATCH_WAIT_MS_LIMIT,
+  batchWaitOption,
   keyBytesOption,
   oneUrlOption,
   SNAPSHOT_CHUNK_BYTES_LIMIT,
@@ -96,5 +98,15 @@ describe('keyBytesOption', () => {
     assert.equal(keyBytesOption('1024'), 1024)
     for (const bad of ['0', '-1', '1.5', 'x', '1025'])
       assert.throws(() => keyBytesOption(bad), InvalidArgumentError, bad)
+  })
+})
+
+describe('batchWaitOption', () => {
+  it('takes 0 (no group commit) up to 1000 ms', () => {
+    assert.equal(batchWaitOption('0'), 0)
+    assert.equal(batchWaitOption('4'), 4)
+    assert.equal(batchWaitOption(String(BATCH_WAIT_MS_LIMIT)), 1000)
+    for (const bad of ['-1', '1.5', 'x', '1001', '3000000000'])
+      assert.throws(() => batchWaitOption(bad), InvalidArgumentError, bad)
   })
 })

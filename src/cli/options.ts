@@ -27,6 +27,18 @@ export function intOption(value: string): number {
   return n
 }
 
+/** BATCH_WAIT_MS_LIMIT is the longest --batch-wait-ms: the wait is for writers that are
+ * answered to write again, a matter of milliseconds. */
+export const BATCH_WAIT_MS_LIMIT = 1000
+
+/** batchWaitOption parses --batch-wait-ms: 0 (no grouping) .. BATCH_WAIT_MS_LIMIT. */
+export function batchWaitOption(value: string): number {
+  const n = intOption(value)
+  if (n > BATCH_WAIT_MS_LIMIT)
+    throw new InvalidArgumentError(`${value} is over the limit of ${BATCH_WAIT_MS_LIMIT} ms`)
+  return n
+}
+
 /** VALUE_BYTES_LIMIT is the largest --max-value-bytes a member takes: a value travels to the
  * followers in one peer frame (64 MiB at most) with other entries, so it must stay well
  * below that. */

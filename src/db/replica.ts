@@ -93,9 +93,8 @@ interface QueuedPut {
 
 /** BatchWindow is the leader's wait for the writers it answered to write again. */
 interface BatchWindow {
-  /** expect is how many writes it answered; arrived, how many came since. */
+  /** expect is how many writes it answered (Replica.returned counts those that came back). */
   readonly expect: number
-  arrived: number
   readonly timer: NodeJS.Timeout
 }
 
@@ -151,9 +150,10 @@ const APPLY_FLUSH_MS = 100
 export const BATCH_WAIT_MS_DEFAULT = 4
 
 /** HOLD_MAX_MS bounds how long the leader holds a put before proposing it (see put), for
- * the case where a put of its own does not commit (a lost quorum, a disk that hangs): the
- * leader steps down or the put times out meanwhile. Slow commits alone (a loaded machine,
- * a slow disk) are no reason to stop grouping: batching saves most there. */
+ * when its group does not commit (a lost quorum, a disk that hangs: the leader steps down or
+ * the puts time out meanwhile). Slow commits alone (a loaded machine, a slow disk) are no
+ * reason to stop grouping, which saves the most there: with a bound of 10 ms, and of 100,
+ * a loaded 2-core machine's commits crossed it often enough to keep grouping off. */
 const HOLD_MAX_MS = 1_000
 
 /** FORWARD_TIMEOUT_MS is how long a put passed to the leader may take to apply here before
@@ -191,8 +191,10 @@ export class Replica {
   private batchWindow: BatchWindow | undefined
   private holdTimer: NodeJS.Timeout | undefined
   private readonly batchWaitMs: number
-  // Local puts settled since the last window opened (see afterLoop).
+  // Local puts settled since the last window opened, and puts that came since the first of
+  // them was settled (see maybeGroup).
   private answeredInLoop = 0
+  private returned = 0
   private readonly pendingReads = new Map<string, PendingRead>()
   // Puts passed to the leader, by their origin (forwardTag/sequence), until they apply here.
   private readonly forwarded = new Map<string, PendingForward>()
@@ -389,32 +391,36 @@ export class Replica {
    * when a follower has them too. Writers that write again then arrive while the next
    * transaction (with the writes that came meanwhile) is on disk, and wait for it and one
    * more: n writers settle into groups that take turns, each transaction holding a part of
-   * them, and every transaction costs the same whatever it holds. So when writers come
-   * back (see afterLoop), the leader holds new puts while one of its own waits to commit,
-   * and, once it has answered k, until k new ones have come or batchWaitMs has passed:
-   * then it proposes all it holds together, in order. When writers do not come back (a
-   * window ran out), it proposes each put at once until they do again. */
+   * them, and every transaction costs about the same whatever it holds. So once it has seen
+   * the writers it answered come back (see maybeGroup), the leader holds new puts while a
+   * group of its own is in flight: from its proposal until all of it is answered and as many
+   * new puts have come (or batchWaitMs has passed). Then it proposes all it holds together,
+   * in arrival order. When writers do not come back (a window ran out with fewer than half
+   * back), it proposes each put at once, until it sees them come back again. */
   put(key: Uint8Array, value: Uint8Array): Promise<PutResult> {
     this.checkRunning()
     if (this.diskError && this.raft.status().role === 'leader')
       return Promise.reject(this.storageUnavailable())
     const data = encodePut({ key, value })
+    if (this.answeredInLoop > 0 || this.batchWindow !== undefined) this.returned++
     const w = this.batchWindow
-    if (w !== undefined) w.arrived++
     if (
       this.grouping &&
-      (this.inLoop || w !== undefined || this.pendingPuts.size > 0) &&
+      (this.queuedPuts.length > 0 ||
+        w !== undefined ||
+        this.pendingPuts.size > 0 ||
+        this.answeredInLoop > 0) &&
       this.heldReady === undefined &&
       this.raft.status().role === 'leader'
     ) {
       const held = new Promise<PutResult>((resolve, reject) => {
         this.queuedPuts.push({ data, at: Date.now(), resolve, reject })
       })
-      this.holdTimer ??= setTimeout(() => this.flushQueued(), HOLD_MAX_MS)
-      if (w !== undefined && w.arrived >= w.expect) this.closeWindow(true)
+      this.holdTimer ??= setTimeout(() => this.holdExpired(), HOLD_MAX_MS)
+      if (w !== undefined && this.returned >= w.expect) this.closeWindow(true)
       return held
     }
-    if (w !== undefined && w.arrived >= w.expect) this.closeWindow(true)
+    if (w !== undefined && this.returned >= w.expect) this.closeWindow(true)
     return this.propose(data, this.commitTimeoutMs)
   }
 
@@ -431,35 +437,59 @@ export class Replica {
     return this.awaitApply(r.index, r.term, timeoutMs)
   }
 
-  /** afterLoop runs when the Ready loop has nothing more to do. Having answered k puts
-   * since the last window, it opens a window of batchWaitMs for k new ones: while grouping,
-   * once none of this member's puts waits to commit (a group may commit in parts), holding
-   * what comes; otherwise at once, counting only (closeWindow learns from it whether writers
-   * come back). Else it proposes what it holds. */
-  private afterLoop(): void {
-    if (this.batchWindow !== undefined || this.stopped) return
+  /** maybeGroup runs after each Ready and when the loop goes idle. Having answered k puts
+   * since the last window, it opens a window of batchWaitMs for k returns (puts that came
+   * since the first of them was answered): while grouping, once none of this member's puts
+   * waits to commit (a group may commit in parts), holding what comes; otherwise at once,
+   * counting only (closeWindow learns from it whether writers come back). Else it proposes
+   * what it holds, unless its group is still in flight. A member that no longer leads
+   * proposes what it holds: each put learns so (NotLeaderError) and goes to the leader. */
+  private maybeGroup(): void {
+    if (this.stopped) return
+    if (this.raft.status().role !== 'leader') {
+      this.answeredInLoop = 0
+      this.returned = 0
+      if (this.batchWindow !== undefined) clearTimeout(this.batchWindow.timer)
+      this.batchWindow = undefined
+      this.flushQueued()
+      return
+    }
+    if (this.batchWindow !== undefined) return
     if (this.grouping && this.pendingPuts.size > 0) return
     const answered = this.answeredInLoop
     this.answeredInLoop = 0
-    if (answered > 0 && this.batchWaitMs > 0 && this.raft.status().role === 'leader') {
+    if (answered > 0 && this.batchWaitMs > 0) {
       this.batchWindow = {
         expect: answered,
-        arrived: 0,
         timer: setTimeout(() => this.closeWindow(false), this.batchWaitMs),
       }
+      if (this.returned >= answered) this.closeWindow(true)
     } else {
+      this.returned = 0
       this.flushQueued()
     }
   }
 
-  /** closeWindow ends the open window: full (as many puts came as it waited for) or not.
-   * Writers that came back make the leader group their writes; a window that ran out, not. */
+  /** holdExpired proposes puts held HOLD_MAX_MS: a commit of this member's did not come. */
+  private holdExpired(): void {
+    this.holdTimer = undefined
+    this.log.warn(
+      { event: 'writes_held_long', writes: this.queuedPuts.length, ms: HOLD_MAX_MS },
+      'writes held for group commit waited too long for a commit; proposing them',
+    )
+    this.flushQueued()
+  }
+
+  /** closeWindow ends the open window: full (as many puts came back as it waited for) or
+   * not. Writers that came back (at least half of them) make the leader group their writes;
+   * a window that ran out with fewer, not. */
   private closeWindow(full: boolean): void {
     const w = this.batchWindow
     if (w === undefined) return
     clearTimeout(w.timer)
     this.batchWindow = undefined
-    this.grouping = full || 2 * w.arrived >= w.expect
+    this.grouping = full || 2 * this.returned >= w.expect
+    this.returned = 0
     this.flushQueued()
   }
 
@@ -486,6 +516,7 @@ export class Replica {
     this.batchWindow = undefined
     if (this.holdTimer !== undefined) clearTimeout(this.holdTimer)
     this.holdTimer = undefined
+    this.returned = 0
     const queued = this.queuedPuts
     this.queuedPuts = []
     for (const q of queued) q.reject(err)
@@ -1033,6 +1064,7 @@ export class Replica {
     const err = e instanceof Error ? e : new Error(String(e))
     if (this.fatalError) return
     this.fatalError = err
+    this.rejectQueued(new UnavailableError('the node stopped after a fatal error'))
     if (err instanceof DiskFailedError) {
       this.log.fatal(
         { event: 'fatal', reason: 'disk_failed', dir: err.dir, errno: err.errno, err },
@@ -1056,12 +1088,13 @@ export class Replica {
         if (!rd) break
         if (!(await this.handleReady(rd))) break
         if (this.stopped) break
+        this.maybeGroup()
       }
     } finally {
       this.inLoop = false
     }
     if (this.raft.hasReady()) this.kick()
-    else this.afterLoop()
+    else this.maybeGroup()
   }
 
   /** handleReady carries out rd; it returns false when the disk had no room for it (rd is
@@ -1317,9 +1350,10 @@ export class Replica {
       const p = this.pendingPuts.get(e.index)
       if (!p) continue
       this.pendingPuts.delete(e.index)
-      this.answeredInLoop++
-      if (p.term === e.term) p.resolve(results[i] ?? 'created')
-      else
+      if (p.term === e.term) {
+        this.answeredInLoop++
+        p.resolve(results[i] ?? 'created')
+      } else
         p.reject(
           new ProposalLostError('leadership changed before the write committed; retrying is safe'),
         )

@@ -6,6 +6,7 @@ import { KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
 import type { SecurityFlags } from '../../security/index.ts'
 import {
   addServerOptions,
+  batchWaitOption,
   intOption,
   keyBytesOption,
   limitsOption,
@@ -87,8 +88,8 @@ export function registerDb(program: Command): void {
     )
     .option(
       '--batch-wait-ms <n>',
-      'group commit: how long the leader waits, after answering writes, for their writers to send the next ones, so that these share one disk write (0: never)',
-      intOption,
+      'group commit: how long the leader waits, after answering writes, for their writers to send the next ones, so that these share one disk write (0: never; at most 1000)',
+      batchWaitOption,
       BATCH_WAIT_MS_DEFAULT,
     )
     .option(
