@@ -76,19 +76,21 @@ export interface ReplicaOptions {
   readonly batchWaitMs?: number
 }
 
-interface PendingPut {
-  readonly term: number
+/** PutWaiter settles a put's promise. */
+interface PutWaiter {
   readonly resolve: (r: PutResult) => void
   readonly reject: (e: Error) => void
 }
 
+interface PendingPut extends PutWaiter {
+  readonly term: number
+}
+
 /** QueuedPut is a put the leader holds before proposing it (see Replica.put). */
-interface QueuedPut {
+interface QueuedPut extends PutWaiter {
   readonly data: Uint8Array
   /** at is when it arrived (ms epoch): its commit timeout counts from then. */
   readonly at: number
-  readonly resolve: (r: PutResult) => void
-  readonly reject: (e: Error) => void
 }
 
 /** BatchWindow is the leader's wait for the writers it answered to write again. */
@@ -99,13 +101,11 @@ interface BatchWindow {
 }
 
 /** PendingForward is a put this member passed to the leader (Replica.forwardPut). */
-interface PendingForward {
+interface PendingForward extends PutWaiter {
   /** leader is the member it went to. */
   readonly leader: NodeId
   /** deadline is when it is given up if its entry has not applied here (ms epoch). */
   readonly deadline: number
-  readonly resolve: (r: PutResult) => void
-  readonly reject: (e: Error) => void
 }
 
 interface PendingRead {
