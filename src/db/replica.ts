@@ -411,7 +411,9 @@ export class Replica {
         this.pendingPuts.size > 0 ||
         this.answeredInLoop > 0) &&
       this.heldReady === undefined &&
-      this.raft.status().role === 'leader'
+      // The role as of the last Ready (status() builds a snapshot per call): a leader that
+      // stepped down since proposes what it holds after its next Ready (maybeGroup).
+      this.soft.role === 'leader'
     ) {
       const held = new Promise<PutResult>((resolve, reject) => {
         this.queuedPuts.push({ data, at: Date.now(), resolve, reject })
@@ -446,7 +448,7 @@ export class Replica {
    * proposes what it holds: each put learns so (NotLeaderError) and goes to the leader. */
   private maybeGroup(): void {
     if (this.stopped) return
-    if (this.raft.status().role !== 'leader') {
+    if (this.soft.role !== 'leader') {
       this.answeredInLoop = 0
       this.returned = 0
       if (this.batchWindow !== undefined) clearTimeout(this.batchWindow.timer)
