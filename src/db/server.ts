@@ -41,6 +41,7 @@ import { sendError, sendErrorFast, toOnceKvError } from '../http/errors.ts'
 import {
   etagOf,
   getResponseOf,
+  KeyEtags,
   rawKeyOfFastPath,
   sendRawValue,
   sendRawValueFast,
@@ -122,6 +123,8 @@ export class DbServer {
   private readonly logger: Logger
   // Keys whose damaged value was logged (once each, a bounded number).
   private readonly corruptLogged = new Set<string>()
+  // The ETags of the keys read lately (a working set of up to 16,384 keys, about 4 MiB).
+  private readonly etags = new KeyEtags(16_384)
   // Keep-alive pools to other members, for forwarded writes.
   private readonly pools = new Map<string, Pool>()
   private readonly auth: Auth
@@ -266,7 +269,8 @@ export class DbServer {
 
     app.get('/keys/*', async (req, reply) => {
       const key = (req.params as { '*': string })['*']
-      return sendRawValue(req, reply, await this.read(key, req), false)
+      const value = await this.read(key, req)
+      return sendRawValue(req, reply, value, false, this.etags.etagOf(key, value))
     })
 
     // Raw writes take the body's bytes as they are, whatever the content type says.
@@ -622,7 +626,7 @@ export class DbServer {
     }
     if (value === undefined) return false
     this.counters.reads++
-    sendRawValueFast(req, res, value, undefined, false)
+    sendRawValueFast(req, res, value, undefined, false, this.etags.etagOf(key, value))
     return true
   }
 

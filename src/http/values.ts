@@ -34,6 +34,38 @@ export function etagOf(value: Uint8Array, held = true): string {
   return etag
 }
 
+/** KeyEtags remembers the ETags of the keys a database member answers: it reads a value
+ * afresh from its store for each answer, and a key's value never changes, so a key's ETag
+ * (SHA-256 of its bytes: about 0.7 µs at 100 B and 3.5 µs at 4 KiB here, plus three strings)
+ * is computed once while the key stays in use. Two generations of at most perGeneration keys:
+ * a key found in the older one moves to the newer, and a full newer one becomes the older,
+ * dropping the oldest; so a working set up to perGeneration keys stays remembered in whatever
+ * order it is read, in bounded memory (about 120 bytes a key). */
+export class KeyEtags {
+  private young = new Map<string, string>()
+  private old = new Map<string, string>()
+
+  constructor(private readonly perGeneration: number) {}
+
+  /** etagOf is the ETag of key's value. */
+  etagOf(key: string, value: Uint8Array): string {
+    let etag = this.young.get(key)
+    if (etag !== undefined) return etag
+    etag = this.old.get(key) ?? etagOf(value, false)
+    if (this.young.size >= this.perGeneration) {
+      this.old = this.young
+      this.young = new Map()
+    }
+    this.young.set(key, etag)
+    return etag
+  }
+
+  /** size is the number of keys remembered (at most 2 * perGeneration). */
+  get size(): number {
+    return this.young.size + this.old.size
+  }
+}
+
 /** getResponseOf is the JSON body of GET /key/:key. */
 export function getResponseOf(key: string, value: Uint8Array): GetResponse {
   try {
@@ -57,8 +89,8 @@ export function sendRawValue(
   reply: FastifyReply,
   value: Uint8Array,
   held = true,
+  etag = etagOf(value, held),
 ): FastifyReply {
-  const etag = etagOf(value, held)
   reply.header('etag', etag).header('cache-control', IMMUTABLE)
   if (matches(req.headers['if-none-match'], etag)) return reply.code(304).send()
   return reply
@@ -92,8 +124,8 @@ export function sendRawValueFast(
   value: Uint8Array,
   source: string | undefined,
   held = true,
+  etag = etagOf(value, held),
 ): void {
-  const etag = etagOf(value, held)
   // The route's order: the source (when given) first, then the ETag and caching.
   const headers =
     source === undefined

@@ -779,7 +779,11 @@ export class LmdbStore implements LogStorage {
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkUsable()
     const v = this.pendingValue(key) ?? this.readValue(key)
-    return v === undefined ? undefined : new Uint8Array(v)
+    if (v === undefined) return undefined
+    // A copy in Node's shared pool (values under 4 KiB): a typed array constructor makes a
+    // backing store of its own per read, slower to make and to collect.
+    const copy = Buffer.from(v)
+    return new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength)
   }
 
   /** has tells whether a value is stored under key. */
