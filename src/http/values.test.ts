@@ -1,6 +1,6 @@
 // KeyEtags: a database member's memory of its keys' ETags gives the ETag of the value, keeps
-// a working set of up to perGeneration keys whatever the order they are read in, and stays
-// within two generations.
+// a working set of up to perGeneration keys whatever the order they are read in, stays within
+// two generations, and leaves long keys out.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { etagOf, KeyEtags } from './values.ts'
@@ -27,6 +27,16 @@ describe('KeyEtags', () => {
           etagOf(value(i), false),
           `k${i}, round ${round}`,
         )
+  })
+
+  it('does not remember keys over 160 characters', () => {
+    const etags = new KeyEtags(10)
+    const long = 'k'.repeat(161)
+    assert.equal(etags.etagOf(long, value(1)), etagOf(value(1), false))
+    assert.equal(etags.size, 0)
+    assert.equal(etags.etagOf(long, value(2)), etagOf(value(2), false))
+    etags.etagOf('k'.repeat(160), value(3))
+    assert.equal(etags.size, 1)
   })
 
   it('forgets the oldest keys and stays within two generations', () => {
