@@ -99,8 +99,8 @@ export function sendRawValue(
   reply: FastifyReply,
   value: Uint8Array,
   held = true,
-  etag = etagOf(value, held),
 ): FastifyReply {
+  const etag = etagOf(value, held)
   reply.header('etag', etag).header('cache-control', IMMUTABLE)
   if (matches(req.headers['if-none-match'], etag)) return reply.code(304).send()
   return reply
