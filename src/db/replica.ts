@@ -1161,10 +1161,6 @@ export class Replica {
     } else if (rd.hardState) {
       this.store.noteHardState(rd.hardState)
     }
-    // A membership change is written at once (a member restarted before the write would
-    // come back with the older configuration until a leader tells it the commit index).
-    if (this.store.hasPending())
-      this.scheduleFlush(rd.committedEntries.some((e) => e.type === 'conf') ? 0 : APPLY_FLUSH_MS)
     this.heldReady = undefined
     // 4. Send the rest once this Ready is durable.
     if (rd.mustSync) await this.store.sync()
@@ -1191,6 +1187,15 @@ export class Replica {
       this.becomeRemoved('it applied its own removal')
     }
     this.maybeCompact()
+    // What is left to write (applied in memory after this Ready's transaction, a commit
+    // index, a compaction, log keys below the snapshot) goes with the next Ready's
+    // transaction, on lmdb-js's thread; flushApplied writes it on this thread only once no
+    // Ready has written for APPLY_FLUSH_MS, so a busy member never stalls on a commit of its
+    // own. A membership change is written at once (a member restarted before the write
+    // would come back with the older configuration until a leader tells it the commit index).
+    if (rd.mustSync) this.cancelFlush()
+    if (this.store.hasPending() || this.store.hasLogToTrim())
+      this.scheduleFlush(rd.committedEntries.some((e) => e.type === 'conf') ? 0 : APPLY_FLUSH_MS)
     return true
   }
 
@@ -1208,6 +1213,11 @@ export class Replica {
     )
     this.settle(rd.committedEntries, apply.done())
     return true
+  }
+
+  private cancelFlush(): void {
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
   }
 
   /** scheduleFlush has the store write what was applied in memory within APPLY_FLUSH_MS,
@@ -1236,6 +1246,7 @@ export class Replica {
     }
     try {
       this.store.flushApplied()
+      this.store.trimLog()
     } catch (e) {
       if (e instanceof DiskUnavailableError) {
         this.noteDiskError(e)
@@ -1508,13 +1519,8 @@ export class Replica {
   private maybeCompact(): void {
     if (this.appliedIndex - this.lastCompactedIndex < this.snapshotEntries) return
     const index = this.appliedIndex
-    try {
-      this.store.compact(index, this.raft.status().conf)
-    } catch (e) {
-      // No room for it now: the log stays longer, and a later Ready tries again.
-      if (e instanceof DiskUnavailableError) return
-      throw e
-    }
+    // Written with the next Ready's transaction (or flushApplied), not in one of its own.
+    this.store.compactLater(index, this.raft.status().conf)
     this.lastCompactedIndex = index
     this.log.info({ event: 'compact', index }, 'log compacted')
   }

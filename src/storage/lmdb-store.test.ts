@@ -562,6 +562,102 @@ describe('LmdbStore', () => {
       assert.equal(after.log.getKeysCount(), 2001)
       await after.root.close()
     })
+
+    it('compactLater writes the compaction with the next Ready, then trims the log a batch per Ready', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      let store = boot.store
+      for (let b = 0; b < 5; b++) appendCommitted(store, 1000)
+      store.applyInMemory((t) => {
+        t.putIfAbsent(enc.encode('k'), enc.encode('v'))
+        t.setApplied(5001)
+      })
+      const conf = store.initialState().conf
+      store.compactLater(4001, conf)
+      store.compactLater(3000, conf) // below the recorded one: nothing
+      // Recorded only: the log reads as before, and a crash now loses nothing.
+      assert.equal(store.firstIndex(), 2)
+      assert.equal(store.hasPending(), true)
+      assert.throws(() => store.compactLater(5002, conf), AssertionError)
+      // The next Ready's transaction writes the data, the snapshot metadata and a first batch
+      // of deletes (at least 256; twice its entries when more).
+      await store.writeReadyAsync({
+        hardState: { term: 1, vote: 'a', commit: 5002 },
+        entries: makeEntries(5002, [1], 10),
+      })
+      assert.equal(store.firstIndex(), 4002)
+      assert.deepEqual(store.snapshot(), { index: 4001, term: 1, conf })
+      assert.equal(store.term(4000), undefined)
+      assert.equal(store.hasPending(), false)
+      assert.equal(store.hasLogToTrim(), true)
+      // Log keys in the file, counted with the store closed (it is opened again after).
+      const logKeys = async (): Promise<number> => {
+        await store.close()
+        const raw = openRaw(dir)
+        const n = raw.log.getKeysCount()
+        await raw.root.close()
+        store = openStore(dir)
+        return n
+      }
+      // The log held 2..5002; the batch deleted 2..257. (Opening again deletes the rest.)
+      await store.close()
+      const raw = openRaw(dir)
+      assert.equal(raw.log.getKeysCount(), 5001 - 256)
+      await raw.root.close()
+      store = openStore(dir)
+      assert.equal(store.hasLogToTrim(), false)
+      assert.equal(await logKeys(), 1001)
+      // After a compaction, a Ready of 300 entries deletes 600 leftover keys.
+      store.apply((t) => t.setApplied(5002))
+      store.compactLater(5000, store.initialState().conf)
+      store.writeReady({
+        hardState: { term: 1, vote: 'a', commit: 5002 },
+        entries: makeEntries(5003, new Array<number>(300).fill(1), 0),
+      })
+      assert.equal(store.firstIndex(), 5001)
+      assert.equal(store.entries(5001, 5303, Infinity).length, 302)
+      await store.close()
+      const raw2 = openRaw(dir)
+      assert.equal(raw2.log.getKeysCount(), 1001 + 300 - 600)
+      await raw2.root.close()
+      store = openStore(dir)
+      assert.equal(await logKeys(), 302)
+      assert.equal(store.firstIndex(), 5001)
+      assert.deepEqual(store.get(enc.encode('k')), enc.encode('v'))
+      assert.equal(store.initialState().applied, 5002)
+    })
+
+    it('trimLog deletes the rest at once; flushApplied writes a recorded compaction', async () => {
+      const boot = bootstrapped()
+      const dir = boot.dir
+      const store = boot.store
+      for (let b = 0; b < 3; b++) appendCommitted(store, 1000)
+      store.applyInMemory((t) => t.setApplied(3001))
+      store.compactLater(2500, store.initialState().conf)
+      store.flushApplied()
+      assert.equal(store.firstIndex(), 2501)
+      assert.equal(store.hasPending(), false)
+      assert.equal(store.hasLogToTrim(), true)
+      store.trimLog()
+      assert.equal(store.hasLogToTrim(), false)
+      await store.close()
+      const raw = openRaw(dir)
+      assert.equal(raw.log.getKeysCount(), 501)
+      await raw.root.close()
+    })
+
+    it('drops a recorded compaction that a received snapshot supersedes', async () => {
+      const { store } = bootstrapped()
+      appendCommitted(store, 100)
+      store.apply((t) => t.setApplied(101))
+      const conf = store.initialState().conf
+      store.compactLater(50, conf)
+      store.writeReady({ entries: [], snapshot: { index: 200, term: 3, conf } })
+      assert.equal(store.hasPending(), false)
+      assert.equal(store.hasLogToTrim(), false)
+      assert.deepEqual(store.snapshot(), { index: 200, term: 3, conf })
+      assert.equal(store.firstIndex(), 201)
+    })
   })
 
   describe('snapshots', () => {

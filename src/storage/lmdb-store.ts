@@ -107,6 +107,12 @@ const DELETE_BYTES_PER_KEY = 128
 // with zero-size"; lmdb-js issue #321 reports the like with large delete batches); with 1,000
 // in none of 13 (and no slower).
 const DELETE_BATCH = 1_000
+// How many leftover log keys (below the snapshot) a Ready's transaction deletes besides its
+// own writes, at least: compacting 10,000 entries at once in sync transactions stalled every
+// member's event loop for ~90 ms at the same moment; spread over the Readies that follow, the
+// deletes commit on lmdb-js's thread. Twice the Ready's entries if more, so that the
+// leftovers never grow under load; at most DELETE_BATCH.
+const TRIM_PER_WRITE = 256
 // Bound on the in-memory cache of recent terms (entries, not bytes: 8 bytes each).
 const TERM_CACHE_MAX = 4096
 
@@ -192,6 +198,10 @@ interface ReadyPlan {
   readonly base: SnapshotMeta
   readonly newLast: number
   readonly hard: HardState | undefined
+  /** compaction is the compaction (compactLater) this transaction writes, if any. */
+  readonly compaction: SnapshotMeta | undefined
+  /** trimTo: this transaction deletes the leftover log keys in [trimFrom, trimTo). */
+  readonly trimTo: number
 }
 
 /** PutOutcome is what putIfAbsent did: stored the value, found the same bytes, or found
@@ -263,6 +273,13 @@ export class LmdbStore implements LogStorage {
   // last; recentTerms.length <= TERM_CACHE_MAX + TERM_CACHE_MAX / 4.
   private recentTerms: number[] = []
   private recentFrom = 1
+  // A compaction compactLater recorded: its snapshot metadata goes with the next write
+  // transaction (with the data it covers). Invariant: if set, snap.index < pendingSnap.index
+  // <= applied.
+  private pendingSnap: SnapshotMeta | undefined
+  // Log keys in [trimFrom, snap.index] may remain after a compaction: the write transactions
+  // that follow delete them, a batch each (see TRIM_PER_WRITE). No key below trimFrom remains.
+  private trimFrom = 0
   // Snapshot sources still holding a read transaction; close() ends them.
   private readonly sources = new Set<LmdbSnapshotSource>()
   private closed = false
@@ -433,6 +450,7 @@ export class LmdbStore implements LogStorage {
     this.pendingWritten()
     this.recentTerms = []
     this.recentFrom = snap.index + 1
+    this.trimFrom = snap.index + 1
   }
 
   // ------------------------------------------------------------------ Ready
@@ -547,19 +565,27 @@ export class LmdbStore implements LogStorage {
     }
     const newLast = rd.entries.at(-1)?.index ?? lastBefore
     const hard = rd.hardState === undefined ? undefined : plainHardState(rd.hardState)
+    // A received snapshot supersedes a recorded compaction (it is past the applied index),
+    // and its transaction leaves the log below it to deleteLogBelow.
+    const compaction = snapshot === undefined ? this.pendingSnap : undefined
+    const trimEnd = snapshot === undefined ? (compaction ?? this.snap).index + 1 : this.trimFrom
+    const trimCount = Math.min(DELETE_BATCH, Math.max(TRIM_PER_WRITE, 2 * rd.entries.length))
+    const trimTo = Math.max(this.trimFrom, Math.min(trimEnd, this.trimFrom + trimCount))
     let payload = (rd.applyBytes ?? 0) + this.pendingBytes
     for (const e of rd.entries) payload += e.data.byteLength
     // Refused for want of space before anything changes, so the caller may retry rd as is.
-    this.checkSpace(PAYLOAD_FACTOR * payload)
-    return { snapshot, base, newLast, hard }
+    this.checkSpace(PAYLOAD_FACTOR * payload + (trimTo - this.trimFrom) * DELETE_BYTES_PER_KEY)
+    return { snapshot, base, newLast, hard, compaction, trimTo }
   }
 
   // readyWrites makes rd's writes (inside a transaction, or queued with asyncOps).
   private readyWrites(rd: ReadyWrite, plan: ReadyPlan): void {
-    const { snapshot, base, newLast, hard } = plan
+    const { snapshot, base, newLast, hard, compaction, trimTo } = plan
     // What was applied in memory first: a snapshot's metadata below supersedes its
-    // applied index and configuration.
+    // applied index and configuration. A recorded compaction's metadata goes with the data
+    // it covers (all applied, so written by now or in writePending).
     this.writePending(hard)
+    if (compaction !== undefined) this.putMeta('snapshot', compaction)
     if (snapshot !== undefined) {
       this.putMeta('snapshot', snapshot)
       this.putMeta('applied', snapshot.index)
@@ -568,10 +594,15 @@ export class LmdbStore implements LogStorage {
     for (const e of rd.entries) this.putRecord(this.logDb, e.index, encodeLogRecord(e))
     // Entries past the new last index: the old suffix, or, with a snapshot, every entry
     // above it. Entries at or below a snapshot's index go after the commit, in batches.
-    for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) {
-      if (this.asyncOps) this.asyncOps.push({ db: this.logDb, key: i, value: undefined })
-      else this.logDb.removeSync(i)
-    }
+    for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) this.removeLog(i)
+    // A batch of the keys a compaction left below the snapshot.
+    for (let i = this.trimFrom; i < trimTo; i++) this.removeLog(i)
+  }
+
+  // removeLog removes one log key: at once inside a transaction, or collected in asyncOps.
+  private removeLog(index: number): void {
+    if (this.asyncOps) this.asyncOps.push({ db: this.logDb, key: index, value: undefined })
+    else this.logDb.removeSync(index)
   }
 
   // readyWritten updates the in-memory copies once rd's writes committed.
@@ -580,8 +611,11 @@ export class LmdbStore implements LogStorage {
     plan: ReadyPlan,
     scope: { commit(): void } | undefined,
   ): void {
-    const { snapshot, newLast, hard } = plan
+    const { snapshot, newLast, hard, compaction, trimTo } = plan
+    if (compaction !== undefined) this.compacted(compaction)
+    this.trimFrom = trimTo
     if (snapshot !== undefined) {
+      this.pendingSnap = undefined // at or below the applied index, so below snapshot
       this.snap = snapshot
       this.applied = snapshot.index
       this.conf = snapshot.conf
@@ -674,9 +708,11 @@ export class LmdbStore implements LogStorage {
     this.pendingHard = hard
   }
 
-  /** hasPending tells whether applyInMemory or noteHardState left anything to write. */
+  /** hasPending tells whether applyInMemory, noteHardState or compactLater left anything
+   * to write. */
   hasPending(): boolean {
     return (
+      this.pendingSnap !== undefined ||
       this.pendingApplied !== undefined ||
       this.pendingHard !== undefined ||
       this.pendingConf !== undefined ||
@@ -690,8 +726,26 @@ export class LmdbStore implements LogStorage {
   flushApplied(): void {
     this.checkUsable()
     if (!this.hasPending()) return
-    this.write(() => this.writePending(undefined), this.pendingBytes)
+    const compaction = this.pendingSnap
+    this.write(() => {
+      this.writePending(undefined)
+      if (compaction !== undefined) this.putMeta('snapshot', compaction)
+    }, this.pendingBytes)
     this.pendingWritten()
+    if (compaction !== undefined) this.compacted(compaction)
+  }
+
+  /** hasLogToTrim tells whether log keys below the snapshot remain (see trimLog). */
+  hasLogToTrim(): boolean {
+    return this.trimFrom <= this.snap.index
+  }
+
+  /** trimLog deletes the log keys left below the snapshot now, in transactions of
+   * DELETE_BATCH keys (the write transactions of later Readies delete them a batch each
+   * otherwise). It stops quietly when the disk is too full for it. */
+  trimLog(): void {
+    this.checkUsable()
+    if (this.hasLogToTrim()) this.deleteLogBelowIfSpace(this.snap.index + 1)
   }
 
   // writePending writes the pending state inside a write transaction, with hard (else the
@@ -828,12 +882,36 @@ export class LmdbStore implements LogStorage {
       this.putMeta('snapshot', snap)
     }, this.pendingBytes)
     this.pendingWritten()
-    this.snap = snap
-    if (this.recentFrom <= index) {
-      this.recentTerms.splice(0, index + 1 - this.recentFrom)
-      this.recentFrom = index + 1
-    }
+    this.compacted(snap)
     this.deleteLogBelowIfSpace(index + 1)
+  }
+
+  /**
+   * compactLater is compact() without a transaction of its own, and so without stalling the
+   * caller on a commit: the snapshot metadata goes with the next write transaction
+   * (writeReady, writeReadyAsync, flushApplied), together with the data it covers, and the
+   * log keys below it go a batch per write transaction after that (or all at once with
+   * trimLog). Until then the log reads as before. A later compaction or a received snapshot
+   * supersedes it.
+   */
+  compactLater(index: number, conf: ConfState): void {
+    this.checkUsable()
+    if (index <= (this.pendingSnap ?? this.snap).index) return
+    assert(index <= this.applied, () => `compact(${index}) past the applied index ${this.applied}`)
+    const term = this.term(index)
+    assert(term !== undefined, () => `compact(${index}): no term`)
+    this.pendingSnap = { index, term, conf: plainConf(conf) }
+  }
+
+  // compacted notes that a transaction wrote the snapshot metadata snap of a compaction.
+  private compacted(snap: SnapshotMeta): void {
+    this.snap = snap
+    if (this.pendingSnap !== undefined && this.pendingSnap.index <= snap.index)
+      this.pendingSnap = undefined
+    if (this.recentFrom <= snap.index) {
+      this.recentTerms.splice(0, snap.index + 1 - this.recentFrom)
+      this.recentFrom = snap.index + 1
+    }
   }
 
   // ------------------------------------------------------------------ snapshots
@@ -1036,6 +1114,8 @@ export class LmdbStore implements LogStorage {
   private deleteLogBelow(end: number): void {
     for (;;) {
       const keys = [...this.logDb.getKeys({ end, limit: DELETE_BATCH })]
+      // Keys are log indexes (loadLog checks): none below the first one read remains.
+      this.trimFrom = Math.max(this.trimFrom, (keys[0] as number | undefined) ?? end)
       if (keys.length === 0) return
       this.write(() => {
         for (const k of keys) this.logDb.removeSync(k)
