@@ -9,6 +9,7 @@
 // cleanly.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { CACHE_NODE_FLAGS } from '../cache/node-flags.ts'
+import { DB_NODE_FLAGS } from '../db/node-flags.ts'
 import { SECRET_SOURCES } from '../security/index.ts'
 import {
   closeSync,
@@ -415,6 +416,7 @@ export class DevCluster {
       id: d.id,
       kind: 'db' as const,
       log: join(dataDir, 'logs', `${d.id}.log`),
+      nodeFlags: DB_NODE_FLAGS,
       args: [
         'db',
         '--id',

@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CACHE_NODE_FLAGS } from '../../src/cache/node-flags.ts'
+import { DB_NODE_FLAGS } from '../../src/db/node-flags.ts'
 import type { CacheNodeStats, ClusterResponse, DbStats } from '../../src/protocol/index.ts'
 import { getJson, request, type HttpResponse, type RequestOptions } from './http.ts'
 
@@ -430,6 +431,10 @@ export class DbProcess extends NodeProcess {
     private readonly flags: DbFlagOptions,
   ) {
     super(id, http, logPath)
+  }
+
+  protected override nodeFlags(): readonly string[] {
+    return DB_NODE_FLAGS
   }
 
   /** args are the command-line arguments of a start (join: URLs to join through). */
