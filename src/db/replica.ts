@@ -1239,14 +1239,16 @@ export class Replica {
   /** flushApplied writes what was applied in memory, outside the Ready loop: within it, a
    * Ready may have applied entries its transaction has not written yet. */
   private flushApplied(): void {
-    if (this.fatalError || !this.store.hasPending()) return
+    if (this.fatalError || (!this.store.hasPending() && !this.store.hasLogToTrim())) return
     if (this.inLoop || this.heldReady) {
       this.scheduleFlush(this.heldReady ? DISK_RETRY_MS : 5)
       return
     }
     try {
       this.store.flushApplied()
+      // One batch of leftover log keys per firing (a short commit), until none is left.
       this.store.trimLog()
+      if (this.store.hasLogToTrim()) this.scheduleFlush()
     } catch (e) {
       if (e instanceof DiskUnavailableError) {
         this.noteDiskError(e)
@@ -1522,7 +1524,7 @@ export class Replica {
     // Written with the next Ready's transaction (or flushApplied), not in one of its own.
     this.store.compactLater(index, this.raft.status().conf)
     this.lastCompactedIndex = index
-    this.log.info({ event: 'compact', index }, 'log compacted')
+    this.log.info({ event: 'compact', index }, 'log compacted (written with the next transaction)')
   }
 
   /** maybePromoteLearner promotes one caught-up learner to voter (leader only). */

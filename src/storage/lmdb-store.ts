@@ -226,8 +226,9 @@ export class LmdbStore implements LogStorage {
   private readonly dir: string
   private readonly root: RootDatabase
   private readonly minFreeBytes: number
-  // Log: index -> record (log-record.ts). Keys below snap.index + 1 may linger after a crash
-  // during compaction; they are ignored and deleted on the next open.
+  // Log: index -> record (log-record.ts). Keys below snap.index + 1 linger after a compaction
+  // until later write transactions delete them (trimFrom), or after a crash until the next
+  // open: reads ignore them.
   private readonly logDb: Database<Uint8Array, number>
   // Meta: MetaKey -> record (meta-record.ts).
   private readonly metaDb: Database<Uint8Array, string>
@@ -568,7 +569,11 @@ export class LmdbStore implements LogStorage {
     // A received snapshot supersedes a recorded compaction (it is past the applied index),
     // and its transaction leaves the log below it to deleteLogBelow.
     const compaction = snapshot === undefined ? this.pendingSnap : undefined
-    const trimEnd = snapshot === undefined ? (compaction ?? this.snap).index + 1 : this.trimFrom
+    // Only keys below the snapshot in memory now: lmdb-js ends its read snapshot once the
+    // commit is done, before the sync and readyWritten, and meanwhile the core may still read
+    // the entries this transaction's compaction covers (term(), entries() for a follower far
+    // behind). Those go with the transactions after it.
+    const trimEnd = snapshot === undefined ? this.snap.index + 1 : this.trimFrom
     const trimCount = Math.min(DELETE_BATCH, Math.max(TRIM_PER_WRITE, 2 * rd.entries.length))
     const trimTo = Math.max(this.trimFrom, Math.min(trimEnd, this.trimFrom + trimCount))
     let payload = (rd.applyBytes ?? 0) + this.pendingBytes
@@ -628,7 +633,7 @@ export class LmdbStore implements LogStorage {
     this.last = newLast
     if (rd.entries.length > 0) this.rememberTerms(rd.entries)
     // rd is durable now: entries left below the snapshot for want of space are ignored by
-    // reads and deleted by a later compaction or open().
+    // reads and deleted by later write transactions, trimLog or open().
     if (snapshot !== undefined) this.deleteLogBelowIfSpace(snapshot.index + 1)
   }
 
@@ -740,12 +745,12 @@ export class LmdbStore implements LogStorage {
     return this.trimFrom <= this.snap.index
   }
 
-  /** trimLog deletes the log keys left below the snapshot now, in transactions of
-   * DELETE_BATCH keys (the write transactions of later Readies delete them a batch each
-   * otherwise). It stops quietly when the disk is too full for it. */
+  /** trimLog deletes up to DELETE_BATCH of the log keys left below the snapshot now, in one
+   * transaction (the write transactions of later Readies delete them a batch each otherwise).
+   * It stops quietly when the disk is too full for it. */
   trimLog(): void {
     this.checkUsable()
-    if (this.hasLogToTrim()) this.deleteLogBelowIfSpace(this.snap.index + 1)
+    if (this.hasLogToTrim()) this.deleteLogBelowIfSpace(this.snap.index + 1, 1)
   }
 
   // writePending writes the pending state inside a write transaction, with hard (else the
@@ -1110,9 +1115,10 @@ export class LmdbStore implements LogStorage {
     this.recentFrom = from
   }
 
-  // deleteLogBelow deletes log keys below end, DELETE_BATCH per transaction.
-  private deleteLogBelow(end: number): void {
-    for (;;) {
+  // deleteLogBelow deletes log keys below end, DELETE_BATCH per transaction, in at most
+  // maxTransactions transactions.
+  private deleteLogBelow(end: number, maxTransactions = Infinity): void {
+    for (let txns = 0; txns < maxTransactions; txns++) {
       const keys = [...this.logDb.getKeys({ end, limit: DELETE_BATCH })]
       // Keys are log indexes (loadLog checks): none below the first one read remains.
       this.trimFrom = Math.max(this.trimFrom, (keys[0] as number | undefined) ?? end)
@@ -1120,14 +1126,16 @@ export class LmdbStore implements LogStorage {
       this.write(() => {
         for (const k of keys) this.logDb.removeSync(k)
       }, keys.length * DELETE_BYTES_PER_KEY)
+      const next = keys.length < DELETE_BATCH ? end : (keys[keys.length - 1] as number) + 1
+      this.trimFrom = Math.max(this.trimFrom, next)
     }
   }
 
   // deleteLogBelowIfSpace is deleteLogBelow, stopping quietly when the disk is too full for
-  // it: entries below the snapshot are ignored, and the next compaction or open() deletes them.
-  private deleteLogBelowIfSpace(end: number): void {
+  // it: entries below the snapshot are ignored, and later writes, trimLog or open() delete them.
+  private deleteLogBelowIfSpace(end: number, maxTransactions = Infinity): void {
     try {
-      this.deleteLogBelow(end)
+      this.deleteLogBelow(end, maxTransactions)
     } catch (err) {
       if (!(err instanceof DiskUnavailableError)) throw err
     }
