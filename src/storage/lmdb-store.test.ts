@@ -105,6 +105,16 @@ describe('LmdbStore', () => {
     }
   }
 
+  // logKeysInFile is how many log keys the closed store in dir holds in its file.
+  async function logKeysInFile(dir: string): Promise<number> {
+    const raw = openRaw(dir)
+    try {
+      return raw.log.getKeysCount()
+    } finally {
+      await raw.root.close()
+    }
+  }
+
   // bootstrapped opens a store in a fresh dir and bootstraps it as member a of {a, b}.
   function bootstrapped(): { store: LmdbStore; dir: string } {
     const dir = tempDir()
@@ -531,9 +541,7 @@ describe('LmdbStore', () => {
       assert.equal(store.entries(49_002, 50_002, Infinity).length, 1000)
       assert.throws(() => store.compact(50_002, store.initialState().conf), AssertionError)
       await store.close()
-      const raw = openRaw(dir)
-      assert.equal(raw.log.getKeysCount(), 1000)
-      await raw.root.close()
+      assert.equal(await logKeysInFile(dir), 1000)
       store = openStore(dir)
       assert.equal(store.firstIndex(), 49_002)
       assert.equal(store.lastIndex(), 50_001)
@@ -558,9 +566,7 @@ describe('LmdbStore', () => {
       assert.equal(s.term(2999), undefined)
       s = await reopen(s, dir)
       await s.close()
-      const after = openRaw(dir)
-      assert.equal(after.log.getKeysCount(), 2001)
-      await after.root.close()
+      assert.equal(await logKeysInFile(dir), 2001)
     })
 
     it('compactLater writes the compaction with the next Ready; later Readies trim the log a batch each', async () => {
@@ -603,9 +609,7 @@ describe('LmdbStore', () => {
       assert.equal(store.hasLogToTrim(), true)
       assert.equal(store.entries(4002, 5304, Infinity).length, 1302)
       await store.close()
-      const raw = openRaw(dir)
-      assert.equal(raw.log.getKeysCount(), 5303 - 1 - 256 - 600)
-      await raw.root.close()
+      assert.equal(await logKeysInFile(dir), 5303 - 1 - 256 - 600)
       // Opening again deletes what is left below the snapshot at once.
       store = openStore(dir)
       assert.equal(store.hasLogToTrim(), false)
@@ -613,9 +617,7 @@ describe('LmdbStore', () => {
       assert.deepEqual(store.get(enc.encode('k')), enc.encode('v'))
       assert.equal(store.initialState().applied, 5001)
       await store.close()
-      const after = openRaw(dir)
-      assert.equal(after.log.getKeysCount(), 1302)
-      await after.root.close()
+      assert.equal(await logKeysInFile(dir), 1302)
     })
 
     it('flushApplied writes a recorded compaction; trimLog deletes one batch per call', async () => {
@@ -637,9 +639,7 @@ describe('LmdbStore', () => {
       }
       assert.equal(calls, 3)
       await store.close()
-      const raw = openRaw(dir)
-      assert.equal(raw.log.getKeysCount(), 501)
-      await raw.root.close()
+      assert.equal(await logKeysInFile(dir), 501)
     })
 
     it('drops a recorded compaction that a received snapshot supersedes', async () => {
@@ -780,9 +780,7 @@ describe('LmdbStore', () => {
       assert.deepEqual(store.entries(101, 103, Infinity), makeEntries(101, [4, 4]))
       assert.equal(store.initialState().applied, 100)
       await store.close()
-      const raw = openRaw(dir)
-      assert.equal(raw.log.getKeysCount(), 2)
-      await raw.root.close()
+      assert.equal(await logKeysInFile(dir), 2)
     })
   })
 
