@@ -11,7 +11,15 @@
  * a mark-compact comes every 8-12 s. Measured side by side (two 3-member clusters, same build,
  * alternating 4 s runs, medians): writes of 4 KiB at C=16 1,168 -> 1,587 per second, CPU per
  * write (3 members) 1,145 -> 750 µs, p99 42.1 -> 24.7 ms; at C=128 2,260 -> 2,899 per second,
- * 664 -> 462 µs, p99 118 -> 106 ms; 100 B writes and reads unchanged. Cost: the heap grows
- * further between collections, 20-50 MiB more resident after such a run.
+ * 664 -> 462 µs, p99 118 -> 106 ms; 100 B writes and reads unchanged. --initial-old-space-size
+ * does the same. Cost: the heap grows further between collections: 20-50 MiB more resident
+ * after such a run, 45-70 MiB more for a member holding 1,000,000 keys (README, Performance).
  */
 export const DB_NODE_FLAGS: readonly string[] = ['--initial-heap-size=128']
+
+/** missingDbNodeFlags is which of DB_NODE_FLAGS the process was started without (execArgv);
+ * a flag given with another value counts as given: the operator chose it. */
+export function missingDbNodeFlags(execArgv: readonly string[]): string[] {
+  const name = (flag: string): string => flag.split('=')[0] ?? flag
+  return DB_NODE_FLAGS.filter((f) => !execArgv.some((a) => name(a) === name(f)))
+}

@@ -13,7 +13,7 @@ import { Replica } from './replica.ts'
 import { DbServer } from './server.ts'
 import { authHeaders } from '../http/auth.ts'
 import { transportLogger } from './transport-log.ts'
-import { DB_NODE_FLAGS } from './node-flags.ts'
+import { DB_NODE_FLAGS, missingDbNodeFlags } from './node-flags.ts'
 
 /** DbNodeOptions configures a member (the flags of `oncekv db`). */
 export interface DbNodeOptions {
@@ -142,10 +142,7 @@ export class DbNode {
     })
     await server.listen(opts.http)
     log.info({ event: 'listening', http: opts.http, raft: opts.raft }, 'serving')
-    // A flag given with another value counts: the operator chose it.
-    const missing = DB_NODE_FLAGS.filter(
-      (f) => !process.execArgv.some((a) => a.split('=')[0] === f.split('=')[0]),
-    )
+    const missing = missingDbNodeFlags(process.execArgv)
     if (missing.length > 0)
       log.info(
         { event: 'node_flags', missing },

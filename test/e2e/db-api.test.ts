@@ -2,8 +2,10 @@
 // every member, reads from every member, create-once semantics, caching headers, every
 // route, and bad input: a clear 4xx JSON error with its code, and nothing written.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { before, describe, it } from 'node:test'
+import { DB_NODE_FLAGS } from '../../src/db/node-flags.ts'
 import type { DbStats } from '../../src/protocol/index.ts'
 import { encodeHello, encodeMessages, PROTOCOL_VERSION } from '../../src/transport/codec.ts'
 import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
@@ -434,6 +436,14 @@ describe('db API on a three-member cluster', () => {
         assert.equal(member.suffrage, 'voter')
         assert.equal(member.leader, m.id === leader.id)
       }
+    }
+  })
+
+  it('runs its members with the Node.js flags of src/db/node-flags.ts (none logs node_flags)', () => {
+    for (const n of nodes) {
+      const argv = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8').split('\0')
+      for (const f of DB_NODE_FLAGS) assert.ok(argv.includes(f), `${n.id}: ${argv.join(' ')}`)
+      assert.doesNotMatch(n.log(), /"event":"node_flags"/)
     }
   })
 
