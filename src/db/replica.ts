@@ -196,6 +196,9 @@ export class Replica {
   private answeredInLoop = 0
   private returned = 0
   private readonly pendingReads = new Map<string, PendingRead>()
+  // Reads waiting for the next ReadIndex round (readBarrier), and whether rounds are running.
+  private readsWaiting: (PendingRead & { deadline: number })[] = []
+  private readRoundsRunning = false
   // Puts passed to the leader, by their origin (forwardTag/sequence), until they apply here.
   private readonly forwarded = new Map<string, PendingForward>()
   private readonly forwardTag = randomBytes(12).toString('base64url')
@@ -549,12 +552,64 @@ export class Replica {
   }
 
   /** readBarrier resolves once this member has applied everything committed when it was
-   * called (ReadIndex, thesis §6.4). It rejects when no leader answers in time. */
+   * called (ReadIndex, thesis §6.4). It rejects when no leader answers in time. Reads share
+   * rounds: one ReadIndex round is in flight at a time, and every read that arrives meanwhile
+   * waits for the next one, which starts after all of them arrived (so it confirms a commit
+   * index at least as new as any of theirs). */
   async readBarrier(timeoutMs = 3_000): Promise<void> {
     this.checkRunning()
     // Its ReadIndex request would wait behind the held Ready.
     if (this.heldReady) throw this.storageUnavailable()
     const deadline = Date.now() + timeoutMs
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new UnavailableError('no quorum confirmed the read in time')),
+        timeoutMs,
+      )
+      this.readsWaiting.push({
+        deadline,
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      })
+      if (!this.readRoundsRunning) void this.runReadRounds()
+    })
+  }
+
+  /** runReadRounds runs one ReadIndex round after another for the reads waiting, until none
+   * is left. */
+  private async runReadRounds(): Promise<void> {
+    this.readRoundsRunning = true
+    try {
+      while (this.readsWaiting.length > 0) {
+        const batch = this.readsWaiting
+        this.readsWaiting = []
+        // A read that timed out meanwhile was rejected already; settling it again is a no-op.
+        let deadline = 0
+        for (const r of batch) deadline = Math.max(deadline, r.deadline)
+        try {
+          await this.readIndexRound(deadline)
+          for (const r of batch) r.resolve()
+        } catch (e) {
+          const err = e instanceof Error ? e : new Error(String(e))
+          for (const r of batch) r.reject(err)
+        }
+      }
+    } finally {
+      this.readRoundsRunning = false
+    }
+  }
+
+  /** readIndexRound resolves once this member has applied everything committed when it was
+   * called (one ReadIndex request). It rejects when no leader answers by the deadline. */
+  private async readIndexRound(deadline: number): Promise<void> {
+    this.checkRunning()
+    if (this.heldReady) throw this.storageUnavailable()
     const ctx = `${this.id}:${this.incarnation}:${++this.readSeq}`
     while (!this.raft.readIndex(ctx)) {
       await this.waitForLeader(Math.min(deadline, this.noLeaderDeadline()))
