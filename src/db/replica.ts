@@ -606,35 +606,44 @@ export class Replica {
   }
 
   /** readIndexRound resolves once this member has applied everything committed when it was
-   * called (one ReadIndex request). It rejects when no leader answers by the deadline. */
+   * called (a ReadIndex request). It rejects when no leader answers by the deadline. A
+   * request left unanswered for half an election timeout is made again under a new ctx: a
+   * leader that steps down, or a lost message, drops it without an answer, and the reads
+   * waiting for the next round must not wait out the whole deadline behind it. */
   private async readIndexRound(deadline: number): Promise<void> {
-    this.checkRunning()
-    if (this.heldReady) throw this.storageUnavailable()
-    const ctx = `${this.id}:${this.incarnation}:${++this.readSeq}`
-    while (!this.raft.readIndex(ctx)) {
-      await this.waitForLeader(Math.min(deadline, this.noLeaderDeadline()))
+    const retryMs = Math.max(100, this.electionTimeoutMs() / 2)
+    for (;;) {
       this.checkRunning()
-    }
-    this.kick()
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => {
-          this.pendingReads.delete(ctx)
-          reject(new UnavailableError('no quorum confirmed the read in time'))
-        },
-        Math.max(1, deadline - Date.now()),
-      )
-      this.pendingReads.set(ctx, {
-        resolve: () => {
-          clearTimeout(timer)
-          resolve()
-        },
-        reject: (e) => {
-          clearTimeout(timer)
-          reject(e)
-        },
+      if (this.heldReady) throw this.storageUnavailable()
+      const ctx = `${this.id}:${this.incarnation}:${++this.readSeq}`
+      if (!this.raft.readIndex(ctx)) {
+        await this.waitForLeader(Math.min(deadline, this.noLeaderDeadline()))
+        continue
+      }
+      this.kick()
+      const answered = await new Promise<boolean>((resolve, reject) => {
+        const last = deadline - Date.now() <= retryMs
+        const timer = setTimeout(
+          () => {
+            this.pendingReads.delete(ctx)
+            if (last) reject(new UnavailableError('no quorum confirmed the read in time'))
+            else resolve(false)
+          },
+          Math.max(1, Math.min(retryMs, deadline - Date.now())),
+        )
+        this.pendingReads.set(ctx, {
+          resolve: () => {
+            clearTimeout(timer)
+            resolve(true)
+          },
+          reject: (e) => {
+            clearTimeout(timer)
+            reject(e)
+          },
+        })
       })
-    })
+      if (answered) return
+    }
   }
 
   /** waitForLeader resolves when a leader is known, or rejects at the deadline. */

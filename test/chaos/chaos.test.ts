@@ -45,20 +45,30 @@ describe('chaos', () => {
   })
 
   it('finds the stale reads of a member that skips ReadIndex on a miss', async (t) => {
-    const seed = Number(process.env.CHAOS_BUG_SEED ?? Math.floor(Math.random() * 2 ** 31))
-    t.diagnostic(
-      `seed ${seed} (replay: CHAOS_BUG_SEED=${seed} node --import tsx --test test/chaos/chaos.test.ts)`,
-    )
-    const r = await runChaos({
-      seed,
-      durationMs: 15_000,
-      kinds: ['slow', 'partition', 'one-way', 'pause'],
-      bug: 'skip-read-index',
-      outDir: join('chaos-results', `test-bug-seed-${seed}`),
-    })
-    report(t, r)
-    const lost = r.violations.filter((v) => v.kind === 'lost-write')
-    assert(lost.length > 0, 'the checker found no stale not-found read')
-    t.diagnostic(formatViolation(lost[0]!))
+    // Whether a stale not-found read happens depends on how the faults fall: a second run
+    // with the next seed (rarely needed: 1 miss in the CI runs so far) keeps the test's power
+    // high without making it long.
+    const first = Number(process.env.CHAOS_BUG_SEED ?? Math.floor(Math.random() * 2 ** 31))
+    let lost: string | undefined
+    for (const seed of [first, first + 1]) {
+      t.diagnostic(
+        `seed ${seed} (replay: CHAOS_BUG_SEED=${seed} node --import tsx --test test/chaos/chaos.test.ts)`,
+      )
+      const r = await runChaos({
+        seed,
+        durationMs: 15_000,
+        kinds: ['slow', 'partition', 'one-way', 'pause'],
+        bug: 'skip-read-index',
+        outDir: join('chaos-results', `test-bug-seed-${seed}`),
+      })
+      report(t, r)
+      const found = r.violations.find((v) => v.kind === 'lost-write')
+      if (found !== undefined) {
+        lost = formatViolation(found)
+        break
+      }
+    }
+    assert(lost !== undefined, 'the checker found no stale not-found read in two runs')
+    t.diagnostic(lost)
   })
 })
