@@ -608,25 +608,57 @@ export class DbServer {
     }
   }
 
-  /** fastRead answers a plain GET /keys/<key> stored here without Fastify (the hot path: a
-   * local hit answers at once, whatever the consistency); anything else, a miss included
-   * (it needs ReadIndex before a 404), goes to the routes above. */
+  /** fastRead answers a plain GET /keys/<key> without Fastify, as the route does (read): a
+   * local hit at once, a miss after ReadIndex (a 404, or the value if it applied
+   * meanwhile); anything else (a bad key, a damaged value, a query string) goes to the
+   * routes above, which give the clear answer. */
   private fastRead(req: IncomingMessage, res: ServerResponse): boolean {
     if (this.draining || this.replica.isRemoved()) return false
     const key = rawKeyOfFastPath(req)
     if (key === undefined) return false
     // A refusal is the route's to answer.
     if (!this.auth.allows('read', req.headers)) return false
+    let kb: Uint8Array
     let value: Uint8Array | undefined
     try {
-      value = this.replica.get(keyBytes(key, this.maxKeyBytes))
+      kb = keyBytes(key, this.maxKeyBytes)
+      value = this.replica.get(kb)
     } catch {
       return false // a bad key or a store error: the route gives the clear answer
     }
-    if (value === undefined) return false
     this.counters.reads++
-    sendRawValueFast(req, res, value, undefined, false, this.etags.etagOf(key, value))
+    if (value !== undefined) {
+      sendRawValueFast(req, res, value, undefined, false, this.etags.etagOf(key, value))
+      return true
+    }
+    if (SKIP_READ_INDEX) {
+      this.counters.notFound++
+      sendErrorFast(res, new KeyNotFoundError(key))
+      return true
+    }
+    this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs)).then(
+      () => {
+        let after: Uint8Array | undefined
+        try {
+          after = this.localValue(kb)
+        } catch (e) {
+          return this.failFast(res, e)
+        }
+        if (after !== undefined) return sendRawValueFast(req, res, after, undefined, false)
+        this.counters.notFound++
+        sendErrorFast(res, new KeyNotFoundError(key))
+      },
+      (e: unknown) => this.failFast(res, e),
+    )
     return true
+  }
+
+  /** failFast answers e on a fast path's response as the error handler does a route's. */
+  private failFast(res: ServerResponse, e: unknown): void {
+    const err = toOnceKvError(e)
+    if (err instanceof InternalError)
+      this.logger.error({ event: 'internal_error', err: e }, 'unexpected error')
+    sendErrorFast(res, err)
   }
 
   /** fastPut takes a plain PUT /keys/<key> of application/octet-stream (or no type) with a
@@ -677,12 +709,7 @@ export class DbServer {
           res.writeHead(result === 'created' ? 201 : 200, headers)
           res.end(body)
         },
-        (e: unknown) => {
-          const err = toOnceKvError(e)
-          if (err instanceof InternalError)
-            this.logger.error({ event: 'internal_error', err: e }, 'unexpected error')
-          sendErrorFast(res, err)
-        },
+        (e: unknown) => this.failFast(res, e),
       )
     })
     // A client that goes away mid-body: nothing was proposed, nothing to answer.

@@ -254,6 +254,20 @@ describe('db API on a three-member cluster', () => {
     }
   })
 
+  it('answers a plain GET of a missing key (fast path, after ReadIndex) exactly as the route does, and counts it', async () => {
+    for (const n of nodes) {
+      const before = await n.stats()
+      const fast = await n.request('/keys/never-written-fast')
+      const routed = await n.request('/keys/never-written-fast?consistency=linearizable')
+      assertError(fast, 404, 1002, 'key_not_found')
+      assert.deepEqual(headersOf(fast), headersOf(routed))
+      assert.equal(fast.text(), routed.text())
+      const after = await n.stats()
+      assert.equal(after.reads - before.reads, 2, n.id)
+      assert.equal(after.reads_not_found - before.reads_not_found, 2, n.id)
+    }
+  })
+
   it('serves GET /keys with a strong ETag and immutable caching; If-None-Match gives 304; HEAD has no body', async () => {
     const leader = (await cluster.leader()).node
     const put = await putRaw(leader, 'cached', 'cache me')
