@@ -609,9 +609,9 @@ export class DbServer {
   }
 
   /** fastRead answers a plain GET /keys/<key> without Fastify, as the route does (read): a
-   * local hit at once, a miss after ReadIndex (a 404, or the value if it applied
-   * meanwhile); anything else (a bad key, a damaged value, a query string) goes to the
-   * routes above, which give the clear answer. */
+   * local hit at once, a miss after ReadIndex (a 404, the value if it applied meanwhile, 503
+   * if that value is damaged); anything else (a bad key, a value damaged at once, a query
+   * string) goes to the routes above, which give the clear answer. */
   private fastRead(req: IncomingMessage, res: ServerResponse): boolean {
     if (this.draining || this.replica.isRemoved()) return false
     const key = rawKeyOfFastPath(req)
@@ -637,20 +637,36 @@ export class DbServer {
       return true
     }
     this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs)).then(
-      () => {
-        let after: Uint8Array | undefined
-        try {
-          after = this.localValue(kb)
-        } catch (e) {
-          return this.failFast(res, e)
-        }
-        if (after !== undefined) return sendRawValueFast(req, res, after, undefined, false)
-        this.counters.notFound++
-        sendErrorFast(res, new KeyNotFoundError(key))
-      },
-      (e: unknown) => this.failFast(res, e),
+      () =>
+        this.answerLater(res, () => {
+          const after = this.localValue(kb)
+          if (after !== undefined) return sendRawValueFast(req, res, after, undefined, false)
+          this.counters.notFound++
+          sendErrorFast(res, new KeyNotFoundError(key))
+        }),
+      (e: unknown) => this.answerLater(res, () => this.failFast(res, e)),
     )
     return true
+  }
+
+  /** answerLater answers a fast path's request that waited (for ReadIndex, for a commit) with
+   * answer, as the routes' hooks and error handler would: with `connection: close` once the
+   * member is shutting down (the onSend hook), and an error thrown by answer as the error
+   * handler answers it (a 500 for anything unexpected). */
+  private answerLater(res: ServerResponse, answer: () => void): void {
+    try {
+      if (this.draining && !res.headersSent) res.setHeader('connection', 'close')
+      answer()
+    } catch (e) {
+      try {
+        if (res.headersSent) {
+          this.logger.error({ event: 'internal_error', err: e }, 'unexpected error')
+          res.destroy()
+        } else this.failFast(res, e)
+      } catch {
+        res.destroy()
+      }
+    }
   }
 
   /** failFast answers e on a fast path's response as the error handler does a route's. */
@@ -691,25 +707,26 @@ export class DbServer {
     req.once('end', () => {
       const value = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, got)
       this.timed('put_keys', () => this.putAnywhere(key, value, kb)).then(
-        (result) => {
-          this.counters.writes++
-          if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
-          const body = JSON.stringify(putResponseOf(result))
-          // One flat list, as on the read path: no object to build and walk per answer.
-          const headers = [
-            'etag',
-            etagOf(value, false),
-            'content-type',
-            'application/json; charset=utf-8',
-            'content-length',
-            String(Buffer.byteLength(body)),
-          ]
-          const leader = this.leaderUrl()
-          if (leader !== undefined) headers.push(LEADER_HEADER, leader)
-          res.writeHead(result === 'created' ? 201 : 200, headers)
-          res.end(body)
-        },
-        (e: unknown) => this.failFast(res, e),
+        (result) =>
+          this.answerLater(res, () => {
+            this.counters.writes++
+            if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
+            const body = JSON.stringify(putResponseOf(result))
+            // One flat list, as on the read path: no object to build and walk per answer.
+            const headers = [
+              'etag',
+              etagOf(value, false),
+              'content-type',
+              'application/json; charset=utf-8',
+              'content-length',
+              String(Buffer.byteLength(body)),
+            ]
+            const leader = this.leaderUrl()
+            if (leader !== undefined) headers.push(LEADER_HEADER, leader)
+            res.writeHead(result === 'created' ? 201 : 200, headers)
+            res.end(body)
+          }),
+        (e: unknown) => this.answerLater(res, () => this.failFast(res, e)),
       )
     })
     // A client that goes away mid-body: nothing was proposed, nothing to answer.

@@ -51,9 +51,10 @@ export interface AppOptions {
   readonly draining: () => boolean
   /**
    * fastPath, when given, sees every request before Fastify does and may answer it itself
-   * (returning true): the hot read of a value held in memory, where Fastify's routing, hooks
-   * and reply objects would cost more than the read. It must answer exactly as the Fastify
-   * route would, and return false for anything else (the request then goes to Fastify).
+   * (returning true, then or later): the hot requests (a read of a value held in memory, on
+   * a member a plain read or write), where Fastify's routing, hooks and reply objects would
+   * cost more than the work. It must answer exactly as the Fastify route and its hooks
+   * would, and return false for anything else (the request then goes to Fastify).
    */
   readonly fastPath?: (req: IncomingMessage, res: ServerResponse) => boolean
   /** tls, when given, makes the listener serve HTTPS only. */

@@ -139,4 +139,28 @@ describe('graceful shutdown', () => {
     assert(underLoadResult, 'the test above did not get there')
     assert.deepEqual(serverErrorsBut503(underLoadResult), {}, summarize(underLoadResult))
   })
+
+  it('a miss waiting for its ReadIndex round when the member starts to stop is answered with connection: close', async () => {
+    const cluster = await clusters.start({ name: 'drain-miss', size: 3 })
+    const { node: leader } = await cluster.leader()
+    const member = cluster.all().find((n) => n !== leader)
+    assert(member)
+    const others = cluster.all().filter((n) => n !== member)
+    const before = (await member.stats()).reads
+    for (const n of others) n.pause()
+    try {
+      // With the other two paused the member cannot confirm the miss: the read waits on the
+      // fast path (a follower stops at once: no leadership to hand over first).
+      const read = member.request('/keys/never-written-while-stopping')
+      await waitFor('the read to arrive', async () => (await member.stats()).reads > before)
+      const exit = member.signal('SIGTERM', EXIT_WAIT_MS)
+      const res = await read
+      assert.equal(res.status, 503, res.text())
+      // As a route's answer during shutdown (the onSend hook): the client moves on at once.
+      assert.equal(res.headers.get('connection'), 'close')
+      await exit
+    } finally {
+      for (const n of others) n.resume()
+    }
+  })
 })
