@@ -36,6 +36,46 @@ test('§6.4 the leader releases a read only after a heartbeat round acknowledged
   assert.equal(h.member('1').readStates.length, 1)
 })
 
+test('§6.4 requests that arrive before a round goes out share it; a later one waits for the next', () => {
+  const h = cluster()
+  const commit = h.raft('1').status().commit
+  // Two requests (a follower's and the leader's own) before the leader's next Ready: one
+  // heartbeat round for both.
+  h.raft('1').step({
+    type: 'readIndex',
+    from: '2',
+    to: '1',
+    term: h.raft('1').status().term,
+    ctx: 'f',
+  })
+  assert.equal(h.raft('1').readIndex('a'), true)
+  h.process('1')
+  const round = h.queue.filter((m) => m.type === 'heartbeat' && m.ctx !== '')
+  assert.deepEqual(round.map((m) => m.to).sort(), ['2', '3'], 'one heartbeat per follower')
+  // A request after the round went out: its acknowledgements must not confirm it.
+  assert.equal(h.raft('1').readIndex('b'), true)
+  const replies: Message[] = []
+  for (const m of round) {
+    h.raft(m.to).step(m)
+    h.process(m.to)
+  }
+  for (const m of h.queue) if (m.type === 'heartbeatResp' && m.ctx !== '') replies.push(m)
+  h.queue = []
+  for (const m of replies) h.raft('1').step(m)
+  h.process('1')
+  assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'a' }])
+  assert.ok(
+    h.queue.some((m) => m.type === 'readIndexResp' && m.to === '2' && m.ctx === 'f'),
+    'the follower is answered by the same round',
+  )
+  // 'b' goes with the next round, sent with that Ready: released once it is acknowledged.
+  h.stabilize()
+  assert.deepEqual(
+    h.member('1').readStates.map((r) => r.ctx),
+    ['a', 'b'],
+  )
+})
+
 test('§6.4 (trap) a delayed reply to an older round never confirms a read that reuses its ctx', () => {
   const h = cluster()
   assert.equal(h.raft('1').readIndex('same'), true)

@@ -202,6 +202,8 @@ export class Raft {
   private needBroadcast = false
   // Numbers this leader's ReadIndex heartbeat rounds.
   private readRoundSeq = 0
+  // The round that ReadIndex requests join until its heartbeat goes out (ready()).
+  private openReadRound: string | undefined
   // Ticks since a leadership transfer started (aborted after an election timeout).
   private transferElapsed = 0
 
@@ -495,6 +497,7 @@ export class Raft {
   hasReady(): boolean {
     if (this.outstanding) return false
     if (this.needBroadcast || this.msgs.length > 0 || this.readStates.length > 0) return true
+    if (this.openReadRound !== undefined) return true
     if (this.log.hasUnstable()) return true
     if (!this.sameHardState(this.hardState(), this.prevHardState)) return true
     if (!this.sameSoftState(this.softState(), this.prevSoftState)) return true
@@ -506,6 +509,7 @@ export class Raft {
   ready(): Ready | undefined {
     assert(!this.outstanding, 'ready() called before advance()')
     this.flushBroadcast()
+    this.flushReadRound()
     const snapshot =
       this.log.pendingSnapshot && !this.log.snapshotInProgress
         ? this.log.pendingSnapshot
@@ -682,6 +686,7 @@ export class Raft {
     this.pendingConfIndex = 0
     this.uncommittedBytes = 0
     this.readOnly.reset()
+    this.openReadRound = undefined
     this.pendingReadIndex = []
     this.needBroadcast = false
     this.prs = new Map()
@@ -1200,10 +1205,20 @@ export class Raft {
     }
     // The heartbeat round carries an id of this leader's own, unique in its term, never the
     // requester's ctx: a requester may reuse a ctx (after a restart, say), and a delayed reply
-    // to an older round must never confirm a new read.
-    const round = `${this.term}.${++this.readRoundSeq}`
+    // to an older round must never confirm a new read. Requests join the open round until its
+    // heartbeat goes out with the next Ready (flushReadRound): one round for all of them, each
+    // confirmed by a heartbeat sent after it arrived.
+    const round = this.openReadRound ?? `${this.term}.${++this.readRoundSeq}`
     if (!this.readOnly.add(index, round, ctx, from, this.id)) return
-    this.broadcastHeartbeat(round)
+    this.openReadRound = round
+  }
+
+  /** flushReadRound sends the open ReadIndex round's heartbeat. */
+  private flushReadRound(): void {
+    const round = this.openReadRound
+    if (round === undefined) return
+    this.openReadRound = undefined
+    if (this.role === 'leader') this.broadcastHeartbeat(round)
   }
 
   private answerRead(ctx: string, from: NodeId, index: number): void {
