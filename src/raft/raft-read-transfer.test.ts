@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { cluster, cut, ELECTION_TICKS, Harness } from './harness.test-helper.ts'
-import type { AppendResponse, Message, NodeId } from './types.ts'
+import type { AppendResponse, HeartbeatMessage, Message, NodeId } from './types.ts'
 
 // ------------------------------------------------------------------ helpers
 
@@ -69,6 +69,38 @@ test('§6.4 requests that arrive before a round goes out share it; a later one w
     'the follower is answered by the same round',
   )
   // 'b' goes with the next round, sent with that Ready: released once it is acknowledged.
+  h.stabilize()
+  assert.deepEqual(
+    h.member('1').readStates.map((r) => r.ctx),
+    ['a', 'b'],
+  )
+})
+
+test('§6.4 (trap) a request that arrives while the Ready carrying a round is outstanding is not confirmed by that round', () => {
+  const h = cluster()
+  const commit = h.raft('1').status().commit
+  assert.equal(h.raft('1').readIndex('a'), true)
+  let asked = false
+  // The host is still writing the Ready whose heartbeats carry a's round when 'b' arrives.
+  h.process('1', {
+    send: () => {
+      if (!asked) asked = h.raft('1').readIndex('b')
+    },
+  })
+  assert.ok(asked)
+  const round = h.queue.filter((m): m is HeartbeatMessage => m.type === 'heartbeat' && m.ctx !== '')
+  assert.equal(new Set(round.map((m) => m.ctx)).size, 1)
+  h.queue = h.queue.filter((m) => !(round as Message[]).includes(m))
+  for (const m of round) {
+    h.raft(m.to).step(m)
+    h.process(m.to)
+  }
+  const acks = h.queue.filter((m) => m.type === 'heartbeatResp' && m.ctx === round[0]?.ctx)
+  assert.equal(acks.length, 2)
+  h.queue = []
+  for (const m of acks) h.raft('1').step(m)
+  h.process('1')
+  assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'a' }])
   h.stabilize()
   assert.deepEqual(
     h.member('1').readStates.map((r) => r.ctx),

@@ -3,6 +3,7 @@
 // that arrive before a round's heartbeat goes out share that round (the heartbeat leaves
 // after all of them arrived, so its acknowledgements confirm each). Rounds are confirmed in
 // order: an acknowledgement for one confirms all before it.
+import { assert } from '../base/index.ts'
 import type { NodeId } from './types.ts'
 
 /** PendingRead is one ReadIndex request waiting for its round. */
@@ -29,8 +30,9 @@ export class ReadOnly {
 
   constructor(readonly pendingMax: number) {}
 
-  /** add queues a request confirmed by the heartbeat round ctx: the newest round, or a new
-   * one. False when ctx names an older round, or the queue is full. */
+  /** add queues a request confirmed by the heartbeat round ctx: the newest round (one whose
+   * heartbeat has not gone out: the caller's to know), or a new one. False when the queue is
+   * full. */
   add(index: number, ctx: string, requestCtx: string, from: NodeId, self: NodeId): boolean {
     if (this.pending >= this.pendingMax) return false
     let round = this.byCtx.get(ctx)
@@ -38,7 +40,8 @@ export class ReadOnly {
       round = { ctx, reads: [], acks: new Set([self]) }
       this.rounds.push(round)
       this.byCtx.set(ctx, round)
-    } else if (round !== this.rounds[this.rounds.length - 1]) return false
+    } else
+      assert(round === this.rounds[this.rounds.length - 1], 'a read joins only the newest round')
     round.reads.push({ requestCtx, index, from })
     this.pending++
     return true
