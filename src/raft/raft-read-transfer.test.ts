@@ -36,6 +36,30 @@ test('§6.4 the leader releases a read only after a heartbeat round acknowledged
   assert.equal(h.member('1').readStates.length, 1)
 })
 
+/** sentRound takes the heartbeats of the ReadIndex round the leader '1' sent off the queue:
+ * one per follower, all with the same round id. */
+function sentRound(h: Harness): HeartbeatMessage[] {
+  const round = h.queue.filter((m): m is HeartbeatMessage => m.type === 'heartbeat' && m.ctx !== '')
+  assert.deepEqual(round.map((m) => m.to).sort(), ['2', '3'], 'one heartbeat per follower')
+  assert.equal(new Set(round.map((m) => m.ctx)).size, 1)
+  h.queue = h.queue.filter((m) => !(round as Message[]).includes(m))
+  return round
+}
+
+/** ackRound delivers round to the followers and their acknowledgements to the leader '1',
+ * then runs its Ready: what the round confirmed is in its readStates. */
+function ackRound(h: Harness, round: readonly HeartbeatMessage[]): void {
+  for (const m of round) {
+    h.raft(m.to).step(m)
+    h.process(m.to)
+  }
+  const acks = h.queue.filter((m) => m.type === 'heartbeatResp' && m.ctx === round[0]?.ctx)
+  assert.equal(acks.length, round.length)
+  h.queue = []
+  for (const m of acks) h.raft('1').step(m)
+  h.process('1')
+}
+
 test('§6.4 requests that arrive before a round goes out share it; a later one waits for the next', () => {
   const h = cluster()
   const commit = h.raft('1').status().commit
@@ -50,19 +74,10 @@ test('§6.4 requests that arrive before a round goes out share it; a later one w
   })
   assert.equal(h.raft('1').readIndex('a'), true)
   h.process('1')
-  const round = h.queue.filter((m) => m.type === 'heartbeat' && m.ctx !== '')
-  assert.deepEqual(round.map((m) => m.to).sort(), ['2', '3'], 'one heartbeat per follower')
+  const round = sentRound(h)
   // A request after the round went out: its acknowledgements must not confirm it.
   assert.equal(h.raft('1').readIndex('b'), true)
-  const replies: Message[] = []
-  for (const m of round) {
-    h.raft(m.to).step(m)
-    h.process(m.to)
-  }
-  for (const m of h.queue) if (m.type === 'heartbeatResp' && m.ctx !== '') replies.push(m)
-  h.queue = []
-  for (const m of replies) h.raft('1').step(m)
-  h.process('1')
+  ackRound(h, round)
   assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'a' }])
   assert.ok(
     h.queue.some((m) => m.type === 'readIndexResp' && m.to === '2' && m.ctx === 'f'),
@@ -88,18 +103,7 @@ test('§6.4 (trap) a request that arrives while the Ready carrying a round is ou
     },
   })
   assert.ok(asked)
-  const round = h.queue.filter((m): m is HeartbeatMessage => m.type === 'heartbeat' && m.ctx !== '')
-  assert.equal(new Set(round.map((m) => m.ctx)).size, 1)
-  h.queue = h.queue.filter((m) => !(round as Message[]).includes(m))
-  for (const m of round) {
-    h.raft(m.to).step(m)
-    h.process(m.to)
-  }
-  const acks = h.queue.filter((m) => m.type === 'heartbeatResp' && m.ctx === round[0]?.ctx)
-  assert.equal(acks.length, 2)
-  h.queue = []
-  for (const m of acks) h.raft('1').step(m)
-  h.process('1')
+  ackRound(h, sentRound(h))
   assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'a' }])
   h.stabilize()
   assert.deepEqual(
