@@ -36,11 +36,16 @@ test('§6.4 the leader releases a read only after a heartbeat round acknowledged
   assert.equal(h.member('1').readStates.length, 1)
 })
 
+/** followersOf are the members of h other than the leader '1'. */
+function followersOf(h: Harness): NodeId[] {
+  return [...h.members.keys()].filter((id) => id !== '1').sort()
+}
+
 /** sentRound takes the heartbeats of the ReadIndex round the leader '1' sent off the queue:
  * one per follower, all with the same round id. */
 function sentRound(h: Harness): HeartbeatMessage[] {
   const round = h.queue.filter((m): m is HeartbeatMessage => m.type === 'heartbeat' && m.ctx !== '')
-  assert.deepEqual(round.map((m) => m.to).sort(), ['2', '3'], 'one heartbeat per follower')
+  assert.deepEqual(round.map((m) => m.to).sort(), followersOf(h), 'one heartbeat per follower')
   assert.equal(new Set(round.map((m) => m.ctx)).size, 1)
   h.queue = h.queue.filter((m) => !(round as Message[]).includes(m))
   return round
@@ -60,20 +65,53 @@ function ackRound(h: Harness, round: readonly HeartbeatMessage[]): void {
   h.process('1')
 }
 
-test('§6.4 requests that arrive before a round goes out share it; a later one waits for the next', () => {
+/** fiveMembers is a 5-voter cluster led by '1', with one entry committed. */
+function fiveMembers(): Harness {
+  const h = new Harness(['1', '2', '3', '4', '5'])
+  h.elect('1')
+  h.propose('1', 'a')
+  h.stabilize()
+  return h
+}
+
+/** askFrom delivers a ReadIndex request from follower `from` (ctx) to the leader '1'. */
+function askFrom(h: Harness, from: NodeId, ctx: string): void {
+  h.raft('1').step({ type: 'readIndex', from, to: '1', term: h.raft('1').status().term, ctx })
+}
+
+test("§6.4 with 3 voters a follower's request is answered at once: the requester and the leader are a quorum", () => {
   const h = cluster()
   const commit = h.raft('1').status().commit
-  // Two requests (a follower's and the leader's own) before the leader's next Ready: one
-  // heartbeat round for both.
-  h.raft('1').step({
-    type: 'readIndex',
-    from: '2',
-    to: '1',
-    term: h.raft('1').status().term,
-    ctx: 'f',
-  })
+  askFrom(h, '2', 'f')
+  h.process('1')
+  assert.deepEqual(
+    h.queue.filter((m) => m.type === 'heartbeat'),
+    [],
+    'no heartbeat round',
+  )
+  assert.deepEqual(
+    h.queue
+      .filter((m) => m.type === 'readIndexResp')
+      .map((m) => ({ to: m.to, ctx: m.ctx, index: m.index, reject: m.reject })),
+    [{ to: '2', ctx: 'f', index: commit, reject: false }],
+  )
+  // The leader's own read still needs a follower's acknowledgement.
   assert.equal(h.raft('1').readIndex('a'), true)
   h.process('1')
+  assert.deepEqual(h.member('1').readStates, [])
+  ackRound(h, sentRound(h))
+  assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'a' }])
+})
+
+test("§6.4 with 5 voters a follower's request waits for a round; requests that arrive before it goes out share it, a later one waits for the next", () => {
+  const h = fiveMembers()
+  const commit = h.raft('1').status().commit
+  // Two requests (a follower's and the leader's own) before the leader's next Ready: one
+  // heartbeat round for both. The requester and the leader are no quorum of 5.
+  askFrom(h, '2', 'f')
+  assert.equal(h.raft('1').readIndex('a'), true)
+  h.process('1')
+  assert.ok(!h.queue.some((m) => m.type === 'readIndexResp'), 'not answered before the round')
   const round = sentRound(h)
   // A request after the round went out: its acknowledgements must not confirm it.
   assert.equal(h.raft('1').readIndex('b'), true)
@@ -89,6 +127,25 @@ test('§6.4 requests that arrive before a round goes out share it; a later one w
     h.member('1').readStates.map((r) => r.ctx),
     ['a', 'b'],
   )
+})
+
+test('§6.4 (trap) a request from a learner, or from an older term, is no acknowledgement', () => {
+  const h = cluster()
+  const term = h.raft('1').status().term
+  // A request from the leader's previous term is dropped (step), never answered from memory.
+  h.raft('1').step({ type: 'readIndex', from: '2', to: '1', term: term - 1, ctx: 'old' })
+  h.process('1')
+  assert.ok(!h.queue.some((m) => m.type === 'readIndexResp'))
+  // A learner counts for nothing: its request waits for a round of the voters.
+  h.addEmpty('4')
+  assert.ok(h.raft('1').proposeConfChange({ type: 'addLearner', node: '4' }).ok)
+  h.stabilize()
+  h.queue = []
+  askFrom(h, '4', 'l')
+  h.process('1')
+  assert.ok(!h.queue.some((m) => m.type === 'readIndexResp'), 'not answered before the round')
+  h.stabilize()
+  assert.ok(h.sent.some((m) => m.type === 'readIndexResp' && m.to === '4' && m.ctx === 'l'))
 })
 
 test('§6.4 (trap) a request that arrives while the Ready carrying a round is outstanding is not confirmed by that round', () => {

@@ -1203,6 +1203,19 @@ export class Raft {
       this.answerRead(ctx, from, index)
       return
     }
+    // A voter's request is itself an acknowledgement for its own read: it left the requester
+    // after the read arrived there, in this term (step drops other terms), so the requester
+    // had then voted for no later leader. Where the requester and this leader make a quorum
+    // (3 voters, or 2), no later leader can have been elected before the read arrived: every
+    // quorum holds one of the two, and both were still in this term afterwards. The commit
+    // index now covers every write acknowledged before the read arrived, and the read is
+    // answered without a heartbeat round: one round trip instead of two, 2 messages instead
+    // of 6. (The round's acknowledgement confirms only reads that arrived before it left;
+    // the requester's counts for its own read alone, so it never joins a round's quorum.)
+    if (from !== this.id && hasQuorum(this.conf.voters, (id) => id === this.id || id === from)) {
+      this.answerRead(ctx, from, index)
+      return
+    }
     // The heartbeat round carries an id of this leader's own, unique in its term, never the
     // requester's ctx: a requester may reuse a ctx (after a restart, say), and a delayed reply
     // to an older round must never confirm a new read. Requests join the open round until its
