@@ -129,10 +129,57 @@ test("§6.4 with 5 voters a follower's request waits for a round; requests that 
   )
 })
 
+test("§6.4 (trap) with 5 voters the requester's own request does not count toward the round it shares", () => {
+  // The leader's read 'a' may have arrived after follower 2 sent its request: 2's request
+  // says nothing of 'a'. The round needs 2 acknowledgements besides the leader's, whoever
+  // asked.
+  const h = fiveMembers()
+  const commit = h.raft('1').status().commit
+  assert.equal(h.raft('1').readIndex('a'), true)
+  askFrom(h, '2', 'f')
+  h.process('1')
+  const round = sentRound(h)
+  for (const m of round) {
+    h.raft(m.to).step(m)
+    h.process(m.to)
+  }
+  const acks = h.queue.filter((m) => m.type === 'heartbeatResp' && m.ctx === round[0]?.ctx)
+  h.queue = []
+  const ack = (from: NodeId): void => {
+    const m = acks.find((x) => x.from === from)
+    assert.ok(m)
+    h.raft('1').step(m)
+    h.process('1')
+  }
+  ack('3')
+  assert.deepEqual(h.member('1').readStates, [], 'the leader and 3 are 2 of 5')
+  assert.ok(!h.queue.some((m) => m.type === 'readIndexResp'))
+  ack('4')
+  assert.deepEqual(h.member('1').readStates, [{ index: commit, ctx: 'a' }])
+  assert.ok(h.queue.some((m) => m.type === 'readIndexResp' && m.to === '2' && m.ctx === 'f'))
+})
+
+test("§6.4 with 2 voters the other voter's request is answered at once", () => {
+  const h = new Harness(['1', '2'])
+  h.elect('1')
+  h.propose('1', 'a')
+  h.stabilize()
+  const commit = h.raft('1').status().commit
+  askFrom(h, '2', 'f')
+  h.process('1')
+  assert.ok(!h.queue.some((m) => m.type === 'heartbeat'), 'no heartbeat round')
+  assert.ok(
+    h.queue.some(
+      (m) => m.type === 'readIndexResp' && m.to === '2' && m.ctx === 'f' && m.index === commit,
+    ),
+  )
+})
+
 test('§6.4 (trap) a request from a learner, or from an older term, is no acknowledgement', () => {
   const h = cluster()
   const term = h.raft('1').status().term
-  // A request from the leader's previous term is dropped (step), never answered from memory.
+  // A request from the leader's previous term is dropped (step) before the leader looks at
+  // it: the shortcut never sees it (this guards step, not handleReadIndex).
   h.raft('1').step({ type: 'readIndex', from: '2', to: '1', term: term - 1, ctx: 'old' })
   h.process('1')
   assert.ok(!h.queue.some((m) => m.type === 'readIndexResp'))
