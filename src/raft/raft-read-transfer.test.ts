@@ -51,9 +51,9 @@ function sentRound(h: Harness): HeartbeatMessage[] {
   return round
 }
 
-/** ackRound delivers round to the followers and their acknowledgements to the leader '1',
- * then runs its Ready: what the round confirmed is in its readStates. */
-function ackRound(h: Harness, round: readonly HeartbeatMessage[]): void {
+/** roundAcks delivers round to the followers and takes their acknowledgements off the
+ * queue (one per follower), undelivered. */
+function roundAcks(h: Harness, round: readonly HeartbeatMessage[]): Message[] {
   for (const m of round) {
     h.raft(m.to).step(m)
     h.process(m.to)
@@ -61,7 +61,13 @@ function ackRound(h: Harness, round: readonly HeartbeatMessage[]): void {
   const acks = h.queue.filter((m) => m.type === 'heartbeatResp' && m.ctx === round[0]?.ctx)
   assert.equal(acks.length, round.length)
   h.queue = []
-  for (const m of acks) h.raft('1').step(m)
+  return acks
+}
+
+/** ackRound delivers round to the followers and their acknowledgements to the leader '1',
+ * then runs its Ready: what the round confirmed is in its readStates. */
+function ackRound(h: Harness, round: readonly HeartbeatMessage[]): void {
+  for (const m of roundAcks(h, round)) h.raft('1').step(m)
   h.process('1')
 }
 
@@ -138,13 +144,7 @@ test("§6.4 (trap) with 5 voters the requester's own request does not count towa
   assert.equal(h.raft('1').readIndex('a'), true)
   askFrom(h, '2', 'f')
   h.process('1')
-  const round = sentRound(h)
-  for (const m of round) {
-    h.raft(m.to).step(m)
-    h.process(m.to)
-  }
-  const acks = h.queue.filter((m) => m.type === 'heartbeatResp' && m.ctx === round[0]?.ctx)
-  h.queue = []
+  const acks = roundAcks(h, sentRound(h))
   const ack = (from: NodeId): void => {
     const m = acks.find((x) => x.from === from)
     assert.ok(m)
