@@ -29,6 +29,7 @@ import {
   UnauthorizedError,
   UnavailableError,
   UnsupportedMediaTypeError,
+  withoutStack,
   type ClusterResponse,
   type PutResponse,
 } from '../protocol/index.ts'
@@ -632,8 +633,7 @@ export class DbServer {
       return true
     }
     if (SKIP_READ_INDEX) {
-      this.counters.notFound++
-      sendErrorFast(res, new KeyNotFoundError(key))
+      this.answerNotFound(res, key)
       return true
     }
     this.timed('read_index', () => this.replica.readBarrier(this.readTimeoutMs)).then(
@@ -641,12 +641,21 @@ export class DbServer {
         this.answerLater(res, () => {
           const after = this.localValue(kb)
           if (after !== undefined) return sendRawValueFast(req, res, after, undefined, false)
-          this.counters.notFound++
-          sendErrorFast(res, new KeyNotFoundError(key))
+          this.answerNotFound(res, key)
         }),
       (e: unknown) => this.answerLater(res, () => this.failFast(res, e)),
     )
     return true
+  }
+
+  /** answerNotFound answers a fast path's miss: a 404, its error built without a stack
+   * trace (nothing throws it; capturing one cost about a tenth of a miss's CPU). */
+  private answerNotFound(res: ServerResponse, key: string): void {
+    this.counters.notFound++
+    sendErrorFast(
+      res,
+      withoutStack(() => new KeyNotFoundError(key)),
+    )
   }
 
   /** answerLater answers a fast path's request that waited (for ReadIndex, for a commit) with
