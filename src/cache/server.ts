@@ -17,6 +17,7 @@ import {
   BadRequestError,
   ForbiddenError,
   KeyNotFoundError,
+  withoutStack,
   MemberConflictError,
   checkKey,
   MethodNotAllowedError,
@@ -190,7 +191,7 @@ export class CacheServer {
       const key = (req.params as { key: string }).key
       checkKey(key)
       const r = await this.group.getForPeer(key)
-      if (!r.found) throw new KeyNotFoundError(key)
+      if (!r.found) throw withoutStack(() => new KeyNotFoundError(key))
       return reply
         .type('application/octet-stream')
         .header('x-oncekv-source', r.source)
@@ -221,7 +222,7 @@ export class CacheServer {
   private async read(key: string, reply: FastifyReply): Promise<Uint8Array> {
     checkKey(key)
     const r: GetResult = await this.group.get(key)
-    if (!r.found) throw new KeyNotFoundError(key)
+    if (!r.found) throw withoutStack(() => new KeyNotFoundError(key))
     reply.header('x-oncekv-source', r.source)
     return r.value
   }

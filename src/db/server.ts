@@ -719,7 +719,11 @@ export class DbServer {
         (result) =>
           this.answerLater(res, () => {
             this.counters.writes++
-            if (result === 'conflict') return sendErrorFast(res, new KeyConflictError(key))
+            if (result === 'conflict')
+              return sendErrorFast(
+                res,
+                withoutStack(() => new KeyConflictError(key)),
+              )
             const body = JSON.stringify(putResponseOf(result))
             // One flat list, as on the read path: no object to build and walk per answer.
             const headers = [
