@@ -47,7 +47,8 @@ export interface OnceKVOptions {
   /** attemptTimeoutMs bounds one attempt on one node. Default min(2000, timeoutMs). */
   readonly attemptTimeoutMs?: number
   /** retries is how many attempts a call may make after its first. Default 20: with the
-   * backoff between rounds, enough to use the whole deadline of a short outage. */
+   * backoff between rounds, at least 1.3 s of an outage where every node refuses at once (7
+   * rounds of 3 nodes; more with fewer nodes), which may end a call before its deadline. */
   readonly retries?: number
   /** token is sent as "Authorization: Bearer <token>" on every request. */
   readonly token?: string
@@ -140,7 +141,7 @@ const DEFAULTS = {
 }
 /** A failed attempt triggers a refresh of the lists at most this often. */
 const REFRESH_ON_FAILURE_MS = 1_000
-/** Backoff before round r (r >= 1) of a call: 25 ms doubling, at most 1 s, jittered 50-100 %. */
+/** Backoff before round r (r >= 1) of a call: 50 ms doubling, at most 1 s, jittered to 50-100 %. */
 const BACKOFF_BASE_MS = 50
 const BACKOFF_MAX_MS = 1_000
 
