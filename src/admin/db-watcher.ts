@@ -2,6 +2,7 @@
 // GET /cluster (the one that answered last, then the seeds, then every member it learned),
 // so leader changes and membership changes reach the admin within about a second.
 import { memberUrl, type ClusterResponse } from '../protocol/index.ts'
+import type { Caller } from '../security/http-client.ts'
 
 /** DbView is what the admin knows of the database cluster. */
 export interface DbView {
@@ -25,7 +26,7 @@ export class DbWatcher {
     private readonly intervalMs = 1_000,
     /** headers go with every GET /cluster (the admin's credential). */
     private readonly headers: Record<string, string> = {},
-    private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
+    private readonly caller: Caller,
   ) {}
 
   /** current is the latest view. */
@@ -53,7 +54,7 @@ export class DbWatcher {
     this.polling = true
     try {
       for (const url of this.candidates()) {
-        const cluster = await fetchCluster(this.fetch, url, this.headers)
+        const cluster = await fetchCluster(this.caller, url, this.headers)
         if (!cluster) continue
         const urls = cluster.members
           .filter((m) => m.suffrage === 'voter' && m.http !== '')
@@ -77,17 +78,14 @@ export class DbWatcher {
 }
 
 async function fetchCluster(
-  fetch: typeof globalThis.fetch,
+  caller: Caller,
   url: string,
   headers: Record<string, string>,
 ): Promise<ClusterResponse | undefined> {
   try {
-    const res = await fetch(`${url}/cluster`, {
-      headers,
-      signal: AbortSignal.timeout(800),
-    })
-    if (!res.ok) return undefined
-    const body = (await res.json()) as ClusterResponse
+    const res = await caller.call(`${url}/cluster`, { headers, timeoutMs: 800 })
+    if (res.status !== 200) return undefined
+    const body = JSON.parse(res.body) as ClusterResponse
     // A member that has no leader knows no current membership worth spreading.
     if (!Array.isArray(body.members) || !body.leader) return undefined
     return body

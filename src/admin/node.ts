@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { serverTlsOptions, serving, type Security } from '../security/index.ts'
-import { httpScheme, processFetch } from '../security/http-client.ts'
+import { httpScheme, processCaller, processFetch, type Caller } from '../security/http-client.ts'
 import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
@@ -99,6 +99,8 @@ export class AdminNode {
   private readonly adminAuth: Record<string, string>
   // fetch calls members and caches: over TLS it trusts --tls-ca.
   private readonly fetch: typeof globalThis.fetch
+  // caller makes the once-a-second calls: polls of stats and the cluster, heartbeats.
+  private readonly caller: Caller
   // Caches dropped for missing heartbeats stay on the dashboard as "down" for a while.
   private readonly droppedCaches = new Map<string, { peer: string; at: number }>()
   private timer: NodeJS.Timeout | undefined
@@ -114,9 +116,10 @@ export class AdminNode {
     const tls = opts.security?.tls
     this.url = `${httpScheme(tls)}://${opts.http}`
     this.fetch = processFetch(tls)
+    this.caller = processCaller(tls)
     this.readAuth = authHeaders(opts.security, 'read')
     this.adminAuth = authHeaders(opts.security, 'admin')
-    this.overview = new Overview(800, this.readAuth, this.fetch)
+    this.overview = new Overview(800, this.readAuth, this.caller)
     const heartbeatMs = opts.heartbeatMs ?? 1_000
     this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
@@ -146,7 +149,7 @@ export class AdminNode {
       (view) => this.onDbChange(view),
       1_000,
       this.readAuth,
-      this.fetch,
+      this.caller,
     )
     this.routes()
   }
@@ -359,14 +362,13 @@ export class AdminNode {
     c.stale = false
     let ok = false
     try {
-      const res = await this.fetch(`${c.http}/meta`, {
+      const res = await this.caller.call(`${c.http}/meta`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...this.adminAuth },
         body,
-        signal: AbortSignal.timeout(this.beatTimeoutMs),
+        timeoutMs: this.beatTimeoutMs,
       })
-      await res.arrayBuffer()
-      if (!res.ok) throw new Error(`answered ${res.status}`)
+      if (res.status < 200 || res.status > 299) throw new Error(`answered ${res.status}`)
       ok = true
       c.misses = 0
       c.lastOkAt = Date.now()
@@ -439,6 +441,7 @@ export class AdminNode {
     this.watcher.stop()
     this.ws.close()
     await this.app.close()
+    await this.caller.close()
   }
 }
 

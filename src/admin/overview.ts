@@ -15,6 +15,7 @@ import type {
   OverviewNode,
   Rates,
 } from '../protocol/index.ts'
+import type { Caller } from '../security/http-client.ts'
 import type { DbView } from './db-watcher.ts'
 
 /** HISTORY_POINTS is how many one-second points each series keeps (five minutes). */
@@ -75,7 +76,7 @@ export class Overview {
     private readonly timeoutMs = 800,
     /** headers go with every GET /stats (the admin's credential). */
     private readonly headers: Record<string, string> = {},
-    private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
+    private readonly caller: Caller,
   ) {}
 
   /** current is the latest overview. */
@@ -138,15 +139,12 @@ export class Overview {
 
   private async fetchStats(url: string): Promise<DbStats | CacheNodeStats | undefined> {
     try {
-      const res = await this.fetch(`${url}/stats`, {
+      const res = await this.caller.call(`${url}/stats`, {
         headers: this.headers,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        timeoutMs: this.timeoutMs,
       })
-      if (!res.ok) {
-        await res.arrayBuffer()
-        return undefined
-      }
-      return (await res.json()) as DbStats | CacheNodeStats
+      if (res.status !== 200) return undefined
+      return JSON.parse(res.body) as DbStats | CacheNodeStats
     } catch {
       return undefined
     }

@@ -1,7 +1,7 @@
 // HTTP clients inside the server processes (a member forwarding to the leader, the cache
 // reading the database and its peers, the admin following members and caches): they trust the
 // process's --tls-ca, and show its certificate to peers under --peer-mtls.
-import { Agent, fetch as undiciFetch, type Pool } from 'undici'
+import { Agent, request, fetch as undiciFetch, type Pool } from 'undici'
 import { clientTlsOptions, serving, type TlsConfig } from './tls.ts'
 
 /** poolTlsOptions are the undici Pool/Agent options of connections to other oncekv processes
@@ -25,6 +25,61 @@ export function processFetch(tls: TlsConfig | undefined): typeof globalThis.fetc
       ...(init as Parameters<typeof undiciFetch>[1]),
       dispatcher,
     })) as unknown as typeof globalThis.fetch
+}
+
+/** CallOptions describe one call to another oncekv process. */
+export interface CallOptions {
+  readonly method?: 'GET' | 'POST'
+  readonly headers?: Record<string, string>
+  readonly body?: string
+  /** timeoutMs bounds the whole call, the answer's body included. */
+  readonly timeoutMs: number
+}
+
+/** CallAnswer is a call's status and body. */
+export interface CallAnswer {
+  readonly status: number
+  readonly body: string
+}
+
+/** Caller makes the calls a process repeats all the time (the admin's once-a-second polls
+ * and heartbeats) on keep-alive connections of its own. */
+export interface Caller {
+  call(url: string, opts: CallOptions): Promise<CallAnswer>
+  /** close ends the connections; calls in flight fail at once. */
+  close(): Promise<void>
+}
+
+/**
+ * processCaller is the Caller of a process, trusting its --tls-ca. It uses undici's request
+ * rather than fetch: on an idle cluster the admin makes about ten calls a second, and each
+ * fetch cost about 1 ms more CPU than a request here (the WHATWG streams, headers and abort
+ * machinery), a third of the admin's idle CPU.
+ */
+export function processCaller(tls: TlsConfig | undefined): Caller {
+  const dispatcher = new Agent(poolTlsOptions(tls, false))
+  return {
+    async call(url, opts) {
+      const abort = new AbortController()
+      const timer = setTimeout(
+        () => abort.abort(new Error(`no answer within ${opts.timeoutMs} ms`)),
+        opts.timeoutMs,
+      )
+      try {
+        const res = await request(url, {
+          dispatcher,
+          method: opts.method ?? 'GET',
+          ...(opts.headers ? { headers: opts.headers } : {}),
+          ...(opts.body !== undefined ? { body: opts.body } : {}),
+          signal: abort.signal,
+        })
+        return { status: res.statusCode, body: await res.body.text() }
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+    close: () => dispatcher.destroy(),
+  }
 }
 
 /** httpScheme is the scheme of the process's own HTTP listeners. */
