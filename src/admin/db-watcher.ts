@@ -23,10 +23,10 @@ export class DbWatcher {
   constructor(
     private readonly seeds: readonly string[],
     private readonly onChange: (view: DbView) => void,
+    private readonly caller: Caller,
     private readonly intervalMs = 1_000,
     /** headers go with every GET /cluster (the admin's credential). */
     private readonly headers: Record<string, string> = {},
-    private readonly caller: Caller,
   ) {}
 
   /** current is the latest view. */
@@ -84,7 +84,7 @@ async function fetchCluster(
 ): Promise<ClusterResponse | undefined> {
   try {
     const res = await caller.call(`${url}/cluster`, { headers, timeoutMs: 800 })
-    if (res.status !== 200) return undefined
+    if (!res.ok) return undefined
     const body = JSON.parse(res.body) as ClusterResponse
     // A member that has no leader knows no current membership worth spreading.
     if (!Array.isArray(body.members) || !body.leader) return undefined

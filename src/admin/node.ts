@@ -119,7 +119,7 @@ export class AdminNode {
     this.caller = processCaller(tls)
     this.readAuth = authHeaders(opts.security, 'read')
     this.adminAuth = authHeaders(opts.security, 'admin')
-    this.overview = new Overview(800, this.readAuth, this.caller)
+    this.overview = new Overview(this.caller, 800, this.readAuth)
     const heartbeatMs = opts.heartbeatMs ?? 1_000
     this.beatTimeoutMs = Math.max(1, heartbeatMs - Math.min(100, Math.ceil(heartbeatMs / 10)))
     this.log = opts.logger ?? pino({ level: opts.logLevel ?? 'info', base: { node: 'admin' } })
@@ -147,9 +147,9 @@ export class AdminNode {
     this.watcher = new DbWatcher(
       opts.dbs,
       (view) => this.onDbChange(view),
+      this.caller,
       1_000,
       this.readAuth,
-      this.caller,
     )
     this.routes()
   }
@@ -368,11 +368,13 @@ export class AdminNode {
         body,
         timeoutMs: this.beatTimeoutMs,
       })
-      if (res.status < 200 || res.status > 299) throw new Error(`answered ${res.status}`)
+      if (!res.ok) throw new Error(`answered ${res.status}`)
       ok = true
       c.misses = 0
       c.lastOkAt = Date.now()
     } catch (e) {
+      // Calls cut off by the shutdown (the caller closes) are no misses.
+      if (this.draining) return
       this.missed(c, call, (e as Error).message)
     } finally {
       if (c.call === call) c.call = undefined
@@ -440,8 +442,11 @@ export class AdminNode {
     clearInterval(this.overviewTimer)
     this.watcher.stop()
     this.ws.close()
-    await this.app.close()
-    await this.caller.close()
+    try {
+      await this.app.close()
+    } finally {
+      await this.caller.close()
+    }
   }
 }
 

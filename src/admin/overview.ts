@@ -73,10 +73,10 @@ export class Overview {
   private lastLeaderCommit: { time: number; commit: number } | undefined
 
   constructor(
+    private readonly caller: Caller,
     private readonly timeoutMs = 800,
     /** headers go with every GET /stats (the admin's credential). */
     private readonly headers: Record<string, string> = {},
-    private readonly caller: Caller,
   ) {}
 
   /** current is the latest overview. */
@@ -143,7 +143,7 @@ export class Overview {
         headers: this.headers,
         timeoutMs: this.timeoutMs,
       })
-      if (res.status !== 200) return undefined
+      if (!res.ok) return undefined
       return JSON.parse(res.body) as DbStats | CacheNodeStats
     } catch {
       return undefined

@@ -6,12 +6,13 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { processCaller } from './http-client.ts'
 
-describe('processCaller', () => {
+describe('processCaller', { timeout: 20_000 }, () => {
   let server: Server
   let base = ''
   const seen: { method: string; url: string; auth: string; body: string }[] = []
-  // Requests to /hang are never answered until the server closes.
+  // Requests to /hang are never answered until the server closes; arrived is told of each.
   const hung: ServerResponse[] = []
+  let arrived: (() => void) | undefined
 
   before(async () => {
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -24,7 +25,14 @@ describe('processCaller', () => {
           auth: req.headers.authorization ?? '',
           body: Buffer.concat(chunks).toString(),
         })
-        if (req.url === '/hang') return void hung.push(res)
+        if (req.url === '/hang') {
+          hung.push(res)
+          return void arrived?.()
+        }
+        if (req.url === '/huge') {
+          res.writeHead(200, { 'content-type': 'application/json' })
+          return void res.end(Buffer.alloc(5 * 1024 * 1024, 0x20))
+        }
         if (req.url === '/slow-body') {
           res.writeHead(200, { 'content-type': 'application/json' })
           res.write('{"a":')
@@ -51,7 +59,7 @@ describe('processCaller', () => {
         headers: { authorization: 'Bearer t' },
         timeoutMs: 2_000,
       })
-      assert.deepEqual(got, { status: 200, body: '{"ok":true}' })
+      assert.deepEqual(got, { status: 200, ok: true, body: '{"ok":true}' })
       const posted = await caller.call(`${base}/meta`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -60,7 +68,7 @@ describe('processCaller', () => {
       })
       assert.equal(posted.status, 200)
       const missing = await caller.call(`${base}/missing`, { timeoutMs: 2_000 })
-      assert.deepEqual(missing, { status: 404, body: '{"ok":false}' })
+      assert.deepEqual(missing, { status: 404, ok: false, body: '{"ok":false}' })
       assert.deepEqual(
         seen.slice(-3).map((s) => [s.method, s.url, s.auth, s.body]),
         [
@@ -92,15 +100,24 @@ describe('processCaller', () => {
     }
   })
 
+  it('refuses an answer over its size cap', async () => {
+    const caller = processCaller(undefined)
+    try {
+      await assert.rejects(caller.call(`${base}/huge`, { timeoutMs: 5_000 }))
+      // The caller goes on working after it.
+      assert.equal((await caller.call(`${base}/stats`, { timeoutMs: 2_000 })).status, 200)
+    } finally {
+      await caller.close()
+    }
+  })
+
   it('fails the calls in flight at once when closed', async () => {
     const caller = processCaller(undefined)
+    const onServer = new Promise<void>((resolve) => (arrived = resolve))
     const call = caller.call(`${base}/hang`, { timeoutMs: 10_000 })
-    const t0 = Date.now()
     // The request must be on the wire before the close, or there is nothing in flight.
-    const before = hung.length
-    for (let i = 0; i < 200 && hung.length === before; i++)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    assert.equal(hung.length, before + 1, 'the call reached the server')
+    await onServer
+    const t0 = Date.now()
     await caller.close()
     await assert.rejects(call)
     assert(Date.now() - t0 < 5_000, 'the call failed long before its deadline')
