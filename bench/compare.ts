@@ -3,7 +3,7 @@
 //
 //   npm run bench:compare -- [--seconds 8] [--warmup 2] [--rounds 2] [--quick]
 //       [--concurrency 1,16,128] [--sizes 100,4096] [--read-keys 10000]
-//       [--memory-keys 1000000] [--systems oncekv,etcd,redis,bare] [--quiet-wait 5]
+//       [--memory-keys 1000000] [--systems oncekv,etcd,redis,bare] [--quiet-wait 5] [--prime 2]
 //       [--no-install] [--json bench-results/compare-<date>.json]
 //
 // Systems, all on loopback with their data under a temp folder (removed at the end):
@@ -22,7 +22,8 @@
 // connection, commands pipelined on it as they come).
 //
 // Every run is a closed loop with C requests in flight for --seconds after --warmup seconds of
-// the same load. Writes are unique keys with 100 B and 4 KiB values: oncekv PUT /keys/<key>
+// the same load; before the first round every case runs once for --prime seconds, unmeasured
+// (V8 compiles oncekv's paths over their first 10-15 s of load). Writes are unique keys with 100 B and 4 KiB values: oncekv PUT /keys/<key>
 // as the client library sends them (any member until a follower's answer names the leader in
 // x-oncekv-leader, then the leader), etcd a put-if-absent
 // transaction If(createRevision(key) == 0) Then(Put), Redis SET key value NX. Reads are of
@@ -88,6 +89,7 @@ const { values: args } = parseArgs({
     systems: { type: 'string', default: 'oncekv,etcd,redis,bare' },
     ops: { type: 'string', default: 'write,read,missing' },
     'quiet-wait': { type: 'string' },
+    prime: { type: 'string' },
     'no-install': { type: 'boolean', default: false },
     json: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -97,7 +99,7 @@ if (args.help) {
   console.log(
     'npm run bench:compare -- [--quick] [--seconds 8] [--warmup 2] [--rounds 2] ' +
       '[--concurrency 1,16,128] [--sizes 100,4096] [--read-keys 10000] [--memory-keys 1000000] ' +
-      '[--systems oncekv,etcd,redis,bare] [--ops write,read,missing] [--quiet-wait 5] [--no-install] [--json FILE]',
+      '[--systems oncekv,etcd,redis,bare] [--ops write,read,missing] [--quiet-wait 5] [--prime 2] [--no-install] [--json FILE]',
   )
   process.exit(0)
 }
@@ -112,6 +114,7 @@ const sizes = opt(args.sizes, '100,4096', '100').split(',').map(Number)
 const readKeys = Number(opt(args['read-keys'], '10000', '2000'))
 const memoryKeys = Number(opt(args['memory-keys'], '1000000', '20000'))
 const quietWait = Number(opt(args['quiet-wait'], '5', '1'))
+const primeSeconds = Number(opt(args.prime, '2', '0.5'))
 const SYSTEM_GROUPS = ['oncekv', 'etcd', 'redis', 'bare'] as const
 const wanted = new Set(args.systems.split(',').map((s) => s.trim()))
 for (const s of wanted)
@@ -128,6 +131,7 @@ for (const [name, n, min] of [
   ['--read-keys', readKeys, 1],
   ['--memory-keys', memoryKeys, 0],
   ['--quiet-wait', quietWait, 0],
+  ['--prime', primeSeconds, 0],
 ] as const) {
   if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min}`)
 }
@@ -709,23 +713,62 @@ function runner(sys: Systems, c: Case, round: number): Runner {
 
 // ------------------------------------------------------------------ one run
 
+/** warmUp runs a case's load for `secs` seconds, unmeasured, on keys of its own (indexes from
+ * MAX_OPS up). */
+async function warmUp(r: Runner, c: Case, secs: number, label: string): Promise<LoopResult> {
+  const tally = new Map<string, number>()
+  return closedLoop({
+    concurrency: c.concurrency,
+    seconds: secs,
+    maxOps: MAX_OPS,
+    op: (i) => r.op(MAX_OPS + i, tally),
+    progress,
+    label,
+  })
+}
+
+/** prime runs every case of the first round once for --prime seconds, unmeasured, before
+ * anything is measured (its runs are round 0: keys of their own). oncekv runs on V8, whose
+ * optimizing compiler needs 10-15 s of load after a start before a path runs at its steady
+ * speed (a fresh member's CPU per write falls from ~1,000 to ~400 µs over its first 12 s of
+ * writes at C=16); etcd and Redis are compiled ahead and lose nothing by it. Without it the
+ * first round measures processes still being compiled: the figure of the first seconds after
+ * a restart, not of a running database. --prime is per case: oncekv's six write cases give
+ * its write path 12 s at the default. */
+async function prime(sys: Systems): Promise<void> {
+  const cases = casesOfRound(sys, 1)
+  if (primeSeconds <= 0 || cases.length === 0) return
+  let ops = 0
+  let errors = 0
+  for (const [k, c] of cases.entries()) {
+    const r = runner(sys, c, 0)
+    try {
+      const label = `priming [${k + 1}/${cases.length}]: ${c.op} ${c.system} ${c.how} ${sizeText(c.size)} C=${c.concurrency}`
+      const loop = await warmUp(r, c, primeSeconds, label)
+      ops += loop.ops
+      errors += loop.errors
+    } finally {
+      await r.close?.()
+    }
+  }
+  // Let the members catch up and the burst's aftermath (collections, flushes) pass before the
+  // idle CPU is measured.
+  if (sys.oncekv) await sys.oncekv.cluster.waitCaughtUp(undefined, { timeoutMs: 60_000 })
+  await new Promise((res) => setTimeout(res, 2_000))
+  progress.clear()
+  say(
+    `primed: ${cases.length} cases run once for ${primeSeconds} s each, unmeasured ` +
+      `(${ops} ops, ${errors} errors)`,
+  )
+}
+
 async function measure(sys: Systems, c: Case, round: number, label: string): Promise<Result> {
   const quietWaitSec = quietWait > 0 ? await waitQuiet(quietWait, ourCpuMs, progress, label) : 0
   const r = runner(sys, c, round)
   const serverCpu = (): number => r.pids().reduce((s: number, pid) => s + procCpuMs(pid), 0)
   try {
-    let tally = new Map<string, number>()
-    if (warmupSeconds > 0)
-      await closedLoop({
-        concurrency: c.concurrency,
-        seconds: warmupSeconds,
-        maxOps: MAX_OPS,
-        // Warm-up ops use indexes from MAX_OPS up: keys of their own.
-        op: (i) => r.op(MAX_OPS + i, tally),
-        progress,
-        label: `${label} warm-up`,
-      })
-    tally = new Map()
+    if (warmupSeconds > 0) await warmUp(r, c, warmupSeconds, `${label} warm-up`)
+    const tally = new Map<string, number>()
     const cpu0 = serverCpu()
     const machine0 = machineBusyMs()
     const ours0 = ourCpuMs()
@@ -1136,6 +1179,7 @@ async function throughputRounds(): Promise<Throughput> {
     etcd: sys.etcd ? () => sys.etcd?.cluster.procs.map((p) => p.pid) ?? [] : undefined,
   }
   const idle: Record<string, number> = {}
+  await prime(sys)
   progress.set('measuring idle CPU (2 s)')
   const idle0 = Object.entries(idlePids)
     .filter(([, f]) => f !== undefined)
@@ -1205,6 +1249,7 @@ async function main(): Promise<void> {
   console.log(
     `oncekv compared with etcd and Redis on loopback: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ` +
       `node ${process.version}; ${seconds} s per run after ${warmupSeconds} s warm-up, ${rounds} round(s), ` +
+      `every case primed for ${primeSeconds} s first, ` +
       `C = ${concurrencies.join(', ')}, values ${sizes.map(sizeText).join(', ')}${quick ? ' (--quick)' : ''}`,
   )
   console.log(`temp folder ${root}`)
@@ -1227,6 +1272,7 @@ async function main(): Promise<void> {
         readKeys,
         memoryKeys,
         quietWait,
+        primeSeconds,
         systems: [...wanted],
       },
       skipped: t?.skipped,
