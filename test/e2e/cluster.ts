@@ -234,6 +234,8 @@ export interface DbFlagOptions {
   readonly extraArgs?: readonly string[]
   /** env is added to the process's environment (undefined removes a variable). */
   readonly env?: Readonly<Record<string, string | undefined>>
+  /** nodeFlags go to Node.js instead of DB_NODE_FLAGS (a member started by hand: []). */
+  readonly nodeFlags?: readonly string[]
 }
 
 /** NodeProcess is one oncekv process (a database member, a cache node or the admin): fixed
@@ -434,7 +436,7 @@ export class DbProcess extends NodeProcess {
   }
 
   protected override nodeFlags(): readonly string[] {
-    return DB_NODE_FLAGS
+    return this.flags.nodeFlags ?? DB_NODE_FLAGS
   }
 
   /** args are the command-line arguments of a start (join: URLs to join through). */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { before, describe, it } from 'node:test'
-import { DB_NODE_FLAGS } from '../../src/db/node-flags.ts'
+import { DB_NODE_FLAGS, RUNTIME_HEAP_FLAG } from '../../src/db/node-flags.ts'
 import type { DbStats } from '../../src/protocol/index.ts'
 import { encodeHello, encodeMessages, PROTOCOL_VERSION } from '../../src/transport/codec.ts'
 import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
@@ -623,5 +623,31 @@ describe('db API on a three-member cluster', () => {
     }
     assert.equal((await putRaw(nodes[1]!, 'after-stranger', 'still serving')).status, 201)
     assert.equal((await cluster.leader()).node.id, leader.id)
+  })
+})
+
+describe('a member started by hand, without the Node.js flags', () => {
+  const clusters = useClusters()
+
+  it('sets the run-time stand-in for them, says so, and serves', async () => {
+    const cluster = await clusters.start({ name: 'noflags', size: 1, nodeFlags: [] })
+    const [n] = cluster.all()
+    assert.ok(n)
+    const argv = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8').split('\0')
+    for (const f of DB_NODE_FLAGS) assert.ok(!argv.includes(f), argv.join(' '))
+    const line = await waitFor('the node_flags log line', () =>
+      n
+        .log()
+        .split('\n')
+        .find((l) => l.includes('"event":"node_flags"')),
+    )
+    const logged = JSON.parse(line) as { missing: string[]; set: string | null; msg: string }
+    assert.deepEqual(logged.missing, [...DB_NODE_FLAGS])
+    assert.equal(logged.set, RUNTIME_HEAP_FLAG)
+    assert.match(logged.msg, /instead/)
+    assert.equal((await putRaw(n, 'by-hand', 'v')).status, 201)
+    const got = await n.request(`/keys/${keyPath('by-hand')}`)
+    assert.equal(got.status, 200)
+    assert.equal(got.text(), 'v')
   })
 })

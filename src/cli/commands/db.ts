@@ -1,5 +1,7 @@
 // `oncekv db`: run one database member until SIGTERM or SIGINT.
 import type { Command } from 'commander'
+import { setFlagsFromString } from 'node:v8'
+import { runtimeHeapFlag } from '../../db/node-flags.ts'
 import type { DbNode } from '../../db/node.ts'
 import type { LimitFlags } from '../../http/limits.ts'
 import { KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
@@ -107,6 +109,10 @@ export function registerDb(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addServerOptions(cmd, DB_SECRETS).action(async (flags: DbFlags) => {
     const security = serverSecurity(program, 'db', flags, DB_SECRETS, ['--raft', flags.raft])
+    // Started without DB_NODE_FLAGS (by hand, not by a launcher): their run-time stand-in, set
+    // before the member allocates anything.
+    const heapFlag = runtimeHeapFlag(process.execArgv)
+    if (heapFlag !== undefined) setFlagsFromString(heapFlag)
     // Loaded here, not at the top: the data commands (put, get…) start without them.
     const { DbNode } = await import('../../db/node.ts')
     const { DiskFailedError, DiskUnavailableError, StoreCorruptError, StoreIdentityError } =
@@ -132,6 +138,7 @@ export function registerDb(program: Command): void {
           snapshotChunkBytes: flags.snapshotChunkBytes,
           minFreeBytes: flags.minFreeBytes,
           logLevel: flags.logLevel,
+          runtimeHeapFlag: heapFlag,
           security,
           limits: limitsOption(flags),
         },
