@@ -495,6 +495,8 @@ export interface CacheFlagOptions {
   readonly extraArgs?: readonly string[]
   /** env is added to the process's environment (undefined removes a variable). */
   readonly env?: Readonly<Record<string, string | undefined>>
+  /** nodeFlags go to Node.js instead of CACHE_NODE_FLAGS (a node started by hand: []). */
+  readonly nodeFlags?: readonly string[]
 }
 
 /** CacheProcess is one `oncekv cache` node. */
@@ -529,7 +531,7 @@ export class CacheProcess extends NodeProcess {
   }
 
   protected override nodeFlags(): readonly string[] {
-    return CACHE_NODE_FLAGS
+    return this.flags.nodeFlags ?? CACHE_NODE_FLAGS
   }
 
   protected override extraEnv(): Readonly<Record<string, string | undefined>> {

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { before, describe, it } from 'node:test'
+import { CACHE_NODE_FLAGS, RUNTIME_YOUNG_FLAG } from '../../src/cache/node-flags.ts'
 import { DB_NODE_FLAGS, RUNTIME_HEAP_FLAG } from '../../src/db/node-flags.ts'
 import type { DbStats } from '../../src/protocol/index.ts'
 import { encodeHello, encodeMessages, PROTOCOL_VERSION } from '../../src/transport/codec.ts'
-import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
+import { waitFor, type CacheProcess, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { headersOf, keyPath, parsePrometheus, postJson, type HttpResponse } from './http.ts'
 import { wsMessages, wsOutcome } from './ws.ts'
@@ -626,28 +627,49 @@ describe('db API on a three-member cluster', () => {
   })
 })
 
-describe('a member started by hand, without the Node.js flags', () => {
+describe('a member and a cache node started by hand, without the Node.js flags', () => {
   const clusters = useClusters()
 
-  it('sets the run-time stand-in for them, says so, and serves', async () => {
+  /** flagsLine is the node_flags line of a process's log, once it is there. */
+  function flagsLine(
+    p: DbProcess | CacheProcess,
+  ): Promise<{ missing: string[]; set: string | null; msg: string }> {
+    return waitFor(`the node_flags line of ${p.id}`, () => {
+      const line = p
+        .log()
+        .split('\n')
+        .find((l) => l.includes('"event":"node_flags"'))
+      return line === undefined
+        ? undefined
+        : (JSON.parse(line) as { missing: string[]; set: string | null; msg: string })
+    })
+  }
+
+  it('set the run-time stand-ins for them, say so, and serve', async () => {
     const cluster = await clusters.start({ name: 'noflags', size: 1, nodeFlags: [] })
     const [n] = cluster.all()
     assert.ok(n)
-    const argv = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8').split('\0')
-    for (const f of DB_NODE_FLAGS) assert.ok(!argv.includes(f), argv.join(' '))
-    const line = await waitFor('the node_flags log line', () =>
-      n
-        .log()
-        .split('\n')
-        .find((l) => l.includes('"event":"node_flags"')),
-    )
-    const logged = JSON.parse(line) as { missing: string[]; set: string | null; msg: string }
-    assert.deepEqual(logged.missing, [...DB_NODE_FLAGS])
-    assert.equal(logged.set, RUNTIME_HEAP_FLAG)
-    assert.match(logged.msg, /instead/)
+    const [c] = await cluster.startCaches(1, { nodeFlags: [] })
+    assert.ok(c)
+    for (const [p, flags] of [
+      [n, DB_NODE_FLAGS],
+      [c, CACHE_NODE_FLAGS],
+    ] as const) {
+      const argv = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0')
+      for (const f of flags) assert.ok(!argv.includes(f), argv.join(' '))
+    }
+    const member = await flagsLine(n)
+    assert.deepEqual(member.missing, [...DB_NODE_FLAGS])
+    assert.equal(member.set, RUNTIME_HEAP_FLAG)
+    assert.match(member.msg, /instead/)
+    const cache = await flagsLine(c)
+    assert.deepEqual(cache.missing, [...CACHE_NODE_FLAGS])
+    assert.equal(cache.set, RUNTIME_YOUNG_FLAG)
     assert.equal((await putRaw(n, 'by-hand', 'v')).status, 201)
-    const got = await n.request(`/keys/${keyPath('by-hand')}`)
-    assert.equal(got.status, 200)
-    assert.equal(got.text(), 'v')
+    for (const url of [n.url, c.url]) {
+      const got = await fetch(`${url}/keys/${keyPath('by-hand')}`)
+      assert.equal(got.status, 200, url)
+      assert.equal(await got.text(), 'v', url)
+    }
   })
 })

@@ -3,6 +3,7 @@ import { setFlagsFromString } from 'node:v8'
 import type { Command } from 'commander'
 import { advertisedUrl, isUnspecifiedUrl } from '../../cache/advertise.ts'
 import { CACHE_BYTES_DEFAULT } from '../../cache/lru.ts'
+import { CACHE_NODE_FLAGS, runtimeYoungFlag } from '../../cache/node-flags.ts'
 import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeouts.ts'
@@ -139,6 +140,9 @@ export function registerCache(program: Command): void {
     if (unreachable) program.error(`oncekv cache: ${unreachable}`, { exitCode: 2 })
     if (flags.heapGrowingPercent > 0)
       setFlagsFromString(`--heap-growing-percent=${flags.heapGrowingPercent}`)
+    // Started without CACHE_NODE_FLAGS (by hand, not by a launcher): their run-time stand-in.
+    const youngFlag = runtimeYoungFlag(process.execArgv, process.env.NODE_OPTIONS)
+    if (youngFlag !== undefined) setFlagsFromString(youngFlag)
     const { CacheNode } = await import('../../cache/node.ts')
     let node: CacheNode
     try {
@@ -164,6 +168,12 @@ export function registerCache(program: Command): void {
       console.error(`oncekv cache: could not start: ${(e as Error).message}`)
       process.exit(1)
     }
+    if (youngFlag !== undefined)
+      node.log.info(
+        { event: 'node_flags', missing: CACHE_NODE_FLAGS, set: youngFlag },
+        `started without the Node.js flag ${CACHE_NODE_FLAGS.join(' ')}: set ${youngFlag} ` +
+          'instead (see src/cache/node-flags.ts)',
+      )
     runUntilSignal('cache', node.log, () => node.shutdown())
   })
 }

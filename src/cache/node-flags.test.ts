@@ -1,0 +1,22 @@
+// Tests for runtimeYoungFlag: what a cache node started without its Node.js flags sets for
+// itself.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { CACHE_NODE_FLAGS, RUNTIME_YOUNG_FLAG, runtimeYoungFlag } from './node-flags.ts'
+
+describe('runtimeYoungFlag', () => {
+  it('bounds the young generation only when nothing the process was started with does', () => {
+    assert.equal(runtimeYoungFlag([], undefined), RUNTIME_YOUNG_FLAG)
+    assert.equal(
+      runtimeYoungFlag(['--import', 'tsx'], '--max-old-space-size=512'),
+      RUNTIME_YOUNG_FLAG,
+    )
+    assert.equal(runtimeYoungFlag([...CACHE_NODE_FLAGS], undefined), undefined)
+    assert.equal(runtimeYoungFlag(['--max-semi-space-size=8'], undefined), undefined)
+    // NODE_OPTIONS counts (process.execArgv leaves it out), in either spelling.
+    assert.equal(runtimeYoungFlag([], '--max-semi-space-size=2'), undefined)
+    assert.equal(runtimeYoungFlag([], ' --enable-source-maps  --max_semi_space_size=4'), undefined)
+    // The operator's own growth factor stands.
+    assert.equal(runtimeYoungFlag(['--semi-space-growth-factor=2'], undefined), undefined)
+  })
+})
