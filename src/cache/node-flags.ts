@@ -2,6 +2,8 @@
 // sizes its heap then), so the launchers pass them: the dev cluster, the test harness and the
 // benchmark. By hand: NODE_OPTIONS=--max-semi-space-size=2 oncekv cache ... A node started
 // without them sets RUNTIME_YOUNG_FLAG instead, which V8 reads as it runs.
+import { setFlagsFromString } from 'node:v8'
+import { anyFlagGiven } from '../base/index.ts'
 
 /**
  * CACHE_NODE_FLAGS caps V8's young generation at 2 MiB per semi-space. By default it grows to
@@ -27,15 +29,27 @@ export const CACHE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2']
 export const RUNTIME_YOUNG_FLAG = '--semi-space-growth-factor=1'
 
 /** runtimeYoungFlag is the V8 flag a cache node sets for itself at start, given the flags its
- * process was started with (execArgv and NODE_OPTIONS): RUNTIME_YOUNG_FLAG when neither
- * bounds the young generation (CACHE_NODE_FLAGS, or a growth factor of the operator's), else
- * none. */
+ * process was started with (execArgv and NODE_OPTIONS, which may hold these): RUNTIME_YOUNG_FLAG
+ * when neither bounds the young generation (CACHE_NODE_FLAGS, or a growth factor of the
+ * operator's), else none. */
 export function runtimeYoungFlag(
   execArgv: readonly string[],
   nodeOptions: string | undefined,
 ): string | undefined {
   const given = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)]
-  const name = (flag: string): string => (flag.split('=')[0] ?? flag).replaceAll('_', '-')
-  const bounding = [...CACHE_NODE_FLAGS, RUNTIME_YOUNG_FLAG].map(name)
-  return given.some((a) => bounding.includes(name(a))) ? undefined : RUNTIME_YOUNG_FLAG
+  return anyFlagGiven(given, [...CACHE_NODE_FLAGS, RUNTIME_YOUNG_FLAG])
+    ? undefined
+    : RUNTIME_YOUNG_FLAG
+}
+
+/** setRuntimeYoungFlag sets runtimeYoungFlag(execArgv, nodeOptions), if any, through set, and
+ * returns it. */
+export function setRuntimeYoungFlag(
+  execArgv: readonly string[],
+  nodeOptions: string | undefined,
+  set: (flags: string) => void = setFlagsFromString,
+): string | undefined {
+  const flag = runtimeYoungFlag(execArgv, nodeOptions)
+  if (flag !== undefined) set(flag)
+  return flag
 }

@@ -4,6 +4,8 @@
 // node --initial-heap-size=128 bin/oncekv.js db ...
 // A member started without them (`oncekv db ...`) sets RUNTIME_HEAP_FLAG instead, which V8
 // reads at every full collection and which does nearly as much.
+import { setFlagsFromString } from 'node:v8'
+import { anyFlagGiven } from '../base/index.ts'
 
 /**
  * DB_NODE_FLAGS give V8 a 128 MiB initial heap. Without it, a member taking writes of 4 KiB
@@ -15,14 +17,18 @@
  * write (3 members) 1,145 -> 750 µs, p99 42.1 -> 24.7 ms; at C=128 2,260 -> 2,899 per second,
  * 664 -> 462 µs, p99 118 -> 106 ms; 100 B writes and reads unchanged. --initial-old-space-size
  * does the same. Cost: the heap grows further between collections: 20-50 MiB more resident
- * after such a run, 45-70 MiB more for a member holding 1,000,000 keys (README, Performance).
+ * after such a run, 45-70 MiB more for a member holding 1,000,000 keys (bench/NOTES.md).
  */
 export const DB_NODE_FLAGS: readonly string[] = ['--initial-heap-size=128']
+
+/** START_HEAP_FLAGS are the flags that size V8's heap at start as DB_NODE_FLAGS does: any
+ * of them, with any value, counts as given (the operator chose). */
+const START_HEAP_FLAGS: readonly string[] = ['--initial-heap-size', '--initial-old-space-size']
 
 /**
  * RUNTIME_HEAP_FLAG is what a member started without DB_NODE_FLAGS sets for itself
  * (v8.setFlagsFromString, at start): after each full collection V8 lets the old generation grow
- * to 4x what was still live, not by its own factor, so the collections come seldom as with
+ * to 4x what was still live, not by its own factor, so the collections come as seldom as with
  * the bigger initial heap. Measured side by side (3 members, 4 KiB writes to the leader at
  * C=16, 8 s of warm-up then 6 s, alternating, 2026-11-28): CPU per write over the members
  * without either 1,083-1,094 µs, with this 598-794 (mean 695), with --initial-heap-size=128
@@ -32,21 +38,29 @@ export const DB_NODE_FLAGS: readonly string[] = ['--initial-heap-size=128']
  */
 export const RUNTIME_HEAP_FLAG = '--heap-growing-percent=300'
 
+/** missingDbNodeFlags is which of DB_NODE_FLAGS the process was started without (execArgv);
+ * a flag given with another value, or another flag that sizes the heap at start, counts as
+ * given: the operator chose it. */
+export function missingDbNodeFlags(execArgv: readonly string[]): string[] {
+  return anyFlagGiven(execArgv, START_HEAP_FLAGS) ? [] : [...DB_NODE_FLAGS]
+}
+
 /** runtimeHeapFlag is the V8 flag a member sets for itself at start, given the flags its
- * process was started with (execArgv): RUNTIME_HEAP_FLAG when DB_NODE_FLAGS are missing,
- * else (or when the operator chose a growing percent) none. */
+ * process was started with (execArgv): RUNTIME_HEAP_FLAG when DB_NODE_FLAGS are missing and
+ * the operator gave no growing percent of their own, else none. NODE_OPTIONS cannot hold
+ * either flag (Node.js refuses them there), so execArgv is all there is to look at. */
 export function runtimeHeapFlag(execArgv: readonly string[]): string | undefined {
   if (missingDbNodeFlags(execArgv).length === 0) return undefined
-  if (execArgv.some((a) => flagName(a) === flagName(RUNTIME_HEAP_FLAG))) return undefined
+  if (anyFlagGiven(execArgv, [RUNTIME_HEAP_FLAG])) return undefined
   return RUNTIME_HEAP_FLAG
 }
 
-function flagName(flag: string): string {
-  return flag.split('=')[0] ?? flag
-}
-
-/** missingDbNodeFlags is which of DB_NODE_FLAGS the process was started without (execArgv);
- * a flag given with another value counts as given: the operator chose it. */
-export function missingDbNodeFlags(execArgv: readonly string[]): string[] {
-  return DB_NODE_FLAGS.filter((f) => !execArgv.some((a) => flagName(a) === flagName(f)))
+/** setRuntimeHeapFlag sets runtimeHeapFlag(execArgv), if any, through set, and returns it. */
+export function setRuntimeHeapFlag(
+  execArgv: readonly string[],
+  set: (flags: string) => void = setFlagsFromString,
+): string | undefined {
+  const flag = runtimeHeapFlag(execArgv)
+  if (flag !== undefined) set(flag)
+  return flag
 }

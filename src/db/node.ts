@@ -13,7 +13,6 @@ import { Replica } from './replica.ts'
 import { DbServer } from './server.ts'
 import { authHeaders } from '../http/auth.ts'
 import { transportLogger } from './transport-log.ts'
-import { DB_NODE_FLAGS, missingDbNodeFlags } from './node-flags.ts'
 
 /** DbNodeOptions configures a member (the flags of `oncekv db`). */
 export interface DbNodeOptions {
@@ -49,9 +48,6 @@ export interface DbNodeOptions {
   readonly limits?: Partial<HttpLimits>
   readonly logLevel?: string
   readonly logger?: Logger
-  /** runtimeHeapFlag is the V8 flag the process set for itself at start, if any (see
-   * runtimeHeapFlag in node-flags.ts); it is logged. */
-  readonly runtimeHeapFlag?: string
 }
 
 /** advertised is the address book entry of this member: where others reach it. */
@@ -145,19 +141,6 @@ export class DbNode {
     })
     await server.listen(opts.http)
     log.info({ event: 'listening', http: opts.http, raft: opts.raft }, 'serving')
-    const missing = missingDbNodeFlags(process.execArgv)
-    if (missing.length > 0) {
-      const set = opts.runtimeHeapFlag
-      log.info(
-        { event: 'node_flags', missing, set: set ?? null },
-        `started without the Node.js flag ${missing.join(' ')} (node ${DB_NODE_FLAGS.join(' ')} ` +
-          'bin/oncekv.js db ...): ' +
-          (set !== undefined
-            ? `set ${set} instead, which does nearly as much`
-            : 'writes of 4 KiB values take about 1.5x the CPU') +
-          ' (see src/db/node-flags.ts)',
-      )
-    }
     node.watchRemoval((opts.tickMs ?? 50) * (opts.electionTicks ?? 10))
     if (!store.isBootstrapped() && join.length > 0) void node.join(join, opts, onJoinFailed)
     return node

@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8'
 import type { Command } from 'commander'
 import { advertisedUrl, isUnspecifiedUrl } from '../../cache/advertise.ts'
 import { CACHE_BYTES_DEFAULT } from '../../cache/lru.ts'
-import { CACHE_NODE_FLAGS, runtimeYoungFlag } from '../../cache/node-flags.ts'
+import { CACHE_NODE_FLAGS, setRuntimeYoungFlag } from '../../cache/node-flags.ts'
 import type { CacheNode } from '../../cache/node.ts'
 import { REPLICAS_DEFAULT } from '../../cache/ring.ts'
 import { DB_TIMEOUT_DEFAULT_MS, PEER_TIMEOUT_MARGIN_MS } from '../../cache/timeouts.ts'
@@ -141,8 +141,7 @@ export function registerCache(program: Command): void {
     if (flags.heapGrowingPercent > 0)
       setFlagsFromString(`--heap-growing-percent=${flags.heapGrowingPercent}`)
     // Started without CACHE_NODE_FLAGS (by hand, not by a launcher): their run-time stand-in.
-    const youngFlag = runtimeYoungFlag(process.execArgv, process.env.NODE_OPTIONS)
-    if (youngFlag !== undefined) setFlagsFromString(youngFlag)
+    const youngFlag = setRuntimeYoungFlag(process.execArgv, process.env.NODE_OPTIONS)
     const { CacheNode } = await import('../../cache/node.ts')
     let node: CacheNode
     try {

@@ -1,7 +1,6 @@
 // `oncekv db`: run one database member until SIGTERM or SIGINT.
 import type { Command } from 'commander'
-import { setFlagsFromString } from 'node:v8'
-import { runtimeHeapFlag } from '../../db/node-flags.ts'
+import { DB_NODE_FLAGS, missingDbNodeFlags, setRuntimeHeapFlag } from '../../db/node-flags.ts'
 import type { DbNode } from '../../db/node.ts'
 import type { LimitFlags } from '../../http/limits.ts'
 import { KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
@@ -109,10 +108,9 @@ export function registerDb(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addServerOptions(cmd, DB_SECRETS).action(async (flags: DbFlags) => {
     const security = serverSecurity(program, 'db', flags, DB_SECRETS, ['--raft', flags.raft])
-    // Started without DB_NODE_FLAGS (by hand, not by a launcher): their run-time stand-in, set
-    // before the member allocates anything.
-    const heapFlag = runtimeHeapFlag(process.execArgv)
-    if (heapFlag !== undefined) setFlagsFromString(heapFlag)
+    // Started without DB_NODE_FLAGS (by hand, not by a launcher): their run-time stand-in. V8
+    // reads it at each full collection; set before the member starts, it covers all of them.
+    const heapFlag = setRuntimeHeapFlag(process.execArgv)
     // Loaded here, not at the top: the data commands (put, get…) start without them.
     const { DbNode } = await import('../../db/node.ts')
     const { DiskFailedError, DiskUnavailableError, StoreCorruptError, StoreIdentityError } =
@@ -138,7 +136,6 @@ export function registerDb(program: Command): void {
           snapshotChunkBytes: flags.snapshotChunkBytes,
           minFreeBytes: flags.minFreeBytes,
           logLevel: flags.logLevel,
-          runtimeHeapFlag: heapFlag,
           security,
           limits: limitsOption(flags),
         },
@@ -175,6 +172,17 @@ export function registerDb(program: Command): void {
       console.error(`oncekv db: could not start: ${(e as Error).message}`)
       process.exit(1)
     }
+    const missing = missingDbNodeFlags(process.execArgv)
+    if (missing.length > 0)
+      node.log.info(
+        { event: 'node_flags', missing, set: heapFlag ?? null },
+        `started without the Node.js flag ${missing.join(' ')} (node ${DB_NODE_FLAGS.join(' ')} ` +
+          'bin/oncekv.js db ...): ' +
+          (heapFlag !== undefined
+            ? `set ${heapFlag} instead, which does nearly as much`
+            : 'kept the --heap-growing-percent given') +
+          ' (see src/db/node-flags.ts)',
+      )
     runUntilSignal('db', node.log, () => node.shutdown())
   })
 }
