@@ -282,6 +282,9 @@ export class Replica {
         maxSizePerMsg: 4 * 1024 * 1024,
         maxInflightMsgs: 64,
         maxUncommittedBytes: opts.maxUncommittedBytes ?? 256 * 1024 * 1024,
+        // A new commit index rides on the next group's append (or goes out at the next tick):
+        // under load a follower gets one message and makes one write per group, not two.
+        lazyCommitNotice: true,
         initial,
       },
       this.store,

@@ -62,6 +62,11 @@ export class Progress {
   recentActive = false
   // In 'probe': an append was sent and no answer or heartbeat reply came yet.
   probeSent = false
+  // The highest commit index sent to the follower that its log holds (in an append or a
+  // heartbeat); lazy commit notices compare it with what it holds of the commit index.
+  commitSent = 0
+  // The index of the last entry the follower forwarded ('prop') into this leader's log.
+  forwardedTo = 0
   readonly inflights: Inflights
 
   constructor(

@@ -484,3 +484,103 @@ test('a member that knows no leader does not forward', () => {
   const h = new Harness(['1', '2', '3'])
   assert.equal(h.raft('2').forward(bytes('x')), false)
 })
+
+// ------------------------------------------------------------------ commit notices
+
+/** commitOnlyApps counts the appends sent since sent[from] that carry no entries. */
+function commitOnlyApps(h: Harness, from: number): number {
+  return h.sent.slice(from).filter((m) => m.type === 'app' && m.entries.length === 0).length
+}
+
+test('by default a new commit index goes to every follower at once, in an empty append', () => {
+  const h = cluster()
+  const from = h.sent.length
+  h.propose('1', 'x')
+  h.stabilize()
+  for (const id of ['1', '2', '3']) assert.deepEqual(h.appliedData(id), ['a', 'x'])
+  assert.equal(commitOnlyApps(h, from), 2, 'one notice per follower')
+})
+
+test('lazy notices: the commit index rides on the next append, and no empty append is sent', () => {
+  const h = cluster({ lazyCommitNotice: true })
+  const from = h.sent.length
+  h.propose('1', 'x')
+  h.stabilize()
+  assert.deepEqual(h.appliedData('1'), ['a', 'x'], 'the leader applies once a majority holds x')
+  for (const id of ['2', '3']) {
+    assert.equal(h.member(id).storage.lastIndex(), h.member('1').storage.lastIndex())
+    assert.deepEqual(h.appliedData(id), ['a'], `${id} holds x but was not told it committed`)
+  }
+  h.propose('1', 'y')
+  h.stabilize()
+  for (const id of ['2', '3'])
+    assert.deepEqual(h.appliedData(id), ['a', 'x'], `${id} learnt of x with the append of y`)
+  assert.equal(commitOnlyApps(h, from), 0)
+})
+
+test('lazy notices: a follower not told of a commit by the next tick gets an empty append', () => {
+  // Heartbeats every third tick: the first tick's notice is the empty append, not a heartbeat.
+  const h = cluster({ lazyCommitNotice: true, heartbeatTicks: 3 })
+  h.propose('1', 'x')
+  h.stabilize()
+  for (const id of ['2', '3']) assert.deepEqual(h.appliedData(id), ['a'])
+  let from = h.sent.length
+  h.tick('1')
+  h.process('1')
+  assert.equal(commitOnlyApps(h, from), 2)
+  assert.equal(h.sent.slice(from).filter((m) => m.type === 'heartbeat').length, 0)
+  h.stabilize()
+  for (const id of ['2', '3']) assert.deepEqual(h.appliedData(id), ['a', 'x'])
+  from = h.sent.length
+  h.tick('1')
+  h.process('1')
+  assert.equal(h.sent.length, from, 'nothing to tell: the next tick sends nothing')
+})
+
+test('lazy notices: a heartbeat carries the commit index a follower holds', () => {
+  const h = cluster({ lazyCommitNotice: true, heartbeatTicks: 1 })
+  h.propose('1', 'x')
+  h.stabilize()
+  const from = h.sent.length
+  h.tick('1')
+  h.stabilize()
+  assert.equal(commitOnlyApps(h, from), 0, 'the heartbeat told them')
+  for (const id of ['2', '3']) assert.deepEqual(h.appliedData(id), ['a', 'x'])
+})
+
+test('lazy notices: a follower whose forwarded proposal committed is told at once', () => {
+  const h = cluster({ lazyCommitNotice: true })
+  assert.equal(h.raft('2').forward(bytes('f')), true)
+  h.stabilize()
+  assert.deepEqual(h.appliedData('2'), ['a', 'f'], 'its writers wait for it to apply f')
+  assert.deepEqual(h.appliedData('3'), ['a'], 'the other follower waits for the next append')
+  h.propose('1', 'y')
+  h.stabilize()
+  assert.deepEqual(h.appliedData('3'), ['a', 'f'])
+})
+
+test('lazy notices: a follower read index covers what committed, and the follower applies it', () => {
+  const h = cluster({ lazyCommitNotice: true })
+  h.propose('1', 'x')
+  h.stabilize()
+  assert.deepEqual(h.appliedData('3'), ['a'])
+  assert.equal(h.raft('3').readIndex('r'), true)
+  h.stabilize()
+  const commit = h.raft('1').status().commit
+  assert.deepEqual(h.member('3').readStates, [{ index: commit, ctx: 'r' }])
+  assert.deepEqual(h.appliedData('3'), ['a', 'x'], 'the read round told it the commit index')
+})
+
+test('lazy notices: a lost notice is made good by the next heartbeat', () => {
+  const h = cluster({ lazyCommitNotice: true, heartbeatTicks: 3 })
+  h.propose('1', 'x')
+  h.stabilize()
+  h.drop = (m) => m.type === 'app' && m.entries.length === 0
+  h.tick('1')
+  h.stabilize()
+  h.drop = () => false
+  for (const id of ['2', '3']) assert.deepEqual(h.appliedData(id), ['a'], 'the notice was lost')
+  h.tick('1', 2)
+  h.stabilize()
+  for (const id of ['2', '3']) assert.deepEqual(h.appliedData(id), ['a', 'x'])
+})

@@ -224,8 +224,11 @@ export function drawParams(rng: SeededRng, options: SimulationOptions): RunParam
   const replica = churn
     ? { ...replicaDrawn, compactEvery: rng.range(3, 20), slowReadyMax: rng.pick([30, 100]) }
     : { ...replicaDrawn, slowReadyMax }
+  // Drawn after everything else: most runs tell followers of commits lazily, as the database
+  // member does; the others as etcd-io/raft does.
+  const lazyCommitNotice = (): boolean => rng.chance(0.75)
   if (churn) {
-    return {
+    const params: RunParams = {
       nodes,
       ticks,
       raft: { ...raft, maxInflightMsgs: rng.pick([1, 2]), maxSizePerMsg: 1 },
@@ -242,11 +245,12 @@ export function drawParams(rng: SeededRng, options: SimulationOptions): RunParam
       liveness,
       confChurn: true,
     }
+    return { ...params, raft: { ...params.raft, lazyCommitNotice: lazyCommitNotice() } }
   }
   return {
     nodes,
     ticks,
-    raft,
+    raft: { ...raft, lazyCommitNotice: lazyCommitNotice() },
     tickSkewMax,
     network,
     replica,
