@@ -559,6 +559,27 @@ test('lazy notices: a follower whose forwarded proposal committed is told at onc
   assert.deepEqual(h.appliedData('3'), ['a', 'f'])
 })
 
+test('lazy notices: a forwarder whose acknowledgement comes after the commit is told then', () => {
+  const h = cluster({ lazyCommitNotice: true })
+  assert.equal(h.raft('2').forward(bytes('f')), true)
+  h.process('2')
+  h.deliver() // the proposal reaches the leader
+  h.process('1')
+  h.deliver() // its appends reach both followers
+  h.process('2')
+  h.process('3')
+  // 3's acknowledgement arrives first and commits f (with the leader's own copy); 2's comes
+  // after, when the commit index no longer moves.
+  const fromTwo = h.queue.filter((m) => m.from === '2')
+  h.queue = h.queue.filter((m) => m.from !== '2')
+  h.deliver()
+  h.process('1')
+  assert.deepEqual(h.appliedData('1'), ['a', 'f'])
+  h.queue.push(...fromTwo)
+  h.stabilize()
+  assert.deepEqual(h.appliedData('2'), ['a', 'f'], 'told without waiting for a tick')
+})
+
 test('lazy notices: a follower read index covers what committed, and the follower applies it', () => {
   const h = cluster({ lazyCommitNotice: true })
   h.propose('1', 'x')

@@ -1133,11 +1133,15 @@ export class Raft {
       for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true)
     } else if (commitMoved) {
       // Lazy notices: only a follower whose forwarded proposals just committed is told now.
-      for (const [id, pr] of this.prs) {
-        if (id !== this.id && pr.forwardedTo > pr.commitSent && this.commitNews(pr))
-          this.sendAppend(id, true)
-      }
+      for (const [id, pr] of this.prs)
+        if (id !== this.id && this.forwardNoticeDue(pr)) this.sendAppend(id, true)
     }
+  }
+
+  /** forwardNoticeDue tells whether pr's follower holds committed entries it forwarded and
+   * was not told of (lazy notices: its writers wait for them). */
+  private forwardNoticeDue(pr: Progress): boolean {
+    return this.lazyCommitNotice && pr.forwardedTo > pr.commitSent && this.commitNews(pr)
   }
 
   /** commitNews tells whether pr's follower holds committed entries it was not told of. */
@@ -1221,6 +1225,8 @@ export class Raft {
     while (this.sendAppend(m.from, false)) {
       if (pr.state !== 'replicate') break
     }
+    // Lazy notices: a forwarder whose proposals committed before it acknowledged them.
+    if (this.forwardNoticeDue(pr)) this.sendAppend(m.from, true)
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex())
       this.sendTimeoutNow(m.from)
   }
