@@ -62,11 +62,13 @@ export class Progress {
   recentActive = false
   // In 'probe': an append was sent and no answer or heartbeat reply came yet.
   probeSent = false
-  // The highest commit index sent to the follower that its log holds (in an append or a
-  // heartbeat); lazy commit notices compare it with what it holds of the commit index.
+  // The commit index the follower would take from what was sent to it (appends and
+  // heartbeats), if it accepted all of it: an upper bound, never lowered. Lazy commit notices
+  // compare it with what the follower holds of the commit index.
   commitSent = 0
-  // The index of the last entry the follower forwarded ('prop') into this leader's log.
-  forwardedTo = 0
+  // The index up to which the follower waits to apply (its forwarded proposals, a read index
+  // given to it): lazy commit notices tell it at once when that much has committed.
+  noticeWanted = 0
   readonly inflights: Inflights
 
   constructor(

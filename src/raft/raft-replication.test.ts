@@ -592,7 +592,7 @@ test('lazy notices: a follower read index covers what committed, and the followe
   assert.deepEqual(h.appliedData('3'), ['a', 'x'], 'the read round told it the commit index')
 })
 
-test('lazy notices: a lost notice is made good by the next heartbeat', () => {
+test('lazy notices: a lost notice is made good by the next heartbeat (a guard: heartbeats always carry it)', () => {
   const h = cluster({ lazyCommitNotice: true, heartbeatTicks: 3 })
   h.propose('1', 'x')
   h.stabilize()
@@ -604,4 +604,64 @@ test('lazy notices: a lost notice is made good by the next heartbeat', () => {
   h.tick('1', 2)
   h.stabilize()
   for (const id of ['2', '3']) assert.deepEqual(h.appliedData(id), ['a', 'x'])
+})
+
+test('lazy notices: a forwarder is told when another acknowledgement commits its proposal', () => {
+  // 5 voters: the forwarder's own acknowledgement comes first and does not commit f; the
+  // next one does, and the forwarder is told in the Ready that follows.
+  const h = new Harness(['1', '2', '3', '4', '5'], { lazyCommitNotice: true })
+  h.elect('1')
+  h.propose('1', 'a')
+  h.stabilize()
+  assert.equal(h.raft('2').forward(bytes('f')), true)
+  h.process('2')
+  h.deliver()
+  h.process('1')
+  h.deliver()
+  for (const id of ['2', '3', '4', '5']) h.process(id)
+  const ack = (from: NodeId): Message => h.queue.find((m) => m.from === from) as Message
+  h.queue = [ack('2'), ack('3')]
+  h.drop = (m) => m.from === '4' || m.from === '5'
+  h.deliver()
+  h.process('1')
+  assert.deepEqual(h.appliedData('1'), ['a', 'f'])
+  h.stabilize()
+  assert.deepEqual(h.appliedData('2'), ['a', 'f'], 'told without waiting for a tick')
+  assert.deepEqual(h.appliedData('3'), ['a'], 'not a forwarder: told with the next append')
+})
+
+test('lazy notices: a follower given a read index before it holds the entries is told once it does', () => {
+  const h = cluster({ lazyCommitNotice: true })
+  h.propose('1', 'x')
+  h.process('1')
+  // The append of x to 3 is slow; x commits with 2.
+  const held = h.queue.filter((m) => m.to === '3')
+  h.queue = h.queue.filter((m) => m.to !== '3')
+  h.stabilize()
+  assert.deepEqual(h.appliedData('1'), ['a', 'x'])
+  assert.equal(h.raft('3').readIndex('r'), true)
+  h.process('3')
+  h.deliver()
+  h.process('1')
+  // The answer follows the slow append on the leader's stream to 3.
+  h.queue = [...held, ...h.queue]
+  h.stabilize()
+  const commit = h.raft('1').status().commit
+  assert.deepEqual(h.member('3').readStates, [{ index: commit, ctx: 'r' }])
+  assert.deepEqual(h.appliedData('3'), ['a', 'x'], 'told once its acknowledgement came')
+})
+
+test('lazy notices: a transferee hears of the commit index before it is told to campaign', () => {
+  const h = cluster({ lazyCommitNotice: true })
+  h.propose('1', 'x')
+  h.stabilize()
+  const from = h.sent.length
+  h.raft('1').transferLeader('2')
+  h.process('1')
+  const toTwo = h.sent.slice(from).filter((m) => m.to === '2')
+  assert.deepEqual(
+    toTwo.map((m) => m.type),
+    ['app', 'timeoutNow'],
+  )
+  assert.equal((toTwo[0] as AppendMessage).commit, h.raft('1').status().commit)
 })

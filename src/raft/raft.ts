@@ -27,13 +27,13 @@
 // Commit notices. By default (as etcd-io/raft) a leader whose commit index moves sends every
 // follower an append at once, empty if it has nothing new, so that followers apply at once.
 // With lazyCommitNotice (as hashicorp/raft's CommitTimeout) the new commit index travels
-// with the next append or heartbeat, and a follower that heard none within a tick gets an
-// empty append then; a follower whose own forwarded proposals ('prop') just committed is told
-// at once, since its writers wait for it to apply them, and so is a follower whose read index
-// the leader answers (it waits to apply up to that index; a heartbeat round carries the
-// commit index anyway). Under a stream of writes this saves each follower a message, an
-// acknowledgement and a Ready per group of writes; followers apply up to a tick later. A
-// notice lost on the way is made good by the next heartbeat, which always carries the commit
+// with the next append or heartbeat, and at the next tick a follower that heard neither gets
+// an empty append. A follower that waits to apply (Progress.noticeWanted: its forwarded
+// proposals, a read index it was given) is told as soon as it holds those entries and they
+// committed, and a transferee before it is told to campaign. Under a stream of writes this
+// saves each follower a message, an acknowledgement and a Ready per group of writes;
+// followers apply, as a rule, within a tick. A notice lost on the way, or held back by a full
+// window, is made good by the next append or heartbeat, which always carries the commit
 // index the follower holds.
 // The host may call step(), tick() and the local calls while a Ready is outstanding (while it
 // awaits an fsync, say): what they produce goes into the next Ready. A readIndex ctx need only
@@ -514,8 +514,7 @@ export class Raft {
   /** hasReady tells whether ready() has work. */
   hasReady(): boolean {
     if (this.outstanding) return false
-    if (this.needBroadcast || this.commitMoved || this.msgs.length > 0) return true
-    if (this.readStates.length > 0) return true
+    if (this.needBroadcast || this.msgs.length > 0 || this.readStates.length > 0) return true
     if (this.openReadRound !== undefined) return true
     if (this.log.hasUnstable()) return true
     if (!this.sameHardState(this.hardState(), this.prevHardState)) return true
@@ -782,7 +781,7 @@ export class Raft {
     // Lazy notices: a follower that heard of no commit it holds since the last tick hears now.
     if (!this.lazyCommitNotice) return
     for (const [id, pr] of this.prs) {
-      if (id !== this.id && this.commitNews(pr)) this.sendAppend(id, true)
+      if (id !== this.id && this.commitUntold(pr)) this.sendAppend(id, true)
     }
   }
 
@@ -854,15 +853,17 @@ export class Raft {
 
   private stepLeader(m: Message): void {
     switch (m.type) {
-      case 'prop':
+      case 'prop': {
         // Proposals a member passed on; those the leader cannot take now are dropped (their
         // proposer times out and retries).
+        const pr = this.prs.get(m.from)
         for (const data of m.data) {
           const r = this.proposeEntry('normal', data)
-          const pr = this.prs.get(m.from)
-          if (r.ok && pr) pr.forwardedTo = r.index
+          // Its writers wait for it to apply these: it is told of their commit at once.
+          if (r.ok && pr) pr.noticeWanted = r.index
         }
         return
+      }
       case 'appResp':
         this.handleAppendResponse(m)
         return
@@ -1132,20 +1133,22 @@ export class Raft {
       this.needBroadcast = false
       for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true)
     } else if (commitMoved) {
-      // Lazy notices: only a follower whose forwarded proposals just committed is told now.
-      for (const [id, pr] of this.prs)
-        if (id !== this.id && this.forwardNoticeDue(pr)) this.sendAppend(id, true)
+      // Lazy notices: only a follower that waits for a commit (noticeWanted) is told now.
+      for (const [id, pr] of this.prs) if (id !== this.id) this.noticeIfWanted(id, pr)
     }
   }
 
-  /** forwardNoticeDue tells whether pr's follower holds committed entries it forwarded and
-   * was not told of (lazy notices: its writers wait for them). */
-  private forwardNoticeDue(pr: Progress): boolean {
-    return this.lazyCommitNotice && pr.forwardedTo > pr.commitSent && this.commitNews(pr)
+  /** noticeIfWanted sends pr's follower an append (empty if nothing is new) when it holds
+   * committed entries up to which it waits to apply and was not told of them (lazy notices:
+   * its forwarded proposals, or a read index it was given). A follower whose window is full
+   * hears with its next append or heartbeat. */
+  private noticeIfWanted(id: NodeId, pr: Progress): void {
+    if (this.lazyCommitNotice && pr.noticeWanted > pr.commitSent && this.commitUntold(pr))
+      this.sendAppend(id, true)
   }
 
-  /** commitNews tells whether pr's follower holds committed entries it was not told of. */
-  private commitNews(pr: Progress): boolean {
+  /** commitUntold tells whether pr's follower holds committed entries it was not told of. */
+  private commitUntold(pr: Progress): boolean {
     return Math.min(pr.match, this.log.committed) > pr.commitSent
   }
 
@@ -1225,8 +1228,8 @@ export class Raft {
     while (this.sendAppend(m.from, false)) {
       if (pr.state !== 'replicate') break
     }
-    // Lazy notices: a forwarder whose proposals committed before it acknowledged them.
-    if (this.forwardNoticeDue(pr)) this.sendAppend(m.from, true)
+    // Lazy notices: a follower that waits for entries which committed before it held them.
+    this.noticeIfWanted(m.from, pr)
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex())
       this.sendTimeoutNow(m.from)
   }
@@ -1294,10 +1297,13 @@ export class Raft {
   private answerRead(ctx: string, from: NodeId, index: number): void {
     if (from === this.id) this.readStates.push({ index, ctx })
     else {
-      // Lazy notices: the requester waits to apply up to index, so it must know of the
-      // commit; the append goes first on the same stream.
+      // Lazy notices: the requester waits to apply up to index, so it must hear of the commit
+      // (the append goes first on the same stream), now or once it holds the entries.
       const pr = this.prs.get(from)
-      if (this.lazyCommitNotice && pr && this.commitNews(pr)) this.sendAppend(from, true)
+      if (pr) {
+        pr.noticeWanted = Math.max(pr.noticeWanted, index)
+        this.noticeIfWanted(from, pr)
+      }
       const resp: ReadIndexResponse = {
         type: 'readIndexResp',
         from: this.id,
@@ -1324,6 +1330,10 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    // Lazy notices: the transferee campaigns knowing what committed (a committed, unapplied
+    // conf change keeps a member from campaigning).
+    const pr = this.prs.get(to)
+    if (this.lazyCommitNotice && pr && this.commitUntold(pr)) this.sendAppend(to, true)
     this.send({ type: 'timeoutNow', from: this.id, to, term: this.term })
   }
 

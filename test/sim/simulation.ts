@@ -224,33 +224,32 @@ export function drawParams(rng: SeededRng, options: SimulationOptions): RunParam
   const replica = churn
     ? { ...replicaDrawn, compactEvery: rng.range(3, 20), slowReadyMax: rng.pick([30, 100]) }
     : { ...replicaDrawn, slowReadyMax }
-  // Drawn after everything else: most runs tell followers of commits lazily, as the database
-  // member does; the others as etcd-io/raft does.
-  const lazyCommitNotice = (): boolean => rng.chance(0.75)
+  // Most runs tell followers of commits lazily, as the database member does; the others as
+  // etcd-io/raft does. Drawn after everything else, so the draws above keep their meaning.
   if (churn) {
-    const params: RunParams = {
+    const maxInflightMsgs = rng.pick([1, 2])
+    const membershipMean = rng.pick([30, 60])
+    const maxExtraNodes = rng.pick([2, 3])
+    const thinkMax = rng.pick([50, 100, 200])
+    const lazyCommitNotice = rng.chance(0.75)
+    return {
       nodes,
       ticks,
-      raft: { ...raft, maxInflightMsgs: rng.pick([1, 2]), maxSizePerMsg: 1 },
+      raft: { ...raft, maxInflightMsgs, maxSizePerMsg: 1, lazyCommitNotice },
       tickSkewMax,
       network,
       replica,
-      faults: {
-        ...faults,
-        membershipMean: rng.pick([30, 60]),
-        maxExtraNodes: rng.pick([2, 3]),
-        flapChance: 0.9,
-      },
-      workload: { ...workload, thinkMax: rng.pick([50, 100, 200]) },
+      faults: { ...faults, membershipMean, maxExtraNodes, flapChance: 0.9 },
+      workload: { ...workload, thinkMax },
       liveness,
       confChurn: true,
     }
-    return { ...params, raft: { ...params.raft, lazyCommitNotice: lazyCommitNotice() } }
   }
+  const lazyCommitNotice = rng.chance(0.75)
   return {
     nodes,
     ticks,
-    raft: { ...raft, lazyCommitNotice: lazyCommitNotice() },
+    raft: { ...raft, lazyCommitNotice },
     tickSkewMax,
     network,
     replica,
