@@ -215,8 +215,6 @@ export class Raft {
   // ReadIndex requests that arrived before this leader committed an entry of its term.
   private pendingReadIndex: { ctx: string; from: NodeId }[] = []
   private needBroadcast = false
-  // The leader's commit index moved: followers are told with the next append (lazy notices).
-  private commitMoved = false
   // Numbers this leader's ReadIndex heartbeat rounds.
   private readRoundSeq = 0
   // The round that ReadIndex requests join until its heartbeat goes out (ready()).
@@ -706,7 +704,6 @@ export class Raft {
     this.openReadRound = undefined
     this.pendingReadIndex = []
     this.needBroadcast = false
-    this.commitMoved = false
     this.prs = new Map()
     this.syncProgress()
   }
@@ -1116,15 +1113,12 @@ export class Raft {
   }
 
   /** noticeCommit tells followers of a new commit index: at once, or lazily (see "Commit
-   * notices" above). */
+   * notices" above; ready() tells those that wait for it). */
   private noticeCommit(): void {
-    if (this.lazyCommitNotice) this.commitMoved = true
-    else this.needBroadcast = true
+    if (!this.lazyCommitNotice) this.needBroadcast = true
   }
 
   private flushBroadcast(): void {
-    const commitMoved = this.commitMoved
-    this.commitMoved = false
     if (this.role !== 'leader') {
       this.needBroadcast = false
       return
@@ -1132,7 +1126,7 @@ export class Raft {
     if (this.needBroadcast) {
       this.needBroadcast = false
       for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true)
-    } else if (commitMoved) {
+    } else if (this.lazyCommitNotice) {
       // Lazy notices: only a follower that waits for a commit (noticeWanted) is told now.
       for (const [id, pr] of this.prs) if (id !== this.id) this.noticeIfWanted(id, pr)
     }
