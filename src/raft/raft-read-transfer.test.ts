@@ -408,6 +408,38 @@ test('§3.10 proposals are refused while a transfer is in progress', () => {
   })
 })
 
+test('§3.10 a target that ignored TimeoutNow (a committed conf change unapplied) gets it again with the next heartbeat reply', () => {
+  const h = cluster({ lazyCommitNotice: true })
+  // A learner that never answers: 1 commits its entry with 2's and 3's acks and, with lazy
+  // notices, does not tell them yet.
+  assert.ok(h.raft('1').proposeConfChange({ type: 'addLearner', node: '4' }).ok)
+  h.processAll()
+  h.deliver() // the appends
+  h.processAll()
+  h.deliver() // the acks: committed on 1
+  h.processAll()
+  const confIndex = h.raft('1').status().lastIndex
+  assert.equal(h.raft('1').status().commit, confIndex)
+  assert.ok(h.raft('2').status().commit < confIndex, '2 was not told')
+  const from = h.sent.length
+  h.raft('1').transferLeader('2')
+  h.processAll()
+  // The commit notice and TimeoutNow reach 2 together: it learns the conf change committed
+  // but has not applied it, so it may not campaign.
+  h.deliver()
+  assert.equal(h.raft('2').status().role, 'follower')
+  h.stabilize()
+  assert.deepEqual(h.leaders(), ['1'])
+  assert.equal(h.sent.slice(from).filter((m) => m.type === 'timeoutNow').length, 1)
+  // 2 has applied it now; the next heartbeat's reply brings TimeoutNow again.
+  for (let t = 0; t < ELECTION_TICKS && h.leaders()[0] !== '2'; t++) {
+    h.tick('1')
+    h.stabilize()
+  }
+  assert.deepEqual(h.leaders(), ['2'])
+  assert.equal(h.raft('1').status().leadTransferee, '')
+})
+
 test('§3.10 a transfer to a target that is down is abandoned after an election timeout', () => {
   const h = cluster()
   const term = h.raft('1').status().term

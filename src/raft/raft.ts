@@ -1238,6 +1238,10 @@ export class Raft {
     // through is rejected if entries were lost, and the leader falls back to probing.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne()
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true)
+    // A caught-up transferee that is still following ignored TimeoutNow: it came while a
+    // committed conf change was unapplied there (or it was lost). Each of its heartbeat
+    // replies gets it again until the transfer ends; one of an older term is ignored.
+    else if (m.from === this.leadTransferee) this.sendTimeoutNow(m.from)
     if (m.ctx === '') return
     const acks = this.readOnly.ack(m.ctx, m.from)
     if (!acks || !hasQuorum(this.conf.voters, (id) => acks.has(id))) return
