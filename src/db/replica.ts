@@ -1189,14 +1189,16 @@ export class Replica {
     }
     // 2. Apply the committed entries in memory and answer the writes they settle, before this
     //    member's own write: they are durable on a majority already. The store writes what
-    //    was applied with the next transaction, which also holds the log entries it covers
+    //    was applied with the next LMDB transaction (a checkpoint), which also holds the log
+    //    entries it covers (those the write-ahead file took since the last one included)
     //    (the core hands out only entries persisted or in this Ready), or flushApplied does
     //    it shortly after. A crash before that loses nothing: the member applies them again
     //    from its log. A held Ready (the disk had no room) applied its entries already.
     //    After a received snapshot, entries apply on top of it, so after the write.
     if (!retry && rd.snapshot === undefined) this.applyCommitted(rd, true)
     // 3. Persist what must be durable before the messages go out: entries, a received
-    //    snapshot, a new term or vote, in one transaction (one fsync for every proposal in
+    //    snapshot, a new term or vote, in one write (one record of the write-ahead file, or
+    //    a checkpoint's LMDB transaction: one fsync'd write for every proposal in
     //    this Ready). A hard state whose only news is the commit index waits for the next
     //    transaction: a commit index can be learnt again from the leader.
     //    LMDB commits and syncs on its own thread meanwhile: this member takes requests and

@@ -22,11 +22,11 @@ import { AssertionError } from '../base/index.ts'
 import { bootstrapSnapshot, type ConfState, type Entry, type HardState } from '../raft/index.ts'
 import type { KvPair } from '../transport/transport.ts'
 import { StoreCorruptError, ValueCorruptError } from './errors.ts'
-import { LmdbStore } from './lmdb-store.ts'
+import { CHECKPOINT_MS, LmdbStore, WAL_FILE, type LmdbStoreOptions } from './lmdb-store.ts'
 import { encodeLogRecord } from './log-record.ts'
 import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.ts'
 import { decodeMembers, type Members } from './members.ts'
-import { encodeMetaRecord } from './meta-record.ts'
+import { decodeMetaRecord, encodeMetaRecord } from './meta-record.ts'
 
 const enc = new TextEncoder()
 const MEMBERS: Members = {
@@ -80,15 +80,19 @@ describe('LmdbStore', () => {
     return d
   }
 
-  function openStore(dir: string): LmdbStore {
-    const s = LmdbStore.open(dir)
+  function openStore(dir: string, opts: LmdbStoreOptions = {}): LmdbStore {
+    const s = LmdbStore.open(dir, opts)
     stores.push(s)
     return s
   }
 
-  async function reopen(s: LmdbStore, dir: string): Promise<LmdbStore> {
+  async function reopen(
+    s: LmdbStore,
+    dir: string,
+    opts: LmdbStoreOptions = {},
+  ): Promise<LmdbStore> {
     await s.close()
-    return openStore(dir)
+    return openStore(dir, opts)
   }
 
   // openRaw opens the store's LMDB environment directly, to damage it on purpose.
@@ -116,9 +120,9 @@ describe('LmdbStore', () => {
   }
 
   // bootstrapped opens a store in a fresh dir and bootstraps it as member a of {a, b}.
-  function bootstrapped(): { store: LmdbStore; dir: string } {
+  function bootstrapped(opts: LmdbStoreOptions = {}): { store: LmdbStore; dir: string } {
     const dir = tempDir()
-    const store = openStore(dir)
+    const store = openStore(dir, opts)
     store.bootstrap(bootstrapSnapshot(['a', 'b']), MEMBERS)
     return { store, dir }
   }
@@ -487,7 +491,9 @@ describe('LmdbStore', () => {
 
   describe('asynchronous Ready writes', () => {
     it('writes a Ready and the pending state in one transaction off the event loop', async () => {
-      const boot = bootstrapped()
+      // Without the write-ahead file every Ready is an LMDB transaction.
+      const noWal = { wal: false }
+      const boot = bootstrapped(noWal)
       const dir = boot.dir
       let store = boot.store
       const entries = makeEntries(2, [1, 1, 1], 100)
@@ -515,7 +521,7 @@ describe('LmdbStore', () => {
       })
       assert.equal(store.lastIndex(), 4)
       assert.equal(store.term(4), 2)
-      store = await reopen(store, dir)
+      store = await reopen(store, dir, noWal)
       assert.deepEqual(
         store.entries(2, 5, 1 << 30).map((e) => e.term),
         [1, 1, 2],
@@ -523,6 +529,154 @@ describe('LmdbStore', () => {
       assert.deepEqual(store.get(enc.encode('k')), enc.encode('v'))
       assert.deepEqual(store.initialState().hardState, { term: 2, vote: 'b', commit: 3 })
       assert.equal(store.initialState().applied, 3)
+    })
+  })
+
+  describe('the write-ahead file', () => {
+    const term1 = (commit: number): HardState => ({ term: 1, vote: 'a', commit })
+
+    // No checkpoint by the clock, so that a slow machine does not turn an append into one.
+    const noClock = { checkpointMs: Infinity }
+
+    it('takes Readies with one record each and gives them back on open, then folds them into LMDB', async () => {
+      const boot = bootstrapped(noClock)
+      const dir = boot.dir
+      let store = boot.store
+      store.applyInMemory(
+        (t) => {
+          assert.equal(t.putIfAbsent(enc.encode('k'), enc.encode('v')), 'created')
+          t.setApplied(3)
+        },
+        { first: 2, last: 4 },
+      )
+      await store.writeReadyAsync({ hardState: term1(3), entries: makeEntries(2, [1, 1, 1], 100) })
+      assert.equal(store.lastIndex(), 4)
+      // LMDB does not hold them yet: the next checkpoint writes them.
+      assert.equal(store.hasPending(), true)
+      await store.writeReadyAsync({
+        hardState: { term: 2, vote: 'b', commit: 3 },
+        entries: makeEntries(4, [2], 10),
+      })
+      assert.deepEqual(
+        store.entries(2, 5, 1 << 30).map((e) => e.term),
+        [1, 1, 2],
+      )
+      await store.close()
+      assert.equal(await logKeysInFile(dir), 0)
+      assert.ok(statSync(join(dir, WAL_FILE)).size > 0)
+
+      store = openStore(dir)
+      assert.equal(store.lastIndex(), 4)
+      assert.deepEqual(
+        store.entries(2, 5, 1 << 30).map((e) => [e.term, e.data.byteLength]),
+        [
+          [1, 100],
+          [1, 100],
+          [2, 10],
+        ],
+      )
+      assert.deepEqual(store.initialState().hardState, { term: 2, vote: 'b', commit: 3 })
+      // What was applied in memory only is applied again from the log by the member.
+      assert.equal(store.initialState().applied, 1)
+      assert.equal(store.get(enc.encode('k')), undefined)
+      assert.equal(store.hasPending(), false)
+      await store.close()
+      assert.equal(await logKeysInFile(dir), 3)
+      // The records LMDB covers now are left in the file until the next append: skipped.
+      store = openStore(dir)
+      assert.equal(store.lastIndex(), 4)
+      assert.deepEqual(store.initialState().hardState, { term: 2, vote: 'b', commit: 3 })
+      // The next append empties the file first; its record follows the covered ones.
+      await store.writeReadyAsync({
+        hardState: { term: 2, vote: 'b', commit: 4 },
+        entries: makeEntries(5, [2], 10),
+      })
+      store = await reopen(store, dir)
+      assert.equal(store.lastIndex(), 5)
+      assert.deepEqual(store.initialState().hardState, { term: 2, vote: 'b', commit: 4 })
+    })
+
+    it('checkpoints into LMDB with the first Ready after CHECKPOINT_MS', async () => {
+      const { store, dir } = bootstrapped()
+      await store.writeReadyAsync({ hardState: term1(2), entries: makeEntries(2, [1], 10) })
+      const started = performance.now()
+      while (performance.now() - started < CHECKPOINT_MS)
+        await new Promise((r) => setTimeout(r, 10))
+      store.applyInMemory((t) => {
+        t.putIfAbsent(enc.encode('k'), enc.encode('v'))
+        t.setApplied(2)
+      })
+      await store.writeReadyAsync({ hardState: term1(3), entries: makeEntries(3, [1], 10) })
+      assert.equal(store.hasPending(), false)
+      await store.close()
+      assert.equal(await logKeysInFile(dir), 2)
+      const again = openStore(dir)
+      assert.equal(again.initialState().applied, 2)
+      assert.deepEqual(again.get(enc.encode('k')), enc.encode('v'))
+    })
+
+    it('drops a torn last record, skips records a checkpoint covers, and refuses damage before the end', async () => {
+      const { store, dir } = bootstrapped(noClock)
+      for (let i = 2; i <= 4; i++) {
+        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 50) })
+      }
+      await store.close()
+      const file = join(dir, WAL_FILE)
+      const full = readFileSync(file)
+
+      // A bit flipped in the first of three records.
+      const damaged = Buffer.from(full)
+      flipBit(damaged, 20, 0x01)
+      writeFileSync(file, damaged)
+      assertCorrupt(
+        dir,
+        /wal\.log: the record at byte 0 fails its checksum, with \d+ bytes after it/,
+      )
+      // A bit flipped in its length: caught by the header's own checksum.
+      const badLength = Buffer.from(full)
+      flipBit(badLength, 1, 0x40)
+      writeFileSync(file, badLength)
+      assertCorrupt(dir, /wal\.log: the record at byte 0 has a damaged header/)
+
+      // The last record cut short (its fdatasync never returned): dropped.
+      writeFileSync(file, full.subarray(0, full.byteLength - 5))
+      let s = openStore(dir)
+      assert.equal(s.lastIndex(), 3)
+      assert.deepEqual(s.initialState().hardState, term1(2))
+      await s.close()
+
+      // The whole file again: the first two records are in LMDB now (skipped), the third
+      // is new.
+      writeFileSync(file, full)
+      s = openStore(dir)
+      assert.equal(s.lastIndex(), 4)
+      assert.deepEqual(s.initialState().hardState, term1(3))
+      assert.equal(s.term(4), 1)
+      await s.close()
+      // The file lost (a checkpoint recorded it): refused, not started without its records.
+      rmSync(file)
+      assertCorrupt(dir, /wal\.log is missing, and the data file says there was one/)
+    })
+
+    it('is read by a store opened without it, and a version 2 store is upgraded', async () => {
+      const { store, dir } = bootstrapped(noClock)
+      await store.writeReadyAsync({ hardState: term1(2), entries: makeEntries(2, [1, 1], 10) })
+      await store.close()
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() => raw.meta.putSync('format', encodeMetaRecord(2)))
+      await raw.root.close()
+      const s = openStore(dir, { wal: false })
+      assert.equal(s.lastIndex(), 3)
+      await s.writeReadyAsync({ hardState: term1(3), entries: makeEntries(4, [1], 10) })
+      await s.close()
+      assert.equal(await logKeysInFile(dir), 3)
+      const check = openRaw(dir)
+      try {
+        const format = decodeMetaRecord(check.meta.getBinary('format') as Uint8Array)
+        assert.deepEqual(format, { ok: true, value: 3 })
+      } finally {
+        await check.root.close()
+      }
     })
   })
 
@@ -570,7 +724,8 @@ describe('LmdbStore', () => {
     })
 
     it('compactLater writes the compaction with the next Ready; later Readies trim the log a batch each', async () => {
-      const boot = bootstrapped()
+      // Every Ready an LMDB transaction (with the write-ahead file, a checkpoint does this).
+      const boot = bootstrapped({ wal: false })
       const dir = boot.dir
       let store = boot.store
       for (let b = 0; b < 5; b++) appendCommitted(store, 1000)

@@ -1,13 +1,24 @@
 // LmdbStore is a database member's one embedded, transactional store (LMDB, through lmdb-js):
 // the Raft log, the hard state, the snapshot metadata, the applied index, the configuration,
 // the member address book and the key/value data, in one file, so that one transaction can
-// cover the data and the applied index that describes it.
+// cover the data and the applied index that describes it; in front of it, the write-ahead
+// file (wal.ts), which takes most Readies with one flush until a checkpoint folds them in.
 //
 // It implements the core's LogStorage (synchronous reads, served from memory or from LMDB's
 // map), the host's writes for each Ready (writeReady, then sync), the state machine's apply
 // transaction, log compaction, and snapshot streaming in both directions. It leaves to others:
 // what to write and when (the Replica, following the persistence contract in raft.ts), what a
 // log entry means (the state machine), and moving snapshot bytes between members (transport).
+//
+// Write-ahead file. writeReadyAsync appends a Ready's hard state and log records to wal.log
+// with one fdatasync (an LMDB commit costs two) and keeps the records in memory (walTail);
+// a checkpoint is an LMDB write transaction through writePending, which also writes the
+// tail, the hard state and the last record's sequence number ('walSeq'), after which the
+// file is emptied before the next append. Checkpoints come with the first Ready after
+// CHECKPOINT_MS, a big Ready, a compaction or a received snapshot, and with every other write
+// transaction that writes the pending state (flushApplied, compact, apply, writeReady).
+// open() replays the records past 'walSeq' and checkpoints them. The log is LMDB's keys up
+// to the first tail index, then walTail; LMDB keys past last may linger until a checkpoint.
 //
 // Durability. lmdb-js 3.5's transactionSync commits synchronously. Measured with strace on
 // this machine, with the default overlappingSync, the commit itself does the data fdatasync
@@ -55,7 +66,13 @@ import {
   ValueCorruptError,
 } from './errors.ts'
 import { checkLmdbDataFile } from './lmdb-header.ts'
-import { decodeLogRecord, decodeLogRecordTerm, encodeLogRecord } from './log-record.ts'
+import {
+  decodeLogRecord,
+  decodeLogRecordTerm,
+  encodeLogRecord,
+  logRecordIndex,
+} from './log-record.ts'
+import { encodeWalRecord, Wal, type WalRecord } from './wal.ts'
 import { decodeValueRecord, encodeValueRecord } from './value-record.ts'
 import {
   decodeMembers,
@@ -83,8 +100,22 @@ import { LmdbSnapshotSource } from './snapshot-source.ts'
  * LMDB with a 1978-byte key limit). oncekv keys are at most 1024 bytes. */
 export const KEY_BYTES_MAX = 1978
 
-/** FORMAT_VERSION is the layout version written in every store's 'format' record. */
-export const FORMAT_VERSION = 2
+/** FORMAT_VERSION is the layout version written in every store's 'format' record. Version
+ * 3 adds the write-ahead file (wal.log); a version 2 store is upgraded in place on open. */
+export const FORMAT_VERSION = 3
+
+/** WAL_FILE is the write-ahead file's name in the store's directory (wal.ts). */
+export const WAL_FILE = 'wal.log'
+
+/** CHECKPOINT_MS is how long Readies may go to the write-ahead file before one folds them
+ * into LMDB (a checkpoint); CHECKPOINT_BYTES how much they may write there, and how much
+ * applied data may wait in memory, before one does. */
+export const CHECKPOINT_MS = 100
+export const CHECKPOINT_BYTES = 16 * 1024 * 1024
+/** A Ready whose entries hold at least CHECKPOINT_READY_BYTES goes to LMDB as a checkpoint:
+ * its two flushes are shared by so many writes that writing the entries twice (to the file,
+ * then to LMDB) costs more than the flush it would save. */
+export const CHECKPOINT_READY_BYTES = 128 * 1024
 
 /** VERIFY_TAIL_ENTRIES is how many of the newest log entries open() reads in full. */
 export const VERIFY_TAIL_ENTRIES = 1000
@@ -128,7 +159,8 @@ const LMDB_CORRUPTION_CODES = new Set([
   -30778, // MDB_BAD_CHECKSUM
 ])
 
-type MetaKey = 'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'members' | 'identity'
+type MetaKey =
+  'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'members' | 'identity' | 'walSeq'
 
 /**
  * MAP_SIZE_DEFAULT is the size of LMDB's memory map: address space only (the file grows with
@@ -161,6 +193,12 @@ export interface LmdbStoreOptions {
   readonly mapSizeBytes?: number
   /** minFreeBytes is the free space to keep on the file system (MIN_FREE_BYTES_DEFAULT). */
   readonly minFreeBytes?: number
+  /** wal: writeReadyAsync appends to the write-ahead file (one flush) and checkpoints into
+   * LMDB now and then (default true); false commits every Ready to LMDB. A store opened
+   * either way reads what the other wrote. */
+  readonly wal?: boolean
+  /** checkpointMs is CHECKPOINT_MS for this store (tests set it). */
+  readonly checkpointMs?: number
 }
 
 /** ReadyWrite is what the host persists from one Ready (see raft.ts, step 1). */
@@ -283,6 +321,19 @@ export class LmdbStore implements LogStorage {
   private trimFrom = 0
   // Snapshot sources still holding a read transaction; close() ends them.
   private readonly sources = new Set<LmdbSnapshotSource>()
+  // The write-ahead file (wal.ts), if writeReadyAsync uses one. walSeq is the sequence
+  // number of the last record appended, checkpointSeq the last one LMDB covers (its
+  // 'walSeq' record); between them, walTail holds the log records of the entries appended
+  // since, by index (LMDB holds the rest), and lmdbLast is the last index LMDB's log holds.
+  // Invariant: walTail is empty or holds every index from its smallest to last.
+  private wal: Wal | undefined
+  private walSeq = 0
+  private checkpointSeq = 0
+  private readonly walTail = new Map<number, Uint8Array>()
+  private lmdbLast = 0
+  private walTailBytes = 0
+  private lastCheckpointAt = performance.now()
+  private checkpointMs = CHECKPOINT_MS
   private closed = false
   // The error that made the store fail-stop, if any.
   private failure: unknown = undefined
@@ -329,13 +380,35 @@ export class LmdbStore implements LogStorage {
       throw wrapLmdbError(dir, err, 'LMDB cannot open the data file')
     }
     let store: LmdbStore | undefined
+    let wal: Wal | undefined
     try {
       store = new LmdbStore(dir, root, minFreeBytes)
-      store.load()
+      store.checkpointMs = opts.checkpointMs ?? CHECKPOINT_MS
+      let records: WalRecord[] = []
+      let created = false
+      if (opts.wal !== false || existsSync(join(dir, WAL_FILE))) {
+        try {
+          const opened = Wal.open(join(dir, WAL_FILE))
+          wal = opened.wal
+          records = opened.read.records
+          created = opened.created
+        } catch (err) {
+          const errno = diskErrno(err)
+          if (errno !== undefined) throw err
+          throw new StoreCorruptError(dir, (err as Error).message)
+        }
+      }
+      store.load(wal, records, created || wal === undefined)
+      if (opts.wal === false && wal !== undefined) {
+        // Everything in it is in LMDB now (load checkpointed): the file is not used.
+        wal.close()
+        store.wal = undefined
+      }
       return store
     } catch (err) {
       // The store is abandoned; the open error is what the caller needs. Closing releases
       // the environment so the directory can be reopened or removed in this process.
+      wal?.close()
       root.close().catch(() => undefined)
       throw wrapLmdbError(dir, err, 'LMDB failed while the store was being checked')
     }
@@ -432,6 +505,7 @@ export class LmdbStore implements LogStorage {
   bootstrap(meta: SnapshotMeta, members: Members): void {
     assert(!this.isBootstrapped(), () => `bootstrap: ${this.dir} is already bootstrapped`)
     assert(this.last === 0 && meta.index > 0, 'bootstrap: needs an empty log and index > 0')
+    assert(this.walSeq === this.checkpointSeq, 'bootstrap: the write-ahead file holds records')
     const snap = plainSnapshotMeta(meta)
     const hard: HardState = { term: meta.term, vote: NONE, commit: meta.index }
     const book = plainMembers(members)
@@ -488,7 +562,8 @@ export class LmdbStore implements LogStorage {
   }
 
   /**
-   * writeReadyAsync is writeReady (without applying) as a transaction LMDB commits and syncs
+   * writeReadyAsync is writeReady (without applying): as a rule one record of the write-ahead
+   * file, else (a checkpoint) a transaction LMDB commits and syncs
    * on its own thread (lmdb-js batches the writes of one event turn into one transaction):
    * the event loop stays free meanwhile, to take requests and messages. It resolves once
    * the Ready is durable. The caller must not start another write before it resolves. A
@@ -497,6 +572,10 @@ export class LmdbStore implements LogStorage {
   async writeReadyAsync(rd: ReadyWrite): Promise<void> {
     assert(this.inflight === undefined, 'writeReadyAsync while another is in flight')
     const plan = this.planReady(rd)
+    if (this.wal !== undefined && plan.snapshot === undefined && !this.checkpointDue(rd)) {
+      await this.appendReady(this.wal, rd, plan)
+      return
+    }
     // Everything is encoded and checked first; only then queued, in one event turn, where
     // nothing is left to throw: lmdb-js cannot take back what was queued, and a Ready must
     // land whole or not at all.
@@ -528,6 +607,77 @@ export class LmdbStore implements LogStorage {
       release()
     }
     this.readyWritten(rd, plan, undefined)
+  }
+
+  // checkpointBytes is what the next LMDB write transaction carries besides its own writes:
+  // the applied data in memory and the log records the write-ahead file took.
+  private checkpointBytes(): number {
+    return this.pendingBytes + this.walTailBytes
+  }
+
+  // checkpointDue tells whether rd goes to LMDB, with everything the write-ahead file and
+  // memory hold, rather than to the file: a compaction waits, the file or the applied data
+  // in memory has grown past CHECKPOINT_BYTES, CHECKPOINT_MS have passed, or rd is big.
+  private checkpointDue(rd: ReadyWrite): boolean {
+    let readyBytes = 0
+    for (const e of rd.entries) readyBytes += e.data.byteLength
+    return (
+      readyBytes >= CHECKPOINT_READY_BYTES ||
+      this.pendingSnap !== undefined ||
+      (this.wal?.bytes ?? 0) >= CHECKPOINT_BYTES ||
+      this.pendingBytes >= CHECKPOINT_BYTES ||
+      performance.now() - this.lastCheckpointAt >= this.checkpointMs
+    )
+  }
+
+  // appendReady writes rd as one record of the write-ahead file (one fdatasync); applied
+  // data, a commit-only hard state and log keys to trim wait for the next checkpoint.
+  private async appendReady(wal: Wal, rd: ReadyWrite, plan: ReadyPlan): Promise<void> {
+    const records = rd.entries.map(encodeLogRecord)
+    const bytes = encodeWalRecord({ seq: this.walSeq + 1, hardState: plan.hard, entries: records })
+    let release = (): void => {}
+    this.inflight = new Promise<void>((resolve) => (release = resolve))
+    try {
+      // A checkpoint committed with transactionSync is durable on return (module comment);
+      // the file is emptied before this append only once lmdb-js says so too.
+      await this.root.flushed
+      await wal.append(bytes)
+    } catch (err) {
+      throw this.failed(err)
+    } finally {
+      this.inflight = undefined
+      release()
+    }
+    this.walSeq++
+    this.appliedBeforeWrite = undefined
+    this.tailAppended(rd.entries, records, plan.hard)
+  }
+
+  // tailAppended updates the in-memory copies once a record of the write-ahead file holding
+  // entries (with their log records) and hard (if any) is durable, or read back on open.
+  private tailAppended(
+    entries: readonly { readonly index: number; readonly term: number }[],
+    records: readonly Uint8Array[],
+    hard: HardState | undefined,
+  ): void {
+    if (hard !== undefined) {
+      this.hard = hard
+      this.pendingHard = undefined
+    }
+    const first = entries[0]
+    if (first === undefined) return
+    // A replaced suffix leaves the tail (an index past the new last is never read).
+    for (let i = first.index; i <= this.last; i++) {
+      this.walTailBytes -= this.walTail.get(i)?.byteLength ?? 0
+      this.walTail.delete(i)
+    }
+    entries.forEach((e, i) => {
+      const record = records[i] as Uint8Array
+      this.walTail.set(e.index, record)
+      this.walTailBytes += record.byteLength
+    })
+    this.last = first.index + entries.length - 1
+    this.rememberTerms(entries)
   }
 
   // planReady checks rd against the log (see writeReady) and the free space, and works out
@@ -574,9 +724,11 @@ export class LmdbStore implements LogStorage {
     // the entries this transaction's compaction covers (term(), entries() for a follower far
     // behind). Those go with the transactions after it.
     const trimEnd = snapshot === undefined ? this.snap.index + 1 : this.trimFrom
-    const trimCount = Math.min(DELETE_BATCH, Math.max(TRIM_PER_WRITE, 2 * rd.entries.length))
+    // A checkpoint carries the entries the write-ahead file took since the last one too.
+    const written = rd.entries.length + this.walTail.size
+    const trimCount = Math.min(DELETE_BATCH, Math.max(TRIM_PER_WRITE, 2 * written))
     const trimTo = Math.max(this.trimFrom, Math.min(trimEnd, this.trimFrom + trimCount))
-    let payload = (rd.applyBytes ?? 0) + this.pendingBytes
+    let payload = (rd.applyBytes ?? 0) + this.checkpointBytes()
     for (const e of rd.entries) payload += e.data.byteLength
     // Refused for want of space before anything changes, so the caller may retry rd as is.
     this.checkSpace(PAYLOAD_FACTOR * payload + (trimTo - this.trimFrom) * DELETE_BYTES_PER_KEY)
@@ -628,7 +780,7 @@ export class LmdbStore implements LogStorage {
       this.recentFrom = snapshot.index + 1
     }
     scope?.commit()
-    this.pendingWritten(hard)
+    this.pendingWritten(hard, newLast)
     this.appliedBeforeWrite = undefined
     this.last = newLast
     if (rd.entries.length > 0) this.rememberTerms(rd.entries)
@@ -672,7 +824,7 @@ export class LmdbStore implements LogStorage {
       this.write(() => {
         this.writePending(undefined)
         fn(scope.txn)
-      }, this.pendingBytes)
+      }, PAYLOAD_FACTOR * this.checkpointBytes())
     } finally {
       scope.end()
     }
@@ -714,9 +866,10 @@ export class LmdbStore implements LogStorage {
   }
 
   /** hasPending tells whether applyInMemory, noteHardState or compactLater left anything
-   * to write. */
+   * to write, or the write-ahead file holds what LMDB does not. */
   hasPending(): boolean {
     return (
+      this.walSeq > this.checkpointSeq ||
       this.pendingSnap !== undefined ||
       this.pendingApplied !== undefined ||
       this.pendingHard !== undefined ||
@@ -735,7 +888,7 @@ export class LmdbStore implements LogStorage {
     this.write(() => {
       this.writePending(undefined)
       if (compaction !== undefined) this.putMeta('snapshot', compaction)
-    }, this.pendingBytes)
+    }, PAYLOAD_FACTOR * this.checkpointBytes())
     this.pendingWritten()
     if (compaction !== undefined) this.compacted(compaction)
   }
@@ -764,11 +917,25 @@ export class LmdbStore implements LogStorage {
     if (this.pendingMembers !== undefined) this.putMeta('members', this.pendingMembers)
     const hs = hard ?? this.pendingHard
     if (hs !== undefined) this.putMeta('hardState', hs)
+    if (this.walSeq > this.checkpointSeq) {
+      // A checkpoint: what the write-ahead file holds goes into LMDB with the rest.
+      for (const [index, record] of this.walTail) this.putRecord(this.logDb, index, record)
+      for (let i = this.last + 1; i <= this.lmdbLast; i++) this.removeLog(i)
+      this.putMeta('walSeq', this.walSeq)
+      if (hs === undefined) this.putMeta('hardState', this.hard)
+    }
   }
 
   // pendingWritten notes that a transaction that wrote the pending state (and hard, the hard
   // state it wrote, if any) committed.
-  private pendingWritten(hard?: HardState): void {
+  private pendingWritten(hard?: HardState, last = this.last): void {
+    // Everything appended to the write-ahead file is in LMDB now (writePending wrote it).
+    this.walTail.clear()
+    this.walTailBytes = 0
+    this.lmdbLast = last
+    this.checkpointSeq = this.walSeq
+    this.lastCheckpointAt = performance.now()
+    this.wal?.checkpointed()
     const hs = hard ?? this.pendingHard
     if (hs !== undefined) this.hard = hs
     this.pendingKv.clear()
@@ -885,7 +1052,7 @@ export class LmdbStore implements LogStorage {
     this.write(() => {
       this.writePending(undefined)
       this.putMeta('snapshot', snap)
-    }, this.pendingBytes)
+    }, PAYLOAD_FACTOR * this.checkpointBytes())
     this.pendingWritten()
     this.compacted(snap)
     this.deleteLogBelowIfSpace(index + 1)
@@ -1007,12 +1174,13 @@ export class LmdbStore implements LogStorage {
     await this.inflight
     this.closed = true
     for (const s of [...this.sources]) s.close()
+    this.wal?.close()
     await this.root.close()
   }
 
   // ------------------------------------------------------------------ internals
 
-  private load(): void {
+  private load(wal: Wal | undefined, records: readonly WalRecord[], walIsNew: boolean): void {
     const format = this.readMeta('format', parseIndex)
     const hard = this.readMeta('hardState', parseHardState)
     const snap = this.readMeta('snapshot', parseSnapshotMeta)
@@ -1029,6 +1197,14 @@ export class LmdbStore implements LogStorage {
         this.logDb.getKeysCount() === 0 &&
         this.kvDb.getKeysCount() === 0
       if (!empty) throw this.corrupt(`metadata record 'format' is missing`)
+      if (records.length > 0) {
+        throw this.corrupt(
+          `${WAL_FILE} holds records but the data file is new: they belong to another store`,
+        )
+      }
+      this.write(() => this.putMeta('format', FORMAT_VERSION))
+    } else if (format === 2) {
+      // Version 3 only adds the write-ahead file, which a version 2 store does not have.
       this.write(() => this.putMeta('format', FORMAT_VERSION))
     } else if (format !== FORMAT_VERSION) {
       throw this.corrupt(
@@ -1049,6 +1225,16 @@ export class LmdbStore implements LogStorage {
     this.durableApplied = this.applied
     this.durableConf = this.conf
     this.loadLog()
+    this.lmdbLast = this.last
+    this.checkpointSeq = this.readMeta('walSeq', parseIndex) ?? 0
+    this.walSeq = this.checkpointSeq
+    if (this.checkpointSeq > 0 && walIsNew) {
+      throw this.corrupt(`${WAL_FILE} is missing, and the data file says there was one`)
+    }
+    this.wal = wal
+    const replayed = this.replayWal(records)
+    // Records a checkpoint covers already (it committed, the file was not emptied yet).
+    if (replayed === 0 && records.length > 0) wal?.checkpointed()
 
     const base = this.snap.index
     if (this.applied < base || this.applied > this.last) {
@@ -1064,8 +1250,55 @@ export class LmdbStore implements LogStorage {
     if (lastTerm > this.hard.term) {
       throw this.corrupt(`entry ${this.last} has term ${lastTerm}, past the hard state's term`)
     }
+    // What the write-ahead file held goes into LMDB now, if there is room (else with the
+    // next checkpoint; the file keeps it meanwhile).
+    if (replayed > 0) {
+      try {
+        this.flushApplied()
+      } catch (err) {
+        if (!(err instanceof DiskUnavailableError)) throw err
+      }
+    }
     // Leftovers of a compaction or snapshot that stopped mid-way (if there is room).
     this.deleteLogBelowIfSpace(base + 1)
+  }
+
+  // replayWal takes the write-ahead file's records past the last checkpoint into memory (the
+  // log tail, the last index, the hard state), checking that they follow the log; it
+  // returns how many there were.
+  private replayWal(records: readonly WalRecord[]): number {
+    let replayed = 0
+    for (const rec of records) {
+      if (rec.seq <= this.checkpointSeq) continue
+      const where = `${WAL_FILE}, record ${rec.seq}`
+      if (rec.seq !== this.walSeq + 1) throw this.corrupt(`${where} follows record ${this.walSeq}`)
+      const entries: { index: number; term: number }[] = []
+      for (const bytes of rec.entries) {
+        const index = logRecordIndex(bytes)
+        const term = decodeLogRecordTerm(bytes, index ?? -1)
+        if (index === undefined || !term.ok) {
+          throw this.corrupt(`${where}: ${term.ok ? 'an entry too short' : term.problem}`)
+        }
+        entries.push({ index, term: term.value })
+      }
+      const first = entries[0]
+      if (first !== undefined) {
+        const contiguous = entries.every((e, i) => e.index === first.index + i)
+        if (!contiguous || first.index <= this.applied || first.index > this.last + 1) {
+          throw this.corrupt(
+            `${where} holds entries from ${first.index}, which do not follow the log ` +
+              `(applied ${this.applied}, last ${this.last})`,
+          )
+        }
+      }
+      if (rec.hardState !== undefined && rec.hardState.term < this.hard.term) {
+        throw this.corrupt(`${where}: term ${rec.hardState.term} after term ${this.hard.term}`)
+      }
+      this.walSeq = rec.seq
+      this.tailAppended(entries, rec.entries, rec.hardState)
+      replayed++
+    }
+    return replayed
   }
 
   // loadLog finds the log's last index, checks that the log is contiguous from the snapshot
@@ -1142,7 +1375,9 @@ export class LmdbStore implements LogStorage {
   }
 
   // rememberTerms records the terms of entries just written (they end the log).
-  private rememberTerms(entries: readonly Entry[]): void {
+  private rememberTerms(
+    entries: readonly { readonly index: number; readonly term: number }[],
+  ): void {
     const first = entries[0]
     if (first === undefined) return
     if (first.index <= this.recentFrom || this.recentTerms.length === 0) {
@@ -1201,7 +1436,9 @@ export class LmdbStore implements LogStorage {
 
   // readLog and readKv return views valid only until the next read: copy what is kept.
   private readLog(index: number): Uint8Array | undefined {
-    return this.guardRead(() => fastView(this.logDb.getBinaryFast(index)))
+    return (
+      this.walTail.get(index) ?? this.guardRead(() => fastView(this.logDb.getBinaryFast(index)))
+    )
   }
 
   private readKv(key: Uint8Array): Uint8Array | undefined {

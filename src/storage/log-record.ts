@@ -52,6 +52,13 @@ export function decodeLogRecord(bytes: Uint8Array, index: number): Decoded<Entry
   }
 }
 
+/** logRecordIndex is the index a record says it holds (unchecked: check it with
+ * decodeLogRecordTerm), or undefined if it is too short to say. */
+export function logRecordIndex(bytes: Uint8Array): number | undefined {
+  if (bytes.byteLength < LOG_RECORD_HEADER_BYTES) return undefined
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(INDEX_AT, true)
+}
+
 /** decodeLogRecordTerm checks a record read at index and returns only its term. */
 export function decodeLogRecordTerm(bytes: Uint8Array, index: number): Decoded<number> {
   const head = checkHeader(bytes, index)
