@@ -658,6 +658,89 @@ describe('LmdbStore', () => {
       assertCorrupt(dir, /wal\.log is missing, and the data file says there was one/)
     })
 
+    it('replaces entries in LMDB and in the tail, across a checkpoint and a restart', async () => {
+      const boot = bootstrapped(noClock)
+      const dir = boot.dir
+      let store = boot.store
+      // Entries 2-6 in LMDB (a synchronous write is a checkpoint).
+      store.writeReady({ hardState: term1(2), entries: makeEntries(2, [1, 1, 1, 1, 1], 10) })
+      // A new leader's entries replace 4-6 with 4-5 (term 2): appended, LMDB still holds 4-6.
+      await store.writeReadyAsync({
+        hardState: { term: 2, vote: 'b', commit: 2 },
+        entries: makeEntries(4, [2, 2], 20),
+      })
+      assert.equal(store.lastIndex(), 5)
+      // And the tail itself is replaced from 5 on (term 3), past LMDB's old 6.
+      await store.writeReadyAsync({
+        hardState: { term: 3, vote: 'c', commit: 2 },
+        entries: makeEntries(5, [3, 3, 3], 30),
+      })
+      const expected = [1, 1, 1, 2, 3, 3, 3]
+      const terms = (s: LmdbStore): number[] =>
+        s.entries(1 + 1, s.lastIndex() + 1, Infinity).map((e) => e.term)
+      assert.equal(store.lastIndex(), 7)
+      assert.deepEqual(terms(store), expected.slice(1))
+      // Replayed after a crash (no checkpoint ran: the file holds both records).
+      store = await reopen(store, dir, noClock)
+      assert.equal(store.lastIndex(), 7)
+      assert.deepEqual(terms(store), expected.slice(1))
+      assert.deepEqual(store.initialState().hardState, { term: 3, vote: 'c', commit: 2 })
+      // Shortened by a later leader (term 4) after the checkpoint open() made: LMDB holds
+      // 2-7, the new last is 4; a checkpoint must not let 5-7 come back.
+      await store.writeReadyAsync({
+        hardState: { term: 4, vote: 'a', commit: 2 },
+        entries: makeEntries(4, [4], 40),
+      })
+      store.flushApplied()
+      store = await reopen(store, dir, noClock)
+      assert.equal(store.lastIndex(), 4)
+      assert.deepEqual(terms(store), [1, 1, 4])
+      assert.deepEqual(
+        store.entries(4, 5, Infinity).map((e) => e.data.byteLength),
+        [40],
+      )
+    })
+
+    it('keeps a vote made durable by an append only (no entries) across a crash', async () => {
+      const boot = bootstrapped(noClock)
+      let store = boot.store
+      await store.writeReadyAsync({ hardState: { term: 5, vote: 'b', commit: 1 }, entries: [] })
+      store = await reopen(store, boot.dir, noClock)
+      assert.deepEqual(store.initialState().hardState, { term: 5, vote: 'b', commit: 1 })
+      await store.close()
+      store = openStore(boot.dir, noClock)
+      assert.deepEqual(store.initialState().hardState, { term: 5, vote: 'b', commit: 1 })
+    })
+
+    it('a checkpoint trims the log below a compaction for the entries the file took too', async () => {
+      const { store, dir } = bootstrapped(noClock)
+      for (let b = 0; b < 5; b++) appendCommitted(store, 1000)
+      store.applyInMemory((t) => t.setApplied(5001))
+      store.compactLater(5001, store.initialState().conf)
+      // The compaction goes with the next Ready, a checkpoint (which deletes nothing below
+      // it: the store served those entries while it committed).
+      await store.writeReadyAsync({ hardState: term1(5002), entries: makeEntries(5002, [1]) })
+      assert.equal(store.firstIndex(), 5002)
+      // Three Readies of 200 entries go to the file; then a big one is a checkpoint, and
+      // deletes twice what it carries (601 entries), at most DELETE_BATCH: 1,000 keys.
+      for (let i = 0; i < 3; i++) {
+        const next = store.lastIndex() + 1
+        const entries = makeEntries(next, new Array<number>(200).fill(1))
+        await store.writeReadyAsync({ hardState: term1(5002), entries })
+      }
+      const next = store.lastIndex() + 1
+      assert.equal(next, 5603)
+      await store.writeReadyAsync({
+        hardState: term1(5002),
+        entries: makeEntries(next, [1], 128 * 1024),
+      })
+      assert.equal(store.hasPending(), false)
+      await store.close()
+      // Below the snapshot: 5,000 keys - 1,000 (256 if the 600 were not counted); above it
+      // 5002-5603.
+      assert.equal(await logKeysInFile(dir), 5000 - 1000 + 602)
+    })
+
     it('is read by a store opened without it, and a version 2 store is upgraded', async () => {
       const { store, dir } = bootstrapped(noClock)
       await store.writeReadyAsync({ hardState: term1(2), entries: makeEntries(2, [1, 1], 10) })
