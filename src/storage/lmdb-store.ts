@@ -240,6 +240,8 @@ interface ReadyPlan {
   readonly compaction: SnapshotMeta | undefined
   /** trimTo: this transaction deletes the leftover log keys in [trimFrom, trimTo). */
   readonly trimTo: number
+  /** entryBytes is the size of the Ready's entries' data. */
+  readonly entryBytes: number
 }
 
 /** PutOutcome is what putIfAbsent did: stored the value, found the same bytes, or found
@@ -390,7 +392,7 @@ export class LmdbStore implements LogStorage {
         try {
           const opened = Wal.open(join(dir, WAL_FILE))
           wal = opened.wal
-          records = opened.read.records
+          records = opened.records
           created = opened.created
         } catch (err) {
           const errno = diskErrno(err)
@@ -572,7 +574,7 @@ export class LmdbStore implements LogStorage {
   async writeReadyAsync(rd: ReadyWrite): Promise<void> {
     assert(this.inflight === undefined, 'writeReadyAsync while another is in flight')
     const plan = this.planReady(rd)
-    if (this.wal !== undefined && plan.snapshot === undefined && !this.checkpointDue(rd)) {
+    if (this.wal !== undefined && plan.snapshot === undefined && !this.checkpointDue(plan)) {
       await this.appendReady(this.wal, rd, plan)
       return
     }
@@ -594,19 +596,28 @@ export class LmdbStore implements LogStorage {
       // Part of the Ready may commit: the file can no longer be trusted to match memory.
       throw this.failed(err)
     }
+    await this.exclusively(async () => {
+      try {
+        await Promise.all(queued)
+        await this.root.flushed
+      } catch (err) {
+        throw this.failed(await commitCause(err))
+      }
+    })
+    this.readyWritten(rd, plan, undefined)
+  }
+
+  // exclusively runs an asynchronous Ready write as the one in flight (see inflight): those
+  // waiting for it resume after the caller's next synchronous steps (same turn).
+  private async exclusively(write: () => Promise<void>): Promise<void> {
     let release = (): void => {}
     this.inflight = new Promise<void>((resolve) => (release = resolve))
     try {
-      await Promise.all(queued)
-      await this.root.flushed
-    } catch (err) {
-      throw this.failed(await commitCause(err))
+      await write()
     } finally {
-      // Those waiting resume after readyWritten below (it runs in this same turn).
       this.inflight = undefined
       release()
     }
-    this.readyWritten(rd, plan, undefined)
   }
 
   // checkpointBytes is what the next LMDB write transaction carries besides its own writes:
@@ -618,11 +629,9 @@ export class LmdbStore implements LogStorage {
   // checkpointDue tells whether rd goes to LMDB, with everything the write-ahead file and
   // memory hold, rather than to the file: a compaction waits, the file or the applied data
   // in memory has grown past CHECKPOINT_BYTES, CHECKPOINT_MS have passed, or rd is big.
-  private checkpointDue(rd: ReadyWrite): boolean {
-    let readyBytes = 0
-    for (const e of rd.entries) readyBytes += e.data.byteLength
+  private checkpointDue(plan: ReadyPlan): boolean {
     return (
-      readyBytes >= CHECKPOINT_READY_BYTES ||
+      plan.entryBytes >= CHECKPOINT_READY_BYTES ||
       this.pendingSnap !== undefined ||
       (this.wal?.bytes ?? 0) >= CHECKPOINT_BYTES ||
       this.pendingBytes >= CHECKPOINT_BYTES ||
@@ -635,19 +644,16 @@ export class LmdbStore implements LogStorage {
   private async appendReady(wal: Wal, rd: ReadyWrite, plan: ReadyPlan): Promise<void> {
     const records = rd.entries.map(encodeLogRecord)
     const bytes = encodeWalRecord({ seq: this.walSeq + 1, hardState: plan.hard, entries: records })
-    let release = (): void => {}
-    this.inflight = new Promise<void>((resolve) => (release = resolve))
-    try {
-      // A checkpoint committed with transactionSync is durable on return (module comment);
-      // the file is emptied before this append only once lmdb-js says so too.
-      await this.root.flushed
-      await wal.append(bytes)
-    } catch (err) {
-      throw this.failed(err)
-    } finally {
-      this.inflight = undefined
-      release()
-    }
+    await this.exclusively(async () => {
+      try {
+        // A checkpoint committed with transactionSync is durable on return (module
+        // comment); the file is emptied before this append only once lmdb-js says so too.
+        await this.root.flushed
+        await wal.append(bytes)
+      } catch (err) {
+        throw this.failed(err)
+      }
+    })
     this.walSeq++
     this.appliedBeforeWrite = undefined
     this.tailAppended(rd.entries, records, plan.hard)
@@ -728,11 +734,12 @@ export class LmdbStore implements LogStorage {
     const written = rd.entries.length + this.walTail.size
     const trimCount = Math.min(DELETE_BATCH, Math.max(TRIM_PER_WRITE, 2 * written))
     const trimTo = Math.max(this.trimFrom, Math.min(trimEnd, this.trimFrom + trimCount))
-    let payload = (rd.applyBytes ?? 0) + this.checkpointBytes()
-    for (const e of rd.entries) payload += e.data.byteLength
+    let entryBytes = 0
+    for (const e of rd.entries) entryBytes += e.data.byteLength
+    const payload = (rd.applyBytes ?? 0) + this.checkpointBytes() + entryBytes
     // Refused for want of space before anything changes, so the caller may retry rd as is.
     this.checkSpace(PAYLOAD_FACTOR * payload + (trimTo - this.trimFrom) * DELETE_BYTES_PER_KEY)
-    return { snapshot, base, newLast, hard, compaction, trimTo }
+    return { snapshot, base, newLast, hard, compaction, trimTo, entryBytes }
   }
 
   // readyWrites makes rd's writes (inside a transaction, or queued with asyncOps).

@@ -52,13 +52,6 @@ export interface WalRecord {
   readonly entries: readonly Uint8Array[]
 }
 
-/** WalRead is what opening the file found: the whole records, and the bytes of a torn last
- * record dropped (0 if none). */
-export interface WalRead {
-  readonly records: WalRecord[]
-  readonly tornBytes: number
-}
-
 /** encodeWalRecord turns a record into the bytes append() writes. */
 export function encodeWalRecord(rec: WalRecord): Buffer {
   const hs =
@@ -125,16 +118,13 @@ function decodeBody(body: Buffer): WalRecord | string {
 /** Wal is the open file; see the module comment. Not safe for two appends at once. */
 export class Wal {
   private readonly fd: number
-  /** path is the file's path. */
-  readonly path: string
   // Where the next record goes: the end of the last whole record.
   private offset: number
   // The file holds bytes past offset (a torn record) or records a checkpoint covers: the
   // next append empties it first.
   private stale: boolean
 
-  private constructor(path: string, fd: number, offset: number, stale: boolean) {
-    this.path = path
+  private constructor(fd: number, offset: number, stale: boolean) {
     this.fd = fd
     this.offset = offset
     this.stale = stale
@@ -144,7 +134,7 @@ export class Wal {
    * open opens (creating) the file at path and reads it whole. It throws an Error naming the
    * problem when a record in the middle fails its checksum or its shape.
    */
-  static open(path: string): { wal: Wal; read: WalRead; created: boolean } {
+  static open(path: string): { wal: Wal; records: WalRecord[]; created: boolean } {
     const created = !existsSync(path)
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644)
     try {
@@ -188,8 +178,8 @@ export class Wal {
         at = end
       }
       return {
-        wal: new Wal(path, fd, at, got > at),
-        read: { records, tornBytes: got - at },
+        wal: new Wal(fd, at, got > at),
+        records,
         created,
       }
     } catch (err) {
