@@ -22,11 +22,19 @@ import { AssertionError } from '../base/index.ts'
 import { bootstrapSnapshot, type ConfState, type Entry, type HardState } from '../raft/index.ts'
 import type { KvPair } from '../transport/transport.ts'
 import { StoreCorruptError, ValueCorruptError } from './errors.ts'
-import { CHECKPOINT_MS, LmdbStore, WAL_FILE, type LmdbStoreOptions } from './lmdb-store.ts'
+import {
+  CHECKPOINT_MS,
+  FORMAT_VERSION,
+  LmdbStore,
+  VALUES_FILE,
+  WAL_FILE,
+  type LmdbStoreOptions,
+} from './lmdb-store.ts'
 import { encodeLogRecord } from './log-record.ts'
 import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.ts'
 import { decodeMembers, type Members } from './members.ts'
 import { decodeMetaRecord, encodeMetaRecord } from './meta-record.ts'
+import { encodeValueRecord } from './value-record.ts'
 
 const enc = new TextEncoder()
 const MEMBERS: Members = {
@@ -281,13 +289,10 @@ describe('LmdbStore', () => {
 
     it('maps its data file once however large it grows (the resident set counts it once)', () => {
       const { store, dir } = bootstrapped()
-      // About 8 MiB of values: a map that started small would have doubled several times.
-      for (let b = 0; b < 16; b++)
-        commitPuts(
-          store,
-          Array.from({ length: 128 }, (_, i) => pair(b * 128 + i, 4096)),
-        )
-      for (let i = 0; i < 16 * 128; i += 97) assert(store.get(pair(i).key) !== undefined)
+      // About 8 MiB of log entries (values go to the value file): a map that started small
+      // would have doubled several times.
+      for (let b = 0; b < 16; b++) appendCommitted(store, 128, 4096)
+      for (let i = 2; i < 16 * 128; i += 97) assert.equal(store.entries(i, i + 1, 0).length, 1)
       const file = realpathSync(join(dir, 'data.mdb'))
       assert(statSync(file).size > 8 * 2 ** 20, `data file of ${statSync(file).size} bytes`)
       const maps = readFileSync('/proc/self/maps', 'utf8')
@@ -756,7 +761,7 @@ describe('LmdbStore', () => {
       const check = openRaw(dir)
       try {
         const format = decodeMetaRecord(check.meta.getBinary('format') as Uint8Array)
-        assert.deepEqual(format, { ok: true, value: 3 })
+        assert.deepEqual(format, { ok: true, value: FORMAT_VERSION })
       } finally {
         await check.root.close()
       }
@@ -1022,6 +1027,118 @@ describe('LmdbStore', () => {
     })
   })
 
+  describe('the value file', () => {
+    // sizes: empty, the largest value a reference holds, the smallest one in the file, and
+    // a 1 MiB one.
+    const sizes = [0, 32, 33, 4096, 1 << 20]
+    const valueOf = (n: number): Uint8Array => pair(n, n).value
+
+    it('keeps big values in values.dat and small ones in the reference, across restarts and snapshots', async () => {
+      // Every Ready a checkpoint, so the asynchronous write carries the values.
+      const boot = bootstrapped({ checkpointMs: 0 })
+      const dir = boot.dir
+      let store = boot.store
+      const [e] = appendCommitted(store, 2)
+      assert(e !== undefined)
+      // One half through apply (the values synced within its transaction), the other
+      // applied in memory and written with the next Ready, off the event loop.
+      store.apply((t) => {
+        for (const n of sizes)
+          assert.equal(t.putIfAbsent(enc.encode(`a${n}`), valueOf(n)), 'created')
+        t.setApplied(e.index)
+      })
+      store.applyInMemory((t) => {
+        for (const n of sizes)
+          assert.equal(t.putIfAbsent(enc.encode(`b${n}`), valueOf(n)), 'created')
+        // The same bytes again are "exists", other bytes a conflict, also for big values.
+        assert.equal(t.putIfAbsent(enc.encode('a4096'), valueOf(4096)), 'exists')
+        assert.equal(t.putIfAbsent(enc.encode('a4096'), valueOf(4095)), 'conflict')
+        t.setApplied(e.index + 1)
+      })
+      await store.writeReadyAsync({
+        hardState: { term: 1, vote: 'a', commit: e.index + 1 },
+        entries: [],
+      })
+      // Stored outside LMDB: 33 + 4096 + 1 MiB, twice.
+      const inFile = 2 * (33 + 4096 + (1 << 20))
+      assert.equal(statSync(join(dir, VALUES_FILE)).size, inFile)
+      store = await reopen(store, dir)
+      for (const prefix of ['a', 'b'])
+        for (const n of sizes) assert.deepEqual(store.get(enc.encode(`${prefix}${n}`)), valueOf(n))
+      assert.equal(store.count(), 2 * sizes.length)
+      assert.equal(
+        store.apply((t) => t.putIfAbsent(enc.encode('b33'), valueOf(33))),
+        undefined,
+      )
+      const source = store.snapshotSource()
+      const got = new Map<string, Uint8Array>()
+      for await (const chunk of source.chunks(64 * 1024))
+        for (const p of chunk) got.set(new TextDecoder().decode(p.key), p.value)
+      source.close()
+      assert.equal(got.size, 2 * sizes.length)
+      for (const n of sizes) assert.deepEqual(got.get(`b${n}`), valueOf(n))
+      assert.equal(statSync(join(dir, VALUES_FILE)).size, inFile, 'nothing written twice')
+      await store.close()
+    })
+
+    it('cuts bytes past the recorded end, and refuses a file shorter than it or missing', async () => {
+      const { store, dir } = bootstrapped()
+      commitPuts(store, [pair(1, 100), pair(2, 100)])
+      await store.close()
+      const file = join(dir, VALUES_FILE)
+      const full = readFileSync(file)
+      assert.equal(full.byteLength, 200)
+      // A crash after the values were written but before their transaction committed.
+      writeFileSync(file, Buffer.concat([full, Buffer.alloc(77, 1)]))
+      let s = openStore(dir)
+      assert.deepEqual(s.get(pair(2).key), pair(2, 100).value)
+      await s.close()
+      assert.equal(statSync(file).size, 200)
+      writeFileSync(file, full.subarray(0, 150))
+      assertCorrupt(dir, /values\.dat holds 150 bytes, and the data file refers to 200/)
+      rmSync(file)
+      assertCorrupt(dir, /values\.dat is missing, and the data file refers to 200 bytes in it/)
+      writeFileSync(file, full)
+      s = openStore(dir)
+      assert.deepEqual(s.get(pair(1).key), pair(1, 100).value)
+      await s.close()
+    })
+
+    it('upgrades a version 3 store, moving its values out of LMDB and keeping a damaged one damaged', async () => {
+      const { store, dir } = bootstrapped()
+      await store.close()
+      // What version 3 wrote: each value after its checksum, in 'kv'.
+      const raw = openRaw(dir)
+      const kv = raw.root.openDB<Uint8Array, Uint8Array>('kv', { encoding: 'binary' })
+      const pairs = Array.from({ length: 25_000 }, (_, i) => pair(i, i % 3 === 0 ? 10 : 100))
+      const damaged = encodeValueRecord(pair(7).key, pair(7, 100).value)
+      flipBit(damaged, 50, 0x01)
+      raw.root.transactionSync(() => {
+        for (const p of pairs) kv.putSync(p.key, encodeValueRecord(p.key, p.value))
+        kv.putSync(pair(7).key, damaged)
+        raw.meta.putSync('format', encodeMetaRecord(3))
+      })
+      await raw.root.close()
+      const s = openStore(dir)
+      assert.equal(s.count(), pairs.length)
+      for (const i of [0, 1, 2, 24_999])
+        assert.deepEqual(s.get(pairs[i]?.key as Uint8Array), pairs[i]?.value)
+      assert.throws(() => s.get(pair(7).key), ValueCorruptError)
+      await s.close()
+      const check = openRaw(dir)
+      try {
+        const old = check.root.openDB<Uint8Array, Uint8Array>('kv', { encoding: 'binary' })
+        assert.equal(old.getKeysCount(), 0)
+        assert.deepEqual(decodeMetaRecord(check.meta.getBinary('format') as Uint8Array), {
+          ok: true,
+          value: FORMAT_VERSION,
+        })
+      } finally {
+        await check.root.close()
+      }
+    })
+  })
+
   describe('corruption', () => {
     // Each test writes a healthy store, closes it, damages it the way a disk or a crash
     // could, and expects open() to refuse it with a StoreCorruptError naming the dir.
@@ -1050,10 +1167,10 @@ describe('LmdbStore', () => {
         t.setApplied(1)
       })
       await store.close()
-      // A bit flipped on disk inside one value; and another value's record copied under a
-      // third key (a misdirected write): its bytes are intact, its key is not the one it was
-      // stored with.
-      const file = join(dir, 'data.mdb')
+      // A bit flipped on disk inside one value (in the value file); and another value's
+      // reference copied under a third key (a misdirected write): its bytes are intact, its
+      // key is not the one it was stored with.
+      const file = join(dir, VALUES_FILE)
       const bytes = readFileSync(file)
       const marker = Buffer.from('VALUE-MARKER-')
       let flipped = 0
@@ -1061,10 +1178,10 @@ describe('LmdbStore', () => {
         flipBit(bytes, at + marker.byteLength + 5, 0x04)
         flipped++
       }
-      assert(flipped > 0, 'marker not found in the data file')
+      assert(flipped > 0, 'marker not found in the value file')
       writeFileSync(file, bytes)
       const raw = openRaw(dir)
-      const kv = raw.root.openDB<Uint8Array, Uint8Array>('kv', { encoding: 'binary' })
+      const kv = raw.root.openDB<Uint8Array, Uint8Array>('keys', { encoding: 'binary' })
       const goodRecord = kv.getBinary(enc.encode('good'))
       assert(goodRecord)
       raw.root.transactionSync(() => kv.putSync(enc.encode('moved'), new Uint8Array(goodRecord)))

@@ -2,7 +2,9 @@
 // the Raft log, the hard state, the snapshot metadata, the applied index, the configuration,
 // the member address book and the key/value data, in one file, so that one transaction can
 // cover the data and the applied index that describes it; in front of it, the write-ahead
-// file (wal.ts), which takes most Readies with one flush until a checkpoint folds them in.
+// file (wal.ts), which takes most Readies with one flush until a checkpoint folds them in;
+// beside it, the value file (value-file.ts), which holds the bytes of values over
+// INLINE_VALUE_MAX, synced before the transaction that refers to them commits.
 //
 // It implements the core's LogStorage (synchronous reads, served from memory or from LMDB's
 // map), the host's writes for each Ready (writeReady, then sync), the state machine's apply
@@ -73,7 +75,15 @@ import {
   logRecordIndex,
 } from './log-record.ts'
 import { encodeWalRecord, Wal, type WalRecord } from './wal.ts'
-import { decodeValueRecord, encodeValueRecord } from './value-record.ts'
+import { ValueFile } from './value-file.ts'
+import {
+  decodeValueRef,
+  encodeFileRef,
+  encodeInlineRef,
+  INLINE_VALUE_MAX,
+  VALUE_HEADER_BYTES,
+  valueChecksum,
+} from './value-record.ts'
 import {
   decodeMembers,
   encodeMembers,
@@ -101,8 +111,16 @@ import { LmdbSnapshotSource } from './snapshot-source.ts'
 export const KEY_BYTES_MAX = 1978
 
 /** FORMAT_VERSION is the layout version written in every store's 'format' record. Version
- * 3 adds the write-ahead file (wal.log); a version 2 store is upgraded in place on open. */
-export const FORMAT_VERSION = 3
+ * 3 adds the write-ahead file (wal.log); version 4 the value file (values.dat), with the
+ * 'keys' database of references in place of 'kv'. Version 2 and 3 stores are upgraded in
+ * place on open. */
+export const FORMAT_VERSION = 4
+
+/** VALUES_FILE is the value file's name in the store's directory (value-file.ts). */
+export const VALUES_FILE = 'values.dat'
+
+// How many values one transaction of the upgrade from version 2 or 3 moves.
+const UPGRADE_BATCH = 10_000
 
 /** WAL_FILE is the write-ahead file's name in the store's directory (wal.ts). */
 export const WAL_FILE = 'wal.log'
@@ -160,7 +178,15 @@ const LMDB_CORRUPTION_CODES = new Set([
 ])
 
 type MetaKey =
-  'format' | 'hardState' | 'snapshot' | 'applied' | 'conf' | 'members' | 'identity' | 'walSeq'
+  | 'format'
+  | 'hardState'
+  | 'snapshot'
+  | 'applied'
+  | 'conf'
+  | 'members'
+  | 'identity'
+  | 'walSeq'
+  | 'valuesEnd'
 
 /**
  * MAP_SIZE_DEFAULT is the size of LMDB's memory map: address space only (the file grows with
@@ -272,8 +298,13 @@ export class LmdbStore implements LogStorage {
   private readonly logDb: Database<Uint8Array, number>
   // Meta: MetaKey -> record (meta-record.ts).
   private readonly metaDb: Database<Uint8Array, string>
-  // Key/value data: the user's key bytes -> value bytes, each written once.
-  private readonly kvDb: Database<Uint8Array, Uint8Array>
+  // Key/value data: the user's key bytes -> a reference to the value (value-record.ts), each
+  // written once; the value file holds the values too big to keep in the reference.
+  private readonly keysDb: Database<Uint8Array, Uint8Array>
+  // Version 2-3 data (key -> value record), moved into keysDb and the value file on open.
+  private readonly legacyKvDb: Database<Uint8Array, Uint8Array>
+  // Set by load() (open() fails otherwise).
+  private values!: ValueFile
 
   // In-memory copies of what is committed; each changes only after its transaction commits
   // (applied, conf and memberBook also after applyInMemory: see the pending fields).
@@ -289,7 +320,7 @@ export class LmdbStore implements LogStorage {
   // (by their key's bytes as a latin1 string), the applied index, configuration and address
   // book, and the newest hard state the host noted (noteHardState: only its commit index is
   // news). The next write transaction (writeReady, compact, flushApplied) writes all of it.
-  // Invariant: every pending key is absent from kvDb's committed data or holds the same bytes.
+  // Invariant: every pending key is absent from keysDb's committed data or holds the same bytes.
   private readonly pendingKv = new Map<string, { key: Uint8Array; value: Uint8Array }>()
   private pendingBytes = 0
   private pendingApplied: number | undefined
@@ -346,7 +377,11 @@ export class LmdbStore implements LogStorage {
     this.minFreeBytes = minFreeBytes
     this.logDb = root.openDB<Uint8Array, number>('log', { encoding: 'binary' })
     this.metaDb = root.openDB<Uint8Array, string>('meta', { encoding: 'binary' })
-    this.kvDb = root.openDB<Uint8Array, Uint8Array>('kv', {
+    this.keysDb = root.openDB<Uint8Array, Uint8Array>('keys', {
+      keyEncoding: 'binary',
+      encoding: 'binary',
+    })
+    this.legacyKvDb = root.openDB<Uint8Array, Uint8Array>('kv', {
       keyEncoding: 'binary',
       encoding: 'binary',
     })
@@ -375,7 +410,7 @@ export class LmdbStore implements LogStorage {
     try {
       root = open(dir, {
         noSubdir: false, // a directory, even when its name has a dot in it
-        maxDbs: 4,
+        maxDbs: 8,
         ...(mapSize === undefined ? {} : { mapSize }),
       })
     } catch (err) {
@@ -383,9 +418,11 @@ export class LmdbStore implements LogStorage {
     }
     let store: LmdbStore | undefined
     let wal: Wal | undefined
+    let values: ValueFile | undefined
     try {
       store = new LmdbStore(dir, root, minFreeBytes)
       store.checkpointMs = opts.checkpointMs ?? CHECKPOINT_MS
+      values = store.openValueFile()
       let records: WalRecord[] = []
       let created = false
       if (opts.wal !== false || existsSync(join(dir, WAL_FILE))) {
@@ -411,9 +448,24 @@ export class LmdbStore implements LogStorage {
       // The store is abandoned; the open error is what the caller needs. Closing releases
       // the environment so the directory can be reopened or removed in this process.
       wal?.close()
+      values?.close()
       root.close().catch(() => undefined)
       throw wrapLmdbError(dir, err, 'LMDB failed while the store was being checked')
     }
+  }
+
+  // openValueFile opens the value file as the data file describes it (see ValueFile.open).
+  private openValueFile(): ValueFile {
+    try {
+      this.values = ValueFile.open(
+        join(this.dir, VALUES_FILE),
+        this.readMeta('valuesEnd', parseIndex) ?? 0,
+      )
+    } catch (err) {
+      if (diskErrno(err) !== undefined) throw err
+      throw this.corrupt((err as Error).message)
+    }
+    return this.values
   }
 
   // ------------------------------------------------------------------ LogStorage
@@ -585,8 +637,14 @@ export class LmdbStore implements LogStorage {
     this.asyncOps = ops
     try {
       this.readyWrites(rd, plan)
+      try {
+        this.flushValues()
+      } catch (err) {
+        throw this.failed(err)
+      }
     } finally {
       this.asyncOps = undefined
+      this.values.discard() // none left after a flush; else the Ready was not queued
     }
     const queued: Promise<boolean>[] = []
     try {
@@ -918,7 +976,7 @@ export class LmdbStore implements LogStorage {
   // index: the core never applies past its commit index.
   private writePending(hard: HardState | undefined): void {
     for (const { key, value } of this.pendingKv.values())
-      this.putRecord(this.kvDb, key, encodeValueRecord(key, value))
+      this.putRecord(this.keysDb, key, this.valueRef(key, value))
     if (this.pendingApplied !== undefined) this.putMeta('applied', this.pendingApplied)
     if (this.pendingConf !== undefined) this.putMeta('conf', this.pendingConf)
     if (this.pendingMembers !== undefined) this.putMeta('members', this.pendingMembers)
@@ -1011,12 +1069,8 @@ export class LmdbStore implements LogStorage {
   /** get returns a copy of the value stored under key, or undefined. */
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkUsable()
-    const v = this.pendingValue(key) ?? this.readValue(key)
-    if (v === undefined) return undefined
-    // A copy in Node's shared pool (values under 4 KiB): a typed array constructor makes a
-    // backing store of its own per read, slower to make and to collect.
-    const copy = Buffer.from(v)
-    return new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength)
+    const pending = this.pendingValue(key)
+    return pending === undefined ? this.readValue(key, true) : copyOf(pending)
   }
 
   /** has tells whether a value is stored under key. */
@@ -1029,15 +1083,16 @@ export class LmdbStore implements LogStorage {
    * those written in the database's header). */
   count(): number {
     this.checkUsable()
-    return statNumber(this.kvDb.getStats(), 'entryCount') + this.pendingKv.size
+    return statNumber(this.keysDb.getStats(), 'entryCount') + this.pendingKv.size
   }
 
-  /** sizeBytes is the size of the used part of the data file, (last page + 1) * page size:
-   * all data, log and free pages. The file on disk may be larger. */
+  /** sizeBytes is the size of the used part of the data file, (last page + 1) * page size
+   * (all index, log and free pages; the file on disk may be larger), plus the value file's. */
   sizeBytes(): number {
     this.checkUsable()
     const stats = this.root.getStats()
-    return (statNumber(stats, 'lastPageNumber') + 1) * statNumber(stats, 'pageSize')
+    const lmdb = (statNumber(stats, 'lastPageNumber') + 1) * statNumber(stats, 'pageSize')
+    return lmdb + this.values.end
   }
 
   // ------------------------------------------------------------------ compaction
@@ -1113,7 +1168,7 @@ export class LmdbStore implements LogStorage {
       const term = this.term(index)
       assert(term !== undefined, () => `no term for the applied index ${index}`)
       const source = new LmdbSnapshotSource(
-        this.kvDb,
+        this.keysDb,
         txn,
         { index, term, conf: plainConf(this.durableConf) },
         encodeMembers(this.memberBook),
@@ -1182,6 +1237,7 @@ export class LmdbStore implements LogStorage {
     this.closed = true
     for (const s of [...this.sources]) s.close()
     this.wal?.close()
+    this.values.close()
     await this.root.close()
   }
 
@@ -1202,7 +1258,8 @@ export class LmdbStore implements LogStorage {
         conf === undefined &&
         members === undefined &&
         this.logDb.getKeysCount() === 0 &&
-        this.kvDb.getKeysCount() === 0
+        this.keysDb.getKeysCount() === 0 &&
+        this.legacyKvDb.getKeysCount() === 0
       if (!empty) throw this.corrupt(`metadata record 'format' is missing`)
       if (records.length > 0) {
         throw this.corrupt(
@@ -1210,8 +1267,10 @@ export class LmdbStore implements LogStorage {
         )
       }
       this.write(() => this.putMeta('format', FORMAT_VERSION))
-    } else if (format === 2) {
-      // Version 3 only adds the write-ahead file, which a version 2 store does not have.
+    } else if (format === 2 || format === 3) {
+      // Version 3 only adds the write-ahead file, which a version 2 store does not have;
+      // version 4 moves the values (upgradeValues).
+      this.upgradeValues()
       this.write(() => this.putMeta('format', FORMAT_VERSION))
     } else if (format !== FORMAT_VERSION) {
       throw this.corrupt(
@@ -1381,6 +1440,33 @@ export class LmdbStore implements LogStorage {
     }
   }
 
+  // upgradeValues moves a version 2-3 store's values from 'kv' into references and the value
+  // file, UPGRADE_BATCH keys per transaction (each key is in one database or the other at
+  // every commit, so a crash midway leaves the rest to the next open). A damaged value keeps
+  // its checksum and stays damaged: reading it still fails.
+  private upgradeValues(): void {
+    for (;;) {
+      const batch: { key: Uint8Array; record: Uint8Array }[] = []
+      let bytes = 0
+      for (const { key, value } of this.legacyKvDb.getRange({ limit: UPGRADE_BATCH })) {
+        batch.push({ key: copyOf(key), record: copyOf(value) })
+        bytes += key.byteLength + value.byteLength
+      }
+      if (batch.length === 0) return
+      this.write(() => {
+        for (const { key, record } of batch) {
+          const stored = record.byteLength >= VALUE_HEADER_BYTES
+          const value = record.subarray(stored ? VALUE_HEADER_BYTES : record.byteLength)
+          const crc = stored
+            ? new DataView(record.buffer, record.byteOffset).getUint32(0, true)
+            : ~valueChecksum(key, value) >>> 0
+          this.keysDb.putSync(key, this.valueRef(key, value, crc))
+          this.legacyKvDb.removeSync(key)
+        }
+      }, PAYLOAD_FACTOR * bytes)
+    }
+  }
+
   // rememberTerms records the terms of entries just written (they end the log).
   private rememberTerms(
     entries: readonly { readonly index: number; readonly term: number }[],
@@ -1418,7 +1504,7 @@ export class LmdbStore implements LogStorage {
       this.pendingKv.set(pendingKey(key), { key, value })
       this.pendingBytes += key.byteLength + value.byteLength
     } else {
-      this.kvDb.putSync(key, encodeValueRecord(key, value))
+      this.keysDb.putSync(key, this.valueRef(key, value))
     }
     return 'created'
   }
@@ -1449,20 +1535,41 @@ export class LmdbStore implements LogStorage {
   }
 
   private readKv(key: Uint8Array): Uint8Array | undefined {
-    return this.guardRead(() => fastView(this.kvDb.getBinaryFast(key)))
+    return this.guardRead(() => fastView(this.keysDb.getBinaryFast(key)))
   }
 
-  // readValue is the value stored under key (a view, as readKv's), checked against its
-  // checksum: a damaged value throws ValueCorruptError and is never returned.
-  private readValue(key: Uint8Array): Uint8Array | undefined {
+  // readValue is the value stored under key (with copy a fresh copy, else possibly a view,
+  // valid as readKv's), checked against its checksum: a damaged value throws
+  // ValueCorruptError and is never returned.
+  private readValue(key: Uint8Array, copy = false): Uint8Array | undefined {
     const record = this.readKv(key)
-    return record === undefined ? undefined : this.checkedValue(key, record)
+    return record === undefined ? undefined : this.checkedValue(key, record, copy)
   }
 
-  private checkedValue(key: Uint8Array, record: Uint8Array): Uint8Array {
-    const value = decodeValueRecord(key, record)
-    if (value === undefined) throw new ValueCorruptError(this.dir, hexPrefix(key))
+  // checkedValue is the value a reference stored under key refers to, as readValue's.
+  private checkedValue(key: Uint8Array, record: Uint8Array, copy = false): Uint8Array {
+    const ref = decodeValueRef(record)
+    let value: Uint8Array | undefined
+    if (ref?.inFile === true) value = plain(this.values.read(ref.offset, ref.length))
+    else if (ref !== undefined) value = copy ? copyOf(ref.value) : ref.value
+    if (ref === undefined || value === undefined || valueChecksum(key, value) !== ref.crc)
+      throw new ValueCorruptError(this.dir, hexPrefix(key))
     return value
+  }
+
+  // valueRef is the reference to store under key for value (crc: its checksum), staging the
+  // value in the value file unless the reference holds it.
+  private valueRef(key: Uint8Array, value: Uint8Array, crc = valueChecksum(key, value)): Buffer {
+    if (value.byteLength <= INLINE_VALUE_MAX) return encodeInlineRef(crc, value)
+    return encodeFileRef(crc, value.byteLength, this.values.stage(value))
+  }
+
+  // flushValues makes the values staged for this transaction durable and records the value
+  // file's new end with it: inside the transaction, before it commits.
+  private flushValues(): void {
+    if (!this.values.hasStaged) return
+    this.values.flush()
+    this.putMeta('valuesEnd', this.values.end)
   }
 
   private guardRead<T>(read: () => T): T {
@@ -1481,8 +1588,13 @@ export class LmdbStore implements LogStorage {
     assert(this.inflight === undefined, 'a synchronous write during an asynchronous Ready write')
     if (payloadBytes !== null) this.checkSpace(payloadBytes)
     try {
-      return this.root.transactionSync(fn)
+      return this.root.transactionSync(() => {
+        const out = fn()
+        this.flushValues()
+        return out
+      })
     } catch (err) {
+      this.values.discard()
       throw this.failed(err)
     }
   }
@@ -1534,6 +1646,17 @@ export class LmdbStore implements LogStorage {
 // 16 MiB; subarray(0, length) is the value. The view is valid until the next read.
 function fastView(buf: Buffer | undefined): Uint8Array | undefined {
   return buf === undefined ? undefined : buf.subarray(0, buf.length)
+}
+
+// plain is b as a plain Uint8Array over the same bytes (what reads hand out).
+function plain(b: Buffer | undefined): Uint8Array | undefined {
+  return b === undefined ? undefined : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+}
+
+// copyOf is a copy of v in Node's shared pool (values under 4 KiB): a typed array
+// constructor makes a backing store of its own per copy, slower to make and to collect.
+function copyOf(v: Uint8Array): Uint8Array {
+  return plain(Buffer.from(v)) as Uint8Array
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

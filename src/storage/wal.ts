@@ -234,7 +234,8 @@ export class Wal {
   }
 }
 
-function syncDir(dir: string): void {
+/** syncDir makes the names in dir durable (a file just created there). */
+export function syncDir(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY)
   try {
     fsyncSync(fd)
