@@ -632,29 +632,34 @@ export class LmdbStore implements LogStorage {
     }
     // Everything is encoded and checked first; only then queued, in one event turn, where
     // nothing is left to throw: lmdb-js cannot take back what was queued, and a Ready must
-    // land whole or not at all.
+    // land whole or not at all. The values it refers to are made durable before that, off
+    // the event loop too (nothing else writes meanwhile: see inflight).
     const ops: AsyncOp[] = []
     this.asyncOps = ops
     try {
       this.readyWrites(rd, plan)
-      try {
-        this.flushValues()
-      } catch (err) {
-        throw this.failed(err)
-      }
+      if (this.values.hasStaged) this.putMeta('valuesEnd', this.values.stagedEnd)
+    } catch (err) {
+      this.values.discard()
+      throw err
     } finally {
       this.asyncOps = undefined
-      this.values.discard() // none left after a flush; else the Ready was not queued
-    }
-    const queued: Promise<boolean>[] = []
-    try {
-      for (const op of ops)
-        queued.push(op.value === undefined ? op.db.remove(op.key) : op.db.put(op.key, op.value))
-    } catch (err) {
-      // Part of the Ready may commit: the file can no longer be trusted to match memory.
-      throw this.failed(err)
     }
     await this.exclusively(async () => {
+      try {
+        await this.values.flushAsync()
+      } catch (err) {
+        this.values.discard()
+        throw this.failed(err)
+      }
+      const queued: Promise<boolean>[] = []
+      try {
+        for (const op of ops)
+          queued.push(op.value === undefined ? op.db.remove(op.key) : op.db.put(op.key, op.value))
+      } catch (err) {
+        // Part of the Ready may commit: the file can no longer be trusted to match memory.
+        throw this.failed(err)
+      }
       try {
         await Promise.all(queued)
         await this.root.flushed

@@ -17,11 +17,13 @@ import {
   closeSync,
   constants,
   existsSync,
+  fdatasync,
   fdatasyncSync,
   fstatSync,
   ftruncateSync,
   openSync,
   readSync,
+  writev,
   writevSync,
 } from 'node:fs'
 import { dirname } from 'node:path'
@@ -106,6 +108,31 @@ export class ValueFile {
       if (at < end) bufs = remainder(bufs, n)
     }
     fdatasyncSync(this.fd)
+    this.durableEnd = end
+    this.discard()
+  }
+
+  /** stagedEnd is where the durable part ends after the next flush. */
+  get stagedEnd(): number {
+    return this.durableEnd + this.stagedBytes
+  }
+
+  /** flushAsync is flush() off the event loop. Nothing may be staged until it settles. */
+  async flushAsync(): Promise<void> {
+    if (this.stagedBytes === 0) return
+    let at = this.durableEnd
+    let bufs = this.staged
+    const end = this.stagedEnd
+    while (at < end) {
+      const n = await new Promise<number>((resolve, reject) =>
+        writev(this.fd, bufs, at, (err, written) => (err ? reject(err) : resolve(written))),
+      )
+      at += n
+      if (at < end) bufs = remainder(bufs, n)
+    }
+    await new Promise<void>((resolve, reject) =>
+      fdatasync(this.fd, (err) => (err ? reject(err) : resolve())),
+    )
     this.durableEnd = end
     this.discard()
   }
