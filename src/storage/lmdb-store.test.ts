@@ -1045,6 +1045,9 @@ describe('LmdbStore', () => {
       store.apply((t) => {
         for (const n of sizes)
           assert.equal(t.putIfAbsent(enc.encode(`a${n}`), valueOf(n)), 'created')
+        // Read back before the transaction's values reach the file.
+        assert.equal(t.putIfAbsent(enc.encode('a33'), valueOf(33)), 'exists')
+        assert.equal(t.putIfAbsent(enc.encode('a33'), valueOf(34).subarray(1)), 'conflict')
         t.setApplied(e.index)
       })
       store.applyInMemory((t) => {
@@ -1066,10 +1069,9 @@ describe('LmdbStore', () => {
       for (const prefix of ['a', 'b'])
         for (const n of sizes) assert.deepEqual(store.get(enc.encode(`${prefix}${n}`)), valueOf(n))
       assert.equal(store.count(), 2 * sizes.length)
-      assert.equal(
-        store.apply((t) => t.putIfAbsent(enc.encode('b33'), valueOf(33))),
-        undefined,
-      )
+      let again = ''
+      store.apply((t) => (again = t.putIfAbsent(enc.encode('b33'), valueOf(33))))
+      assert.equal(again, 'exists')
       const source = store.snapshotSource()
       const got = new Map<string, Uint8Array>()
       for await (const chunk of source.chunks(64 * 1024))
@@ -1088,20 +1090,22 @@ describe('LmdbStore', () => {
       const file = join(dir, VALUES_FILE)
       const full = readFileSync(file)
       assert.equal(full.byteLength, 200)
-      // A crash after the values were written but before their transaction committed.
-      writeFileSync(file, Buffer.concat([full, Buffer.alloc(77, 1)]))
-      let s = openStore(dir)
-      assert.deepEqual(s.get(pair(2).key), pair(2, 100).value)
-      await s.close()
-      assert.equal(statSync(file).size, 200)
       writeFileSync(file, full.subarray(0, 150))
       assertCorrupt(dir, /values\.dat holds 150 bytes, and the data file refers to 200/)
       rmSync(file)
       assertCorrupt(dir, /values\.dat is missing, and the data file refers to 200 bytes in it/)
-      writeFileSync(file, full)
-      s = openStore(dir)
+      // A crash after the values were written but before their transaction committed.
+      writeFileSync(file, Buffer.concat([full, Buffer.alloc(77, 1)]))
+      let s = openStore(dir)
+      assert.deepEqual(s.get(pair(2).key), pair(2, 100).value)
+      assert.equal(statSync(file).size, 200)
+      // Appends go on from the recorded end.
+      commitPuts(s, [pair(3, 100)])
+      s = await reopen(s, dir)
+      assert.deepEqual(s.get(pair(3).key), pair(3, 100).value)
       assert.deepEqual(s.get(pair(1).key), pair(1, 100).value)
       await s.close()
+      assert.equal(statSync(file).size, 300)
     })
 
     it('upgrades a version 3 store, moving its values out of LMDB and keeping a damaged one damaged', async () => {
@@ -1125,6 +1129,9 @@ describe('LmdbStore', () => {
         assert.deepEqual(s.get(pairs[i]?.key as Uint8Array), pairs[i]?.value)
       assert.throws(() => s.get(pair(7).key), ValueCorruptError)
       await s.close()
+      // The values of 100 B moved to the value file, those of 10 B into their references.
+      const big = pairs.filter((p) => p.value.byteLength > 32).length
+      assert.equal(statSync(join(dir, VALUES_FILE)).size, big * 100)
       const check = openRaw(dir)
       try {
         const old = check.root.openDB<Uint8Array, Uint8Array>('kv', { encoding: 'binary' })
@@ -1133,9 +1140,44 @@ describe('LmdbStore', () => {
           ok: true,
           value: FORMAT_VERSION,
         })
+        // An upgrade cut short: the version is new already (an older oncekv refuses the
+        // store), a value is still in 'kv'.
+        const late = pair(30_000, 100)
+        check.root.transactionSync(() =>
+          old.putSync(late.key, encodeValueRecord(late.key, late.value)),
+        )
       } finally {
         await check.root.close()
       }
+      const resumed = openStore(dir)
+      assert.deepEqual(resumed.get(pair(30_000).key), pair(30_000, 100).value)
+      assert.equal(resumed.count(), pairs.length + 1)
+      await resumed.close()
+    })
+
+    it('fails stop when the value file cannot be synced, and the data file never refers to what was lost', async () => {
+      const { store, dir } = bootstrapped({ checkpointMs: 0 })
+      const [e] = appendCommitted(store, 1)
+      assert(e !== undefined)
+      store.applyInMemory((t) => {
+        t.putIfAbsent(enc.encode('lost'), valueOf(100))
+        t.setApplied(e.index)
+      })
+      const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 })
+      const values = (store as unknown as { values: { flushAsync(): Promise<void> } }).values
+      values.flushAsync = () => Promise.reject(eio)
+      await assert.rejects(
+        store.writeReadyAsync({ hardState: { term: 1, vote: 'a', commit: e.index }, entries: [] }),
+      )
+      assert.throws(() => store.get(enc.encode('lost')), /stopped after a failed write/)
+      await store.close()
+      // Nothing of that Ready reached LMDB: the store opens, as of before it (the entry
+      // is in the log, to be applied again).
+      const s = openStore(dir)
+      assert.equal(s.has(enc.encode('lost')), false)
+      assert.equal(s.initialState().applied, 1)
+      assert.equal(s.lastIndex(), e.index)
+      await s.close()
     })
   })
 
@@ -1184,13 +1226,21 @@ describe('LmdbStore', () => {
       const kv = raw.root.openDB<Uint8Array, Uint8Array>('keys', { encoding: 'binary' })
       const goodRecord = kv.getBinary(enc.encode('good'))
       assert(goodRecord)
-      raw.root.transactionSync(() => kv.putSync(enc.encode('moved'), new Uint8Array(goodRecord)))
+      // And a reference into the value file whose length has its top byte set: it must not
+      // be read (4 GiB) but reported.
+      const damagedRef = new Uint8Array(kv.getBinary(enc.encode('damaged')) as Uint8Array)
+      assert.equal(damagedRef.byteLength, 17)
+      damagedRef[8] = 0xff
+      raw.root.transactionSync(() => {
+        kv.putSync(enc.encode('moved'), new Uint8Array(goodRecord))
+        kv.putSync(enc.encode('huge'), damagedRef)
+      })
       await raw.root.close()
 
       const reopened = LmdbStore.open(dir)
       try {
         assert.deepEqual(reopened.get(enc.encode('good')), good)
-        for (const key of ['damaged', 'moved']) {
+        for (const key of ['damaged', 'moved', 'huge']) {
           assert.throws(
             () => reopened.get(enc.encode(key)),
             (e: unknown) =>

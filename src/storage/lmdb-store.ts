@@ -418,11 +418,9 @@ export class LmdbStore implements LogStorage {
     }
     let store: LmdbStore | undefined
     let wal: Wal | undefined
-    let values: ValueFile | undefined
     try {
       store = new LmdbStore(dir, root, minFreeBytes)
       store.checkpointMs = opts.checkpointMs ?? CHECKPOINT_MS
-      values = store.openValueFile()
       let records: WalRecord[] = []
       let created = false
       if (opts.wal !== false || existsSync(join(dir, WAL_FILE))) {
@@ -448,14 +446,15 @@ export class LmdbStore implements LogStorage {
       // The store is abandoned; the open error is what the caller needs. Closing releases
       // the environment so the directory can be reopened or removed in this process.
       wal?.close()
-      values?.close()
+      store?.closeValueFile()
       root.close().catch(() => undefined)
       throw wrapLmdbError(dir, err, 'LMDB failed while the store was being checked')
     }
   }
 
-  // openValueFile opens the value file as the data file describes it (see ValueFile.open).
-  private openValueFile(): ValueFile {
+  // openValueFile opens the value file as the data file describes it (see ValueFile.open);
+  // load() calls it once the layout version is known to be one this store reads.
+  private openValueFile(): void {
     try {
       this.values = ValueFile.open(
         join(this.dir, VALUES_FILE),
@@ -465,7 +464,11 @@ export class LmdbStore implements LogStorage {
       if (diskErrno(err) !== undefined) throw err
       throw this.corrupt((err as Error).message)
     }
-    return this.values
+  }
+
+  // closeValueFile closes the value file if open() got as far as opening it.
+  private closeValueFile(): void {
+    ;(this.values as ValueFile | undefined)?.close()
   }
 
   // ------------------------------------------------------------------ LogStorage
@@ -1271,13 +1274,17 @@ export class LmdbStore implements LogStorage {
           `${WAL_FILE} holds records but the data file is new: they belong to another store`,
         )
       }
+      this.openValueFile()
       this.write(() => this.putMeta('format', FORMAT_VERSION))
-    } else if (format === 2 || format === 3) {
+    } else if (format === 2 || format === 3 || format === FORMAT_VERSION) {
       // Version 3 only adds the write-ahead file, which a version 2 store does not have;
-      // version 4 moves the values (upgradeValues).
-      this.upgradeValues()
-      this.write(() => this.putMeta('format', FORMAT_VERSION))
-    } else if (format !== FORMAT_VERSION) {
+      // version 4 moves the values (upgradeValues, whose first transaction writes the new
+      // version, so that an older oncekv refuses a store halfway through; an upgrade cut
+      // short goes on here).
+      this.openValueFile()
+      if (format !== FORMAT_VERSION || this.legacyKvDb.getKeysCount() > 0) this.upgradeValues()
+      if (format !== FORMAT_VERSION) this.write(() => this.putMeta('format', FORMAT_VERSION))
+    } else {
       throw this.corrupt(
         format < FORMAT_VERSION
           ? `its layout is version ${format}, written by an older oncekv; this one reads ` +
@@ -1459,6 +1466,7 @@ export class LmdbStore implements LogStorage {
       }
       if (batch.length === 0) return
       this.write(() => {
+        this.putMeta('format', FORMAT_VERSION)
         for (const { key, record } of batch) {
           const stored = record.byteLength >= VALUE_HEADER_BYTES
           const value = record.subarray(stored ? VALUE_HEADER_BYTES : record.byteLength)
@@ -1555,7 +1563,10 @@ export class LmdbStore implements LogStorage {
   private checkedValue(key: Uint8Array, record: Uint8Array, copy = false): Uint8Array {
     const ref = decodeValueRef(record)
     let value: Uint8Array | undefined
-    if (ref?.inFile === true) value = plain(this.values.read(ref.offset, ref.length))
+    // (A damaged length or offset past the file's end is found before anything is read.)
+    if (ref?.inFile === true && ref.offset + ref.length <= this.values.stagedEnd)
+      value = plain(this.values.read(ref.offset, ref.length))
+    else if (ref?.inFile === true) value = undefined
     else if (ref !== undefined) value = copy ? copyOf(ref.value) : ref.value
     if (ref === undefined || value === undefined || valueChecksum(key, value) !== ref.crc)
       throw new ValueCorruptError(this.dir, hexPrefix(key))
@@ -1594,6 +1605,7 @@ export class LmdbStore implements LogStorage {
     if (payloadBytes !== null) this.checkSpace(payloadBytes)
     try {
       return this.root.transactionSync(() => {
+        assert(!this.values.hasStaged, 'values staged outside a write')
         const out = fn()
         this.flushValues()
         return out

@@ -56,8 +56,9 @@ export class ValueFile {
     }
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644)
     try {
-      // Its name must be durable before a transaction refers to it.
-      if (created) syncDir(dirname(path))
+      // Its name must be durable before a transaction refers to it (also when an earlier
+      // process created it and died before this).
+      syncDir(dirname(path))
       const size = fstatSync(fd).size
       if (size < end) {
         throw new Error(
@@ -96,7 +97,7 @@ export class ValueFile {
   }
 
   /** flush writes the staged values and makes them durable (fdatasync). On an error the
-   * staged values stay staged: the caller fails stop. */
+   * caller discards them and fails stop. */
   flush(): void {
     if (this.stagedBytes === 0) return
     let at = this.durableEnd
@@ -146,8 +147,10 @@ export class ValueFile {
   /** read returns a fresh copy of length bytes at offset, or undefined if the file ends
    * before them. Staged values are read from memory. */
   read(offset: number, length: number): Buffer | undefined {
+    if (offset + length > this.stagedEnd) return undefined
     const out = Buffer.allocUnsafe(length)
     if (offset >= this.durableEnd) return this.readStaged(offset, out)
+    if (offset + length > this.durableEnd) return undefined
     let got = 0
     while (got < length) {
       const n = readSync(this.fd, out, got, length - got, offset + got)
