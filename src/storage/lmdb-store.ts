@@ -1563,10 +1563,8 @@ export class LmdbStore implements LogStorage {
   private checkedValue(key: Uint8Array, record: Uint8Array, copy = false): Uint8Array {
     const ref = decodeValueRef(record)
     let value: Uint8Array | undefined
-    // (A damaged length or offset past the file's end is found before anything is read.)
-    if (ref?.inFile === true && ref.offset + ref.length <= this.values.stagedEnd)
-      value = plain(this.values.read(ref.offset, ref.length))
-    else if (ref?.inFile === true) value = undefined
+    // (ValueFile.read finds a damaged length or offset past the file's end before it reads.)
+    if (ref?.inFile === true) value = plain(this.values.read(ref.offset, ref.length))
     else if (ref !== undefined) value = copy ? copyOf(ref.value) : ref.value
     if (ref === undefined || value === undefined || valueChecksum(key, value) !== ref.crc)
       throw new ValueCorruptError(this.dir, hexPrefix(key))
