@@ -1038,6 +1038,15 @@ interface MemoryReport {
   readonly rows: MemoryRow[]
 }
 
+/** stopGracefully stops an oncekv system with SIGTERM first, so that processes run with
+ * ONCEKV_NODE_ARGS='--cpu-prof …' write their profiles; whatever is still running after 10 s
+ * is killed by close(). */
+async function stopGracefully(cluster: Cluster): Promise<void> {
+  const running = cluster.everything().filter((n) => n.running)
+  await Promise.all(running.map((n) => n.signal('SIGTERM', 10_000).catch(() => undefined)))
+  await cluster.close()
+}
+
 async function memoryPhase(): Promise<MemoryReport> {
   progress.set('memory: starting a fresh oncekv system')
   const o = await startOncekv('compare-memory')
@@ -1108,7 +1117,7 @@ async function memoryPhase(): Promise<MemoryReport> {
       limitMiB: kind === 'db' ? 300 : kind === 'cache' ? cacheLimit : undefined,
     }
   })
-  await o.cluster.close()
+  await stopGracefully(o.cluster)
   return {
     keys: memoryKeys,
     written: w.ok,
@@ -1234,11 +1243,7 @@ async function throughputRounds(): Promise<Throughput> {
   await sys.etcd?.cluster.stop()
   for (const r of Object.values(sys.redis)) await r.server.stop()
   await stopChild(sys.bare?.child)
-  // A graceful stop first, so that processes run with ONCEKV_NODE_ARGS='--cpu-prof …' write
-  // their profiles; whatever is still running after 10 s is killed by close().
-  const everyProcess = sys.oncekv?.cluster.everything().filter((n) => n.running) ?? []
-  await Promise.all(everyProcess.map((n) => n.signal('SIGTERM', 10_000).catch(() => undefined)))
-  await sys.oncekv?.cluster.close()
+  if (sys.oncekv) await stopGracefully(sys.oncekv.cluster)
   progress.clear()
 
   return { versions, skipped: sys.skipped, idle, results, summary, ratioList }

@@ -157,15 +157,23 @@ describe('a cluster with a cluster secret', () => {
     await waitFor(
       'the intruders refused on both sides',
       () => {
-        const mine = impostor.logOfLastRun()
-        const leaders = leader.logOfLastRun()
-        return (
-          /does not hold our cluster secret/.test(mine) &&
-          (/"peer":"n5"[^\n]*does not hold our cluster secret/.test(leaders) ||
-            /forbidden|unauthorized/.test(joiner.logOfLastRun()))
-        )
+        const missing: string[] = []
+        if (!/does not hold our cluster secret/.test(impostor.logOfLastRun())) {
+          missing.push(`the impostor refusing a member (running: ${impostor.running})`)
+        }
+        if (
+          !/"peer":"n5"[^\n]*does not hold our cluster secret/.test(leader.logOfLastRun()) &&
+          !/forbidden|unauthorized/.test(joiner.logOfLastRun())
+        ) {
+          missing.push(`the joiner refused (running: ${joiner.running})`)
+        }
+        // (Thrown, the list is quoted if the wait times out.)
+        if (missing.length > 0) throw new Error(`not yet: ${missing.join('; ')}`)
+        return true
       },
-      { timeoutMs: 15_000 },
+      // Both processes start, and the impostor waits out an election timeout: on a loaded
+      // machine that has taken over 15 s once.
+      { timeoutMs: 30_000 },
     )
     t.diagnostic(`n4 joined in ${t1 - t0} ms; intruders refused ${Date.now() - t1} ms later`)
     const s = await impostor.stats()
