@@ -531,7 +531,7 @@ async function main(): Promise<void> {
     await Promise.all(pools.map((p) => p.close().catch(() => undefined)))
     await stopChild(bare)
     clusterClosed = true
-    await c.close()
+    await c.closeGracefully()
   }
 }
 

@@ -1038,15 +1038,6 @@ interface MemoryReport {
   readonly rows: MemoryRow[]
 }
 
-/** stopGracefully stops an oncekv system with SIGTERM first, so that processes run with
- * ONCEKV_NODE_ARGS='--cpu-prof …' write their profiles; whatever is still running after 10 s
- * is killed by close(). */
-async function stopGracefully(cluster: Cluster): Promise<void> {
-  const running = cluster.everything().filter((n) => n.running)
-  await Promise.all(running.map((n) => n.signal('SIGTERM', 10_000).catch(() => undefined)))
-  await cluster.close()
-}
-
 async function memoryPhase(): Promise<MemoryReport> {
   progress.set('memory: starting a fresh oncekv system')
   const o = await startOncekv('compare-memory')
@@ -1117,7 +1108,7 @@ async function memoryPhase(): Promise<MemoryReport> {
       limitMiB: kind === 'db' ? 300 : kind === 'cache' ? cacheLimit : undefined,
     }
   })
-  await stopGracefully(o.cluster)
+  await o.cluster.closeGracefully()
   return {
     keys: memoryKeys,
     written: w.ok,
@@ -1243,7 +1234,7 @@ async function throughputRounds(): Promise<Throughput> {
   await sys.etcd?.cluster.stop()
   for (const r of Object.values(sys.redis)) await r.server.stop()
   await stopChild(sys.bare?.child)
-  if (sys.oncekv) await stopGracefully(sys.oncekv.cluster)
+  await sys.oncekv?.cluster.closeGracefully()
   progress.clear()
 
   return { versions, skipped: sys.skipped, idle, results, summary, ratioList }

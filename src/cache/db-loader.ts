@@ -137,7 +137,6 @@ export class DbLoader {
       this.loads /= 2
       this.hedges /= 2
     }
-    const deadline = AbortSignal.timeout(this.timeoutMs)
     return new Promise((resolve, reject) => {
       // The requests sent and not answered yet (a load asks each member once at most).
       const inFlight = new Map<
@@ -151,7 +150,7 @@ export class DbLoader {
         if (settled) return
         settled = true
         clearTimeout(stepTimer)
-        deadline.removeEventListener('abort', onDeadline)
+        clearTimeout(deadline)
         // The members still asked are given up on. Each took at least this long and counts
         // so: a member that hangs would otherwise stay the favourite, and every later fill
         // would wait the hedge delay for it.
@@ -171,7 +170,11 @@ export class DbLoader {
             ),
           ),
         )
-      deadline.addEventListener('abort', onDeadline)
+      // The deadline aborts every request still in flight (finish does), with a timer
+      // cleared when the load settles. AbortSignal.timeout's timer lives out its full span
+      // and AbortSignal.any links signals per attempt: with them, misses cost the cache
+      // nodes 10-20 % more CPU (bench/NOTES.md, "Misses through the caches").
+      const deadline = setTimeout(onDeadline, this.timeoutMs)
       // failOver gives up on m, which has not answered within its share of the deadline and
       // could not be hedged: it counts as a failure (tried last for a while) and the next
       // member is asked instead.
@@ -219,8 +222,7 @@ export class DbLoader {
         const attempt = { controller, t0 }
         inFlight.set(m, attempt)
         m.reads++
-        const signal = AbortSignal.any([controller.signal, deadline])
-        fetchValue(m.pool, path, signal, this.maxValueBytes, this.headers).then(
+        fetchValue(m.pool, path, controller.signal, this.maxValueBytes, this.headers).then(
           (value) => {
             // An attempt failed over from may still answer first: its answer is as good.
             inFlight.delete(m)

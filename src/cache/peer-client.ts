@@ -68,13 +68,17 @@ export class PeerClient {
       pool = new Pool(peer, { connections: this.connections, ...poolTlsOptions(this.tls, true) })
       this.pools.set(peer, pool)
     }
+    // A timer cleared with the answer (AbortSignal.timeout's lives out its full span).
+    const controller = new AbortController()
+    const ms = this.timeoutMs
+    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${ms} ms`)), ms)
     return fetchValue(
       pool,
       `${PEER_BASE}/kv/${keyPath(key)}`,
-      AbortSignal.timeout(this.timeoutMs),
+      controller.signal,
       this.maxValueBytes,
       this.headers,
-    )
+    ).finally(() => clearTimeout(timer))
   }
 
   /** retain closes the pools of peers that left. */
