@@ -530,8 +530,9 @@ async function main(): Promise<void> {
     progress.clear()
     await Promise.all(pools.map((p) => p.close().catch(() => undefined)))
     await stopChild(bare)
-    clusterClosed = true
+    // (A Ctrl-C during the graceful part still finds the cluster to stop and clean up.)
     await c.closeGracefully()
+    clusterClosed = true
   }
 }
 

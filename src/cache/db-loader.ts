@@ -171,9 +171,10 @@ export class DbLoader {
           ),
         )
       // The deadline aborts every request still in flight (finish does), with a timer
-      // cleared when the load settles. AbortSignal.timeout's timer lives out its full span
+      // cleared when the load settles (finish, its only reader, runs after this line:
+      // next() is first called below). AbortSignal.timeout's timer lives out its full span
       // and AbortSignal.any links signals per attempt: with them, misses cost the cache
-      // nodes 10-20 % more CPU (bench/NOTES.md, "Misses through the caches").
+      // nodes 4-23 % more CPU (bench/NOTES.md, "Misses through the caches").
       const deadline = setTimeout(onDeadline, this.timeoutMs)
       // failOver gives up on m, which has not answered within its share of the deadline and
       // could not be hedged: it counts as a failure (tried last for a while) and the next

@@ -68,17 +68,17 @@ export class PeerClient {
       pool = new Pool(peer, { connections: this.connections, ...poolTlsOptions(this.tls, true) })
       this.pools.set(peer, pool)
     }
+    const path = `${PEER_BASE}/kv/${keyPath(key)}`
     // A timer cleared with the answer (AbortSignal.timeout's lives out its full span).
     const controller = new AbortController()
     const ms = this.timeoutMs
-    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${ms} ms`)), ms)
-    return fetchValue(
-      pool,
-      `${PEER_BASE}/kv/${keyPath(key)}`,
-      controller.signal,
-      this.maxValueBytes,
-      this.headers,
-    ).finally(() => clearTimeout(timer))
+    const timer = setTimeout(
+      () => controller.abort(new Error(`${peer} did not answer within ${ms} ms`)),
+      ms,
+    )
+    return fetchValue(pool, path, controller.signal, this.maxValueBytes, this.headers).finally(() =>
+      clearTimeout(timer),
+    )
   }
 
   /** retain closes the pools of peers that left. */

@@ -977,8 +977,6 @@ export class Cluster {
     console.error(lines.join('\n'))
   }
 
-  /** close kills every member still running (SIGKILL), waits for them, and removes the temp
-   * directory unless a failure was reported. */
   /** closeGracefully stops every process with SIGTERM first, so that processes run with
    * ONCEKV_NODE_ARGS='--cpu-prof …' write their profiles, then closes: whatever still runs
    * after timeoutMs is killed. */
@@ -988,6 +986,8 @@ export class Cluster {
     await this.close()
   }
 
+  /** close kills every member still running (SIGKILL), waits for them, and removes the temp
+   * directory unless a failure was reported. */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
