@@ -13,16 +13,20 @@ import {
 
 describe('missingDbNodeFlags', () => {
   it('names the flags a process was started without, and none once given (any value)', () => {
+    const [heap, young] = DB_NODE_FLAGS
+    assert.deepEqual(DB_NODE_FLAGS, ['--initial-heap-size=128', '--max-semi-space-size=8'])
     assert.deepEqual(missingDbNodeFlags([]), [...DB_NODE_FLAGS])
-    assert.deepEqual(missingDbNodeFlags(['--import', 'tsx', '--max-semi-space-size=2']), [
-      ...DB_NODE_FLAGS,
-    ])
     assert.deepEqual(missingDbNodeFlags([...DB_NODE_FLAGS]), [])
-    assert.deepEqual(missingDbNodeFlags(['--initial-heap-size=256']), [])
+    // Each flag on its own: another value is the operator's choice.
+    assert.deepEqual(missingDbNodeFlags(['--import', 'tsx', '--max-semi-space-size=2']), [heap])
+    assert.deepEqual(missingDbNodeFlags(['--initial-heap-size=256']), [young])
     // V8's other spelling, the value as the next argument, and the flag that does the same.
-    assert.deepEqual(missingDbNodeFlags(['--initial_heap_size=128']), [])
-    assert.deepEqual(missingDbNodeFlags(['--initial-heap-size', '128']), [])
-    assert.deepEqual(missingDbNodeFlags(['--initial-old-space-size=128']), [])
+    assert.deepEqual(missingDbNodeFlags(['--initial_heap_size=128', '--max_semi_space_size=8']), [])
+    assert.deepEqual(missingDbNodeFlags(['--initial-heap-size', '128']), [young])
+    assert.deepEqual(missingDbNodeFlags(['--initial-old-space-size=128']), [young])
+    // The young generation's cap may come through NODE_OPTIONS (the heap's may not).
+    assert.deepEqual(missingDbNodeFlags([], '--max-semi-space-size=4'), [heap])
+    assert.deepEqual(missingDbNodeFlags([], '--initial-heap-size=128'), [...DB_NODE_FLAGS])
   })
 })
 

@@ -172,17 +172,21 @@ export function registerDb(program: Command): void {
       console.error(`oncekv db: could not start: ${(e as Error).message}`)
       process.exit(1)
     }
-    const missing = missingDbNodeFlags(process.execArgv)
-    if (missing.length > 0)
+    const missing = missingDbNodeFlags(process.execArgv, process.env.NODE_OPTIONS)
+    if (missing.length > 0) {
+      const heapMissing = missing.includes(DB_NODE_FLAGS[0] as string)
       node.log.info(
         { event: 'node_flags', missing, set: heapFlag ?? null },
         `started without the Node.js flag ${missing.join(' ')} (node ${DB_NODE_FLAGS.join(' ')} ` +
-          'bin/oncekv.js db ...): ' +
-          (heapFlag !== undefined
-            ? `set ${heapFlag} instead, which does nearly as much`
-            : 'kept the --heap-growing-percent given') +
+          'bin/oncekv.js db ...)' +
+          (!heapMissing
+            ? ''
+            : heapFlag !== undefined
+              ? `: set ${heapFlag} instead, which does nearly as much`
+              : ': kept the --heap-growing-percent given') +
           ' (see src/db/node-flags.ts)',
       )
+    }
     runUntilSignal('db', node.log, () => node.shutdown())
   })
 }
