@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8'
 import { anyFlagGiven } from '../base/index.ts'
 
 /** HEAP_FLAG gives V8 a 128 MiB initial heap (DB_NODE_FLAGS, below, says why). */
-const HEAP_FLAG = '--initial-heap-size=128'
+export const HEAP_FLAG = '--initial-heap-size=128'
 
 /**
  * YOUNG_FLAG caps V8's young generation at 8 MiB per semi-space (16 MiB by default). A member
@@ -16,12 +16,13 @@ const HEAP_FLAG = '--initial-heap-size=128'
  * cap, one memory phase of the benchmark (2026-11-29 05:22, 1,000,000 writes of 100 B, then
  * reading them all back through the caches) left the members at 268-288 MiB after the writes
  * and 227-272 after the read-back, against 278-306 and 234-286 in the full run just before
- * without it. Writes side by side (2 alternating pairs, 100 B and 4 KiB, C=16 and C=128, 6 s):
+ * without it (one run each; uncapped runs have differed by 9 MiB at the peak between
+ * themselves, so this shows the order of the saving, not its size). Writes side by side (2 alternating pairs, 100 B and 4 KiB, C=16 and C=128, 6 s):
  * 2,144-2,208 against 1,644-2,443 a second at 100 B C=16, 4,173-4,377 against 3,584-4,746 at
  * C=128, 1,604-1,707 against 1,599-1,627 and 2,625-2,884 against 2,614-2,699 at 4 KiB: within
- * the noise. NODE_OPTIONS may hold this one.
+ * the noise: no difference seen. NODE_OPTIONS may hold this one.
  */
-const YOUNG_FLAG = '--max-semi-space-size=8'
+export const YOUNG_FLAG = '--max-semi-space-size=8'
 
 /**
  * DB_NODE_FLAGS give V8 a 128 MiB initial heap (and cap the young generation: YOUNG_FLAG,
@@ -73,8 +74,8 @@ export function missingDbNodeFlags(
 /** runtimeHeapFlag is the V8 flag a member sets for itself at start, given the flags its
  * process was started with (execArgv): RUNTIME_HEAP_FLAG when it was started without a flag
  * that sizes the heap (HEAP_FLAG) and the operator gave no growing percent of their own, else
- * none. NODE_OPTIONS cannot hold either flag (Node.js refuses them there), so execArgv is all
- * there is to look at. (The young generation's cap has no run-time stand-in: a member
+ * none. NODE_OPTIONS can hold neither HEAP_FLAG nor RUNTIME_HEAP_FLAG (Node.js refuses them
+ * there), so execArgv is all there is to look at. (The young generation's cap has no run-time stand-in: a member
  * started without it runs with V8's default, 16 MiB per semi-space.) */
 export function runtimeHeapFlag(execArgv: readonly string[]): string | undefined {
   if (anyFlagGiven(execArgv, START_HEAP_FLAGS)) return undefined

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { before, describe, it } from 'node:test'
 import { CACHE_NODE_FLAGS, RUNTIME_YOUNG_FLAG } from '../../src/cache/node-flags.ts'
-import { DB_NODE_FLAGS, RUNTIME_HEAP_FLAG } from '../../src/db/node-flags.ts'
+import { DB_NODE_FLAGS, HEAP_FLAG, RUNTIME_HEAP_FLAG, YOUNG_FLAG } from '../../src/db/node-flags.ts'
 import type { DbStats } from '../../src/protocol/index.ts'
 import { encodeHello, encodeMessages, PROTOCOL_VERSION } from '../../src/transport/codec.ts'
 import { waitFor, type CacheProcess, type Cluster, type DbProcess } from './cluster.ts'
@@ -671,5 +671,16 @@ describe('a member and a cache node started by hand, without the Node.js flags',
       assert.equal(got.status, 200, url)
       assert.equal(await got.text(), 'v', url)
     }
+  })
+
+  it("name the young generation's cap alone when only it is missing", async () => {
+    const cluster = await clusters.start({ name: 'noyoung', size: 1, nodeFlags: [HEAP_FLAG] })
+    const [n] = cluster.all()
+    assert.ok(n)
+    const member = await flagsLine(n)
+    assert.deepEqual(member.missing, [YOUNG_FLAG])
+    assert.equal(member.set, null)
+    assert.match(member.msg, /flag --max-semi-space-size=8 .*16 MiB per semi-space/)
+    assert.doesNotMatch(member.msg, /heap-growing/)
   })
 })

@@ -1,6 +1,12 @@
 // `oncekv db`: run one database member until SIGTERM or SIGINT.
 import type { Command } from 'commander'
-import { DB_NODE_FLAGS, missingDbNodeFlags, setRuntimeHeapFlag } from '../../db/node-flags.ts'
+import {
+  DB_NODE_FLAGS,
+  HEAP_FLAG,
+  missingDbNodeFlags,
+  setRuntimeHeapFlag,
+  YOUNG_FLAG,
+} from '../../db/node-flags.ts'
 import type { DbNode } from '../../db/node.ts'
 import type { LimitFlags } from '../../http/limits.ts'
 import { KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT } from '../../protocol/index.ts'
@@ -108,8 +114,9 @@ export function registerDb(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   addServerOptions(cmd, DB_SECRETS).action(async (flags: DbFlags) => {
     const security = serverSecurity(program, 'db', flags, DB_SECRETS, ['--raft', flags.raft])
-    // Started without DB_NODE_FLAGS (by hand, not by a launcher): their run-time stand-in. V8
-    // reads it at each full collection; set before the member starts, it covers all of them.
+    // Started without the heap flag of DB_NODE_FLAGS (by hand, not by a launcher): its
+    // run-time stand-in. V8 reads it at each full collection; set before the member starts, it
+    // covers all of them. (The young generation's cap has none.)
     const heapFlag = setRuntimeHeapFlag(process.execArgv)
     // Loaded here, not at the top: the data commands (put, get…) start without them.
     const { DbNode } = await import('../../db/node.ts')
@@ -174,17 +181,22 @@ export function registerDb(program: Command): void {
     }
     const missing = missingDbNodeFlags(process.execArgv, process.env.NODE_OPTIONS)
     if (missing.length > 0) {
-      const heapMissing = missing.includes(DB_NODE_FLAGS[0] as string)
+      const instead: string[] = []
+      if (missing.includes(HEAP_FLAG)) {
+        instead.push(
+          heapFlag !== undefined
+            ? `set ${heapFlag} instead, which does nearly as much`
+            : 'kept the --heap-growing-percent given',
+        )
+      }
+      if (missing.includes(YOUNG_FLAG)) {
+        instead.push("runs with V8's young generation of 16 MiB per semi-space instead")
+      }
       node.log.info(
         { event: 'node_flags', missing, set: heapFlag ?? null },
-        `started without the Node.js flag ${missing.join(' ')} (node ${DB_NODE_FLAGS.join(' ')} ` +
-          'bin/oncekv.js db ...)' +
-          (!heapMissing
-            ? ''
-            : heapFlag !== undefined
-              ? `: set ${heapFlag} instead, which does nearly as much`
-              : ': kept the --heap-growing-percent given') +
-          ' (see src/db/node-flags.ts)',
+        `started without the Node.js flag${missing.length > 1 ? 's' : ''} ${missing.join(' ')} ` +
+          `(node ${DB_NODE_FLAGS.join(' ')} bin/oncekv.js db ...): ${instead.join('; ')} ` +
+          '(see src/db/node-flags.ts)',
       )
     }
     runUntilSignal('db', node.log, () => node.shutdown())
