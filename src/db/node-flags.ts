@@ -17,25 +17,26 @@ export const HEAP_FLAG = '--initial-heap-size=128'
  * reading them all back through the caches) left the members at 268-288 MiB after the writes
  * and 227-272 after the read-back, against 278-306 and 234-286 in the full run just before
  * without it (one run each; uncapped runs have differed by 9 MiB at the peak between
- * themselves, so this shows the order of the saving, not its size). Writes side by side (2 alternating pairs, 100 B and 4 KiB, C=16 and C=128, 6 s):
- * 2,144-2,208 against 1,644-2,443 a second at 100 B C=16, 4,173-4,377 against 3,584-4,746 at
- * C=128, 1,604-1,707 against 1,599-1,627 and 2,625-2,884 against 2,614-2,699 at 4 KiB: within
- * the noise: no difference seen. NODE_OPTIONS may hold this one.
+ * themselves, so this shows the order of the saving, not its size). Writes side by side (2
+ * alternating pairs, 100 B and 4 KiB, C=16 and C=128, 6 s): 2,144-2,208 against 1,644-2,443
+ * a second at 100 B C=16, 4,173-4,377 against 3,584-4,746 at C=128, 1,604-1,707 against
+ * 1,599-1,627 and 2,625-2,884 against 2,614-2,699 at 4 KiB: no difference seen within the
+ * noise. NODE_OPTIONS may hold this one.
  */
 export const YOUNG_FLAG = '--max-semi-space-size=8'
 
 /**
  * DB_NODE_FLAGS give V8 a 128 MiB initial heap (and cap the young generation: YOUNG_FLAG,
- * above). Without the first, a member taking writes of 4 KiB
- * values keeps its old generation just above its live ~20 MiB and runs a full mark-compact
- * every 200-300 ms (V8's trace: "GC in old space requested", ~5 MiB freed each time, 5-25 ms
- * pauses that every request in flight waits out). With it, the limit stays at about 44 MiB and
- * a mark-compact comes every 8-12 s. Measured side by side (two 3-member clusters, same build,
- * alternating 4 s runs, medians): writes of 4 KiB at C=16 1,168 -> 1,587 per second, CPU per
- * write (3 members) 1,145 -> 750 µs, p99 42.1 -> 24.7 ms; at C=128 2,260 -> 2,899 per second,
- * 664 -> 462 µs, p99 118 -> 106 ms; 100 B writes and reads unchanged. --initial-old-space-size
- * does the same. Cost: the heap grows further between collections: 20-50 MiB more resident
- * after such a run, 45-70 MiB more for a member holding 1,000,000 keys (bench/NOTES.md).
+ * above). Without the first, a member taking writes of 4 KiB values keeps its old generation
+ * just above its live ~20 MiB and runs a full mark-compact every 200-300 ms (V8's trace: "GC in
+ * old space requested", ~5 MiB freed each time, 5-25 ms pauses that every request in flight
+ * waits out). With it, the limit stays at about 44 MiB and a mark-compact comes every 8-12 s.
+ * Measured side by side (two 3-member clusters, same build, alternating 4 s runs, medians):
+ * writes of 4 KiB at C=16 1,168 -> 1,587 per second, CPU per write (3 members) 1,145 -> 750 µs,
+ * p99 42.1 -> 24.7 ms; at C=128 2,260 -> 2,899 per second, 664 -> 462 µs, p99 118 -> 106 ms;
+ * 100 B writes and reads unchanged. --initial-old-space-size does the same. Cost: the heap
+ * grows further between collections: 20-50 MiB more resident after such a run, 45-70 MiB more
+ * for a member holding 1,000,000 keys (bench/NOTES.md).
  */
 export const DB_NODE_FLAGS: readonly string[] = [HEAP_FLAG, YOUNG_FLAG]
 
@@ -75,8 +76,8 @@ export function missingDbNodeFlags(
  * process was started with (execArgv): RUNTIME_HEAP_FLAG when it was started without a flag
  * that sizes the heap (HEAP_FLAG) and the operator gave no growing percent of their own, else
  * none. NODE_OPTIONS can hold neither HEAP_FLAG nor RUNTIME_HEAP_FLAG (Node.js refuses them
- * there), so execArgv is all there is to look at. (The young generation's cap has no run-time stand-in: a member
- * started without it runs with V8's default, 16 MiB per semi-space.) */
+ * there), so execArgv is all there is to look at. (The young generation's cap has no run-time
+ * stand-in: a member started without it runs with V8's default, 16 MiB per semi-space.) */
 export function runtimeHeapFlag(execArgv: readonly string[]): string | undefined {
   if (anyFlagGiven(execArgv, START_HEAP_FLAGS)) return undefined
   if (anyFlagGiven(execArgv, [RUNTIME_HEAP_FLAG])) return undefined
