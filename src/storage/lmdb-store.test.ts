@@ -35,6 +35,7 @@ import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.
 import { decodeMembers, type Members } from './members.ts'
 import { decodeMetaRecord, encodeMetaRecord } from './meta-record.ts'
 import { encodeValueRecord } from './value-record.ts'
+import { encodeWalRecord, FILE_MAGIC, Wal } from './wal.ts'
 
 const enc = new TextEncoder()
 const MEMBERS: Members = {
@@ -629,19 +630,27 @@ describe('LmdbStore', () => {
       const file = join(dir, WAL_FILE)
       const full = readFileSync(file)
 
-      // A bit flipped in the first of three records.
+      // A bit flipped in the first of three records (after the 16-byte file header).
       const damaged = Buffer.from(full)
-      flipBit(damaged, 20, 0x01)
+      flipBit(damaged, 36, 0x01)
       writeFileSync(file, damaged)
       assertCorrupt(
         dir,
-        /wal\.log: the record at byte 0 fails its checksum, with \d+ bytes after it/,
+        /wal\.log: the record at byte 16 is damaged, and record \d+ \(at byte \d+\) comes after it/,
       )
       // A bit flipped in its length: caught by the header's own checksum.
       const badLength = Buffer.from(full)
-      flipBit(badLength, 1, 0x40)
+      flipBit(badLength, 17, 0x40)
       writeFileSync(file, badLength)
-      assertCorrupt(dir, /wal\.log: the record at byte 0 has a damaged header/)
+      assertCorrupt(
+        dir,
+        /wal\.log: the record at byte 16 is damaged, and record \d+ \(at byte \d+\) comes after it/,
+      )
+      // A bit flipped in the file header.
+      const badHeader = Buffer.from(full)
+      flipBit(badHeader, 9, 0x02)
+      writeFileSync(file, badHeader)
+      assertCorrupt(dir, /wal\.log: the file header is damaged/)
 
       // The last record cut short (its fdatasync never returned): dropped.
       writeFileSync(file, full.subarray(0, full.byteLength - 5))
@@ -661,6 +670,96 @@ describe('LmdbStore', () => {
       // The file lost (a checkpoint recorded it): refused, not started without its records.
       rmSync(file)
       assertCorrupt(dir, /wal\.log is missing, and the data file says there was one/)
+    })
+
+    it('writes over the records a checkpoint covers, from the start of the file, and reads back only the newest', async () => {
+      const boot = bootstrapped(noClock)
+      const dir = boot.dir
+      let store = boot.store
+      const file = join(dir, WAL_FILE)
+      for (let i = 2; i <= 7; i++) {
+        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 300) })
+      }
+      const longest = statSync(file).size
+      store.flushApplied()
+      // Two shorter records now lie over the first of the six LMDB holds; the file keeps
+      // its size (a flush of the data alone), the older records stay past them.
+      for (let i = 8; i <= 9; i++) {
+        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 20) })
+      }
+      assert.equal(statSync(file).size, longest)
+      await store.close()
+      const whole = readFileSync(file)
+      assert.deepEqual(whole.subarray(0, 8), FILE_MAGIC)
+      // The second of the two torn (its last bytes never landed): dropped; the older records
+      // after it, which LMDB holds, are no sign of damage.
+      const second = 16 + 12 + whole.readUInt32LE(16)
+      const secondEnd = second + 12 + whole.readUInt32LE(second)
+      const torn = Buffer.from(whole)
+      torn.fill(0xee, secondEnd - 10, secondEnd)
+      writeFileSync(file, torn)
+      store = openStore(dir, noClock)
+      assert.equal(store.lastIndex(), 8)
+      assert.deepEqual(store.initialState().hardState, term1(7))
+      await store.close()
+      // Both whole: the first is in LMDB now (open checkpointed it), the second is replayed.
+      writeFileSync(file, whole)
+      store = openStore(dir, noClock)
+      assert.equal(store.lastIndex(), 9)
+      assert.deepEqual(store.initialState().hardState, term1(8))
+      assert.deepEqual(
+        store.entries(6, 10, Infinity).map((e) => e.data.byteLength),
+        [300, 300, 20, 20],
+      )
+      await store.close()
+    })
+
+    it('reads a write-ahead file of the older layout and gives it a file header once a checkpoint covers it', async () => {
+      const boot = bootstrapped(noClock)
+      const dir = boot.dir
+      let store = boot.store
+      const file = join(dir, WAL_FILE)
+      for (let i = 2; i <= 4; i++) {
+        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 50) })
+      }
+      await store.close()
+      // The same records as an older oncekv wrote them: no file header, checksums from 0.
+      const opened = Wal.open(file, 0)
+      opened.wal.close()
+      assert.equal(opened.records.length, 3)
+      const legacy = Buffer.concat(opened.records.map((r) => encodeWalRecord(r, 0)))
+      writeFileSync(file, legacy)
+      // And the store as version 4 recorded it: opened, it records version 5.
+      const raw = openRaw(dir)
+      raw.root.transactionSync(() => raw.meta.putSync('format', encodeMetaRecord(4)))
+      await raw.root.close()
+      // A record of the older layout damaged before the end is refused as before.
+      const damaged = Buffer.from(legacy)
+      flipBit(damaged, 20, 0x01)
+      writeFileSync(file, damaged)
+      assertCorrupt(
+        dir,
+        /wal\.log: the record at byte 0 fails its checksum, with \d+ bytes after it/,
+      )
+      writeFileSync(file, legacy)
+      store = openStore(dir, noClock)
+      assert.equal(store.lastIndex(), 4)
+      assert.deepEqual(store.initialState().hardState, term1(3))
+      // open() checkpointed them: the next append cuts the file and gives it a header.
+      assert.deepEqual(readFileSync(file), legacy)
+      await store.writeReadyAsync({ hardState: term1(4), entries: makeEntries(5, [1], 50) })
+      assert.deepEqual(readFileSync(file).subarray(0, 8), FILE_MAGIC)
+      store = await reopen(store, dir, noClock)
+      assert.equal(store.lastIndex(), 5)
+      assert.deepEqual(store.initialState().hardState, term1(4))
+      await store.close()
+      const check = openRaw(dir)
+      try {
+        const format = decodeMetaRecord(check.meta.getBinary('format') as Uint8Array)
+        assert.deepEqual(format, { ok: true, value: 5 })
+      } finally {
+        await check.root.close()
+      }
     })
 
     it('replaces entries in LMDB and in the tail, across a checkpoint and a restart', async () => {

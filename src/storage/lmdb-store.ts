@@ -16,9 +16,11 @@
 // with one fdatasync (an LMDB commit costs two) and keeps the records in memory (walTail);
 // a checkpoint is an LMDB write transaction through writePending, which also writes the
 // tail, the hard state and the last record's sequence number ('walSeq'), after which the
-// file is emptied before the next append. Checkpoints come with the first Ready after
-// CHECKPOINT_MS, a big Ready, a compaction or a received snapshot, and with every other write
-// transaction that writes the pending state (flushApplied, compact, apply, writeReady).
+// next append writes from the start of the file again, over the records LMDB now holds
+// (the file is recycled, never cut: wal.ts says why and how it is read). Checkpoints come
+// with the first Ready after CHECKPOINT_MS, a big Ready, a compaction or a received snapshot,
+// and with every other write transaction that writes the pending state (flushApplied,
+// compact, apply, writeReady).
 // open() replays the records past 'walSeq' and checkpoints them. The log is LMDB's keys up
 // to the first tail index, then walTail; LMDB keys past last may linger until a checkpoint.
 //
@@ -74,7 +76,7 @@ import {
   encodeLogRecord,
   logRecordIndex,
 } from './log-record.ts'
-import { encodeWalRecord, Wal, type WalRecord } from './wal.ts'
+import { Wal, type WalRecord } from './wal.ts'
 import { ValueFile } from './value-file.ts'
 import {
   decodeValueRef,
@@ -112,9 +114,11 @@ export const KEY_BYTES_MAX = 1978
 
 /** FORMAT_VERSION is the layout version written in every store's 'format' record. Version
  * 3 adds the write-ahead file (wal.log); version 4 the value file (values.dat), with the
- * 'keys' database of references in place of 'kv'. Version 2 and 3 stores are upgraded in
- * place on open. */
-export const FORMAT_VERSION = 4
+ * 'keys' database of references in place of 'kv'; version 5 the recycled write-ahead file
+ * (a file header, checksums from its salt: wal.ts), which an older oncekv would take for a
+ * damaged one. Version 2, 3 and 4 stores are upgraded in place on open (a version 4 store's
+ * write-ahead file gets its header once a checkpoint covers it). */
+export const FORMAT_VERSION = 5
 
 /** VALUES_FILE is the value file's name in the store's directory (value-file.ts). */
 export const VALUES_FILE = 'values.dat'
@@ -425,7 +429,7 @@ export class LmdbStore implements LogStorage {
       let created = false
       if (opts.wal !== false || existsSync(join(dir, WAL_FILE))) {
         try {
-          const opened = Wal.open(join(dir, WAL_FILE))
+          const opened = Wal.open(join(dir, WAL_FILE), store.readMeta('walSeq', parseIndex) ?? 0)
           wal = opened.wal
           records = opened.records
           created = opened.created
@@ -709,13 +713,14 @@ export class LmdbStore implements LogStorage {
   // data, a commit-only hard state and log keys to trim wait for the next checkpoint.
   private async appendReady(wal: Wal, rd: ReadyWrite, plan: ReadyPlan): Promise<void> {
     const records = rd.entries.map(encodeLogRecord)
-    const bytes = encodeWalRecord({ seq: this.walSeq + 1, hardState: plan.hard, entries: records })
+    const rec = { seq: this.walSeq + 1, hardState: plan.hard, entries: records }
     await this.exclusively(async () => {
       try {
         // A checkpoint committed with transactionSync is durable on return (module
-        // comment); the file is emptied before this append only once lmdb-js says so too.
+        // comment); this append writes over the records it covers only once lmdb-js says so
+        // too.
         await this.root.flushed
-        await wal.append(bytes)
+        await wal.append(rec)
       } catch (err) {
         throw this.failed(err)
       }
@@ -1276,13 +1281,14 @@ export class LmdbStore implements LogStorage {
       }
       this.openValueFile()
       this.write(() => this.putMeta('format', FORMAT_VERSION))
-    } else if (format === 2 || format === 3 || format === FORMAT_VERSION) {
+    } else if (format >= 2 && format <= FORMAT_VERSION) {
       // Version 3 only adds the write-ahead file, which a version 2 store does not have;
       // version 4 moves the values (upgradeValues, whose first transaction writes the new
       // version, so that an older oncekv refuses a store halfway through; an upgrade cut
-      // short goes on here).
+      // short goes on here); version 5 changes only the write-ahead file (wal.ts reads both
+      // layouts), and records the version now so that an older oncekv refuses the store.
       this.openValueFile()
-      if (format !== FORMAT_VERSION || this.legacyKvDb.getKeysCount() > 0) this.upgradeValues()
+      if (format < 4 || this.legacyKvDb.getKeysCount() > 0) this.upgradeValues()
       if (format !== FORMAT_VERSION) this.write(() => this.putMeta('format', FORMAT_VERSION))
     } else {
       throw this.corrupt(
@@ -1311,7 +1317,7 @@ export class LmdbStore implements LogStorage {
     }
     this.wal = wal
     const replayed = this.replayWal(records)
-    // Records a checkpoint covers already (it committed, the file was not emptied yet).
+    // Records a checkpoint covers already (it committed; no append has written over them yet).
     if (replayed === 0 && records.length > 0) wal?.checkpointed()
 
     const base = this.snap.index

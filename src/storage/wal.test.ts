@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, it } from 'node:test'
+import { encodeFileHeader, encodeWalRecord, FILE_MAGIC, Wal, type WalRecord } from './wal.ts'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+function walPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'oncekv-wal-'))
+  dirs.push(dir)
+  return join(dir, 'wal.log')
+}
+
+function rec(seq: number, bytes = 40): WalRecord {
+  return { seq, hardState: undefined, entries: [new Uint8Array(bytes).fill(seq)] }
+}
+
+// file writes a file of the recycled layout with salt and the given records, in order.
+function file(path: string, salt: number, records: readonly Buffer[]): void {
+  writeFileSync(path, Buffer.concat([encodeFileHeader(salt), ...records]))
+}
+
+function open(path: string, covered = 0): WalRecord[] {
+  const { wal, records } = Wal.open(path, covered)
+  wal.close()
+  return records
+}
+
+describe('Wal', () => {
+  it('gives a new file a header, and writes over covered records from its start', async () => {
+    const path = walPath()
+    const { wal, records, created } = Wal.open(path)
+    assert.equal(created, true)
+    assert.deepEqual(records, [])
+    assert.deepEqual(readFileSync(path).subarray(0, 8), FILE_MAGIC)
+    for (let seq = 1; seq <= 3; seq++) await wal.append(rec(seq, 100))
+    const size = statSync(path).size
+    wal.checkpointed()
+    assert.equal(wal.bytes, 0)
+    await wal.append(rec(4, 10))
+    assert.equal(statSync(path).size, size)
+    wal.close()
+    // Record 4, then the rest of the older ones: covered, so no sign of damage.
+    assert.deepEqual(
+      open(path, 3).map((r) => r.seq),
+      [4],
+    )
+  })
+
+  it('takes an empty or all-zero file as new', () => {
+    for (const bytes of [Buffer.alloc(0), Buffer.alloc(9), Buffer.alloc(4096)]) {
+      const path = walPath()
+      writeFileSync(path, bytes)
+      assert.deepEqual(open(path), [])
+      assert.deepEqual(readFileSync(path).subarray(0, 8), FILE_MAGIC)
+    }
+  })
+
+  it('never reads bytes whose checksums do not start from the salt as a record', () => {
+    const path = walPath()
+    // Record 2 as a user's value could hold it: checksums from 0, not from the file's salt.
+    file(path, 77, [encodeWalRecord(rec(1), 77), encodeWalRecord(rec(2), 0)])
+    assert.deepEqual(
+      open(path).map((r) => r.seq),
+      [1],
+    )
+    file(path, 77, [encodeWalRecord(rec(1), 77), encodeWalRecord(rec(2), 77)])
+    assert.deepEqual(
+      open(path).map((r) => r.seq),
+      [1, 2],
+    )
+  })
+
+  it('refuses a damaged record with a newer one after it, and a gap', () => {
+    const path = walPath()
+    const first = encodeWalRecord(rec(5), 9)
+    const damaged = Buffer.from(first)
+    damaged[30] = (damaged[30] ?? 0) ^ 1
+    file(path, 9, [damaged, encodeWalRecord(rec(6), 9)])
+    assert.throws(
+      () => open(path, 4),
+      /the record at byte 16 is damaged, and record 6 \(at byte \d+\) comes after it/,
+    )
+    // The same bytes when a checkpoint covers record 6: older records past the end.
+    assert.deepEqual(open(path, 6), [])
+    // A torn last record: dropped.
+    file(path, 9, [first, damaged])
+    assert.deepEqual(
+      open(path, 4).map((r) => r.seq),
+      [5],
+    )
+    file(path, 9, [first, encodeWalRecord(rec(7), 9)])
+    assert.throws(() => open(path, 4), /record 7 follows record 5/)
+  })
+
+  it('reads a file of the older layout, appends to it, and gives it a header once emptied', async () => {
+    const path = walPath()
+    writeFileSync(
+      path,
+      Buffer.concat([encodeWalRecord(rec(1), 0), encodeWalRecord(rec(2), 0), Buffer.alloc(7)]),
+    )
+    const { wal, records } = Wal.open(path, 0)
+    assert.deepEqual(
+      records.map((r) => r.seq),
+      [1, 2],
+    )
+    // Bytes past the last record (a torn one): cut, then record 3 in the older layout.
+    await wal.append(rec(3))
+    assert.notDeepEqual(readFileSync(path).subarray(0, 8), FILE_MAGIC)
+    assert.deepEqual(
+      open(path).map((r) => r.seq),
+      [1, 2, 3],
+    )
+    wal.checkpointed()
+    await wal.append(rec(4))
+    wal.close()
+    assert.deepEqual(readFileSync(path).subarray(0, 8), FILE_MAGIC)
+    assert.deepEqual(
+      open(path, 3).map((r) => r.seq),
+      [4],
+    )
+  })
+})
