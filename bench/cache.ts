@@ -27,7 +27,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { parseArgs } from 'node:util'
+import { scriptArgs } from '../test/script-args.ts'
 import { Pool } from 'undici'
 import { HashRing } from '../src/cache/ring.ts'
 import { Cluster, type CacheProcess } from '../test/e2e/cluster.ts'
@@ -48,8 +48,11 @@ import {
   writeJson,
 } from './servers.ts'
 
-const { values: args } = parseArgs({
-  options: {
+const args = scriptArgs(
+  'usage: npm run bench:cache -- [--seconds 5] [--warmup 1] [--concurrency 1,16,128] ' +
+    '[--keys 10000] [--miss-keys 15000] [--runs bare,hit-1,hit-3,miss,absent] ' +
+    '[--json bench-results/cache.json] [--quiet-wait 15]',
+  {
     seconds: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '1,16,128' },
@@ -59,7 +62,7 @@ const { values: args } = parseArgs({
     json: { type: 'string', default: 'bench-results/cache.json' },
     'quiet-wait': { type: 'string', default: '15' },
   },
-})
+)
 const seconds = Number(args.seconds)
 const warmupSeconds = Number(args.warmup)
 const concurrencies = args.concurrency.split(',').map(Number)

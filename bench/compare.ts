@@ -47,7 +47,6 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { HashRing } from '../src/cache/ring.ts'
 import { Cluster, type CacheProcess, type DbProcess } from '../test/e2e/cluster.ts'
@@ -73,11 +72,16 @@ import {
   writeJson,
   type BareServer,
 } from './servers.ts'
+import { scriptArgs } from '../test/script-args.ts'
 
 // ------------------------------------------------------------------ options
 
-const { values: args } = parseArgs({
-  options: {
+const args = scriptArgs(
+  'usage: npm run bench:compare -- [--quick] [--seconds 8] [--warmup 2] [--rounds 2] ' +
+    '[--concurrency 1,16,128] [--sizes 100,4096] [--read-keys 10000] [--memory-keys 1000000] ' +
+    '[--systems oncekv,etcd,redis,bare] [--ops write,read,missing] [--quiet-wait 5] [--prime 2] ' +
+    '[--no-install] [--json FILE]',
+  {
     quick: { type: 'boolean', default: false },
     seconds: { type: 'string' },
     warmup: { type: 'string' },
@@ -92,17 +96,8 @@ const { values: args } = parseArgs({
     prime: { type: 'string' },
     'no-install': { type: 'boolean', default: false },
     json: { type: 'string' },
-    help: { type: 'boolean', default: false },
   },
-})
-if (args.help) {
-  console.log(
-    'npm run bench:compare -- [--quick] [--seconds 8] [--warmup 2] [--rounds 2] ' +
-      '[--concurrency 1,16,128] [--sizes 100,4096] [--read-keys 10000] [--memory-keys 1000000] ' +
-      '[--systems oncekv,etcd,redis,bare] [--ops write,read,missing] [--quiet-wait 5] [--prime 2] [--no-install] [--json FILE]',
-  )
-  process.exit(0)
-}
+)
 const quick = args.quick
 /** opt is a flag's value, else its --quick default, else its full default. */
 const opt = (v: string | undefined, full: string, q: string): string => v ?? (quick ? q : full)

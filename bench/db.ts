@@ -7,19 +7,21 @@
 //
 // The load generator runs on the same 2 cores as the cluster: figures are a floor, and the
 // CPU each member used per operation is printed beside them.
-import { parseArgs } from 'node:util'
+import { scriptArgs } from '../test/script-args.ts'
 import { Pool } from 'undici'
 import { Cluster, type DbProcess } from '../test/e2e/cluster.ts'
 import { closedLoop, forEachBounded, Progress } from './load-loop.ts'
 
-const { values: args } = parseArgs({
-  options: {
+const args = scriptArgs(
+  'usage: npm run bench:db -- [--seconds 5] [--load-keys 1000000] [--concurrency 1,16,128] ' +
+    '[--sizes 100,4096]',
+  {
     seconds: { type: 'string', default: '5' },
     'load-keys': { type: 'string', default: '1000000' },
     concurrency: { type: 'string', default: '1,16,128' },
     sizes: { type: 'string', default: '100,4096' },
   },
-})
+)
 const seconds = Number(args.seconds)
 const loadKeys = Number(args['load-keys'])
 const concurrencies = args.concurrency.split(',').map(Number)

@@ -3,13 +3,15 @@
 // Replay a run with the seed it prints (the fault schedule and the clients' choices follow the
 // seed; timing on a real machine does not, so a replay is similar, not identical).
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { scriptArgs } from '../script-args.ts'
 import { formatViolation } from './checker.ts'
 import { FAULT_KINDS, type FaultKind } from './nemesis.ts'
 import { runChaos } from './run.ts'
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs(
+  'usage: npm run chaos -- [--minutes 5] [--seed S] [--members 3|5] [--clients 16] ' +
+    '[--faults kind,...] [--bug skip-read-index] [--out DIR]',
+  {
     minutes: { type: 'string', default: '5' },
     seed: { type: 'string' },
     members: { type: 'string', default: '3' },
@@ -18,7 +20,7 @@ const { values } = parseArgs({
     bug: { type: 'string' },
     out: { type: 'string' },
   },
-})
+)
 
 function fail(msg: string): never {
   console.error(`chaos: ${msg}`)

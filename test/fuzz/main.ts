@@ -5,16 +5,14 @@
 // sends N random requests (100,000 by default) with a progress line, checks every answer,
 // then that every process is alive and that the keys written are the keys answered
 // "created". Exit code 0 when all holds, 1 otherwise (the failures are printed).
-import { parseArgs } from 'node:util'
+import { scriptArgs } from '../script-args.ts'
 import { Cluster } from '../e2e/cluster.ts'
 import { FUZZ_SECRETS, runFuzz, startFuzzSystem } from './http-fuzz.ts'
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '100000' },
-    seed: { type: 'string' },
-    auth: { type: 'boolean', default: false },
-  },
+const values = scriptArgs('usage: npm run fuzz -- [--runs 100000] [--seed S] [--auth]', {
+  runs: { type: 'string', default: '100000' },
+  seed: { type: 'string' },
+  auth: { type: 'boolean', default: false },
 })
 const runs = Number(values.runs)
 const seed = values.seed === undefined ? (Math.random() * 2 ** 31) >>> 0 : Number(values.seed)
