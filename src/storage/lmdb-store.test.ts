@@ -35,7 +35,7 @@ import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.
 import { decodeMembers, type Members } from './members.ts'
 import { decodeMetaRecord, encodeMetaRecord } from './meta-record.ts'
 import { encodeValueRecord } from './value-record.ts'
-import { encodeWalRecord, FILE_MAGIC, Wal } from './wal.ts'
+import { encodeWalRecord, FILE_MAGIC, RECORDS_AT, Wal } from './wal.ts'
 
 const enc = new TextEncoder()
 const MEMBERS: Members = {
@@ -592,7 +592,7 @@ describe('LmdbStore', () => {
       store = openStore(dir)
       assert.equal(store.lastIndex(), 4)
       assert.deepEqual(store.initialState().hardState, { term: 2, vote: 'b', commit: 3 })
-      // The next append empties the file first; its record follows the covered ones.
+      // The next append writes over them; its record follows the covered ones.
       await store.writeReadyAsync({
         hardState: { term: 2, vote: 'b', commit: 4 },
         entries: makeEntries(5, [2], 10),
@@ -630,22 +630,18 @@ describe('LmdbStore', () => {
       const file = join(dir, WAL_FILE)
       const full = readFileSync(file)
 
-      // A bit flipped in the first of three records (after the 16-byte file header).
+      // A bit flipped in the first of three records (the records start at RECORDS_AT).
       const damaged = Buffer.from(full)
-      flipBit(damaged, 36, 0x01)
+      flipBit(damaged, RECORDS_AT + 20, 0x01)
       writeFileSync(file, damaged)
-      assertCorrupt(
-        dir,
-        /wal\.log: the record at byte 16 is damaged, and record \d+ \(at byte \d+\) comes after it/,
-      )
-      // A bit flipped in its length: caught by the header's own checksum.
+      const middle =
+        /wal\.log: the log ends at byte 4096, before any record, but record \d+ at byte \d+, further on, is newer/
+      assertCorrupt(dir, middle)
+      // A bit flipped in its length (caught by the checksum of the record's header).
       const badLength = Buffer.from(full)
-      flipBit(badLength, 17, 0x40)
+      flipBit(badLength, RECORDS_AT + 1, 0x40)
       writeFileSync(file, badLength)
-      assertCorrupt(
-        dir,
-        /wal\.log: the record at byte 16 is damaged, and record \d+ \(at byte \d+\) comes after it/,
-      )
+      assertCorrupt(dir, middle)
       // A bit flipped in the file header.
       const badHeader = Buffer.from(full)
       flipBit(badHeader, 9, 0x02)
@@ -693,7 +689,7 @@ describe('LmdbStore', () => {
       assert.deepEqual(whole.subarray(0, 8), FILE_MAGIC)
       // The second of the two torn (its last bytes never landed): dropped; the older records
       // after it, which LMDB holds, are no sign of damage.
-      const second = 16 + 12 + whole.readUInt32LE(16)
+      const second = RECORDS_AT + 12 + whole.readUInt32LE(RECORDS_AT)
       const secondEnd = second + 12 + whole.readUInt32LE(second)
       const torn = Buffer.from(whole)
       torn.fill(0xee, secondEnd - 10, secondEnd)
@@ -711,6 +707,28 @@ describe('LmdbStore', () => {
         store.entries(6, 10, Infinity).map((e) => e.data.byteLength),
         [300, 300, 20, 20],
       )
+      await store.close()
+    })
+
+    it('opens after a crash in the first append after a checkpoint, the older records past it covered', async () => {
+      const boot = bootstrapped(noClock)
+      const dir = boot.dir
+      let store = boot.store
+      const file = join(dir, WAL_FILE)
+      for (let i = 2; i <= 5; i++) {
+        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 100) })
+      }
+      store.flushApplied()
+      await store.writeReadyAsync({ hardState: term1(5), entries: makeEntries(6, [1], 10) })
+      await store.close()
+      // The append's first bytes never landed: its header is garbage, the records of the
+      // cycle before lie past it (LMDB holds them: no damage, nothing to replay).
+      const torn = readFileSync(file)
+      torn.fill(0xee, RECORDS_AT, RECORDS_AT + 12)
+      writeFileSync(file, torn)
+      store = openStore(dir, noClock)
+      assert.equal(store.lastIndex(), 5)
+      assert.deepEqual(store.initialState().hardState, term1(4))
       await store.close()
     })
 

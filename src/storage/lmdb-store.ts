@@ -428,8 +428,11 @@ export class LmdbStore implements LogStorage {
       let records: WalRecord[] = []
       let created = false
       if (opts.wal !== false || existsSync(join(dir, WAL_FILE))) {
+        // The last record a checkpoint covers (read first: an unreadable record is named as
+        // LMDB's, not the file's).
+        const covered = store.readMeta('walSeq', parseIndex) ?? 0
         try {
-          const opened = Wal.open(join(dir, WAL_FILE), store.readMeta('walSeq', parseIndex) ?? 0)
+          const opened = Wal.open(join(dir, WAL_FILE), covered)
           wal = opened.wal
           records = opened.records
           created = opened.created

@@ -37,8 +37,8 @@ describe('Wal', () => {
     const { wal, records, created } = Wal.open(path)
     assert.equal(created, true)
     assert.deepEqual(records, [])
-    assert.deepEqual(readFileSync(path).subarray(0, 8), FILE_MAGIC)
     for (let seq = 1; seq <= 3; seq++) await wal.append(rec(seq, 100))
+    assert.deepEqual(readFileSync(path).subarray(0, 8), FILE_MAGIC)
     const size = statSync(path).size
     wal.checkpointed()
     assert.equal(wal.bytes, 0)
@@ -52,13 +52,26 @@ describe('Wal', () => {
     )
   })
 
-  it('takes an empty or all-zero file as new', () => {
+  it('takes an empty or all-zero file as new, and gives it a header with its first append', async () => {
     for (const bytes of [Buffer.alloc(0), Buffer.alloc(9), Buffer.alloc(4096)]) {
       const path = walPath()
       writeFileSync(path, bytes)
-      assert.deepEqual(open(path), [])
+      const { wal, records } = Wal.open(path)
+      assert.deepEqual(records, [])
+      // Not at open: a store records the layout's version first.
+      assert.deepEqual(readFileSync(path), bytes)
+      await wal.append(rec(1))
+      wal.close()
       assert.deepEqual(readFileSync(path).subarray(0, 8), FILE_MAGIC)
+      assert.deepEqual(
+        open(path).map((r) => r.seq),
+        [1],
+      )
     }
+    // A header whose record never landed: no records.
+    const path = walPath()
+    file(path, 5, [])
+    assert.deepEqual(open(path), [])
   })
 
   it('never reads bytes whose checksums do not start from the salt as a record', () => {
@@ -84,15 +97,25 @@ describe('Wal', () => {
     file(path, 9, [damaged, encodeWalRecord(rec(6), 9)])
     assert.throws(
       () => open(path, 4),
-      /the record at byte 16 is damaged, and record 6 \(at byte \d+\) comes after it/,
+      /the log ends at byte 4096, before any record, but record 6 at byte \d+, further on, is newer/,
     )
     // The same bytes when a checkpoint covers record 6: older records past the end.
     assert.deepEqual(open(path, 6), [])
-    // A torn last record: dropped.
-    file(path, 9, [first, damaged])
+    // A torn last record: dropped, and a shorter one of the same seq written over it later
+    // leaves the torn one's last bytes past it, which are no record.
+    const long = encodeWalRecord(rec(6, 400), 9)
+    const tornLong = Buffer.from(long)
+    tornLong.fill(0, 0, 200)
+    file(path, 9, [first, tornLong])
     assert.deepEqual(
       open(path, 4).map((r) => r.seq),
       [5],
+    )
+    const short = encodeWalRecord(rec(6, 20), 9)
+    file(path, 9, [first, short, tornLong.subarray(short.byteLength)])
+    assert.deepEqual(
+      open(path, 4).map((r) => r.seq),
+      [5, 6],
     )
     file(path, 9, [first, encodeWalRecord(rec(7), 9)])
     assert.throws(() => open(path, 4), /record 7 follows record 5/)

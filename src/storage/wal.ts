@@ -5,7 +5,9 @@
 // commits most Readies here and folds them into LMDB now and then, in one transaction (a
 // checkpoint), after which the file is used again from its start.
 //
-// Layout, little-endian: a 16-byte file header, then the records.
+// Layout, little-endian: a file header in the first 4 KiB (RECORDS_AT; the rest of that
+// block is zeros, so that the appends after each checkpoint never write the header's block),
+// then the records.
 //   0  8 bytes  FILE_MAGIC
 //   8  u32      salt: a random number drawn when the file got its header
 //  12  u32      crc32 of bytes [0, 12)
@@ -24,18 +26,24 @@
 // the file system's journal (the file's size and blocks), which here took the flush from
 // about 170 to 290 µs for 4 KiB and from 280 to 750 µs for 64 KiB (bench/NOTES.md). So past
 // the last record lie older ones, a checkpoint covers them all, and the reading rules are:
-// records are read from the header on while each passes both checksums and follows the one
+// records are read from RECORDS_AT on while each passes both checksums and follows the one
 // before (seq one higher); the first that does not ends the log. It is the torn last append
-// (its fdatasync never returned, so nothing in it was acknowledged) or an older record, and
-// then no record further on that passes its checksums may be newer than both the last one
-// read and `covered`: one is damage in the middle of the log, and opening fails. The salt
-// keeps bytes inside older records (values are users' bytes) from ever reading as a record.
+// (its fdatasync never returned, so nothing in it was acknowledged) or an older record; a
+// last record damaged after it was acknowledged looks the same and is dropped too, as with
+// any log that tells a torn end by its checksum. Then no record further on that passes its
+// checksums may be newer than both the last one read and `covered`: one is damage in the
+// middle of the log, and opening fails. The salt keeps bytes inside older records (values
+// are users' bytes) from reading as a record: random bytes pass both checksums at a given
+// place with odds of about 2^-64, and bytes made to pass them need the salt, which no
+// answer reveals (a guess is right once in 2^32).
 //
 // A file written by an older oncekv (no file header, checksums from 0, emptied with ftruncate
-// after each checkpoint: FORMAT 'legacy') is read by its own rules: a record failing its
+// after each checkpoint; `legacy` below) is read by its own rules: a record failing its
 // checksum is dropped only at the end of the file, or with nothing but zeros after it. It is
 // appended to as before until a checkpoint covers it all; then it is cut to nothing and gets
-// a file header.
+// a file header. A new file, or an empty one, gets its header with its first append (made
+// durable before the record is written), so that a store never holds a file of the new
+// layout before it records the layout version that says so.
 import {
   closeSync,
   constants,
@@ -48,7 +56,6 @@ import {
   openSync,
   readSync,
   write,
-  writeSync,
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
@@ -63,6 +70,8 @@ import {
 
 const HEAD_BYTES = 12
 const FILE_HEAD_BYTES = 16
+/** RECORDS_AT is where the records of a file of the recycled layout start. */
+export const RECORDS_AT = 4096
 /** FILE_MAGIC opens a write-ahead file in the recycled layout (see the module comment). */
 export const FILE_MAGIC = Buffer.from('OKV-WAL2', 'latin1')
 
@@ -104,9 +113,9 @@ export function encodeWalRecord(rec: WalRecord, salt: number): Buffer {
   return out
 }
 
-/** encodeFileHeader is the file header for salt. */
+/** encodeFileHeader is the file's first RECORDS_AT bytes for salt: the header, then zeros. */
 export function encodeFileHeader(salt: number): Buffer {
-  const out = Buffer.alloc(FILE_HEAD_BYTES)
+  const out = Buffer.alloc(RECORDS_AT)
   FILE_MAGIC.copy(out, 0)
   out.writeUInt32LE(salt, 8)
   out.writeUInt32LE(crc32(out.subarray(0, 12)), 12)
@@ -155,13 +164,22 @@ function recordAt(
   at: number,
   salt: number,
 ): WalRecord | string | undefined {
-  if (at + HEAD_BYTES > got) return undefined
-  const len = buf.readUInt32LE(at)
-  const end = at + HEAD_BYTES + len
-  if (len < 16 || end > got) return undefined
-  if (buf.readUInt32LE(at + 8) !== crc32(buf.subarray(at, at + 8), salt)) return undefined
-  if (buf.readUInt32LE(at + 4) !== crc32(buf.subarray(at + HEAD_BYTES, end), salt)) return undefined
+  const end = headerEnd(buf, got, at, salt)
+  if (end === undefined || !bodyOk(buf, at, end, salt)) return undefined
   return decodeBody(buf.subarray(at + HEAD_BYTES, end))
+}
+
+// headerEnd is the end of the record at byte at when its header passes its checksum and its
+// length fits in the file (a body holds 16 bytes at least), else undefined.
+function headerEnd(buf: Buffer, got: number, at: number, salt: number): number | undefined {
+  if (at + HEAD_BYTES + 16 > got) return undefined
+  const end = at + HEAD_BYTES + buf.readUInt32LE(at)
+  if (end < at + HEAD_BYTES + 16 || end > got) return undefined
+  return buf.readUInt32LE(at + 8) === crc32(buf.subarray(at, at + 8), salt) ? end : undefined
+}
+
+function bodyOk(buf: Buffer, at: number, end: number, salt: number): boolean {
+  return buf.readUInt32LE(at + 4) === crc32(buf.subarray(at + HEAD_BYTES, end), salt)
 }
 
 // readRecycled reads the records of a file in the recycled layout (see the module comment):
@@ -175,7 +193,7 @@ function readRecycled(
   covered: number,
 ): { records: WalRecord[]; end: number } {
   const records: WalRecord[] = []
-  let at = FILE_HEAD_BYTES
+  let at = RECORDS_AT
   for (;;) {
     const rec = recordAt(buf, got, at, salt)
     if (typeof rec === 'string') throw new Error(`${path}: ${rec}`)
@@ -185,16 +203,20 @@ function readRecycled(
     at += HEAD_BYTES + buf.readUInt32LE(at)
   }
   // The end of the log: nothing past it may be newer than what was read and what LMDB holds.
-  const newest = Math.max(records.at(-1)?.seq ?? 0, covered)
+  // (The seq is read before the body's checksum is computed: most records found are older.)
+  const last = records.at(-1)?.seq
+  const newest = Math.max(last ?? 0, covered)
   for (let p = at; p + HEAD_BYTES + 16 <= got; p++) {
-    const later = recordAt(buf, got, p, salt)
-    if (later === undefined || typeof later === 'string' || later.seq <= newest) continue
-    const last = records.at(-1)
+    const end = headerEnd(buf, got, p, salt)
+    if (end === undefined || !(buf.readDoubleLE(p + HEAD_BYTES) > newest)) continue
+    if (!bodyOk(buf, p, end, salt)) continue
+    const seq = buf.readDoubleLE(p + HEAD_BYTES)
+    const after = last === undefined ? 'before any record' : `after record ${last}`
     throw new Error(
       p === at
-        ? `${path}: record ${later.seq} follows record ${last?.seq ?? 'none'} (at byte ${p})`
-        : `${path}: the record at byte ${at} is damaged, and record ${later.seq} (at byte ` +
-            `${p}) comes after it`,
+        ? `${path}: record ${seq} follows record ${last ?? 'none'} (at byte ${p})`
+        : `${path}: the log ends at byte ${at}, ${after}, but record ${seq} at byte ${p}, ` +
+            `further on, is newer: damage before the end of the log`,
     )
   }
   return { records, end: at }
@@ -243,22 +265,35 @@ function newSalt(): number {
 /** Wal is the open file; see the module comment. Not safe for two appends at once. */
 export class Wal {
   private readonly fd: number
-  /** salt starts every record's checksums (encodeWalRecord); 0 in a legacy file. */
-  salt: number
+  // salt starts every record's checksums; 0 in a legacy file.
+  private salt: number
   // Where the next record goes: the end of the last record of the log.
   private offset: number
   // legacy: the file has the older layout (no file header). stale: (legacy only) the file
   // holds bytes past offset (a torn record) or records a checkpoint covers, and the next
-  // append cuts it first.
+  // append cuts it first. headed: the file's header is durable (else the next append writes
+  // it first).
   private legacy: boolean
   private stale: boolean
+  private headed: boolean
 
-  private constructor(fd: number, salt: number, offset: number, legacy: boolean, stale: boolean) {
+  private constructor(
+    fd: number,
+    layout:
+      | { readonly legacy: true; readonly offset: number; readonly stale: boolean }
+      | {
+          readonly legacy: false
+          readonly offset: number
+          readonly salt: number
+          readonly headed: boolean
+        },
+  ) {
     this.fd = fd
-    this.salt = salt
-    this.offset = offset
-    this.legacy = legacy
-    this.stale = stale
+    this.offset = layout.offset
+    this.legacy = layout.legacy
+    this.salt = layout.legacy ? 0 : layout.salt
+    this.stale = layout.legacy && layout.stale
+    this.headed = layout.legacy || layout.headed
   }
 
   /**
@@ -281,6 +316,9 @@ export class Wal {
         if (n === 0) break
         got += n
       }
+      // What was read may have come from the page cache only (the last process died before
+      // its fdatasync returned): durable before anything acts on it.
+      if (got > 0) fdatasyncSync(fd)
       const head = buf.subarray(0, Math.min(got, FILE_HEAD_BYTES))
       if (got >= FILE_HEAD_BYTES && head.subarray(0, 8).equals(FILE_MAGIC)) {
         if (head.readUInt32LE(12) !== crc32(head.subarray(0, 12))) {
@@ -288,47 +326,49 @@ export class Wal {
         }
         const salt = head.readUInt32LE(8)
         const { records, end } = readRecycled(path, buf, got, salt, covered)
-        return { wal: new Wal(fd, salt, end, false, false), records, created }
+        return {
+          wal: new Wal(fd, { legacy: false, offset: end, salt, headed: true }),
+          records,
+          created,
+        }
       }
       if (got < FILE_HEAD_BYTES || buf.subarray(0, got).every((b) => b === 0)) {
-        // New, or its header never landed (then nothing was appended): a header now.
-        const salt = newSalt()
-        writeAllSync(fd, encodeFileHeader(salt), 0)
-        fdatasyncSync(fd)
+        // New, or its header never landed (then nothing was appended): the first append
+        // writes one.
         return {
-          wal: new Wal(fd, salt, FILE_HEAD_BYTES, false, false),
+          wal: new Wal(fd, { legacy: false, offset: RECORDS_AT, salt: newSalt(), headed: false }),
           records: [],
           created,
         }
       }
       const { records, end } = readLegacy(path, buf, got)
-      return { wal: new Wal(fd, 0, end, true, got > end), records, created }
+      return { wal: new Wal(fd, { legacy: true, offset: end, stale: got > end }), records, created }
     } catch (err) {
       closeSync(fd)
       throw err
     }
   }
 
-  /** bytes is the size of the records appended since the last checkpoint (or open). */
+  /** bytes is the size of the records the file holds past the last checkpoint (records
+   * read at open included). */
   get bytes(): number {
-    return this.offset - (this.legacy ? 0 : FILE_HEAD_BYTES)
+    return this.offset - (this.legacy ? 0 : RECORDS_AT)
   }
 
   /** append writes rec at offset and resolves once it is durable. */
   async append(rec: WalRecord): Promise<void> {
     if (this.stale) await this.empty()
+    if (!this.headed) {
+      // The header is durable before any record is written after it: a record that landed
+      // without it would make the file read as one of the older layout, and damaged.
+      await writeAll(this.fd, encodeFileHeader(this.salt), 0)
+      await fdatasyncAsync(this.fd)
+      this.headed = true
+    }
     // Encoded after empty(), which gives a legacy file its salt.
     const record = encodeWalRecord(rec, this.salt)
-    const at = this.offset
-    let done = 0
-    while (done < record.byteLength) {
-      done += await new Promise<number>((resolve, reject) =>
-        write(this.fd, record, done, record.byteLength - done, at + done, (err, n) =>
-          err ? reject(err) : resolve(n),
-        ),
-      )
-    }
-    this.offset = at + record.byteLength
+    await writeAll(this.fd, record, this.offset)
+    this.offset += record.byteLength
     await fdatasyncAsync(this.fd)
   }
 
@@ -340,24 +380,24 @@ export class Wal {
       if (this.offset > 0) this.stale = true
       this.offset = 0
     } else {
-      this.offset = FILE_HEAD_BYTES
+      this.offset = RECORDS_AT
     }
   }
 
-  // empty cuts a legacy file at offset; cut to nothing, it gets a file header and becomes a
-  // file of the recycled layout.
+  // empty cuts a legacy file at offset; cut to nothing, it becomes a file of the recycled
+  // layout, which the append that called this gives its header.
   private async empty(): Promise<void> {
     await new Promise<void>((resolve, reject) =>
       ftruncate(this.fd, this.offset, (err) => (err ? reject(err) : resolve())),
     )
     if (this.offset === 0) {
-      const salt = newSalt()
-      writeAllSync(this.fd, encodeFileHeader(salt), 0)
-      this.salt = salt
-      this.offset = FILE_HEAD_BYTES
       this.legacy = false
+      this.salt = newSalt()
+      this.offset = RECORDS_AT
+      this.headed = false
+    } else {
+      await fdatasyncAsync(this.fd)
     }
-    await fdatasyncAsync(this.fd)
     this.stale = false
   }
 
@@ -366,17 +406,21 @@ export class Wal {
   }
 }
 
+async function writeAll(fd: number, bytes: Buffer, at: number): Promise<void> {
+  let done = 0
+  while (done < bytes.byteLength) {
+    done += await new Promise<number>((resolve, reject) =>
+      write(fd, bytes, done, bytes.byteLength - done, at + done, (err, n) =>
+        err ? reject(err) : resolve(n),
+      ),
+    )
+  }
+}
+
 function fdatasyncAsync(fd: number): Promise<void> {
   return new Promise<void>((resolve, reject) =>
     fdatasync(fd, (err) => (err ? reject(err) : resolve())),
   )
-}
-
-function writeAllSync(fd: number, bytes: Buffer, at: number): void {
-  let done = 0
-  while (done < bytes.byteLength) {
-    done += writeSync(fd, bytes, done, bytes.byteLength - done, at + done)
-  }
 }
 
 /** syncDir makes the names in dir durable (a file just created there). */
