@@ -544,6 +544,17 @@ describe('LmdbStore', () => {
     // No checkpoint by the clock, so that a slow machine does not turn an append into one.
     const noClock = { checkpointMs: Infinity }
 
+    // appendEach appends entries from..to (term 1, one Ready each, `bytes` of data each),
+    // each Ready committing the entry before it.
+    async function appendEach(store: LmdbStore, from: number, to: number, bytes: number) {
+      for (let i = from; i <= to; i++) {
+        await store.writeReadyAsync({
+          hardState: term1(i - 1),
+          entries: makeEntries(i, [1], bytes),
+        })
+      }
+    }
+
     it('takes Readies with one record each and gives them back on open, then folds them into LMDB', async () => {
       const boot = bootstrapped(noClock)
       const dir = boot.dir
@@ -623,9 +634,7 @@ describe('LmdbStore', () => {
 
     it('drops a torn last record, skips records a checkpoint covers, and refuses damage before the end', async () => {
       const { store, dir } = bootstrapped(noClock)
-      for (let i = 2; i <= 4; i++) {
-        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 50) })
-      }
+      await appendEach(store, 2, 4, 50)
       await store.close()
       const file = join(dir, WAL_FILE)
       const full = readFileSync(file)
@@ -673,16 +682,12 @@ describe('LmdbStore', () => {
       const dir = boot.dir
       let store = boot.store
       const file = join(dir, WAL_FILE)
-      for (let i = 2; i <= 7; i++) {
-        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 300) })
-      }
+      await appendEach(store, 2, 7, 300)
       const longest = statSync(file).size
       store.flushApplied()
       // Two shorter records now lie over the first of the six LMDB holds; the file keeps
       // its size (a flush of the data alone), the older records stay past them.
-      for (let i = 8; i <= 9; i++) {
-        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 20) })
-      }
+      await appendEach(store, 8, 9, 20)
       assert.equal(statSync(file).size, longest)
       await store.close()
       const whole = readFileSync(file)
@@ -715,9 +720,7 @@ describe('LmdbStore', () => {
       const dir = boot.dir
       let store = boot.store
       const file = join(dir, WAL_FILE)
-      for (let i = 2; i <= 5; i++) {
-        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 100) })
-      }
+      await appendEach(store, 2, 5, 100)
       store.flushApplied()
       await store.writeReadyAsync({ hardState: term1(5), entries: makeEntries(6, [1], 10) })
       await store.close()
@@ -737,9 +740,7 @@ describe('LmdbStore', () => {
       const dir = boot.dir
       let store = boot.store
       const file = join(dir, WAL_FILE)
-      for (let i = 2; i <= 4; i++) {
-        await store.writeReadyAsync({ hardState: term1(i - 1), entries: makeEntries(i, [1], 50) })
-      }
+      await appendEach(store, 2, 4, 50)
       await store.close()
       // The same records as an older oncekv wrote them: no file header, checksums from 0.
       const opened = Wal.open(file, 0)
