@@ -35,7 +35,7 @@ import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.
 import { decodeMembers, type Members } from './members.ts'
 import { decodeMetaRecord, encodeMetaRecord } from './meta-record.ts'
 import { encodeValueRecord } from './value-record.ts'
-import { encodeWalRecord, FILE_MAGIC, RECORDS_AT, Wal } from './wal.ts'
+import { encodeWalRecord, FILE_MAGIC, LEGACY_SALT, RECORDS_AT, Wal } from './wal.ts'
 
 const enc = new TextEncoder()
 const MEMBERS: Members = {
@@ -746,7 +746,7 @@ describe('LmdbStore', () => {
       const opened = Wal.open(file, 0)
       opened.wal.close()
       assert.equal(opened.records.length, 3)
-      const legacy = Buffer.concat(opened.records.map((r) => encodeWalRecord(r, 0)))
+      const legacy = Buffer.concat(opened.records.map((r) => encodeWalRecord(r, LEGACY_SALT)))
       writeFileSync(file, legacy)
       // And the store as version 4 recorded it: opened, it records version 5.
       const raw = openRaw(dir)

@@ -3,7 +3,15 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
-import { encodeFileHeader, encodeWalRecord, FILE_MAGIC, Wal, type WalRecord } from './wal.ts'
+import {
+  encodeFileHeader,
+  encodeWalRecord,
+  FILE_MAGIC,
+  LEGACY_SALT,
+  type Salt,
+  Wal,
+  type WalRecord,
+} from './wal.ts'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -21,8 +29,13 @@ function rec(seq: number, bytes = 40): WalRecord {
 }
 
 // file writes a file of the recycled layout with salt and the given records, in order.
-function file(path: string, salt: number, records: readonly Buffer[]): void {
-  writeFileSync(path, Buffer.concat([encodeFileHeader(salt), ...records]))
+function file(path: string, fileSalt: Salt, records: readonly Buffer[]): void {
+  writeFileSync(path, Buffer.concat([encodeFileHeader(fileSalt), ...records]))
+}
+
+// salt is a fixed salt for a test file (both halves from n).
+function salt(n: number): Salt {
+  return { head: n, body: n + 1000 }
 }
 
 function open(path: string, covered = 0): WalRecord[] {
@@ -70,19 +83,30 @@ describe('Wal', () => {
     }
     // A header whose record never landed: no records.
     const path = walPath()
-    file(path, 5, [])
+    file(path, salt(5), [])
     assert.deepEqual(open(path), [])
   })
 
   it('never reads bytes whose checksums do not start from the salt as a record', () => {
     const path = walPath()
     // Record 2 as a user's value could hold it: checksums from 0, not from the file's salt.
-    file(path, 77, [encodeWalRecord(rec(1), 77), encodeWalRecord(rec(2), 0)])
+    file(path, salt(77), [encodeWalRecord(rec(1), salt(77)), encodeWalRecord(rec(2), LEGACY_SALT)])
     assert.deepEqual(
       open(path).map((r) => r.seq),
       [1],
     )
-    file(path, 77, [encodeWalRecord(rec(1), 77), encodeWalRecord(rec(2), 77)])
+    // One half of the salt right is not enough.
+    for (const half of [
+      { head: 77, body: 0 },
+      { head: 0, body: 1077 },
+    ]) {
+      file(path, salt(77), [encodeWalRecord(rec(1), salt(77)), encodeWalRecord(rec(2), half)])
+      assert.deepEqual(
+        open(path).map((r) => r.seq),
+        [1],
+      )
+    }
+    file(path, salt(77), [encodeWalRecord(rec(1), salt(77)), encodeWalRecord(rec(2), salt(77))])
     assert.deepEqual(
       open(path).map((r) => r.seq),
       [1, 2],
@@ -91,10 +115,10 @@ describe('Wal', () => {
 
   it('refuses a damaged record with a newer one after it, and a gap', () => {
     const path = walPath()
-    const first = encodeWalRecord(rec(5), 9)
+    const first = encodeWalRecord(rec(5), salt(9))
     const damaged = Buffer.from(first)
     damaged[30] = (damaged[30] ?? 0) ^ 1
-    file(path, 9, [damaged, encodeWalRecord(rec(6), 9)])
+    file(path, salt(9), [damaged, encodeWalRecord(rec(6), salt(9))])
     assert.throws(
       () => open(path, 4),
       /the log ends at byte 4096, before any record, but record 6 at byte \d+, further on, is newer/,
@@ -103,21 +127,21 @@ describe('Wal', () => {
     assert.deepEqual(open(path, 6), [])
     // A torn last record: dropped, and a shorter one of the same seq written over it later
     // leaves the torn one's last bytes past it, which are no record.
-    const long = encodeWalRecord(rec(6, 400), 9)
+    const long = encodeWalRecord(rec(6, 400), salt(9))
     const tornLong = Buffer.from(long)
     tornLong.fill(0, 0, 200)
-    file(path, 9, [first, tornLong])
+    file(path, salt(9), [first, tornLong])
     assert.deepEqual(
       open(path, 4).map((r) => r.seq),
       [5],
     )
-    const short = encodeWalRecord(rec(6, 20), 9)
-    file(path, 9, [first, short, tornLong.subarray(short.byteLength)])
+    const short = encodeWalRecord(rec(6, 20), salt(9))
+    file(path, salt(9), [first, short, tornLong.subarray(short.byteLength)])
     assert.deepEqual(
       open(path, 4).map((r) => r.seq),
       [5, 6],
     )
-    file(path, 9, [first, encodeWalRecord(rec(7), 9)])
+    file(path, salt(9), [first, encodeWalRecord(rec(7), salt(9))])
     assert.throws(() => open(path, 4), /record 7 follows record 5/)
   })
 
@@ -125,7 +149,11 @@ describe('Wal', () => {
     const path = walPath()
     writeFileSync(
       path,
-      Buffer.concat([encodeWalRecord(rec(1), 0), encodeWalRecord(rec(2), 0), Buffer.alloc(7)]),
+      Buffer.concat([
+        encodeWalRecord(rec(1), LEGACY_SALT),
+        encodeWalRecord(rec(2), LEGACY_SALT),
+        Buffer.alloc(7),
+      ]),
     )
     const { wal, records } = Wal.open(path, 0)
     assert.deepEqual(

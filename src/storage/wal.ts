@@ -9,12 +9,14 @@
 // block is zeros, so that the appends after each checkpoint never write the header's block),
 // then the records.
 //   0  8 bytes  FILE_MAGIC
-//   8  u32      salt: a random number drawn when the file got its header
-//  12  u32      crc32 of bytes [0, 12)
+//   8  u32      the salt's head half  } a random 64-bit salt, drawn when the file got its
+//  12  u32      the salt's body half  } header
+//  16  u32      crc32 of bytes [0, 16)
 // Record:
 //   0  u32  body length
-//   4  u32  crc32 of the body, from the salt (zlib's crc32(body, salt))
-//   8  u32  crc32 of bytes [0, 8), from the salt: the length is checked before it is trusted
+//   4  u32  crc32 of the body, from the salt's body half (zlib's crc32(body, salt.body))
+//   8  u32  crc32 of bytes [0, 8), from the salt's head half: the length is checked before
+//           it is trusted
 //  12  body: f64 seq, u32 hard-state bytes (0: none), the hard state (a meta record),
 //      u32 entry count, then per entry u32 length and the entry's log record (log-record.ts)
 // seq numbers every record the store ever appended; a checkpoint records the last seq it
@@ -34,8 +36,9 @@
 // checksums may be newer than both the last one read and `covered`: one is damage in the
 // middle of the log, and opening fails. The salt keeps bytes inside older records (values
 // are users' bytes) from reading as a record: random bytes pass both checksums at a given
-// place with odds of about 2^-64, and bytes made to pass them need the salt, which no
-// answer reveals (a guess is right once in 2^32).
+// place with odds of about 2^-64, and bytes made to pass them need both halves of the salt,
+// which no answer reveals (a guess at both is right once in 2^64; the two checksums start
+// from different halves so that one guess cannot be checked against one of them alone).
 //
 // A file written by an older oncekv (no file header, checksums from 0, emptied with ftruncate
 // after each checkpoint; `legacy` below) is read by its own rules: a record failing its
@@ -69,7 +72,7 @@ import {
 } from './meta-record.ts'
 
 const HEAD_BYTES = 12
-const FILE_HEAD_BYTES = 16
+const FILE_HEAD_BYTES = 20
 /** RECORDS_AT is where the records of a file of the recycled layout start. */
 export const RECORDS_AT = 4096
 /** FILE_MAGIC opens a write-ahead file in the recycled layout (see the module comment). */
@@ -82,9 +85,19 @@ export interface WalRecord {
   readonly entries: readonly Uint8Array[]
 }
 
+/** Salt is a file's 64-bit salt: the record header's checksum starts from head, the body's
+ * from body. */
+export interface Salt {
+  readonly head: number
+  readonly body: number
+}
+
+/** LEGACY_SALT is what the checksums of a file of the older layout start from. */
+export const LEGACY_SALT: Salt = { head: 0, body: 0 }
+
 /** encodeWalRecord turns a record into the bytes append() writes, its checksums started from
- * salt (Wal.salt; 0 in a file of the older layout). */
-export function encodeWalRecord(rec: WalRecord, salt: number): Buffer {
+ * salt. */
+export function encodeWalRecord(rec: WalRecord, salt: Salt): Buffer {
   const hs =
     rec.hardState === undefined ? undefined : encodeMetaRecord(plainHardState(rec.hardState))
   let bodyBytes = 8 + 4 + (hs?.byteLength ?? 0) + 4
@@ -108,17 +121,18 @@ export function encodeWalRecord(rec: WalRecord, salt: number): Buffer {
     at += e.byteLength
   }
   out.writeUInt32LE(bodyBytes, 0)
-  out.writeUInt32LE(crc32(out.subarray(HEAD_BYTES), salt), 4)
-  out.writeUInt32LE(crc32(out.subarray(0, 8), salt), 8)
+  out.writeUInt32LE(crc32(out.subarray(HEAD_BYTES), salt.body), 4)
+  out.writeUInt32LE(crc32(out.subarray(0, 8), salt.head), 8)
   return out
 }
 
 /** encodeFileHeader is the file's first RECORDS_AT bytes for salt: the header, then zeros. */
-export function encodeFileHeader(salt: number): Buffer {
+export function encodeFileHeader(salt: Salt): Buffer {
   const out = Buffer.alloc(RECORDS_AT)
   FILE_MAGIC.copy(out, 0)
-  out.writeUInt32LE(salt, 8)
-  out.writeUInt32LE(crc32(out.subarray(0, 12)), 12)
+  out.writeUInt32LE(salt.head, 8)
+  out.writeUInt32LE(salt.body, 12)
+  out.writeUInt32LE(crc32(out.subarray(0, 16)), 16)
   return out
 }
 
@@ -162,7 +176,7 @@ function recordAt(
   buf: Buffer,
   got: number,
   at: number,
-  salt: number,
+  salt: Salt,
 ): WalRecord | string | undefined {
   const end = headerEnd(buf, got, at, salt)
   if (end === undefined || !bodyOk(buf, at, end, salt)) return undefined
@@ -171,15 +185,15 @@ function recordAt(
 
 // headerEnd is the end of the record at byte at when its header passes its checksum and its
 // length fits in the file (a body holds 16 bytes at least), else undefined.
-function headerEnd(buf: Buffer, got: number, at: number, salt: number): number | undefined {
+function headerEnd(buf: Buffer, got: number, at: number, salt: Salt): number | undefined {
   if (at + HEAD_BYTES + 16 > got) return undefined
   const end = at + HEAD_BYTES + buf.readUInt32LE(at)
   if (end < at + HEAD_BYTES + 16 || end > got) return undefined
-  return buf.readUInt32LE(at + 8) === crc32(buf.subarray(at, at + 8), salt) ? end : undefined
+  return buf.readUInt32LE(at + 8) === crc32(buf.subarray(at, at + 8), salt.head) ? end : undefined
 }
 
-function bodyOk(buf: Buffer, at: number, end: number, salt: number): boolean {
-  return buf.readUInt32LE(at + 4) === crc32(buf.subarray(at + HEAD_BYTES, end), salt)
+function bodyOk(buf: Buffer, at: number, end: number, salt: Salt): boolean {
+  return buf.readUInt32LE(at + 4) === crc32(buf.subarray(at + HEAD_BYTES, end), salt.body)
 }
 
 // readRecycled reads the records of a file in the recycled layout (see the module comment):
@@ -189,7 +203,7 @@ function readRecycled(
   path: string,
   buf: Buffer,
   got: number,
-  salt: number,
+  salt: Salt,
   covered: number,
 ): { records: WalRecord[]; end: number } {
   const records: WalRecord[] = []
@@ -258,15 +272,16 @@ function readLegacy(path: string, buf: Buffer, got: number): { records: WalRecor
 }
 
 /** newSalt draws a file's salt. */
-function newSalt(): number {
-  return randomBytes(4).readUInt32LE(0)
+function newSalt(): Salt {
+  const bytes = randomBytes(8)
+  return { head: bytes.readUInt32LE(0), body: bytes.readUInt32LE(4) }
 }
 
 /** Wal is the open file; see the module comment. Not safe for two appends at once. */
 export class Wal {
   private readonly fd: number
-  // salt starts every record's checksums; 0 in a legacy file.
-  private salt: number
+  // salt starts every record's checksums; LEGACY_SALT in a legacy file.
+  private salt: Salt
   // Where the next record goes: the end of the last record of the log.
   private offset: number
   // legacy: the file has the older layout (no file header). stale: (legacy only) the file
@@ -284,14 +299,14 @@ export class Wal {
       | {
           readonly legacy: false
           readonly offset: number
-          readonly salt: number
+          readonly salt: Salt
           readonly headed: boolean
         },
   ) {
     this.fd = fd
     this.offset = layout.offset
     this.legacy = layout.legacy
-    this.salt = layout.legacy ? 0 : layout.salt
+    this.salt = layout.legacy ? LEGACY_SALT : layout.salt
     this.stale = layout.legacy && layout.stale
     this.headed = layout.legacy || layout.headed
   }
@@ -321,10 +336,10 @@ export class Wal {
       if (got > 0) fdatasyncSync(fd)
       const head = buf.subarray(0, Math.min(got, FILE_HEAD_BYTES))
       if (got >= FILE_HEAD_BYTES && head.subarray(0, 8).equals(FILE_MAGIC)) {
-        if (head.readUInt32LE(12) !== crc32(head.subarray(0, 12))) {
+        if (head.readUInt32LE(16) !== crc32(head.subarray(0, 16))) {
           throw new Error(`${path}: the file header is damaged`)
         }
-        const salt = head.readUInt32LE(8)
+        const salt = { head: head.readUInt32LE(8), body: head.readUInt32LE(12) }
         const { records, end } = readRecycled(path, buf, got, salt, covered)
         return {
           wal: new Wal(fd, { legacy: false, offset: end, salt, headed: true }),
