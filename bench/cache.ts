@@ -27,7 +27,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { scriptArgs } from '../test/script-args.ts'
+import { scriptArgs, usageError } from '../test/script-args.ts'
 import { Pool } from 'undici'
 import { HashRing } from '../src/cache/ring.ts'
 import { Cluster, type CacheProcess } from '../test/e2e/cluster.ts'
@@ -72,7 +72,7 @@ const quietWait = Number(args['quiet-wait'])
 const RUN_KINDS = ['bare', 'hit-1', 'hit-3', 'miss', 'absent'] as const
 type RunKind = (typeof RUN_KINDS)[number]
 const runs = args.runs.split(',').map((r) => r.trim()) as RunKind[]
-for (const r of runs) if (!RUN_KINDS.includes(r)) throw new Error(`unknown run ${r}`)
+for (const r of runs) if (!RUN_KINDS.includes(r)) usageError(`unknown run ${r}`)
 for (const [name, n] of [
   ['--seconds', seconds],
   ['--warmup', warmupSeconds],
@@ -81,10 +81,10 @@ for (const [name, n] of [
   ['--quiet-wait', quietWait],
   ...concurrencies.map((c) => ['--concurrency', c] as const),
 ] as const) {
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number`)
+  if (!Number.isFinite(n) || n < 0) usageError(`${name} must be a non-negative number`)
 }
 if (!concurrencies.every((c) => Number.isInteger(c) && c >= 1))
-  throw new Error('--concurrency must be a list of positive integers')
+  usageError('--concurrency must be a list of positive integers')
 
 const VALUE_BYTES = 100
 /** MAX_OPS bounds one run in count (hit and bare runs are bounded by time first). */

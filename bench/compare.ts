@@ -72,7 +72,7 @@ import {
   writeJson,
   type BareServer,
 } from './servers.ts'
-import { scriptArgs } from '../test/script-args.ts'
+import { scriptArgs, usageError } from '../test/script-args.ts'
 
 // ------------------------------------------------------------------ options
 
@@ -113,12 +113,11 @@ const primeSeconds = Number(opt(args.prime, '2', '0.5'))
 const SYSTEM_GROUPS = ['oncekv', 'etcd', 'redis', 'bare'] as const
 const wanted = new Set(args.systems.split(',').map((s) => s.trim()))
 for (const s of wanted)
-  if (!(SYSTEM_GROUPS as readonly string[]).includes(s)) throw new Error(`unknown system ${s}`)
+  if (!(SYSTEM_GROUPS as readonly string[]).includes(s)) usageError(`unknown system ${s}`)
 const OPS = ['write', 'read', 'missing'] as const
 const wantedOps = new Set(args.ops.split(',').map((s) => s.trim()))
 for (const o of wantedOps)
-  if (!(OPS as readonly string[]).includes(o))
-    throw new Error(`unknown op ${o} (${OPS.join(', ')})`)
+  if (!(OPS as readonly string[]).includes(o)) usageError(`unknown op ${o} (${OPS.join(', ')})`)
 for (const [name, n, min] of [
   ['--seconds', seconds, 0.1],
   ['--warmup', warmupSeconds, 0],
@@ -128,13 +127,13 @@ for (const [name, n, min] of [
   ['--quiet-wait', quietWait, 0],
   ['--prime', primeSeconds, 0],
 ] as const) {
-  if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min}`)
+  if (!Number.isFinite(n) || n < min) usageError(`${name} must be a number >= ${min}`)
 }
-if (!Number.isInteger(rounds)) throw new Error('--rounds must be an integer')
+if (!Number.isInteger(rounds)) usageError('--rounds must be an integer')
 if (!concurrencies.every((c) => Number.isInteger(c) && c >= 1))
-  throw new Error('--concurrency must be a list of positive integers')
+  usageError('--concurrency must be a list of positive integers')
 if (!sizes.every((s) => Number.isInteger(s) && s >= 1 && s <= 1_000_000))
-  throw new Error('--sizes must be a list of byte counts (1 to 1,000,000)')
+  usageError('--sizes must be a list of byte counts (1 to 1,000,000)')
 const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, '-')
 const jsonPath = args.json ?? `bench-results/compare-${stamp}.json`
 
