@@ -62,6 +62,7 @@ import {
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
+import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
 import type { HardState } from '../raft/index.ts'
 import {
@@ -402,9 +403,7 @@ export class Wal {
   // empty cuts a legacy file at offset; cut to nothing, it becomes a file of the recycled
   // layout, which the append that called this gives its header.
   private async empty(): Promise<void> {
-    await new Promise<void>((resolve, reject) =>
-      ftruncate(this.fd, this.offset, (err) => (err ? reject(err) : resolve())),
-    )
+    await ftruncateAsync(this.fd, this.offset)
     if (this.offset === 0) {
       this.legacy = false
       this.salt = newSalt()
@@ -421,21 +420,16 @@ export class Wal {
   }
 }
 
+const fdatasyncAsync = promisify(fdatasync)
+const ftruncateAsync = promisify(ftruncate)
+const writeAsync = promisify(write)
+
 async function writeAll(fd: number, bytes: Buffer, at: number): Promise<void> {
   let done = 0
   while (done < bytes.byteLength) {
-    done += await new Promise<number>((resolve, reject) =>
-      write(fd, bytes, done, bytes.byteLength - done, at + done, (err, n) =>
-        err ? reject(err) : resolve(n),
-      ),
-    )
+    const { bytesWritten } = await writeAsync(fd, bytes, done, bytes.byteLength - done, at + done)
+    done += bytesWritten
   }
-}
-
-function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise<void>((resolve, reject) =>
-    fdatasync(fd, (err) => (err ? reject(err) : resolve())),
-  )
 }
 
 /** syncDir makes the names in dir durable (a file just created there). */
