@@ -23,6 +23,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -180,13 +181,64 @@ export async function waitFor<T>(
 
 // ------------------------------------------------------------------ ports
 
-const portsHandedOut = new Set<number>()
-
 // Members listen on ports below the OS's ephemeral range (32768-60999 on Linux): a port from
 // that range, freed by a killed member, can be taken as the local port of any outgoing
 // connection before the member restarts on it. Ports are still checked by listening.
 const PORT_LOW = 20_000
 const PORT_HIGH = 32_000
+
+// Test files run side by side (`npm test` runs two at a time), each in its own process. A
+// port one of them handed out stays its own until that process exits, though nothing listens
+// on it while its member is down (a restart test): a lock file per port, holding the owner's
+// pid, keeps the other processes off it. A file whose owner is gone (a test process killed)
+// is taken over.
+const PORT_LOCKS = join(tmpdir(), 'oncekv-test-ports')
+const portsHandedOut = new Set<number>()
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** lockPort claims port for this process across processes; false when another live one has it. */
+function lockPort(port: number): boolean {
+  mkdirSync(PORT_LOCKS, { recursive: true })
+  const file = join(PORT_LOCKS, String(port))
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' })
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+    let owner = NaN
+    try {
+      owner = Number.parseInt(readFileSync(file, 'utf8'), 10)
+    } catch {
+      // Removed meanwhile by its owner: try again.
+    }
+    if (owner === process.pid) return true
+    if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) return false
+    // Its owner is gone (or it is being written right now: then the next claim fails).
+    rmSync(file, { force: true })
+  }
+  return false
+}
+
+process.once('exit', () => {
+  for (const port of portsHandedOut) {
+    const file = join(PORT_LOCKS, String(port))
+    try {
+      if (readFileSync(file, 'utf8') === String(process.pid)) rmSync(file, { force: true })
+    } catch {
+      // Already gone.
+    }
+  }
+})
 
 function tryListen(port: number): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -203,13 +255,14 @@ function tryListen(port: number): Promise<number | undefined> {
 
 /** freePort finds a free loopback port: it listens on it and closes. It tries random ports
  * below the ephemeral range first, then port 0 (any port the OS picks). It never hands out
- * the same port twice in one process; another process may still take it (a small race). */
+ * the same port twice in one process, nor one another test process holds (lockPort); a
+ * process that is not a test may still take it (a small race). */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 60; attempt++) {
     const wanted = attempt < 50 ? PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW)) : 0
     if (portsHandedOut.has(wanted)) continue
     const port = await tryListen(wanted)
-    if (port !== undefined && port > 0 && !portsHandedOut.has(port)) {
+    if (port !== undefined && port > 0 && !portsHandedOut.has(port) && lockPort(port)) {
       portsHandedOut.add(port)
       return port
     }

@@ -9,7 +9,7 @@ import type { Cluster } from '../e2e/cluster.ts'
 import { useClusters } from '../e2e/hooks.ts'
 import { FUZZ_SECRETS, runFuzz, startFuzzSystem } from './http-fuzz.ts'
 
-const RUNS = Number(process.env.ONCEKV_FUZZ_RUNS ?? 1500)
+const RUNS = Number(process.env.ONCEKV_FUZZ_RUNS ?? 1000)
 
 describe('HTTP fuzzing', () => {
   const clusters = useClusters()

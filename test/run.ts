@@ -1,0 +1,67 @@
+// `npm run test:unit`: every *.test.ts file under src/, test/ and web/src/, with Node's test
+// runner, in two passes.
+//
+// 1. Most files two at a time (ONCEKV_TEST_CONCURRENCY sets how many): each file is its own
+//    process, most of their time is spent waiting on other processes (elections, restarts,
+//    timeouts), and ports are kept apart across files (freePort in test/e2e/cluster.ts).
+// 2. Then, one at a time, the files that share something no lock covers: the package test
+//    rebuilds build/, dist/ and web/dist/ (which the others run from), and the two that start
+//    `oncekv dev` on its default ports.
+//
+// Exit code 1 when either pass fails; both always run.
+import { spawnSync } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import process from 'node:process'
+import { fileURLToPath } from 'node:url'
+import { scriptArgs, usageError } from './script-args.ts'
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+const ALONE = [/^test\/pack\//, /^test\/browser\//]
+
+scriptArgs(
+  `Usage: npm run test:unit [-- --help]
+
+Runs every test file: most two at a time, then the package and browser tests one at a time.
+ONCEKV_TEST_CONCURRENCY=<n> runs n files at a time in the first pass (1: one at a time).`,
+  {},
+)
+
+function testFiles(dir: string): string[] {
+  const out: string[] = []
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name)
+    if (e.isDirectory()) out.push(...testFiles(path))
+    else if (e.name.endsWith('.test.ts')) out.push(relative(ROOT, path))
+  }
+  return out
+}
+
+const files = ['src', 'test', join('web', 'src')].flatMap((d) => testFiles(join(ROOT, d))).sort()
+const alone = files.filter((f) => ALONE.some((re) => re.test(f)))
+const together = files.filter((f) => !alone.includes(f))
+const concurrency = Number.parseInt(process.env.ONCEKV_TEST_CONCURRENCY ?? '2', 10)
+if (!(concurrency >= 1)) usageError('ONCEKV_TEST_CONCURRENCY must be a whole number of at least 1')
+
+function pass(name: string, list: string[], n: number): boolean {
+  if (list.length === 0) return true
+  console.log(`\n== ${name}: ${list.length} files, ${n} at a time\n`)
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', `--test-concurrency=${n}`, '--test-reporter=spec', ...list],
+    { cwd: ROOT, stdio: 'inherit' },
+  )
+  if (r.error) throw r.error
+  if (r.status !== 0) console.log(`\n== ${name}: failed (exit ${r.status ?? r.signal})`)
+  return r.status === 0
+}
+
+const started = Date.now()
+const first = pass('pass 1', together, concurrency)
+const second = pass('pass 2 (package and browser tests)', alone, 1)
+const seconds = ((Date.now() - started) / 1000).toFixed(0)
+const failed = [first ? '' : 'pass 1', second ? '' : 'pass 2'].filter(Boolean).join(' and ')
+console.log(
+  `\n== ${files.length} test files in ${seconds} s: ${failed ? `${failed} failed` : 'all passed'}`,
+)
+process.exit(first && second ? 0 : 1)
