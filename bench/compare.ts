@@ -181,6 +181,9 @@ interface Runner {
   readonly close?: () => Promise<void>
   /** wantSource: every answer of the run should come from this oncekv source. */
   readonly wantSource?: string
+  /** check is called just before the measured loop; what it returns, just after it, with
+   * the loop's operations: a note when the run was not what it claims to measure. */
+  readonly check?: () => Promise<(ops: number) => Promise<string | undefined>>
 }
 
 const caseKey = (c: Case): string => `${c.op}|${c.system}|${c.how}|${c.size}|${c.concurrency}`
@@ -336,6 +339,34 @@ interface Systems {
 }
 
 const readKey = (size: number, i: number): string => `r${size}-${i}`
+
+/** memberCounts reads, from a member's /metrics, the reads it answered and the ReadIndex
+ * rounds it ran. */
+async function memberCounts(m: DbProcess): Promise<{ reads: number; readIndex: number }> {
+  const text = await (await fetch(`${m.url}/metrics`)).text()
+  const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN)
+  return {
+    reads: value(/^oncekv_reads_total ([0-9.e+]+)$/m),
+    readIndex: value(/^oncekv_op_duration_seconds_count\{op="read_index"\} ([0-9.e+]+)$/m) || 0,
+  }
+}
+
+/** localReadsCheck makes sure a db-hit run measured local hits: the member answered at least
+ * as many reads as the run made, and ran no ReadIndex round for them (a key it holds is
+ * final, so it answers from its store). */
+async function localReadsCheck(
+  m: DbProcess,
+): Promise<(ops: number) => Promise<string | undefined>> {
+  const before = await memberCounts(m)
+  return async (ops) => {
+    const after = await memberCounts(m)
+    const reads = after.reads - before.reads
+    const rounds = after.readIndex - before.readIndex
+    if (!(reads >= ops)) return `member answered ${reads} reads of ${ops}`
+    if (rounds > 0) return `not all local: ${rounds} ReadIndex`
+    return undefined
+  }
+}
 
 async function startOncekv(name: string): Promise<Oncekv> {
   const cluster = await Cluster.start({ name, size: 3, tickMs: 50 })
@@ -649,6 +680,7 @@ function runner(sys: Systems, c: Case, round: number): Runner {
     return {
       pids: o.pids,
       close: () => p.close(),
+      check: () => localReadsCheck(o.follower),
       op: async (i) =>
         (await httpStatus(p, `/keys/${readKey(c.size, i % readKeys)}`, 'GET', undefined)) === 200,
     }
@@ -763,6 +795,7 @@ async function measure(sys: Systems, c: Case, round: number, label: string): Pro
   try {
     if (warmupSeconds > 0) await warmUp(r, c, warmupSeconds, `${label} warm-up`)
     const tally = new Map<string, number>()
+    const checked = await r.check?.()
     const cpu0 = serverCpu()
     const machine0 = machineBusyMs()
     const ours0 = ourCpuMs()
@@ -785,6 +818,8 @@ async function measure(sys: Systems, c: Case, round: number, label: string): Pro
     else if (loop.genCpuShare + serverCpuShare >= 0.9 * cpus().length) notes.push('cores full')
     if (r.wantSource && (tally.get(r.wantSource) ?? 0) !== loop.ops)
       notes.push(`not all ${r.wantSource}`)
+    const wrong = await checked?.(loop.ops)
+    if (wrong) notes.push(wrong)
     return {
       ...c,
       ...loop,
