@@ -18,8 +18,9 @@
 // that cannot be had is skipped with the reason, never a crash.
 //
 // Clients: oncekv over HTTP with undici pools (keep-alive, C connections per node); etcd
-// through the etcd3 gRPC client (each call to a random member); Redis through ioredis (one
-// connection, commands pipelined on it as they come).
+// through the etcd3 gRPC client (writes through a client of its leader alone, as oncekv's go
+// to its leader; reads each to a random member); Redis through ioredis (one connection,
+// commands pipelined on it as they come).
 //
 // Every run is a closed loop with C requests in flight for --seconds after --warmup seconds of
 // the same load; before the first round every case runs once for --prime seconds, unmeasured
@@ -49,7 +50,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool } from 'undici'
 import { HashRing } from '../src/cache/ring.ts'
-import { Cluster, type CacheProcess, type DbProcess } from '../test/e2e/cluster.ts'
+import { Cluster, waitFor, type CacheProcess, type DbProcess } from '../test/e2e/cluster.ts'
 import {
   closedLoop,
   forEachBounded,
@@ -276,6 +277,28 @@ async function etcdClient(endpoints: readonly string[]): Promise<EtcdClient> {
   })
 }
 
+/** etcdLeader asks each member's status (etcd's JSON gateway) for the leader's endpoint. */
+async function etcdLeader(endpoints: readonly string[]): Promise<string> {
+  let leader: string | undefined
+  await waitFor(
+    'etcd to name its leader',
+    async () => {
+      for (const u of endpoints) {
+        const res = await fetch(`${u}/v3/maintenance/status`, {
+          method: 'POST',
+          body: '{}',
+          signal: AbortSignal.timeout(2_000),
+        })
+        const st = (await res.json()) as { header?: { member_id?: string }; leader?: string }
+        if (st.leader && st.header?.member_id === st.leader) leader = u
+      }
+      return leader !== undefined
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  )
+  return leader as string
+}
+
 async function redisClient(port: number): Promise<RedisClient> {
   const { Redis } = await loadModule<{ Redis: new (o: unknown) => RedisClient }>('ioredis')
   const client = new Redis({
@@ -331,7 +354,8 @@ interface Oncekv {
 
 interface Systems {
   oncekv?: Oncekv
-  etcd?: { cluster: EtcdCluster; client: EtcdClient; version: string }
+  /** client: of every member (reads); writeClient: of the leader alone (writes). */
+  etcd?: { cluster: EtcdCluster; client: EtcdClient; writeClient: EtcdClient; version: string }
   redis: Partial<Record<'always' | 'everysec', { server: RedisServer; client: RedisClient }>>
   redisVersion?: string
   bare?: BareServer
@@ -505,7 +529,10 @@ async function startSystems(): Promise<Systems> {
         peerProcs.push(...cluster.procs)
         try {
           const client = await etcdClient(cluster.endpoints)
-          sys.etcd = { cluster, client, version }
+          const leader = await etcdLeader(cluster.endpoints)
+          const writeClient = await etcdClient([leader])
+          say(`etcd: writes go to its leader, ${leader}; reads to every member`)
+          sys.etcd = { cluster, client, writeClient, version }
           if (wantedOps.has('read')) await seedEtcd(client)
         } catch (e) {
           sys.etcd = undefined
@@ -693,9 +720,9 @@ function runner(sys: Systems, c: Case, round: number): Runner {
         pids,
         op: async (i) => {
           const key = `w-${prefix()}${i}`
-          const r = await e.client
+          const r = await e.writeClient
             .if(key, 'Create', '==', 0)
-            .then(e.client.put(key).value(value))
+            .then(e.writeClient.put(key).value(value))
             .commit()
           return r.succeeded
         },
@@ -1259,6 +1286,7 @@ async function throughputRounds(): Promise<Throughput> {
   // The other systems are stopped before the memory phase: it runs on a fresh oncekv alone.
   progress.set('stopping etcd, Redis, the bare server and oncekv')
   sys.etcd?.client.close()
+  sys.etcd?.writeClient.close()
   for (const r of Object.values(sys.redis)) r.client.disconnect()
   await sys.etcd?.cluster.stop()
   for (const r of Object.values(sys.redis)) await r.server.stop()
