@@ -2,8 +2,8 @@
 // runner, in two passes.
 //
 // 1. Most files, one at a time by default. ONCEKV_TEST_CONCURRENCY=2 runs two at a time (each
-//    file is its own process, and ports are kept apart across files: freePort in
-//    test/e2e/cluster.ts). On this project's 2-core machine that took the test files from
+//    file is its own process; the ports freePort in test/e2e/cluster.ts hands out are kept
+//    apart across files by lock files in a folder made for this run, ONCEKV_TEST_PORT_LOCKS). On this project's 2-core machine that took the test files from
 //    12.1 to 9.3 minutes but made them flaky: the e2e clusters elect with 200 ms timeouts
 //    (20 ms ticks), and under the doubled load a leader went unheard that long and lost its
 //    leadership in the middle of a test that expects every write to succeed (1 run of 3).
@@ -14,7 +14,8 @@
 //
 // Exit code 1 when either pass fails; both always run.
 import { spawnSync } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
@@ -47,13 +48,17 @@ const together = files.filter((f) => !alone.includes(f))
 const concurrency = Number.parseInt(process.env.ONCEKV_TEST_CONCURRENCY ?? '1', 10)
 if (!(concurrency >= 1)) usageError('ONCEKV_TEST_CONCURRENCY must be a whole number of at least 1')
 
+// Made here, removed at the end: no lock outlives the run.
+const portLocks = mkdtempSync(join(tmpdir(), 'oncekv-test-ports-'))
+process.once('exit', () => rmSync(portLocks, { recursive: true, force: true }))
+
 function pass(name: string, list: string[], n: number): boolean {
   if (list.length === 0) return true
   console.log(`\n== ${name}: ${list.length} files, ${n} at a time\n`)
   const r = spawnSync(
     process.execPath,
     ['--import', 'tsx', '--test', `--test-concurrency=${n}`, '--test-reporter=spec', ...list],
-    { cwd: ROOT, stdio: 'inherit' },
+    { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ONCEKV_TEST_PORT_LOCKS: portLocks } },
   )
   if (r.error) throw r.error
   if (r.status !== 0) console.log(`\n== ${name}: failed (exit ${r.status ?? r.signal})`)

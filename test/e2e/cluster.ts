@@ -23,7 +23,6 @@ import {
   openSync,
   readFileSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -187,58 +186,28 @@ export async function waitFor<T>(
 const PORT_LOW = 20_000
 const PORT_HIGH = 32_000
 
-// Test files run side by side (`npm test` runs two at a time), each in its own process. A
-// port one of them handed out stays its own until that process exits, though nothing listens
-// on it while its member is down (a restart test): a lock file per port, holding the owner's
-// pid, keeps the other processes off it. A file whose owner is gone (a test process killed)
-// is taken over.
-const PORT_LOCKS = join(tmpdir(), 'oncekv-test-ports')
+// Test files may run side by side (`ONCEKV_TEST_CONCURRENCY=2 npm test`), each in its own
+// process. A port one of them handed out stays its own until that process exits, though
+// nothing listens on it while its member is down (a restart test): test/run.ts makes a lock
+// folder for the run (ONCEKV_TEST_PORT_LOCKS) and each handed-out port gets a file there,
+// created exclusively, so no other test process of the run takes it. The folder goes with the
+// run, so a lock never outlives it (nothing is ever taken over). Without the variable (one
+// file run alone, the benchmarks) ports are kept apart within the process only.
+const PORT_LOCKS = process.env.ONCEKV_TEST_PORT_LOCKS
 const portsHandedOut = new Set<number>()
 
-function pidAlive(pid: number): boolean {
+/** lockPort claims port for this process among the run's test processes; false when another
+ * has it. */
+function lockPort(port: number): boolean {
+  if (!PORT_LOCKS) return true
   try {
-    process.kill(pid, 0)
+    closeSync(openSync(join(PORT_LOCKS, String(port)), 'wx'))
     return true
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
   }
 }
-
-/** lockPort claims port for this process across processes; false when another live one has it. */
-function lockPort(port: number): boolean {
-  mkdirSync(PORT_LOCKS, { recursive: true })
-  const file = join(PORT_LOCKS, String(port))
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' })
-      return true
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    }
-    let owner = NaN
-    try {
-      owner = Number.parseInt(readFileSync(file, 'utf8'), 10)
-    } catch {
-      // Removed meanwhile by its owner: try again.
-    }
-    if (owner === process.pid) return true
-    if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) return false
-    // Its owner is gone (or it is being written right now: then the next claim fails).
-    rmSync(file, { force: true })
-  }
-  return false
-}
-
-process.once('exit', () => {
-  for (const port of portsHandedOut) {
-    const file = join(PORT_LOCKS, String(port))
-    try {
-      if (readFileSync(file, 'utf8') === String(process.pid)) rmSync(file, { force: true })
-    } catch {
-      // Already gone.
-    }
-  }
-})
 
 function tryListen(port: number): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -255,8 +224,8 @@ function tryListen(port: number): Promise<number | undefined> {
 
 /** freePort finds a free loopback port: it listens on it and closes. It tries random ports
  * below the ephemeral range first, then port 0 (any port the OS picks). It never hands out
- * the same port twice in one process, nor one another test process holds (lockPort); a
- * process that is not a test may still take it (a small race). */
+ * the same port twice in one process, nor one another test process of the run holds
+ * (lockPort); a process that is not a test may still take it (a small race). */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 60; attempt++) {
     const wanted = attempt < 50 ? PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW)) : 0
