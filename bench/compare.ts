@@ -386,7 +386,7 @@ async function localReadsCheck(
     const after = await memberCounts(m)
     const reads = after.reads - before.reads
     const rounds = after.readIndex - before.readIndex
-    if (!(reads >= ops)) return `member answered ${reads} reads of ${ops}`
+    if (!(reads >= ops)) return `not all local: the member answered ${reads} reads of ${ops}`
     if (rounds > 0) return `not all local: ${rounds} ReadIndex`
     return undefined
   }
@@ -527,17 +527,27 @@ async function startSystems(): Promise<Systems> {
       try {
         const cluster = await startEtcd(bin.path, root, 3)
         peerProcs.push(...cluster.procs)
+        const clients: EtcdClient[] = []
         try {
+          const leader = await etcdLeader(cluster.endpoints).catch((e: unknown) => {
+            throw new Error(`etcd named no leader through its JSON gateway: ${errText(e)}`)
+          })
           const client = await etcdClient(cluster.endpoints)
-          const leader = await etcdLeader(cluster.endpoints)
+          clients.push(client)
           const writeClient = await etcdClient([leader])
+          clients.push(writeClient)
           say(`etcd: writes go to its leader, ${leader}; reads to every member`)
           sys.etcd = { cluster, client, writeClient, version }
           if (wantedOps.has('read')) await seedEtcd(client)
         } catch (e) {
           sys.etcd = undefined
+          for (const c of clients) c.close()
           await cluster.stop()
-          skip('etcd', `the etcd3 client failed (run npm ci?): ${errText(e)}`)
+          const why = errText(e)
+          skip(
+            'etcd',
+            why.startsWith('etcd named') ? why : `the etcd3 client failed (run npm ci?): ${why}`,
+          )
         }
       } catch (e) {
         skip('etcd', errText(e))
@@ -1327,6 +1337,8 @@ async function main(): Promise<void> {
         quietWait,
         primeSeconds,
         systems: [...wanted],
+        // Where each client sends writes (etcd's went to a random member before 2026-11-29).
+        writesTo: { oncekv: 'leader', etcd: 'leader' },
       },
       skipped: t?.skipped,
       idleCpuMsPerSec: t?.idle,
