@@ -3,8 +3,9 @@
 //
 // 1. Most files, one at a time by default. ONCEKV_TEST_CONCURRENCY=2 runs two at a time (each
 //    file is its own process; the ports freePort in test/e2e/cluster.ts hands out are kept
-//    apart across files by lock files in a folder made for this run, ONCEKV_TEST_PORT_LOCKS). On this project's 2-core machine that took the test files from
-//    12.1 to 9.3 minutes but made them flaky: the e2e clusters elect with 200 ms timeouts
+//    apart across files by lock files in a folder made for this run, ONCEKV_TEST_PORT_LOCKS).
+//    On this project's 2-core machine that took the test files from 12.1 to 9.3 minutes
+//    but made them flaky: the e2e clusters elect with 200 ms timeouts
 //    (20 ms ticks), and under the doubled load a leader went unheard that long and lost its
 //    leadership in the middle of a test that expects every write to succeed (1 run of 3).
 //    Node's own default would be one file per core but one, on any machine.
