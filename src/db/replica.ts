@@ -1360,7 +1360,7 @@ export class Replica {
           results.push(undefined)
         } else {
           const put = decodePut(e.data)
-          const result = txn.putIfAbsent(put.key, put.value)
+          const result = txn.putIfAbsent(put.key, put.value, e.index)
           results.push(result)
           if (put.origin !== undefined && this.forwarded.size > 0) {
             const o = put.origin

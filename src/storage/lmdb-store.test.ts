@@ -748,7 +748,7 @@ describe('LmdbStore', () => {
       assert.equal(opened.records.length, 3)
       const legacy = Buffer.concat(opened.records.map((r) => encodeWalRecord(r, LEGACY_SALT)))
       writeFileSync(file, legacy)
-      // And the store as version 4 recorded it: opened, it records version 5.
+      // And the store as version 4 recorded it: opened, it records the current version.
       const raw = openRaw(dir)
       raw.root.transactionSync(() => raw.meta.putSync('format', encodeMetaRecord(4)))
       await raw.root.close()
@@ -775,7 +775,7 @@ describe('LmdbStore', () => {
       const check = openRaw(dir)
       try {
         const format = decodeMetaRecord(check.meta.getBinary('format') as Uint8Array)
-        assert.deepEqual(format, { ok: true, value: 5 })
+        assert.deepEqual(format, { ok: true, value: FORMAT_VERSION })
       } finally {
         await check.root.close()
       }
@@ -1199,6 +1199,87 @@ describe('LmdbStore', () => {
       for (const n of sizes) assert.deepEqual(got.get(`b${n}`), valueOf(n))
       assert.equal(statSync(join(dir, VALUES_FILE)).size, inFile, 'nothing written twice')
       await store.close()
+    })
+
+    it("keeps an applied put's log record in LMDB as a reference to its value, and reads the entry back whole", async () => {
+      const boot = bootstrapped({ checkpointMs: Infinity })
+      const dir = boot.dir
+      let store = boot.store
+      const from = store.lastIndex() + 1
+      // Entries as the state machine writes puts: a head, then the value.
+      const puts = [
+        { key: 'big', value: valueOf(4096) }, // in the value file: referred to
+        { key: 'small', value: valueOf(20) }, // in its key's reference: kept whole
+        { key: 'big', value: valueOf(4000) }, // a conflict, stored nowhere: kept whole
+        { key: 'odd', value: valueOf(100) }, // applied with other bytes: kept whole
+        { key: 'late', value: valueOf(300) }, // applied after the checkpoint: kept whole
+      ]
+      const entries: Entry[] = puts.map((p, i) => ({
+        index: from + i,
+        term: 1,
+        type: 'normal',
+        data: new Uint8Array(Buffer.concat([enc.encode(`put ${p.key} `), p.value])),
+      }))
+      const valueIn = (e: Entry, bytes: number): Uint8Array =>
+        e.data.subarray(e.data.byteLength - bytes)
+      const hardState: HardState = { term: 1, vote: 'a', commit: from + 4 }
+      await store.writeReadyAsync({ hardState, entries })
+      const outcomes: string[] = []
+      store.applyInMemory((t) => {
+        puts.slice(0, 3).forEach((p, i) => {
+          const e = entries[i] as Entry
+          outcomes.push(t.putIfAbsent(enc.encode(p.key), valueIn(e, p.value.byteLength), e.index))
+        })
+        const odd = puts[3]?.value.map((b) => b ^ 1) as Uint8Array
+        outcomes.push(t.putIfAbsent(enc.encode('odd'), odd, from + 3))
+        t.setApplied(from + 3)
+      })
+      assert.deepEqual(outcomes, ['created', 'created', 'conflict', 'created'])
+      store.flushApplied() // the checkpoint
+      assert.deepEqual(store.entries(from, from + 5, Infinity), entries)
+      store = await reopen(store, dir)
+      assert.deepEqual(store.entries(from, from + 5, Infinity), entries)
+      assert.deepEqual(store.get(enc.encode('big')), valueOf(4096))
+      store.apply((t) => {
+        const late = entries[4] as Entry
+        assert.equal(t.putIfAbsent(enc.encode('late'), valueIn(late, 300), late.index), 'created')
+        t.setApplied(late.index)
+      })
+      await store.close()
+      // LMDB holds entry `from` as 8 bytes of head and a reference, the others whole.
+      const raw = openRaw(dir)
+      const sizes = entries.map((e) => raw.log.getBinary(e.index)?.byteLength)
+      assert.deepEqual(sizes, [
+        37 + 8,
+        ...entries.slice(1).map((e) => encodeLogRecord(e).byteLength),
+      ])
+      await raw.root.close()
+      // The value file damaged where the entry's value is: the entry (and the key) read as
+      // damaged, never handed out.
+      const file = join(dir, VALUES_FILE)
+      const bytes = readFileSync(file)
+      flipBit(bytes, 10, 0x04)
+      writeFileSync(file, bytes)
+      store = openStore(dir)
+      assert.deepEqual(store.entries(from + 1, from + 5, Infinity), entries.slice(1))
+      assert.throws(
+        () => store.entries(from, from + 1, Infinity),
+        (err: unknown) =>
+          err instanceof StoreCorruptError &&
+          /log entry \d+: its 4096 bytes at 0 in the value file fail their checksum/.test(
+            err.message,
+          ),
+      )
+      assert.throws(() => store.get(enc.encode('big')), ValueCorruptError)
+      await store.close()
+      // Such a record past the applied index was never written: the store is refused.
+      const again = openRaw(dir)
+      again.root.transactionSync(() => again.meta.putSync('applied', encodeMetaRecord(from - 1)))
+      await again.root.close()
+      assertCorrupt(
+        dir,
+        new RegExp(`log entry ${from} refers to the value file but is not applied`),
+      )
     })
 
     it('cuts bytes past the recorded end, and refuses a file shorter than it or missing', async () => {

@@ -74,7 +74,9 @@ import {
   decodeLogRecord,
   decodeLogRecordTerm,
   encodeLogRecord,
+  isTailRef,
   logRecordIndex,
+  tailRefRecord,
 } from './log-record.ts'
 import { Wal, type WalRecord } from './wal.ts'
 import { ValueFile } from './value-file.ts'
@@ -116,9 +118,11 @@ export const KEY_BYTES_MAX = 1978
  * 3 adds the write-ahead file (wal.log); version 4 the value file (values.dat), with the
  * 'keys' database of references in place of 'kv'; version 5 the recycled write-ahead file
  * (a file header, checksums from its salt: wal.ts), which an older oncekv would take for a
- * damaged one. Version 2, 3 and 4 stores are upgraded in place on open (a version 4 store's
- * write-ahead file gets its header once a checkpoint covers it). */
-export const FORMAT_VERSION = 5
+ * damaged one; version 6 log records that leave an applied put's value in the value file
+ * (log-record.ts), which an older oncekv would take for damaged ones. Version 2 to 5 stores
+ * are upgraded in place on open (a version 4 store's write-ahead file gets its header once a
+ * checkpoint covers it; a version 5 store needs nothing but the new version recorded). */
+export const FORMAT_VERSION = 6
 
 /** VALUES_FILE is the value file's name in the store's directory (value-file.ts). */
 export const VALUES_FILE = 'values.dat'
@@ -274,6 +278,10 @@ interface ReadyPlan {
   readonly entryBytes: number
 }
 
+// TailRefs: for the log entries whose values a transaction puts in the value file, the value
+// (the tail of the entry's data) and where it goes.
+type TailRefs = Map<number, { readonly value: Uint8Array; readonly offset: number }>
+
 /** PutOutcome is what putIfAbsent did: stored the value, found the same bytes, or found
  * other bytes (and left them). A write-once store never overwrites. */
 export type PutOutcome = 'created' | 'exists' | 'conflict'
@@ -281,8 +289,11 @@ export type PutOutcome = 'created' | 'exists' | 'conflict'
 /** ApplyTxn is the state machine's view of one apply transaction: everything done through it
  * commits together, or not at all. It is valid only inside the apply() callback. */
 export interface ApplyTxn {
-  /** putIfAbsent stores value under key unless the key is taken, and says which happened. */
-  putIfAbsent(key: Uint8Array, value: Uint8Array): PutOutcome
+  /** putIfAbsent stores value under key unless the key is taken, and says which happened.
+   * With logIndex, value is the tail of the data of log entry logIndex, the entry being
+   * applied: once the value is in the value file, LMDB's copy of that entry's log record
+   * may refer to it there instead of holding its bytes twice (log-record.ts). */
+  putIfAbsent(key: Uint8Array, value: Uint8Array, logIndex?: number): PutOutcome
   /** setApplied records the index of the last entry this transaction applies. */
   setApplied(index: number): void
   /** setConf records the configuration as of the applied index. */
@@ -325,7 +336,10 @@ export class LmdbStore implements LogStorage {
   // book, and the newest hard state the host noted (noteHardState: only its commit index is
   // news). The next write transaction (writeReady, compact, flushApplied) writes all of it.
   // Invariant: every pending key is absent from keysDb's committed data or holds the same bytes.
-  private readonly pendingKv = new Map<string, { key: Uint8Array; value: Uint8Array }>()
+  private readonly pendingKv = new Map<
+    string,
+    { key: Uint8Array; value: Uint8Array; logIndex: number | undefined }
+  >()
   private pendingBytes = 0
   private pendingApplied: number | undefined
   private pendingConf: ConfState | undefined
@@ -518,7 +532,7 @@ export class LmdbStore implements LogStorage {
     for (let i = lo; i < hi; i++) {
       const record = this.readLog(i)
       if (record === undefined) throw this.corrupt(`log entry ${i} is missing`)
-      const e = decodeLogRecord(record, i)
+      const e = decodeLogRecord(record, i, this.readTail)
       if (!e.ok) throw this.corrupt(e.problem)
       bytes += entryBytes(e.value)
       if (out.length > 0 && bytes > maxBytes) break
@@ -822,14 +836,14 @@ export class LmdbStore implements LogStorage {
     // What was applied in memory first: a snapshot's metadata below supersedes its
     // applied index and configuration. A recorded compaction's metadata goes with the data
     // it covers (all applied, so written by now or in writePending).
-    this.writePending(hard)
+    const tails = this.writePending(hard)
     if (compaction !== undefined) this.putMeta('snapshot', compaction)
     if (snapshot !== undefined) {
       this.putMeta('snapshot', snapshot)
       this.putMeta('applied', snapshot.index)
       this.putMeta('conf', snapshot.conf)
     }
-    for (const e of rd.entries) this.putRecord(this.logDb, e.index, encodeLogRecord(e))
+    for (const e of rd.entries) this.putLog(e.index, encodeLogRecord(e), tails)
     // Entries past the new last index: the old suffix, or, with a snapshot, every entry
     // above it. Entries at or below a snapshot's index go after the commit, in batches.
     for (let i = Math.max(newLast, base.index) + 1; i <= this.last; i++) this.removeLog(i)
@@ -990,9 +1004,16 @@ export class LmdbStore implements LogStorage {
   // writePending writes the pending state inside a write transaction, with hard (else the
   // pending hard state) as the hard state. The commit index written is at least the applied
   // index: the core never applies past its commit index.
-  private writePending(hard: HardState | undefined): void {
-    for (const { key, value } of this.pendingKv.values())
-      this.putRecord(this.keysDb, key, this.valueRef(key, value))
+  // It returns where the value file takes the values of applied entries (tailRefs), for
+  // their log records.
+  private writePending(hard: HardState | undefined): TailRefs | undefined {
+    let tails: TailRefs | undefined
+    for (const { key, value, logIndex } of this.pendingKv.values()) {
+      const ref = this.valueRef(key, value, undefined, (offset) => {
+        if (logIndex !== undefined) (tails ??= new Map()).set(logIndex, { value, offset })
+      })
+      this.putRecord(this.keysDb, key, ref)
+    }
     if (this.pendingApplied !== undefined) this.putMeta('applied', this.pendingApplied)
     if (this.pendingConf !== undefined) this.putMeta('conf', this.pendingConf)
     if (this.pendingMembers !== undefined) this.putMeta('members', this.pendingMembers)
@@ -1000,11 +1021,20 @@ export class LmdbStore implements LogStorage {
     if (hs !== undefined) this.putMeta('hardState', hs)
     if (this.walSeq > this.checkpointSeq) {
       // A checkpoint: what the write-ahead file holds goes into LMDB with the rest.
-      for (const [index, record] of this.walTail) this.putRecord(this.logDb, index, record)
+      for (const [index, record] of this.walTail) this.putLog(index, record, tails)
       for (let i = this.last + 1; i <= this.lmdbLast; i++) this.removeLog(i)
       this.putMeta('walSeq', this.walSeq)
       if (hs === undefined) this.putMeta('hardState', this.hard)
     }
+    return tails
+  }
+
+  // putLog puts the log record of entry index, as a reference to its value when tails says
+  // this transaction stores the entry's value in the value file (see log-record.ts).
+  private putLog(index: number, record: Uint8Array, tails: TailRefs | undefined): void {
+    const tail = tails?.get(index)
+    const stored = tail === undefined ? record : tailRefRecord(record, tail.value, tail.offset)
+    this.putRecord(this.logDb, index, stored ?? record)
   }
 
   // pendingWritten notes that a transaction that wrote the pending state (and hard, the hard
@@ -1042,9 +1072,9 @@ export class LmdbStore implements LogStorage {
     let live = true
     const notLive = 'ApplyTxn used outside its apply() callback'
     const txn: ApplyTxn = {
-      putIfAbsent: (key, value) => {
+      putIfAbsent: (key, value, logIndex) => {
         assert(live, notLive)
-        return this.putIfAbsentInTxn(key, value, inMemory)
+        return this.putIfAbsentInTxn(key, value, inMemory, logIndex)
       },
       setApplied: (index) => {
         assert(live, notLive)
@@ -1289,7 +1319,8 @@ export class LmdbStore implements LogStorage {
       // version 4 moves the values (upgradeValues, whose first transaction writes the new
       // version, so that an older oncekv refuses a store halfway through; an upgrade cut
       // short goes on here); version 5 changes only the write-ahead file (wal.ts reads both
-      // layouts), and records the version now so that an older oncekv refuses the store.
+      // layouts) and version 6 only adds a log record type: each records the version now so
+      // that an older oncekv refuses the store.
       this.openValueFile()
       if (format < 4 || this.legacyKvDb.getKeysCount() > 0) this.upgradeValues()
       if (format !== FORMAT_VERSION) this.write(() => this.putMeta('format', FORMAT_VERSION))
@@ -1366,6 +1397,8 @@ export class LmdbStore implements LogStorage {
         if (index === undefined || !term.ok) {
           throw this.corrupt(`${where}: ${term.ok ? 'an entry too short' : term.problem}`)
         }
+        if (isTailRef(bytes))
+          throw this.corrupt(`${where}: entry ${index} refers to the value file`)
         entries.push({ index, term: term.value })
       }
       const first = entries[0]
@@ -1424,6 +1457,9 @@ export class LmdbStore implements LogStorage {
       if (bytes === undefined) throw this.corrupt(`log entry ${i} is missing`)
       const term = decodeLogRecordTerm(bytes, i)
       if (!term.ok) throw this.corrupt(term.problem)
+      if (isTailRef(bytes) && i > this.applied) {
+        throw this.corrupt(`log entry ${i} refers to the value file but is not applied`)
+      }
       if (term.value < prevTerm) {
         throw this.corrupt(`log entry ${i} has term ${term.value}, below its predecessor's`)
       }
@@ -1515,7 +1551,12 @@ export class LmdbStore implements LogStorage {
 
   // putIfAbsentInTxn stores value under key unless the key is taken (pending values count):
   // in the open transaction, or, with inMemory (applyInMemory), into pendingKv.
-  private putIfAbsentInTxn(key: Uint8Array, value: Uint8Array, inMemory = false): PutOutcome {
+  private putIfAbsentInTxn(
+    key: Uint8Array,
+    value: Uint8Array,
+    inMemory = false,
+    logIndex?: number,
+  ): PutOutcome {
     assert(
       key.byteLength >= 1 && key.byteLength <= KEY_BYTES_MAX,
       () => `key of ${key.byteLength} bytes; keys are 1 to ${KEY_BYTES_MAX} bytes`,
@@ -1523,7 +1564,7 @@ export class LmdbStore implements LogStorage {
     const existing = this.pendingValue(key) ?? this.readValue(key)
     if (existing !== undefined) return bytesEqual(existing, value) ? 'exists' : 'conflict'
     if (inMemory) {
-      this.pendingKv.set(pendingKey(key), { key, value })
+      this.pendingKv.set(pendingKey(key), { key, value, logIndex })
       this.pendingBytes += key.byteLength + value.byteLength
     } else {
       this.keysDb.putSync(key, this.valueRef(key, value))
@@ -1582,10 +1623,22 @@ export class LmdbStore implements LogStorage {
 
   // valueRef is the reference to store under key for value (crc: its checksum), staging the
   // value in the value file unless the reference holds it.
-  private valueRef(key: Uint8Array, value: Uint8Array, crc = valueChecksum(key, value)): Buffer {
+  // placed, if given, learns where the value file takes a value it does.
+  private valueRef(
+    key: Uint8Array,
+    value: Uint8Array,
+    crc = valueChecksum(key, value),
+    placed?: (offset: number) => void,
+  ): Buffer {
     if (value.byteLength <= INLINE_VALUE_MAX) return encodeInlineRef(crc, value)
-    return encodeFileRef(crc, value.byteLength, this.values.stage(value))
+    const offset = this.values.stage(value)
+    placed?.(offset)
+    return encodeFileRef(crc, value.byteLength, offset)
   }
+
+  // readTail reads a log record's data tail from the value file (log-record.ts).
+  private readonly readTail = (offset: number, length: number): Uint8Array | undefined =>
+    this.guardRead(() => this.values.read(offset, length))
 
   // flushValues makes the values staged for this transaction durable and records the value
   // file's new end with it: inside the transaction, before it commits.
