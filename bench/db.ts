@@ -10,7 +10,7 @@
 import { scriptArgs } from '../test/script-args.ts'
 import { Pool } from 'undici'
 import { Cluster, type DbProcess } from '../test/e2e/cluster.ts'
-import { closedLoop, forEachBounded, Progress } from './load-loop.ts'
+import { closedLoop, forEachBounded, procRss, Progress } from './load-loop.ts'
 
 const args = scriptArgs(
   'usage: npm run bench:db -- [--seconds 5] [--load-keys 1000000] [--concurrency 1,16,128] ' +
@@ -85,10 +85,23 @@ async function run(
   }
 }
 
+// rssMiB is each member's resident set, and what it is made of: anonymous memory (V8's heap,
+// as the member's /metrics gives it, and native allocations) and pages of mapped files (the
+// Node.js binary and LMDB's data file, the pages of it the member has read).
 async function rssMiB(nodes: readonly DbProcess[]): Promise<string[]> {
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0)
   const out: string[] = []
-  for (const n of nodes)
-    out.push(`${n.id} ${((await n.stats()).rss_bytes / 2 ** 20).toFixed(0)} MiB`)
+  for (const n of nodes) {
+    const rss = procRss(n.pid)
+    const metrics = await (await fetch(`${n.url}/metrics`)).text()
+    const metric = (name: string): number =>
+      Number(new RegExp(`^oncekv_nodejs_${name} ([0-9.e+]+)$`, 'm').exec(metrics)?.[1] ?? NaN)
+    out.push(
+      `${n.id} ${mib(rss.total)} MiB (anonymous ${mib(rss.anon)}, V8 heap ` +
+        `${mib(metric('heap_size_total_bytes'))} with ${mib(metric('heap_size_used_bytes'))} ` +
+        `in use; files ${mib(rss.file)})`,
+    )
+  }
   return out
 }
 
@@ -98,7 +111,6 @@ async function main(): Promise<void> {
     name: 'bench',
     size: 3,
     tickMs: 50,
-    snapshotEntries: 100_000,
   })
   const nodes = cluster.all()
   const pools = nodes.map((n) => new Pool(n.url, { connections: 128, pipelining: 1 }))
@@ -140,7 +152,7 @@ async function main(): Promise<void> {
 
     if (loadKeys > 0) {
       console.log(
-        `\nresident memory before loading ${loadKeys} keys: ${(await rssMiB(nodes)).join(', ')}`,
+        `\nresident memory before loading ${loadKeys} keys:\n  ${(await rssMiB(nodes)).join('\n  ')}`,
       )
       // Loading goes to the leader directly: it measures the store, not the forwarding hop.
       const leaderId = (await (nodes[0] as DbProcess).stats()).leader
@@ -167,7 +179,7 @@ async function main(): Promise<void> {
         `loaded ${loaded.ok} keys in ${loaded.elapsedSec.toFixed(0)} s (${Math.round(loaded.ok / loaded.elapsedSec)} writes/s at 128 clients)`,
       )
       await cluster.waitCaughtUp(undefined, { timeoutMs: 120_000 })
-      console.log(`resident memory after: ${(await rssMiB(nodes)).join(', ')}`)
+      console.log(`resident memory after:\n  ${(await rssMiB(nodes)).join('\n  ')}`)
       const s = await (nodes[0] as DbProcess).stats()
       console.log(
         `keys ${s.keys}, store ${(s.db_bytes / 2 ** 20).toFixed(0)} MiB on disk per member`,

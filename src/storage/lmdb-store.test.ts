@@ -555,6 +555,15 @@ describe('LmdbStore', () => {
       }
     }
 
+    it('takes big Readies too, whose records LMDB would keep whole until compaction', async () => {
+      const { store, dir } = bootstrapped(noClock)
+      const entries = makeEntries(2, [1, 1], 256 * 1024)
+      await store.writeReadyAsync({ hardState: term1(1), entries })
+      assert.equal(store.hasPending(), true)
+      assert.deepEqual(store.entries(2, 4, Infinity), entries)
+      assert.equal(statSync(join(dir, WAL_FILE)).size > 512 * 1024, true)
+    })
+
     it('takes Readies with one record each and gives them back on open, then folds them into LMDB', async () => {
       const boot = bootstrapped(noClock)
       const dir = boot.dir
@@ -844,8 +853,9 @@ describe('LmdbStore', () => {
       // it: the store served those entries while it committed).
       await store.writeReadyAsync({ hardState: term1(5002), entries: makeEntries(5002, [1]) })
       assert.equal(store.firstIndex(), 5002)
-      // Three Readies of 200 entries go to the file; then a big one is a checkpoint, and
-      // deletes twice what it carries (601 entries), at most DELETE_BATCH: 1,000 keys.
+      // Three Readies of 200 entries go to the file; then one is a checkpoint (its window
+      // has passed), and deletes twice what it carries (601 entries), at most DELETE_BATCH:
+      // 1,000 keys.
       for (let i = 0; i < 3; i++) {
         const next = store.lastIndex() + 1
         const entries = makeEntries(next, new Array<number>(200).fill(1))
@@ -853,10 +863,8 @@ describe('LmdbStore', () => {
       }
       const next = store.lastIndex() + 1
       assert.equal(next, 5603)
-      await store.writeReadyAsync({
-        hardState: term1(5002),
-        entries: makeEntries(next, [1], 128 * 1024),
-      })
+      Object.assign(store, { checkpointMs: 0 }) // as if the window had passed
+      await store.writeReadyAsync({ hardState: term1(5002), entries: makeEntries(next, [1]) })
       assert.equal(store.hasPending(), false)
       await store.close()
       // Below the snapshot: 5,000 keys - 1,000 (256 if the 600 were not counted); above it

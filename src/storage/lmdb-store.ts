@@ -18,7 +18,7 @@
 // tail, the hard state and the last record's sequence number ('walSeq'), after which the
 // next append writes from the start of the file again, over the records LMDB now holds
 // (the file is recycled, never cut: wal.ts says why and how it is read). Checkpoints come
-// with the first Ready after CHECKPOINT_MS, a big Ready, a compaction or a received snapshot,
+// with the first Ready after CHECKPOINT_MS, a compaction or a received snapshot,
 // and with every other write transaction that writes the pending state (flushApplied,
 // compact, apply, writeReady).
 // open() replays the records past 'walSeq' and checkpoints them. The log is LMDB's keys up
@@ -138,10 +138,12 @@ export const WAL_FILE = 'wal.log'
  * applied data may wait in memory, before one does. */
 export const CHECKPOINT_MS = 100
 export const CHECKPOINT_BYTES = 16 * 1024 * 1024
-/** A Ready whose entries hold at least CHECKPOINT_READY_BYTES goes to LMDB as a checkpoint:
- * its two flushes are shared by so many writes that writing the entries twice (to the file,
- * then to LMDB) costs more than the flush it would save. */
-export const CHECKPOINT_READY_BYTES = 128 * 1024
+// A big Ready goes to the file too. It once went to LMDB at once, as a checkpoint, since its
+// entries' log records were written twice otherwise (to the file, then whole into LMDB);
+// since LMDB keeps an applied put's record as a reference to its value, that is no longer
+// so, while a record LMDB took whole before its entry was applied stays whole, and a 4 KiB
+// value's takes two overflow pages, which compaction reads back into the member's resident
+// memory (bench/NOTES.md, "Log records refer to their values").
 
 /** VERIFY_TAIL_ENTRIES is how many of the newest log entries open() reads in full. */
 export const VERIFY_TAIL_ENTRIES = 1000
@@ -274,8 +276,6 @@ interface ReadyPlan {
   readonly compaction: SnapshotMeta | undefined
   /** trimTo: this transaction deletes the leftover log keys in [trimFrom, trimTo). */
   readonly trimTo: number
-  /** entryBytes is the size of the Ready's entries' data. */
-  readonly entryBytes: number
 }
 
 // TailRefs: for the log entries whose values a transaction puts in the value file, the value
@@ -650,7 +650,7 @@ export class LmdbStore implements LogStorage {
   async writeReadyAsync(rd: ReadyWrite): Promise<void> {
     assert(this.inflight === undefined, 'writeReadyAsync while another is in flight')
     const plan = this.planReady(rd)
-    if (this.wal !== undefined && plan.snapshot === undefined && !this.checkpointDue(plan)) {
+    if (this.wal !== undefined && plan.snapshot === undefined && !this.checkpointDue()) {
       await this.appendReady(this.wal, rd, plan)
       return
     }
@@ -713,12 +713,11 @@ export class LmdbStore implements LogStorage {
     return this.pendingBytes + this.walTailBytes
   }
 
-  // checkpointDue tells whether rd goes to LMDB, with everything the write-ahead file and
+  // checkpointDue tells whether a Ready goes to LMDB, with everything the write-ahead file and
   // memory hold, rather than to the file: a compaction waits, the file or the applied data
-  // in memory has grown past CHECKPOINT_BYTES, CHECKPOINT_MS have passed, or rd is big.
-  private checkpointDue(plan: ReadyPlan): boolean {
+  // in memory has grown past CHECKPOINT_BYTES, or CHECKPOINT_MS have passed.
+  private checkpointDue(): boolean {
     return (
-      plan.entryBytes >= CHECKPOINT_READY_BYTES ||
       this.pendingSnap !== undefined ||
       (this.wal?.bytes ?? 0) >= CHECKPOINT_BYTES ||
       this.pendingBytes >= CHECKPOINT_BYTES ||
@@ -827,7 +826,7 @@ export class LmdbStore implements LogStorage {
     const payload = (rd.applyBytes ?? 0) + this.checkpointBytes() + entryBytes
     // Refused for want of space before anything changes, so the caller may retry rd as is.
     this.checkSpace(PAYLOAD_FACTOR * payload + (trimTo - this.trimFrom) * DELETE_BYTES_PER_KEY)
-    return { snapshot, base, newLast, hard, compaction, trimTo, entryBytes }
+    return { snapshot, base, newLast, hard, compaction, trimTo }
   }
 
   // readyWrites makes rd's writes (inside a transaction, or queued with asyncOps).
