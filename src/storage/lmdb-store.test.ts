@@ -1290,6 +1290,49 @@ describe('LmdbStore', () => {
       )
     })
 
+    it('refers to values from a checkpoint off the event loop too, for entries applied before their Ready is written', async () => {
+      const { store, dir } = bootstrapped({ checkpointMs: Infinity })
+      const from = store.lastIndex() + 1
+      const put = (index: number): Entry => ({
+        index,
+        term: 1,
+        type: 'normal',
+        data: new Uint8Array(Buffer.concat([enc.encode(`put k${index} `), valueOf(4096)])),
+      })
+      const [first, second, third] = [put(from), put(from + 1), put(from + 2)]
+      const term1 = (commit: number): HardState => ({ term: 1, vote: 'a', commit })
+      const valueIn = (e: Entry): Uint8Array => e.data.subarray(e.data.byteLength - 4096)
+      // The first through the write-ahead file, applied after.
+      await store.writeReadyAsync({ hardState: term1(from - 1), entries: [first] })
+      store.applyInMemory((t) => {
+        t.putIfAbsent(enc.encode(`k${from}`), valueIn(first), first.index)
+        t.setApplied(first.index)
+      })
+      // The second and third applied in memory before their Ready is written (a follower
+      // learning entries and their commit at once); the third's put carries an index the
+      // applied index does not cover, as no caller should: its record stays whole.
+      store.applyInMemory(
+        (t) => {
+          t.putIfAbsent(enc.encode(`k${from + 1}`), valueIn(second), second.index)
+          t.putIfAbsent(enc.encode(`k${from + 2}`), valueIn(third), third.index)
+          t.setApplied(second.index)
+        },
+        { first: second.index, last: third.index },
+      )
+      Object.assign(store, { checkpointMs: 0 }) // this Ready is a checkpoint
+      await store.writeReadyAsync({ hardState: term1(third.index), entries: [second, third] })
+      assert.equal(store.hasPending(), false)
+      assert.deepEqual(store.entries(from, from + 3, Infinity), [first, second, third])
+      await store.close()
+      const raw = openRaw(dir)
+      const sizes = [first, second, third].map((e) => raw.log.getBinary(e.index)?.byteLength)
+      await raw.root.close()
+      const head = `put k${from} `.length
+      assert.deepEqual(sizes, [37 + head, 37 + head, encodeLogRecord(third).byteLength])
+      const again = openStore(dir)
+      assert.deepEqual(again.entries(from, from + 3, Infinity), [first, second, third])
+    })
+
     it('cuts bytes past the recorded end, and refuses a file shorter than it or missing', async () => {
       const { store, dir } = bootstrapped()
       commitPuts(store, [pair(1, 100), pair(2, 100)])

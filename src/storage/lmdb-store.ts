@@ -138,14 +138,9 @@ export const WAL_FILE = 'wal.log'
  * applied data may wait in memory, before one does. */
 export const CHECKPOINT_MS = 100
 export const CHECKPOINT_BYTES = 16 * 1024 * 1024
-// A big Ready goes to the file too. It once went to LMDB at once, as a checkpoint, since its
-// entries' log records were written twice otherwise (to the file, then whole into LMDB);
-// since LMDB keeps an applied put's record as a reference to its value, that is no longer
-// so, while a record LMDB took whole before its entry was applied stays whole, and a 4 KiB
-// value's takes two overflow pages, which compaction reads back into the member's resident
-// memory (bench/NOTES.md, "Log records refer to their values").
 
-/** VERIFY_TAIL_ENTRIES is how many of the newest log entries open() reads in full. */
+/** VERIFY_TAIL_ENTRIES is how many of the newest log entries open() checks: each record's
+ * CRC, index and term (not the value a record refers to, which entries() checks). */
 export const VERIFY_TAIL_ENTRIES = 1000
 
 /** MIN_FREE_BYTES_DEFAULT is the free space a store keeps on its file system by default:
@@ -276,6 +271,8 @@ interface ReadyPlan {
   readonly compaction: SnapshotMeta | undefined
   /** trimTo: this transaction deletes the leftover log keys in [trimFrom, trimTo). */
   readonly trimTo: number
+  /** entryBytes is the size of the Ready's entries' data. */
+  readonly entryBytes: number
 }
 
 // TailRefs: for the log entries whose values a transaction puts in the value file, the value
@@ -650,7 +647,7 @@ export class LmdbStore implements LogStorage {
   async writeReadyAsync(rd: ReadyWrite): Promise<void> {
     assert(this.inflight === undefined, 'writeReadyAsync while another is in flight')
     const plan = this.planReady(rd)
-    if (this.wal !== undefined && plan.snapshot === undefined && !this.checkpointDue()) {
+    if (this.wal !== undefined && plan.snapshot === undefined && !this.checkpointDue(plan)) {
       await this.appendReady(this.wal, rd, plan)
       return
     }
@@ -714,10 +711,17 @@ export class LmdbStore implements LogStorage {
   }
 
   // checkpointDue tells whether a Ready goes to LMDB, with everything the write-ahead file and
-  // memory hold, rather than to the file: a compaction waits, the file or the applied data
-  // in memory has grown past CHECKPOINT_BYTES, or CHECKPOINT_MS have passed.
-  private checkpointDue(): boolean {
+  // memory hold, rather than to the file: a compaction waits, the file, the applied data in
+  // memory or the Ready itself has reached CHECKPOINT_BYTES, or CHECKPOINT_MS have passed.
+  // (Readies of 128 KiB of entries or more went to LMDB at once until layout version 6: their
+  // records were written twice otherwise, to the file and then whole into LMDB. Now LMDB
+  // keeps an applied put's record as a reference to its value, and a record it takes before
+  // its entry is applied stays whole: a 4 KiB value's in two overflow pages, which compaction
+  // reads back into the member's resident memory. bench/NOTES.md, "Log records refer to
+  // their values".)
+  private checkpointDue(plan: ReadyPlan): boolean {
     return (
+      plan.entryBytes >= CHECKPOINT_BYTES ||
       this.pendingSnap !== undefined ||
       (this.wal?.bytes ?? 0) >= CHECKPOINT_BYTES ||
       this.pendingBytes >= CHECKPOINT_BYTES ||
@@ -826,7 +830,7 @@ export class LmdbStore implements LogStorage {
     const payload = (rd.applyBytes ?? 0) + this.checkpointBytes() + entryBytes
     // Refused for want of space before anything changes, so the caller may retry rd as is.
     this.checkSpace(PAYLOAD_FACTOR * payload + (trimTo - this.trimFrom) * DELETE_BYTES_PER_KEY)
-    return { snapshot, base, newLast, hard, compaction, trimTo }
+    return { snapshot, base, newLast, hard, compaction, trimTo, entryBytes }
   }
 
   // readyWrites makes rd's writes (inside a transaction, or queued with asyncOps).
@@ -1003,13 +1007,15 @@ export class LmdbStore implements LogStorage {
   // writePending writes the pending state inside a write transaction, with hard (else the
   // pending hard state) as the hard state. The commit index written is at least the applied
   // index: the core never applies past its commit index.
-  // It returns where the value file takes the values of applied entries (tailRefs), for
-  // their log records.
+  // It returns where the value file takes the values of applied entries (TailRefs), for
+  // their log records: only of entries the applied index it writes covers.
   private writePending(hard: HardState | undefined): TailRefs | undefined {
     let tails: TailRefs | undefined
+    const applied = this.pendingApplied ?? this.durableApplied
     for (const { key, value, logIndex } of this.pendingKv.values()) {
       const ref = this.valueRef(key, value, undefined, (offset) => {
-        if (logIndex !== undefined) (tails ??= new Map()).set(logIndex, { value, offset })
+        if (logIndex !== undefined && logIndex <= applied)
+          (tails ??= new Map()).set(logIndex, { value, offset })
       })
       this.putRecord(this.keysDb, key, ref)
     }
@@ -1396,8 +1402,9 @@ export class LmdbStore implements LogStorage {
         if (index === undefined || !term.ok) {
           throw this.corrupt(`${where}: ${term.ok ? 'an entry too short' : term.problem}`)
         }
-        if (isTailRef(bytes))
+        if (isTailRef(bytes)) {
           throw this.corrupt(`${where}: entry ${index} refers to the value file`)
+        }
         entries.push({ index, term: term.value })
       }
       const first = entries[0]
@@ -1421,7 +1428,8 @@ export class LmdbStore implements LogStorage {
   }
 
   // loadLog finds the log's last index, checks that the log is contiguous from the snapshot
-  // on, and reads the newest VERIFY_TAIL_ENTRIES entries in full (CRC, index, terms).
+  // on, and checks the newest VERIFY_TAIL_ENTRIES records (CRC, index, terms, and that none
+  // past the applied index refers to the value file).
   private loadLog(): void {
     const base = this.snap.index
     let firstAbove: unknown

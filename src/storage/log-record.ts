@@ -81,8 +81,7 @@ export function tailRefRecord(
   view.setUint8(TYPE_AT, TYPE_TAIL_REF)
   view.setFloat64(TAIL_OFFSET_AT, offset, true)
   view.setUint32(TAIL_LENGTH_AT, tailLength, true)
-  // An empty tail adds nothing (Node.js 20's crc32 of an empty array is 0, not its seed).
-  view.setUint32(TAIL_CRC_AT, tailLength === 0 ? 0 : crc32(tail), true)
+  view.setUint32(TAIL_CRC_AT, crc32(tail), true)
   out.set(
     record.subarray(LOG_RECORD_HEADER_BYTES, LOG_RECORD_HEADER_BYTES + headBytes),
     TAIL_REF_HEADER_BYTES,
@@ -126,16 +125,16 @@ export function decodeLogRecord(
       problem: `log entry ${index}: ${length} bytes at ${offset} in the value file are missing`,
     }
   }
-  if ((length === 0 ? 0 : crc32(tail)) !== view.getUint32(TAIL_CRC_AT, true)) {
+  if (crc32(tail) !== view.getUint32(TAIL_CRC_AT, true)) {
     return {
       ok: false,
       problem: `log entry ${index}: its ${length} bytes at ${offset} in the value file fail their checksum`,
     }
   }
-  const head2 = bytes.subarray(TAIL_REF_HEADER_BYTES)
-  const data = new Uint8Array(head2.byteLength + length)
-  data.set(head2)
-  data.set(tail, head2.byteLength)
+  const front = bytes.subarray(TAIL_REF_HEADER_BYTES)
+  const data = new Uint8Array(front.byteLength + length)
+  data.set(front)
+  data.set(tail, front.byteLength)
   return { ok: true, value: { index, term, type, data } }
 }
 

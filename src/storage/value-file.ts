@@ -1,6 +1,7 @@
 // The value file beside LmdbStore's data file (values.dat): the bytes of every value too big
 // to keep in LMDB's key index, appended one after another, never rewritten. LMDB maps each
-// key to a reference (value-record.ts: offset, length, checksum) instead of the value.
+// key to a reference (value-record.ts: offset, length, checksum) instead of the value, and
+// keeps the log record of the entry that put it as a reference to it too (log-record.ts).
 //
 // Why: LMDB serves reads from a memory map, so every page of its data file that was ever
 // read counts in the member's resident memory; with the values in it, a member holding
