@@ -30,7 +30,7 @@ import {
   WAL_FILE,
   type LmdbStoreOptions,
 } from './lmdb-store.ts'
-import { encodeLogRecord } from './log-record.ts'
+import { encodeLogRecord, tailRefRecord } from './log-record.ts'
 import { makeEntries, makeEntry, runLogStorageSuite } from './log-storage.suite.ts'
 import { decodeMembers, type Members } from './members.ts'
 import { decodeMetaRecord, encodeMetaRecord } from './meta-record.ts'
@@ -562,6 +562,21 @@ describe('LmdbStore', () => {
       assert.equal(store.hasPending(), true)
       assert.deepEqual(store.entries(2, 4, Infinity), entries)
       assert.equal(statSync(join(dir, WAL_FILE)).size > 512 * 1024, true)
+    })
+
+    it('refuses a record that refers to the value file (only LMDB keeps those)', async () => {
+      const { store, dir } = bootstrapped(noClock)
+      const [e, next] = makeEntries(2, [1, 1], 100)
+      assert(e !== undefined && next !== undefined)
+      await store.writeReadyAsync({ hardState: term1(1), entries: [e] })
+      await store.close()
+      const opened = Wal.open(join(dir, WAL_FILE))
+      const seq = opened.records.at(-1)?.seq ?? 0
+      const ref = tailRefRecord(encodeLogRecord(next), next.data.subarray(50), 0)
+      assert(ref !== undefined)
+      await opened.wal.append({ seq: seq + 1, hardState: undefined, entries: [ref] })
+      opened.wal.close()
+      assertCorrupt(dir, /wal\.log, record \d+: entry 3 refers to the value file/)
     })
 
     it('takes Readies with one record each and gives them back on open, then folds them into LMDB', async () => {
