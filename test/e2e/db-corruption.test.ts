@@ -24,6 +24,7 @@ import { postJson } from './http.ts'
 import { readBack, startWriteLoad, summarize, type WriteLoadResult } from './load.ts'
 
 const MARKER = 'NEWEST-ENTRY-MARKER-'
+const RECORD_MARKER = 'NEWEST-RECORD-MARK-'
 
 /** refusesConnections is true when nothing listens on host:port. */
 function refusesConnections(hostPort: string): Promise<boolean> {
@@ -59,12 +60,19 @@ describe('a corrupted store is detected at start', () => {
     assert.equal(written.acked.size, 200, summarize(written))
     assert.equal(written.internalErrors, 0, summarize(written))
     const { node: leader } = await cluster.leader()
-    // The newest entry carries a marker the byte-flipping case can find in the file.
+    // A value in the value file that a case damages there, then the newest entry, with a
+    // marker the byte-flipping case can find in the data file: a value of at most 32 bytes,
+    // whose log record LMDB keeps whole (a longer value's record refers to the value file).
     const marker = await leader.request(`/keys/marker`, {
       method: 'PUT',
       body: MARKER + 'x'.repeat(64),
     })
     assert.equal(marker.status, 201)
+    const newest = await leader.request(`/keys/newest`, {
+      method: 'PUT',
+      body: RECORD_MARKER + 'y'.repeat(10),
+    })
+    assert.equal(newest.status, 201)
     victim = cluster.running().find((n) => n !== leader) as DbProcess
     await cluster.waitCaughtUp([victim.id])
     const exit = await cluster.terminate(victim.id)
@@ -102,7 +110,7 @@ describe('a corrupted store is detected at start', () => {
   it('refuses a garbled byte inside the newest log record', async () => {
     const log = await startDamaged((file) => {
       const bytes = readFileSync(file)
-      const marker = Buffer.from(MARKER)
+      const marker = Buffer.from(RECORD_MARKER)
       let flipped = 0
       for (let at = bytes.indexOf(marker); at >= 0; at = bytes.indexOf(marker, at + 1)) {
         const i = at + marker.byteLength + 3
