@@ -9,20 +9,20 @@
 //      three (a leader went unheard that long mid-test), and raising the timeout to 500 ms
 //      made writes through a leader's self-removal slower than the tests allow.
 //    - the side lane: with --checks, the typecheck and the linter first; then the files that
-//      start no process or only a one-member system (src/, web/src/, the simulator, the
+//      start no cluster or only a one-member system (src/, web/src/, the simulator, the
 //      chaos checker, the HTTP fuzzer): one busy process beside the cluster lane.
-//    The side lane's output is printed in blocks as each step ends, so the lanes' lines never
-//    mix; the cluster lane streams.
+//    The side lane's output is printed in one block as each step ends; the cluster lane
+//    streams.
 // 2. Then, alone, the files that share something no lock covers: the package test rebuilds
 //    build/, dist/ and web/dist/ (which the others run from), and the two that start
 //    `oncekv dev` on its default ports.
 //
 // Ports: freePort (test/e2e/cluster.ts) keeps the ports it hands out apart across the test
 // processes of the run by lock files in a folder made for the run (ONCEKV_TEST_PORT_LOCKS).
-// Exit code 1 when anything fails; every step always runs.
+// Exit code 1 when anything fails; every step runs, even after a failure.
 import { spawn, type SpawnOptions } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { constants as osConstants, tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
@@ -70,11 +70,20 @@ const portLocks = mkdtempSync(join(tmpdir(), 'oncekv-test-ports-'))
 process.once('exit', () => rmSync(portLocks, { recursive: true, force: true }))
 const env = { ...process.env, ONCEKV_TEST_PORT_LOCKS: portLocks }
 
+// Ctrl-C or SIGTERM: the signal goes to the steps running, no further step starts, and the
+// run exits 128 + the signal's number once they ended (their output printed). A second
+// signal kills them and exits at once.
 const children = new Set<ReturnType<typeof spawn>>()
+let stoppedBy: NodeJS.Signals | undefined
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stoppedBy !== undefined) {
+      for (const c of children) c.kill('SIGKILL')
+      process.exit(128 + osConstants.signals[signal])
+    }
+    stoppedBy = signal
+    console.log(`\n== ${signal}: stopping the steps running; none starts after them`)
     for (const c of children) c.kill(signal)
-    process.exit(1)
   })
 }
 
@@ -96,18 +105,22 @@ function run(step: Step, streamed: boolean): Promise<boolean> {
   child.stdout?.on('data', (b: Buffer) => chunks.push(b))
   child.stderr?.on('data', (b: Buffer) => chunks.push(b))
   return new Promise((resolve) => {
-    child.once('error', (err) => {
-      chunks.push(Buffer.from(`${err.message}\n`))
-    })
-    child.once('close', (code, signal) => {
+    let settled = false
+    const end = (ok: boolean, outcome: string): void => {
+      if (settled) return
+      settled = true
       children.delete(child)
-      const ok = code === 0
       const took = `${((Date.now() - started) / 1000).toFixed(0)} s`
-      const outcome = ok ? `passed in ${took}` : `failed (exit ${code ?? signal}) after ${took}`
-      if (streamed) console.log(`\n== ${step.name}: ${outcome}`)
-      else process.stdout.write(`\n== ${step.name}\n\n${Buffer.concat(chunks)}\n== ${outcome}\n`)
+      const line = `== ${step.name}: ${outcome} after ${took}`
+      if (streamed) console.log(`\n${line}`)
+      else process.stdout.write(`\n== ${step.name}\n\n${Buffer.concat(chunks)}\n${line}\n`)
       resolve(ok)
-    })
+    }
+    // 'close' may not follow an 'error' (a command that could not start).
+    child.once('error', (err) => end(false, `could not run ${step.command}: ${err.message}`))
+    child.once('close', (code, signal) =>
+      end(code === 0, code === 0 ? 'passed' : `failed (exit ${code ?? signal})`),
+    )
   })
 }
 
@@ -140,7 +153,10 @@ const npm = (name: string, script: string): Step => ({
 /** lane runs its steps one after another, every one even after a failure. */
 async function lane(steps: Step[], streamed: boolean): Promise<boolean> {
   let ok = true
-  for (const step of steps) if (!(await run(step, streamed))) ok = false
+  for (const step of steps) {
+    if (stoppedBy !== undefined) return false
+    if (!(await run(step, streamed))) ok = false
+  }
   return ok
 }
 
@@ -157,8 +173,12 @@ const failed = [
   second ? '' : 'pass 2',
 ].filter(Boolean)
 const seconds = ((Date.now() - started) / 1000).toFixed(0)
+const what = `${files.length} test files${args.checks ? ', typecheck and lint' : ''}`
+if (stoppedBy !== undefined) {
+  console.log(`\n== ${what}: stopped by ${stoppedBy} after ${seconds} s`)
+  process.exit(128 + osConstants.signals[stoppedBy])
+}
 console.log(
-  `\n== ${files.length} test files${args.checks ? ', typecheck and lint' : ''} in ${seconds} s: ` +
-    (failed.length ? `${failed.join(', ')} failed` : 'all passed'),
+  `\n== ${what} in ${seconds} s: ${failed.length ? `${failed.join(', ')} failed` : 'all passed'}`,
 )
 process.exit(failed.length ? 1 : 0)

@@ -7,8 +7,9 @@
 //
 // ONCEKV_E2E_CACHE_KEYS and ONCEKV_E2E_CACHE_READS set the size of the fill (keys, reads per
 // key); the fill runs twice, once per set of timeouts. With the defaults, 2,000 x 5, this
-// file takes about 25 s on a two-core machine (5,000 x 5 took 51 s; at a load average of 8
-// to 12, 70 to 90 s); the 10,000 x 20 takes about 2.5 minutes per fill there.
+// file took 45 s on a two-core machine beside the test run's side lane (5,000 x 5 took 51 s
+// alone; at a load average of 8 to 12, 70 to 90 s); the 10,000 x 20 takes about 2.5
+// minutes per fill there.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { before, describe, it, type TestContext } from 'node:test'

@@ -209,6 +209,9 @@ export class SimReplica {
     checkers.onVote(this.id, d.hardState.term, d.hardState.vote, 'its hard state after a restart')
     this.confDirty = true
     this.checkConf('after restart')
+    // As the real host does (Replica.start): the only voter campaigns as it starts.
+    const { voters } = this.raft.status().conf
+    if (voters.length === 1 && voters[0] === this.id) this.raft.campaign()
     this.pump()
   }
 
