@@ -681,7 +681,7 @@ describe('LmdbStore', () => {
       writeFileSync(file, badHeader)
       assertCorrupt(dir, /wal\.log: the file header is damaged/)
 
-      // The last record cut short (its fdatasync never returned): dropped.
+      // The last record cut short (its write never returned): dropped.
       writeFileSync(file, full.subarray(0, full.byteLength - 5))
       let s = openStore(dir)
       assert.equal(s.lastIndex(), 3)

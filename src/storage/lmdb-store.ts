@@ -13,7 +13,7 @@
 // log entry means (the state machine), and moving snapshot bytes between members (transport).
 //
 // Write-ahead file. writeReadyAsync appends a Ready's hard state and log records to wal.log
-// with one fdatasync (an LMDB commit costs two) and keeps the records in memory (walTail);
+// with one flush (an LMDB commit costs two) and keeps the records in memory (walTail);
 // a checkpoint is an LMDB write transaction through writePending, which also writes the
 // tail, the hard state and the last record's sequence number ('walSeq'), after which the
 // next append writes from the start of the file again, over the records LMDB now holds
@@ -729,7 +729,7 @@ export class LmdbStore implements LogStorage {
     )
   }
 
-  // appendReady writes rd as one record of the write-ahead file (one fdatasync); applied
+  // appendReady writes rd as one record of the write-ahead file (one flush); applied
   // data, a commit-only hard state and log keys to trim wait for the next checkpoint.
   private async appendReady(wal: Wal, rd: ReadyWrite, plan: ReadyPlan): Promise<void> {
     const records = rd.entries.map(encodeLogRecord)

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { constants, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import {
+  DSYNC,
   encodeFileHeader,
   encodeWalRecord,
   FILE_MAGIC,
@@ -45,6 +46,23 @@ function open(path: string, covered = 0): WalRecord[] {
 }
 
 describe('Wal', () => {
+  it('on Linux writes through a descriptor opened O_DSYNC: an append is durable when its write returns', async (t) => {
+    if (process.platform !== 'linux') return t.skip('O_DSYNC is used on Linux only')
+    assert.equal(DSYNC, constants.O_DSYNC)
+    const path = walPath()
+    const { wal } = Wal.open(path)
+    try {
+      await wal.append(rec(1))
+      const fd = (wal as unknown as { readonly fd: number }).fd
+      // The descriptor's open flags, in octal (proc(5)).
+      const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+      assert.ok(flags, 'no flags line in fdinfo')
+      assert.equal(parseInt(flags[1] as string, 8) & constants.O_DSYNC, constants.O_DSYNC)
+    } finally {
+      wal.close()
+    }
+  })
+
   it('gives a new file a header, and writes over covered records from its start', async () => {
     const path = walPath()
     const { wal, records, created } = Wal.open(path)

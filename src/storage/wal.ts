@@ -5,11 +5,14 @@
 // commits most Readies here and folds them into LMDB now and then, in one transaction (a
 // checkpoint), after which the file is used again from its start.
 //
-// The file is open with O_DSYNC: a write returns once its data (and the size, if it grew the
-// file) is durable, as a write followed by fdatasync would. That is one trip to Node.js's
-// thread pool per append instead of two: one durable append of 2.4 KiB at a time took 116-125
-// µs of CPU and 0.23-0.28 ms at the median against 148-178 µs and 0.27-0.35 ms with
-// fdatasync (three alternating 3 s runs; bench/NOTES.md).
+// On Linux the file is open with O_DSYNC: a write returns once its data (and the size, if it
+// grew the file) is durable, as a write followed by fdatasync would. That is one trip to
+// Node.js's thread pool per append instead of two: one durable append of 2.4 KiB at a time
+// took 116-125 µs of CPU and 0.23-0.28 ms at the median against 148-178 µs and 0.27-0.35 ms
+// with fdatasync (three alternating 3 s runs; bench/NOTES.md). Elsewhere each write is
+// followed by fdatasync as before: Node.js's fdatasync may do more than O_DSYNC there (on
+// macOS libuv's is a full flush of the drive's cache, F_FULLFSYNC), and Windows has no
+// O_DSYNC.
 //
 // Layout, little-endian: a file header in the first 4 KiB (RECORDS_AT; the rest of that
 // block is zeros, so that the appends after each checkpoint never write the header's block),
@@ -325,7 +328,7 @@ export class Wal {
    */
   static open(path: string, covered = 0): { wal: Wal; records: WalRecord[]; created: boolean } {
     const created = !existsSync(path)
-    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC, 0o644)
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | DSYNC, 0o644)
     try {
       // The file's name must be durable before a record in it is acknowledged (also when an
       // earlier process created it and died before this).
@@ -383,14 +386,12 @@ export class Wal {
     if (!this.headed) {
       // The header is durable before any record is written after it: a record that landed
       // without it would make the file read as one of the older layout, and damaged.
-      // (Durable when the write returns: O_DSYNC.)
-      await writeAll(this.fd, encodeFileHeader(this.salt), 0)
+      await durableWrite(this.fd, encodeFileHeader(this.salt), 0)
       this.headed = true
     }
     // Encoded after empty(), which gives a legacy file its salt.
     const record = encodeWalRecord(rec, this.salt)
-    // Durable when the write returns (O_DSYNC).
-    await writeAll(this.fd, record, this.offset)
+    await durableWrite(this.fd, record, this.offset)
     this.offset += record.byteLength
   }
 
@@ -426,9 +427,20 @@ export class Wal {
   }
 }
 
+/** DSYNC is the open flag that makes each write durable on return where it does what
+ * fdatasync does (Linux), else 0 (module comment). */
+export const DSYNC = process.platform === 'linux' ? constants.O_DSYNC : 0
+
 const fdatasyncAsync = promisify(fdatasync)
 const ftruncateAsync = promisify(ftruncate)
 const writeAsync = promisify(write)
+
+/** durableWrite writes bytes at `at` and resolves once they are durable: with DSYNC the
+ * writes are, else an fdatasync follows them. */
+async function durableWrite(fd: number, bytes: Buffer, at: number): Promise<void> {
+  await writeAll(fd, bytes, at)
+  if (DSYNC === 0) await fdatasyncAsync(fd)
+}
 
 async function writeAll(fd: number, bytes: Buffer, at: number): Promise<void> {
   let done = 0
