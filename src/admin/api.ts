@@ -8,6 +8,7 @@ import { getResponseOf } from '../http/values.ts'
 import {
   BadRequestError,
   errorFromBody,
+  jsonValueBytes,
   keyBytes,
   PayloadTooLargeError,
   UnavailableError,
@@ -127,8 +128,7 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
         throw new BadRequestError('the body must be a JSON object {"key": "...", "value": "..."}')
       const key = body.key
       keyBytes(key)
-      if (typeof body.value !== 'string') throw new BadRequestError('value must be a string')
-      const value = new TextEncoder().encode(body.value)
+      const value = jsonValueBytes(body.value)
       if (value.byteLength > nodes.maxValueBytes)
         throw tooLargeValue(value.byteLength, nodes.maxValueBytes)
       const started = Date.now()

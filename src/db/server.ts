@@ -23,6 +23,7 @@ import {
   NoLeaderError,
   StorageUnavailableError,
   OutcomeUnknownError,
+  jsonValueBytes,
   keyBytes,
   KEY_BYTES_MAX,
   memberUrl,
@@ -377,8 +378,7 @@ export class DbServer {
     const body = objectBody(req.body)
     const key = body.key
     keyBytes(key, this.maxKeyBytes)
-    if (typeof body.value !== 'string') throw new BadRequestError('value must be a string')
-    const value = new TextEncoder().encode(body.value)
+    const value = jsonValueBytes(body.value)
     checkValueSize(value.byteLength, this.maxValueBytes)
     return { key: key as string, value }
   }

@@ -3,6 +3,7 @@
 // are up to 1024 bytes, 3 times that percent-encoded), and a drain mode for shutdown in which
 // each request gets a 503 and its connection is closed, so keep-alive clients cannot hold a
 // stopping node open. Every listener may serve TLS, and enforces the limits of limits.ts.
+import { isUtf8 } from 'node:buffer'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
@@ -123,6 +124,19 @@ export function createApp(opts: AppOptions): FastifyInstance {
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (opts.draining()) reply.header('connection', 'close')
     done(null, payload)
+  })
+  // JSON bodies: Fastify's parser (with its guards against prototype poisoning) after a check
+  // that the bytes are UTF-8. Read as text first, invalid bytes would turn into U+FFFD and a
+  // write would store what the client never sent.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const bytes = body as Buffer
+    if (!isUtf8(bytes)) {
+      done(new BadRequestError('the JSON body is not valid UTF-8'), undefined)
+      return
+    }
+    parseJson(req, bytes.toString('utf8'), done)
   })
   installErrorHandling(app)
   return app

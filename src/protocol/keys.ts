@@ -25,6 +25,19 @@ export function keyBytes(key: unknown, limit = KEY_BYTES_MAX): Uint8Array {
   return bytes
 }
 
+/** jsonValueBytes validates the value of a JSON write ({"key", "value"}) and returns its UTF-8
+ * bytes; it throws BadRequestError. A JSON value is text: a lone surrogate (a "\ud800"
+ * escape) has no UTF-8 form, and is refused rather than stored as U+FFFD. */
+export function jsonValueBytes(value: unknown): Uint8Array {
+  if (typeof value !== 'string') throw new BadRequestError('value must be a string')
+  if (!value.isWellFormed())
+    throw new BadRequestError(
+      'value is not valid UTF-8 (a lone surrogate); a JSON value is text: send other bytes ' +
+        'with PUT /keys/<key>',
+    )
+  return new TextEncoder().encode(value)
+}
+
 /** checkKey validates a key like keyBytes, without encoding it when it is short enough that
  * its UTF-8 form cannot be over the limit (the hot path of reads). */
 export function checkKey(key: unknown): asserts key is string {

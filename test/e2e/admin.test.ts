@@ -23,7 +23,7 @@ import type {
 import { VALUE_BYTES_MAX_DEFAULT } from '../../src/protocol/index.ts'
 import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
-import { postJson } from './http.ts'
+import { postJson, request } from './http.ts'
 import { wsMessages, wsOutcome } from './ws.ts'
 
 /** ListFeed keeps every list a WebSocket pushed, in order, until closed. */
@@ -509,6 +509,24 @@ describe('admin', () => {
     const bad = await postJson(`${c.admin.url}/api/put`, { key: '', value: 'x' })
     assert.equal(bad.status, 400)
     assert.equal(bad.json<{ code: number }>().code, 1001)
+    // A value that is not UTF-8 text: a lone surrogate, or invalid bytes in the body.
+    const surrogate = await postJson(`${c.admin.url}/api/put`, { key: 'u1', value: '\ud800' })
+    assert.equal(surrogate.status, 400)
+    const bytes = await request(`${c.admin.url}/api/put`, {
+      method: 'POST',
+      body: Buffer.concat([
+        Buffer.from('{"key":"u2","value":"'),
+        Buffer.from([0xff]),
+        Buffer.from('"}'),
+      ]),
+      headers: { 'content-type': 'application/json' },
+    })
+    assert.equal(bytes.status, 400)
+    assert.equal(bytes.json<{ code: number }>().code, 1001)
+    for (const key of ['u1', 'u2']) {
+      const lookup = await fetch(`${c.admin.url}/api/lookup/${key}`)
+      assert.equal(((await lookup.json()) as { found: boolean }).found, false, key)
+    }
   })
 
   it('keeps reads and writes going while the admin is down, and takes the caches back within seconds', async (t) => {

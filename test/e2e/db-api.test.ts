@@ -339,6 +339,19 @@ describe('db API on a three-member cluster', () => {
       assertError(await post('{"key":7,"value":"x"}'), 400, 1001, 'bad_request')
       assertError(await post('{"value":"x"}'), 400, 1001, 'bad_request')
       assertError(await post('{"key":"\\ud800","value":"x"}'), 400, 1001, 'bad_request')
+      // Text that is not UTF-8: a lone surrogate in the value, invalid bytes in the body (read
+      // as text they would become U+FFFD, a value the client never sent).
+      assertError(await post('{"key":"bad-u1","value":"\\ud800"}'), 400, 1001, 'bad_request')
+      const badBytes = (k: string, v: string): Uint8Array =>
+        Buffer.concat([
+          Buffer.from(`{"key":"${k}`),
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(`","value":"${v}"}`),
+        ])
+      for (const body of [badBytes('bad-u2', 'x'), badBytes('', 'bad-u3')]) {
+        const res = await n.request('/key', { method: 'POST', body, headers: json })
+        assertError(res, 400, 1001, 'bad_request')
+      }
       // Wrong content type.
       const ok = JSON.stringify({ key: 'bad-4', value: 'x' })
       assertError(await post(ok, { 'content-type': 'text/plain' }), 415, 1001)
