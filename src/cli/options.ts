@@ -240,12 +240,17 @@ export function limitsOption(flags: LimitFlags): Partial<HttpLimits> {
 }
 
 /** addServerOptions adds what every server command (db, cache, admin) takes to protect
- * itself: the file flags of the named secrets, --insecure, the listener limits and TLS. */
-export function addServerOptions(cmd: Command, secrets: readonly SecretName[]): Command {
+ * itself: the file flags of the named secrets, --insecure, the listener limits and TLS (peers:
+ * whether the process has peer listeners; see addTlsOptions). */
+export function addServerOptions(
+  cmd: Command,
+  secrets: readonly SecretName[],
+  peers = true,
+): Command {
   addSecretOptions(cmd, secrets)
   addInsecureOption(cmd)
   addLimitOptions(cmd)
-  return addTlsOptions(cmd)
+  return addTlsOptions(cmd, peers)
 }
 
 /** serverSecurity loads a server command's secrets and TLS files (exit 2 on a set that cannot

@@ -1,5 +1,5 @@
 // The security flags of the server commands (db, cache, admin): token and secret files, TLS.
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { loadSecret, SECRET_SOURCES, type Secret, type SecretName } from './secrets.ts'
 import { loadTls, type TlsConfig, type TlsFlags } from './tls.ts'
 
@@ -19,16 +19,19 @@ export function addSecretOptions(cmd: Command, names: readonly SecretName[]): Co
   return cmd
 }
 
-/** addTlsOptions adds --tls-cert, --tls-key, --tls-ca and --peer-mtls. */
-export function addTlsOptions(cmd: Command): Command {
+/** addTlsOptions adds --tls-cert, --tls-key, --tls-ca and --peer-mtls. A process with no peer
+ * listener (the admin) takes --peer-mtls too, so that one set of flags starts every process,
+ * but leaves it out of its help: it has nothing there to protect. */
+export function addTlsOptions(cmd: Command, peers = true): Command {
+  const peerMtls = new Option(
+    '--peer-mtls',
+    'peers (Raft transport, cache peer protocol) must show a certificate signed by --tls-ca',
+  )
   return cmd
     .option('--tls-cert <file>', 'certificate (PEM) every listener of this process serves TLS with')
     .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
     .option('--tls-ca <file>', 'CA bundle (PEM) trusted when connecting to other oncekv processes')
-    .option(
-      '--peer-mtls',
-      'peers (Raft transport, cache peer protocol) must show a certificate signed by --tls-ca',
-    )
+    .addOption(peers ? peerMtls : peerMtls.hideHelp())
 }
 
 /** Security is what a server process holds to protect itself and to prove itself to others:

@@ -290,6 +290,7 @@ describe('oncekv put, get, status, bench', () => {
         what,
       )
     }
+    assert.match(statusNodes!.stdout.toString(), /^no leader known\nKIND\s/)
     assert.match(statusNodes!.stdout.toString(), /^cache\s.*\s-\s+down\s/m)
     const jsonRows = JSON.parse(statusJson!.stdout.toString()) as { kind: string; health: string }[]
     assert.deepEqual(

@@ -84,7 +84,7 @@ export function registerAdmin(program: Command): void {
     // `oncekv dev` says it started the admin, so the page's hints name it.
     .addOption(new Option('--started-by <what>').choices(['dev']).hideHelp())
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-  addServerOptions(cmd, ADMIN_SECRETS).action(async (flags: AdminFlags) => {
+  addServerOptions(cmd, ADMIN_SECRETS, false).action(async (flags: AdminFlags) => {
     const security = serverSecurity(program, 'admin', flags, ADMIN_SECRETS)
     const { AdminNode } = await import('../../admin/node.ts')
     let node: AdminNode

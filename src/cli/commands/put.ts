@@ -27,7 +27,7 @@ export function registerPut(program: Command): void {
           'exit 3 if another value is there',
       )
       .argument('<key>', 'the key: 1 to 1024 bytes of UTF-8')
-      .argument('[value]', 'the value as text (else --file, else stdin)')
+      .argument('[value]', "the value as text ('' for an empty one; else --file, else stdin)")
       .option('-f, --file <path>', 'read the value from a file, bytes as they are'),
   ).action(async (key: string, value: string | undefined, flags: PutFlags) => {
     if (value !== undefined && flags.file !== undefined)

@@ -85,6 +85,13 @@ async function fromAdmin(admin: string, timeoutMs: number, f: FetchFn): Promise<
   return { header, rows }
 }
 
+/** dbRole is a member's ROLE: leader, follower or learner while it answers; for one that is
+ * down only what the configuration says (voter or learner), as its role is not known. */
+export function dbRole(leader: boolean, suffrage: string | null, health: string): string {
+  if (health === 'down') return suffrage === 'learner' ? 'learner' : 'voter'
+  return leader ? 'leader' : suffrage === 'learner' ? 'learner' : 'follower'
+}
+
 function rowOfOverview(n: OverviewNode): Row {
   if (n.kind === 'db') {
     const s = n.stats as DbStats | null
@@ -92,7 +99,7 @@ function rowOfOverview(n: OverviewNode): Row {
       kind: 'db',
       id: n.id,
       url: n.url,
-      role: n.leader ? 'leader' : n.suffrage === 'learner' ? 'learner' : 'follower',
+      role: dbRole(n.leader, n.suffrage, n.health),
       health: n.health,
       keys: s?.keys ?? null,
       cacheBytes: null,
@@ -130,7 +137,7 @@ async function fromNodes(
         kind: 'db',
         id: m.id,
         url,
-        role: m.leader ? 'leader' : m.suffrage === 'learner' ? 'learner' : 'follower',
+        role: dbRole(m.leader, m.suffrage, s ? 'up' : 'down'),
         health: s ? 'up' : 'down',
         keys: s?.keys ?? null,
         cacheBytes: null,
@@ -145,11 +152,10 @@ async function fromNodes(
     }),
   )
   const unreachable = cluster ? undefined : `no database member answered (${lastError})`
-  const header = cluster
-    ? cluster.leader
-      ? `leader ${cluster.leader}, term ${cluster.term}`
-      : 'no leader known'
-    : (unreachable as string)
+  // Without a member's answer the table's first line says only that; why goes to stderr.
+  const header = cluster?.leader
+    ? `leader ${cluster.leader}, term ${cluster.term}`
+    : 'no leader known'
   return { header, rows: [...dbRows, ...cacheRows], unreachable }
 }
 
