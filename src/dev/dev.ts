@@ -556,8 +556,17 @@ export class DevCluster {
     const child = p.child
     p.exited = new Promise((res) => {
       child.once('exit', (code, signal) => {
-        if (!this.stopping)
-          this.out(`oncekv dev: ${p.id} exited (${signal ?? `code ${code}`}); its log is ${p.log}`)
+        if (!this.stopping) {
+          // The rest of the system goes on without it; the same command starts it again (a
+          // member catches up from the others).
+          const again = [process.execPath, ...(p.nodeFlags ?? []), BIN, ...p.args]
+            .map(shellWord)
+            .join(' ')
+          this.out(
+            `oncekv dev: ${p.id} exited (${signal ?? `code ${code}`}); its log is ${p.log}\n` +
+              `  to start it again: ${again} >> ${shellWord(p.log)} 2>&1 &`,
+          )
+        }
         res()
       })
       child.once('error', () => res())
