@@ -4,14 +4,17 @@
 // line when a member's recorded port is taken (a member's addresses are stored in the data
 // directories, so it cannot move), naming the port, the member and what to do; --fresh then
 // starts an empty system. Every run stops cleanly on a signal (exit code 0, no process left),
-// except one with a process that ignores it: dev kills that one, names it and exits 1.
+// except one with a process that ignores it: dev kills that one, names it and exits 1. A
+// process that dies meanwhile is named with the command that starts it again, which works.
 // Small systems (one member, one cache) keep it quick; the ports logic is the same.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { waitFor } from '../e2e/cluster.ts'
 import type { DevPorts } from '../../src/dev/dev.ts'
 import {
   isRunning,
@@ -139,6 +142,33 @@ describe('oncekv dev ports', { timeout: 300_000 }, () => {
     assert.equal((await fetch(`${c1}/keys/dev/kept`)).status, 404)
     await stopDev(dev, 'SIGINT')
     await release()
+  })
+
+  it('prints how to start again a process that died, and that command works', async () => {
+    const dev = await start([])
+    const cache = dev.nodes.get('c1')
+    assert.ok(cache, dev.output)
+    process.kill(cache.pid, 'SIGKILL')
+    const line = await waitFor(
+      'the line naming the dead cache',
+      () => dev.output.split('\n').find((l) => l.includes('to start it again: ')),
+      { timeoutMs: 10_000 },
+    )
+    assert.match(dev.output, /oncekv dev: c1 exited \(SIGKILL\); its log is \S+c1\.log/)
+    const command = line.replace(/^.*to start it again: /, '').replace(/ &$/, '')
+    assert.match(command, / cache --http /)
+    // The printed command, through a shell as a user would paste it (without the final &).
+    const again = spawn('sh', ['-c', `exec ${command}`], { stdio: 'ignore' })
+    try {
+      await waitFor(
+        'the cache started again to answer',
+        async () => (await fetch(`${cache.url}/readyz`).catch(() => undefined))?.status === 200,
+        { timeoutMs: 30_000 },
+      )
+    } finally {
+      again.kill('SIGKILL')
+    }
+    await stopDev(dev, 'SIGINT')
   })
 
   it('names a process it had to kill on Ctrl-C, and exits 1', async () => {
