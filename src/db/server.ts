@@ -18,6 +18,7 @@ import {
   ForbiddenError,
   KeyConflictError,
   MemberConflictError,
+  MemberNotFoundError,
   KeyNotFoundError,
   RemovedError,
   NoLeaderError,
@@ -347,7 +348,8 @@ export class DbServer {
       const id = stringField(body, 'id')
       await this.onLeader(req, '/remove', body, async () => {
         const s = this.replica.status()
-        if (!s.conf.voters.includes(id) && !s.conf.learners.includes(id)) return
+        if (!s.conf.voters.includes(id) && !s.conf.learners.includes(id))
+          throw new MemberNotFoundError(`${id} is not a member of the cluster`)
         if (s.conf.voters.length === 1 && s.conf.voters[0] === id)
           throw new BadRequestError('cannot remove the last voter')
         await this.replica.changeMembership({ type: 'remove', node: id })

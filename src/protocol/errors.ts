@@ -18,6 +18,7 @@ export type ErrorName =
   | 'key_not_found'
   | 'key_conflict'
   | 'member_conflict'
+  | 'member_not_found'
   | 'internal'
   | 'unavailable'
   | 'removed'
@@ -149,6 +150,15 @@ export class MemberConflictError extends OnceKvError {
   readonly error = 'member_conflict'
 }
 
+/** MemberNotFoundError: a membership request names an id that is not a member of the cluster
+ * (a voter or a learner). A 404 with code 1001, like an unknown route: code 1002 means "key not
+ * found", which clients take as a final answer about a key. */
+export class MemberNotFoundError extends OnceKvError {
+  readonly status = 404
+  readonly code = 1001
+  readonly error = 'member_not_found'
+}
+
 /** UnavailableError: no leader, no quorum, a commit timeout, or shutting down. Retry later. */
 export class UnavailableError extends OnceKvError {
   readonly status = 503
@@ -227,6 +237,8 @@ export function errorFromBody(status: number, body: unknown, key = ''): OnceKvEr
       return new KeyConflictError(key)
     case 'member_conflict':
       return new MemberConflictError(message)
+    case 'member_not_found':
+      return new MemberNotFoundError(message)
     case 'key_not_found':
       return new KeyNotFoundError(key)
     case 'too_large':

@@ -438,9 +438,10 @@ describe('db API on a three-member cluster', () => {
       assertError(await postJson(`${n.url}/remove`, {}), 400, 1001)
       assertError(await postJson(`${n.url}/transfer-leader`, { id: 'nobody' }), 400, 1001)
       assertError(await postJson(`${n.url}/transfer-leader`, {}), 400, 1001)
-      // Removing a member that is not there is a no-op success.
+      // Removing a member that is not there is a 404 (passed on by a follower as it is).
       const gone = await postJson(`${n.url}/remove`, { id: 'not-a-member' })
-      assert.equal(gone.status, 200, gone.text())
+      assertError(gone, 404, 1001, 'member_not_found')
+      assert.match(gone.json<{ message: string }>().message, /^not-a-member is not a member/)
     }
     const after = await nodes[0]!.clusterView()
     assert.deepEqual(
