@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { Pool } from 'undici'
 import { NONE } from '../raft/index.ts'
 import { bearerToken, type Security } from '../security/index.ts'
-import { parseHostPort } from '../transport/host-port.ts'
+import { formatHostPort, parseHostPort } from '../transport/host-port.ts'
 import { ValueCorruptError } from '../storage/index.ts'
 import {
   BadRequestError,
@@ -334,6 +334,27 @@ export class DbServer {
           throw new MemberConflictError(
             `member ${id} is already in the cluster; remove it first (POST /remove) to join it again with an empty data directory`,
           )
+        }
+        // A new member at another's address would take that member's place in every peer's
+        // book: Raft messages meant for one would reach the other.
+        const book = this.replica.memberAddresses()
+        for (const other of [...s.conf.voters, ...s.conf.learners]) {
+          const held = book[other]
+          if (held === undefined) continue
+          for (const [field, address] of [
+            ['http', http],
+            ['raft', raft],
+          ] as const) {
+            const as = sameAddress(address, held.http)
+              ? 'http'
+              : sameAddress(address, held.raft)
+                ? 'raft'
+                : undefined
+            if (as !== undefined)
+              throw new MemberConflictError(
+                `${field} address ${address} is already member ${other}'s ${as} address; a new member needs addresses of its own (remove ${other} first to reuse them)`,
+              )
+          }
         }
         await this.replica.changeMembership({
           type: 'addLearner',
@@ -869,6 +890,31 @@ function addressField(body: Record<string, unknown>, name: string): string {
       `${name} must be host:port, like 127.0.0.1:11000 (got ${JSON.stringify(v.slice(0, 80))})`,
     )
   return v
+}
+
+/** sameAddress tells whether two valid member addresses name the same host and port: host
+ * names compared without case, IP addresses in their canonical form (127.0.0.1 and 127.1,
+ * [::1] and [0:0::1] are one address), ports as numbers. */
+function sameAddress(a: string, b: string): boolean {
+  return a === b || canonicalAddress(a) === canonicalAddress(b)
+}
+
+function canonicalAddress(address: string): string {
+  try {
+    const { host, port } = parseHostPort(address)
+    let canonical = host.toLowerCase()
+    try {
+      // The WHATWG parser lowercases names and writes IPv4 and IPv6 addresses canonically;
+      // it takes no IPv6 zone (%eth0), which is then compared as written, without case.
+      canonical = new URL(`http://${formatHostPort(host, port)}/`).hostname
+      if (canonical.startsWith('[')) canonical = canonical.slice(1, -1)
+    } catch {
+      // Compared as lowercased.
+    }
+    return formatHostPort(canonical, port)
+  } catch {
+    return address
+  }
 }
 
 function stringField(body: Record<string, unknown>, name: string): string {

@@ -435,6 +435,22 @@ describe('db API on a three-member cluster', () => {
         409,
         1003,
       )
+      // A new id at a member's addresses (either of them, in either field, or written
+      // another way) would take that member's place in every book: 409, naming the member.
+      for (const [http, raft, field, as] of [
+        [other.http, '127.0.0.1:1', 'http', 'http'],
+        ['127.0.0.1:1', other.raft, 'raft', 'raft'],
+        [other.http, other.raft, 'http', 'http'],
+        [other.raft, '127.0.0.1:1', 'http', 'raft'],
+        ['127.0.0.1:1', other.raft.replace('127.0.0.1:', '127.1:'), 'raft', 'raft'],
+      ]) {
+        const res = await postJson(`${n.url}/join`, { id: 'n9', http, raft })
+        assertError(res, 409, 1003, 'member_conflict')
+        assert.match(
+          res.json<{ message: string }>().message,
+          new RegExp(`^${field} address \\S+ is already member ${other.id}'s ${as} address`),
+        )
+      }
       assertError(await postJson(`${n.url}/remove`, {}), 400, 1001)
       assertError(await postJson(`${n.url}/transfer-leader`, { id: 'nobody' }), 400, 1001)
       assertError(await postJson(`${n.url}/transfer-leader`, {}), 400, 1001)
