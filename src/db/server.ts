@@ -9,7 +9,7 @@ import { Pool } from 'undici'
 import { NONE } from '../raft/index.ts'
 import { bearerToken, type Security } from '../security/index.ts'
 import { formatHostPort, parseHostPort } from '../transport/host-port.ts'
-import { ValueCorruptError } from '../storage/index.ts'
+import { ValueCorruptError, type MemberAddress } from '../storage/index.ts'
 import {
   BadRequestError,
   checkValueSize,
@@ -315,7 +315,7 @@ export class DbServer {
       const id = stringField(body, 'id')
       const http = addressField(body, 'http')
       const raft = addressField(body, 'raft')
-      await this.onLeader(req, '/join', body, async () => {
+      const leaderAnswer = await this.onLeader(req, '/join', body, async () => {
         const s = this.replica.status()
         if (s.conf.voters.includes(id) || s.conf.learners.includes(id)) {
           // Only a retry of a join that never received anything may pass again: a member
@@ -362,7 +362,10 @@ export class DbServer {
           context: JSON.stringify({ http, raft }),
         })
       })
-      return { code: 1000, id, suffrage: 'learner', members: this.replica.memberAddresses() }
+      // Asked on a follower, the leader's book: it has applied the change, this member may
+      // not have yet (the joining member learns its peers from this list).
+      const members = addressBookOf(leaderAnswer) ?? this.replica.memberAddresses()
+      return { code: 1000, id, suffrage: 'learner', members }
     })
     app.post('/remove', async (req) => {
       const body = objectBody(req.body)
@@ -788,13 +791,14 @@ export class DbServer {
     return url
   }
 
-  /** onLeader runs fn on the leader: here, or by forwarding the same JSON request. */
+  /** onLeader runs fn on the leader: here (it resolves to undefined), or by forwarding the
+   * same JSON request (it resolves to the leader's answer, its JSON body). */
   private async onLeader(
     req: FastifyRequest,
     path: string,
     body: Record<string, unknown>,
     fn: () => Promise<void>,
-  ): Promise<void> {
+  ): Promise<unknown> {
     const deadline = Date.now() + this.writeTimeoutMs
     for (;;) {
       const leader = await this.replica.waitForLeader(
@@ -803,7 +807,7 @@ export class DbServer {
       if (leader === this.replica.id) {
         try {
           await fn()
-          return
+          return undefined
         } catch (e) {
           if (e instanceof NotLeaderError && Date.now() < deadline) continue
           throw e
@@ -824,7 +828,7 @@ export class DbServer {
       }).catch((e: unknown) => {
         throw new UnavailableError(`could not reach the leader: ${(e as Error).message}`)
       })
-      if (res.ok) return
+      if (res.ok) return (await res.json().catch(() => undefined)) as unknown
       throw errorFromBody(res.status, await res.json().catch(() => ({})))
     }
   }
@@ -915,6 +919,21 @@ function canonicalAddress(address: string): string {
   } catch {
     return address
   }
+}
+
+/** addressBookOf is the members list of a join's answer, or undefined when body has none
+ * of the right shape. */
+function addressBookOf(body: unknown): Record<string, MemberAddress> | undefined {
+  if (typeof body !== 'object' || body === null) return undefined
+  const members = (body as { members?: unknown }).members
+  if (typeof members !== 'object' || members === null || Array.isArray(members)) return undefined
+  const book: Record<string, MemberAddress> = {}
+  for (const [id, addr] of Object.entries(members as Record<string, unknown>)) {
+    const { http, raft } = (addr ?? {}) as Partial<Record<keyof MemberAddress, unknown>>
+    if (typeof http !== 'string' || typeof raft !== 'string') return undefined
+    book[id] = { http, raft }
+  }
+  return book
 }
 
 function stringField(body: Record<string, unknown>, name: string): string {

@@ -9,7 +9,7 @@ import { CACHE_NODE_FLAGS, RUNTIME_YOUNG_FLAG } from '../../src/cache/node-flags
 import { DB_NODE_FLAGS, HEAP_FLAG, RUNTIME_HEAP_FLAG, YOUNG_FLAG } from '../../src/db/node-flags.ts'
 import type { DbStats } from '../../src/protocol/index.ts'
 import { encodeHello, encodeMessages, PROTOCOL_VERSION } from '../../src/transport/codec.ts'
-import { waitFor, type CacheProcess, type Cluster, type DbProcess } from './cluster.ts'
+import { freePort, waitFor, type CacheProcess, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { headersOf, keyPath, parsePrometheus, postJson, type HttpResponse } from './http.ts'
 import { wsMessages, wsOutcome } from './ws.ts'
@@ -464,6 +464,54 @@ describe('db API on a three-member cluster', () => {
       after.members.map((m) => [m.id, m.http, m.raft, m.suffrage]),
       before.members.map((m) => [m.id, m.http, m.raft, m.suffrage]),
     )
+  })
+
+  it('answers a join on a follower with the members as the leader has them; removes once', async () => {
+    const leader = (await cluster.leader()).node
+    const [asked, again] = nodes.filter((n) => n !== leader) as [DbProcess, DbProcess]
+    // Addresses no process listens on: a learner that never catches up, removed below.
+    const ghost = {
+      id: 'ghost',
+      http: `127.0.0.1:${await freePort()}`,
+      raft: `127.0.0.1:${await freePort()}`,
+    }
+    const joined = await postJson(`${asked.url}/join`, ghost, 15_000)
+    assert.equal(joined.status, 200, joined.text())
+    try {
+      const body = joined.json<{ members: Record<string, { http: string; raft: string }> }>()
+      const expected = Object.fromEntries(
+        [...nodes, ghost].map((m) => [m.id, { http: m.http, raft: m.raft }]),
+      )
+      assert.deepEqual(body.members, expected)
+      // The same join again (a joining member's retry) still passes, through another member.
+      const retried = await postJson(`${again.url}/join`, ghost, 15_000)
+      assert.equal(retried.status, 200, retried.text())
+      assert.deepEqual(retried.json<typeof body>().members, expected)
+    } finally {
+      const removed = await postJson(`${asked.url}/remove`, { id: ghost.id }, 15_000)
+      assert.equal(removed.status, 200, removed.text())
+      assert.deepEqual(removed.json(), { code: 1000, id: ghost.id, removed: true })
+    }
+    // Removed once: a second removal finds no such member.
+    assertError(
+      await postJson(`${leader.url}/remove`, { id: ghost.id }),
+      404,
+      1001,
+      'member_not_found',
+    )
+    const three = nodes
+      .map((n) => n.id)
+      .sort()
+      .join()
+    for (const n of nodes)
+      await waitFor(
+        `${n.id} to list three members`,
+        async () =>
+          (await n.clusterView()).members
+            .map((m) => m.id)
+            .sort()
+            .join() === three,
+      )
   })
 
   it('describes the cluster the same way on every member', async () => {
