@@ -174,3 +174,47 @@ describe('CacheNode peer protocol with a cluster secret', () => {
     assert.equal(a.group.stats.PeerErrors, 0)
   })
 })
+
+describe("CacheNode values' Cache-Control", () => {
+  it('is private when reads need a token, public when they are open: fills, hits, HEAD, 304', async () => {
+    const dbUrl = await stubDb()
+    const read = new Secret('cache-read-token-0123456789', 'test')
+    const auth = { authorization: read.bearer() }
+    for (const [security, expected] of [
+      [{ read }, 'private, max-age=31536000, immutable'],
+      [{}, 'public, max-age=31536000, immutable'],
+    ] as const) {
+      const [http, peer] = await Promise.all([freePort(), freePort()])
+      const node = await CacheNode.start({
+        http: `127.0.0.1:${http}`,
+        peer: `127.0.0.1:${peer}`,
+        peers: [`http://127.0.0.1:${peer}`],
+        dbs: [dbUrl],
+        logLevel: 'silent',
+        security,
+      })
+      started.push(node)
+      const url = `${node.url}/keys/cc`
+      // A fill (the route), then a hit (the fast path), then HEAD (the route).
+      const sources: string[] = []
+      let etag = ''
+      for (const method of ['GET', 'GET', 'HEAD']) {
+        const res = await fetch(url, { method, headers: auth })
+        assert.equal(res.status, 200, `${method} ${expected}`)
+        assert.equal(res.headers.get('cache-control'), expected, `${method} ${expected}`)
+        assert.equal(res.headers.get('vary'), null)
+        sources.push(res.headers.get('x-oncekv-source') ?? '')
+        etag = res.headers.get('etag') ?? ''
+        await res.arrayBuffer()
+      }
+      assert.deepEqual(sources, ['db', 'main', 'main'])
+      // A revalidation is a 304 with the same headers, on the fast path and through the route
+      // (a query string leaves the fast path).
+      for (const path of [url, `${url}?x=1`]) {
+        const res = await fetch(path, { headers: { ...auth, 'if-none-match': etag } })
+        assert.equal(res.status, 304, path)
+        assert.equal(res.headers.get('cache-control'), expected, path)
+      }
+    }
+  })
+})

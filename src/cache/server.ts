@@ -11,7 +11,13 @@ import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import { serverTlsOptions, serving, type Security, type TlsConfig } from '../security/index.ts'
 import { sendError } from '../http/errors.ts'
 import { StatsRegistry } from '../http/metrics.ts'
-import { getResponseOf, rawKeyOfFastPath, sendRawValue, sendRawValueFast } from '../http/values.ts'
+import {
+  getResponseOf,
+  rawKeyOfFastPath,
+  sendRawValue,
+  sendRawValueFast,
+  valueCacheControl,
+} from '../http/values.ts'
 import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import {
   BadRequestError,
@@ -70,11 +76,14 @@ export class CacheServer {
   private statsTimer: NodeJS.Timeout | undefined
   private draining = false
   private readonly auth: Auth
+  // The Cache-Control of values: private when reads need a token (valueCacheControl).
+  private readonly valueCacheControl: string
 
   constructor(opts: CacheServerOptions) {
     this.opts = opts
     this.group = opts.group
     this.auth = new Auth(opts.security)
+    this.valueCacheControl = valueCacheControl(this.auth.protects('read'))
     this.app = createApp({
       logger: opts.logger,
       bodyLimit: 256 * 1024,
@@ -168,7 +177,7 @@ export class CacheServer {
     app.get('/i/key/:key', getJson)
     app.get('/keys/*', async (req, reply) => {
       const key = (req.params as { '*': string })['*']
-      return sendRawValue(req, reply, await this.read(key, reply))
+      return sendRawValue(req, reply, await this.read(key, reply), this.valueCacheControl)
     })
     // Refused before the body is read: a write sent here by mistake gets this answer
     // whatever its size or content type.
@@ -214,7 +223,7 @@ export class CacheServer {
     }
     const r = this.group.getCached(key)
     if (!r?.found) return false
-    sendRawValueFast(req, res, r.value, r.source)
+    sendRawValueFast(req, res, r.value, this.valueCacheControl, r.source)
     return true
   }
 

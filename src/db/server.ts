@@ -48,6 +48,7 @@ import {
   rawKeyOfFastPath,
   sendRawValue,
   sendRawValueFast,
+  valueCacheControl,
 } from '../http/values.ts'
 import { WsHub, sameOrigin } from '../http/ws-hub.ts'
 import { NotLeaderError, ProposalLostError, type PutResult, type Replica } from './replica.ts'
@@ -131,6 +132,8 @@ export class DbServer {
   // Keep-alive pools to other members, for forwarded writes.
   private readonly pools = new Map<string, Pool>()
   private readonly auth: Auth
+  // The Cache-Control of values: private when reads need a token (valueCacheControl).
+  private readonly valueCacheControl: string
   private readonly security: Security | undefined
   // The credential a forwarded write carries to the leader.
   private readonly forwardAuth: Record<string, string>
@@ -160,6 +163,7 @@ export class DbServer {
     this.metrics = new DbMetrics(() => this.stats())
     this.security = opts.security
     this.auth = new Auth(opts.security)
+    this.valueCacheControl = valueCacheControl(this.auth.protects('read'))
     this.forwardAuth = authHeaders(opts.security, 'write')
     this.app = createApp({
       logger: opts.logger,
@@ -272,7 +276,7 @@ export class DbServer {
 
     app.get('/keys/*', async (req, reply) => {
       const key = (req.params as { '*': string })['*']
-      return sendRawValue(req, reply, await this.read(key, req), false)
+      return sendRawValue(req, reply, await this.read(key, req), this.valueCacheControl, false)
     })
 
     // Raw writes take the body's bytes as they are, whatever the content type says.
@@ -655,7 +659,15 @@ export class DbServer {
     }
     this.counters.reads++
     if (value !== undefined) {
-      sendRawValueFast(req, res, value, undefined, false, this.etags.etagOf(key, value))
+      sendRawValueFast(
+        req,
+        res,
+        value,
+        this.valueCacheControl,
+        undefined,
+        false,
+        this.etags.etagOf(key, value),
+      )
       return true
     }
     if (SKIP_READ_INDEX) {
@@ -666,7 +678,8 @@ export class DbServer {
       () =>
         this.answerLater(res, () => {
           const after = this.localValue(kb)
-          if (after !== undefined) return sendRawValueFast(req, res, after, undefined, false)
+          if (after !== undefined)
+            return sendRawValueFast(req, res, after, this.valueCacheControl, undefined, false)
           this.answerNotFound(res, key)
         }),
       (e: unknown) => this.answerLater(res, () => this.failFast(res, e)),

@@ -1,7 +1,8 @@
 // How a value goes out over HTTP, the same on database and cache nodes: JSON for the
 // original's `GET /key/:key` (UTF-8 text, or base64 when the bytes are not UTF-8), raw bytes
-// for `GET /keys/:key` with a strong ETag and headers that let any HTTP cache keep it forever
-// (a value never changes).
+// for `GET /keys/:key` with a strong ETag and headers that let an HTTP cache keep it forever
+// (a value never changes): any cache when reads are open, only the client's own when they
+// need a token.
 import { hash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -9,8 +10,20 @@ import type { GetResponse } from '../protocol/index.ts'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
-/** IMMUTABLE is the Cache-Control of a value. */
+/** IMMUTABLE is the Cache-Control of a value on a listener whose reads are open: any cache,
+ * shared ones (a proxy, a CDN) included, may keep it for good. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
+
+/** IMMUTABLE_PRIVATE is the Cache-Control of a value on a listener whose reads need a token:
+ * the client's own cache may keep it for good, a shared cache must not store it (it would
+ * hand an answer given to an authorized request to anyone who asks). */
+export const IMMUTABLE_PRIVATE = 'private, max-age=31536000, immutable'
+
+/** valueCacheControl is the Cache-Control of a listener's values, chosen once when the
+ * listener is built: readsNeedToken, its reads take a token (a read token is set). */
+export function valueCacheControl(readsNeedToken: boolean): string {
+  return readsNeedToken ? IMMUTABLE_PRIVATE : IMMUTABLE
+}
 
 const OCTET_STREAM = 'application/octet-stream'
 
@@ -93,15 +106,17 @@ function matches(header: string | undefined, etag: string): boolean {
   return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)
 }
 
-/** sendRawValue answers GET/HEAD /keys/:key with the bytes (304 when If-None-Match holds). */
+/** sendRawValue answers GET/HEAD /keys/:key with the bytes (304 when If-None-Match holds).
+ * cacheControl is the listener's valueCacheControl. */
 export function sendRawValue(
   req: FastifyRequest,
   reply: FastifyReply,
   value: Uint8Array,
+  cacheControl: string,
   held = true,
 ): FastifyReply {
   const etag = etagOf(value, held)
-  reply.header('etag', etag).header('cache-control', IMMUTABLE)
+  reply.header('etag', etag).header('cache-control', cacheControl)
   if (matches(req.headers['if-none-match'], etag)) return reply.code(304).send()
   return reply
     .type(OCTET_STREAM)
@@ -123,7 +138,8 @@ export function rawKeyOfFastPath(req: IncomingMessage, method = 'GET'): string |
 }
 
 /** sendRawValueFast answers as sendRawValue does, on a plain node:http response: the same
- * status, headers and body (Fastify adds nothing else to these replies). source, when given,
+ * status, headers and body (Fastify adds nothing else to these replies). cacheControl is the
+ * listener's valueCacheControl, as for sendRawValue. source, when given,
  * is the x-oncekv-source header (a cache node's answers name where the value came from).
  * The headers go as one flat list: no object to build (a spread of the caller's) and walk
  * per answer, which profiles of cache hits showed costly; node:http checks each name and
@@ -132,6 +148,7 @@ export function sendRawValueFast(
   req: IncomingMessage,
   res: ServerResponse,
   value: Uint8Array,
+  cacheControl: string,
   source: string | undefined,
   held = true,
   etag = etagOf(value, held),
@@ -139,8 +156,8 @@ export function sendRawValueFast(
   // The route's order: the source (when given) first, then the ETag and caching.
   const headers =
     source === undefined
-      ? ['etag', etag, 'cache-control', IMMUTABLE]
-      : ['x-oncekv-source', source, 'etag', etag, 'cache-control', IMMUTABLE]
+      ? ['etag', etag, 'cache-control', cacheControl]
+      : ['x-oncekv-source', source, 'etag', etag, 'cache-control', cacheControl]
   if (matches(req.headers['if-none-match'], etag)) {
     res.writeHead(304, headers)
     res.end()

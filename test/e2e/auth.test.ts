@@ -43,6 +43,11 @@ const NO_SECRETS = {
   ONCEKV_READ_TOKEN: undefined,
 }
 
+/** PUBLIC and PRIVATE are the Cache-Control of values where reads are open and where they
+ * need a token. */
+const PUBLIC = 'public, max-age=31536000, immutable'
+const PRIVATE = 'private, max-age=31536000, immutable'
+
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
 
 /** send sends a request with an optional token. */
@@ -174,10 +179,11 @@ describe('tokens and the cluster secret', () => {
       (await send(`${db}/keys/k1`, { method: 'PUT', body: 'v1', token: CLUSTER })).status,
       200,
     )
-    // No read token: reads are open, on the hot path too.
+    // No read token: reads are open, on the hot path too, and any HTTP cache may keep a value.
     for (const url of [`${db}/keys/k1`, `${db}/keys/k1`, `${follower}/key/k1`]) {
       const res = await send(url)
       assert.equal(res.status, 200, url)
+      if (url.includes('/keys/')) assert.equal(res.headers.get('cache-control'), PUBLIC, url)
     }
     const n1 = cluster.node('n1').url
     for (const path of ['/cluster', '/stats', '/metrics', '/healthz', '/readyz'])
@@ -192,6 +198,21 @@ describe('tokens and the cluster secret', () => {
     await refuses(`${n3}/cluster`, {}, [WRONG])
     for (const token of [READ, WRITE, ADMIN, CLUSTER])
       assert.equal((await send(`${n3}/keys/k1`, { token })).status, 200)
+    // Its values are the client's alone to cache: a shared cache must not hand an answer to an
+    // authorized request to anyone. The hot path, the route (HEAD, a query string) and a 304.
+    const etag = (await send(`${n3}/keys/k1`, { token: READ })).headers.get('etag') as string
+    for (const [url, method, headers] of [
+      [`${n3}/keys/k1`, 'GET', {}],
+      [`${n3}/keys/k1`, 'HEAD', {}],
+      [`${n3}/keys/k1?x=1`, 'GET', {}],
+      [`${n3}/keys/k1`, 'GET', { 'if-none-match': etag }],
+      [`${n3}/keys/k1?x=1`, 'GET', { 'if-none-match': etag }],
+    ] as const) {
+      const res = await request(url, { method, headers: { ...bearer(READ), ...headers } })
+      const what = `${method} ${url} ${JSON.stringify(headers)}`
+      assert.equal(res.status, 'if-none-match' in headers ? 304 : 200, what)
+      assert.equal(res.headers.get('cache-control'), PRIVATE, what)
+    }
     assert.equal((await send(`${n3}/healthz`)).status, 200)
     const ws = `${n3.replace('http', 'ws')}/ws/stats`
     assert.equal((await wsOutcome(ws)).status, 401)
@@ -207,6 +228,7 @@ describe('tokens and the cluster secret', () => {
       const res = await send(`${cache.url}/keys/k2`, { token: READ })
       assert.equal(res.status, 200, res.text())
       assert.equal(res.text(), 'v2')
+      assert.equal(res.headers.get('cache-control'), PRIVATE, `read ${i}`)
     }
     // The hot path refuses as the route does.
     await refuses(`${cache.url}/keys/k2`, {}, [WRONG])
@@ -222,6 +244,7 @@ describe('tokens and the cluster secret', () => {
       return res?.status === 200 ? res : undefined
     })
     assert.equal(filled.text(), 'v6')
+    assert.equal(filled.headers.get('cache-control'), PUBLIC, 'c2 has no read token')
     assert.equal((await send(`${cache.url}/healthz`)).status, 200)
     const ws = `${cache.url.replace('http', 'ws')}/ws/stats`
     assert.equal((await wsOutcome(ws)).status, 401)
