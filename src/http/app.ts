@@ -79,8 +79,8 @@ export function createApp(opts: AppOptions): FastifyInstance {
     return503OnClosing: false,
     // Errors the router raises before any route runs (a bad percent-escape in the path, say)
     // get the same JSON error bodies as everything else.
-    frameworkErrors: (err, _req, reply) => {
-      void sendError(reply, toOnceKvError(err))
+    frameworkErrors: (err, req, reply) => {
+      void sendError(reply, toOnceKvError(err, { url: req.url, headers: req.headers }))
     },
     // Requests Node's parser refuses before Fastify sees them (headers over the limit, a
     // broken request line, a request too slow to arrive) get the same JSON error shape, then

@@ -30,6 +30,12 @@ function assertError(res: HttpResponse, status: number, code: number, error?: st
   assert(typeof body.message === 'string' && body.message.length > 0, what)
 }
 
+/** assertMessageStarts checks the start of a JSON error answer's message. */
+function assertMessageStarts(res: HttpResponse, start: string): void {
+  const message = res.json<{ message: string }>().message
+  assert.ok(message.startsWith(start), `${JSON.stringify(message)} starts ${JSON.stringify(start)}`)
+}
+
 /** LONGER_KEYS are over 1024 bytes and, escaped, over 4096 characters. */
 const LONGER_KEYS = ['é'.repeat(700), 'k'.repeat(5000)]
 
@@ -85,9 +91,19 @@ describe('cache node and admin HTTP API', () => {
           assertError(await c.request(route + keyPath(key)), 413, 1001, 'too_large')
       }
       assertError(await c.request(`/keys/${'k'.repeat(1024)}`), 404, 1002, 'key_not_found')
-      // Invalid percent-encoding and lone surrogates.
-      for (const path of ['/key/%zz', '/keys/%E0%A4%A', '/key/%FF', '/i/key/a%', '/keys/%ED%A0%80'])
-        assertError(await c.request(path), 400, 1001, 'bad_request')
+      // Invalid percent-encoding and lone surrogates, in our words, naming the bad escape.
+      for (const [path, bad] of [
+        ['/key/%zz', '%zz'],
+        ['/keys/%E0%A4%A', '%E0%A4'],
+        ['/key/%FF', '%FF'],
+        ['/keys/bad%FF', '%FF'],
+        ['/i/key/a%', '%'],
+        ['/keys/%ED%A0%80', '%ED%A0%80'],
+      ] as const) {
+        const res = await c.request(path)
+        assertError(res, 400, 1001, 'bad_request')
+        assertMessageStarts(res, `the URL has an invalid percent-escape: ${bad} in ${path} (`)
+      }
       // Unknown routes.
       assertError(await c.request('/nope'), 404, 1001, 'not_found')
       assertError(await c.request('/key'), 404, 1001, 'not_found')
@@ -108,11 +124,12 @@ describe('cache node and admin HTTP API', () => {
       // The admin's heartbeat route: bodies over the limit, malformed or mistyped ones.
       const meta = (body: string | Uint8Array, headers = json): Promise<HttpResponse> =>
         c.request('/meta', { method: 'POST', body, headers })
-      assertError(
-        await meta(JSON.stringify({ peers: [], dbs: ['x'.repeat(300 * 1024)] })),
-        413,
-        1001,
-        'too_large',
+      const bigMeta = JSON.stringify({ peers: [], dbs: ['x'.repeat(300 * 1024)] })
+      const tooBig = await meta(bigMeta)
+      assertError(tooBig, 413, 1001, 'too_large')
+      assert.equal(
+        tooBig.json<{ message: string }>().message,
+        `the request body is ${bigMeta.length} bytes; the limit is ${256 * 1024} bytes`,
       )
       for (const body of [
         '',
@@ -157,7 +174,12 @@ describe('cache node and admin HTTP API', () => {
       assert.equal(slashes.text(), 'slashes and spaces')
       assertError(await request(`${c.peerUrl}/_oncekv/kv/missing`), 404, 1002, 'key_not_found')
       assertError(await request(`${c.peerUrl}/_oncekv/kv/`), 400, 1001, 'bad_request')
-      assertError(await request(`${c.peerUrl}/_oncekv/kv/%zz`), 400, 1001, 'bad_request')
+      const badEscape = await request(`${c.peerUrl}/_oncekv/kv/%zz`)
+      assertError(badEscape, 400, 1001, 'bad_request')
+      assertMessageStarts(
+        badEscape,
+        'the URL has an invalid percent-escape: %zz in /_oncekv/kv/%zz (',
+      )
       for (const key of ['k'.repeat(1025), ...LONGER_KEYS])
         assertError(
           await request(`${c.peerUrl}/_oncekv/kv/${keyPath(key)}`),
@@ -208,10 +230,30 @@ describe('cache node and admin HTTP API', () => {
     assertError(await raw(''), 400, 1001, 'bad_request')
     assertError(await raw('{"http": '), 400, 1001, 'bad_request')
     assertError(await raw('http=x', 'text/plain'), 400, 1001, 'bad_request')
-    assertError(await raw('http=x', 'application/x-www-form-urlencoded'), 415, 1001)
-    assertError(await raw(JSON.stringify({ pad: 'x'.repeat(128 * 1024) })), 413, 1001, 'too_large')
+    const form = await raw('http=x', 'application/x-www-form-urlencoded')
+    assertError(form, 415, 1001)
+    assert.equal(
+      form.json<{ message: string }>().message,
+      'this route does not take a body of content type "application/x-www-form-urlencoded"; it takes application/json',
+    )
+    const padded = JSON.stringify({ pad: 'x'.repeat(128 * 1024) })
+    const tooBig = await raw(padded)
+    assertError(tooBig, 413, 1001, 'too_large')
+    assert.equal(
+      tooBig.json<{ message: string }>().message,
+      `the request body is ${padded.length} bytes; the limit is ${64 * 1024} bytes`,
+    )
     assertError(await admin.request('/nope'), 404, 1001, 'not_found')
     assertError(await admin.request('/caches/join'), 404, 1001, 'not_found')
+    // A bad percent-escape, in our words.
+    for (const path of ['/api/lookup/bad%FF', '/caches/%zz']) {
+      const res = await admin.request(path)
+      assertError(res, 400, 1001, 'bad_request')
+      assert.match(
+        res.json<{ message: string }>().message,
+        /^the URL has an invalid percent-escape: /,
+      )
+    }
     // Leaves take the same URLs; an unknown node's leave changes nothing.
     const leave = (body: unknown): Promise<HttpResponse> =>
       postJson(`${admin.url}/caches/leave`, body)

@@ -383,12 +383,23 @@ describe('db API on a three-member cluster', () => {
         1001,
         'too_large',
       )
-      assertError(await putRaw(n, 'bad-6', bigValue), 413, 1001, 'too_large')
+      // A body over its route's limit names the limit, and the size the request gave.
+      const bigRaw = await putRaw(n, 'bad-6', bigValue)
+      assertError(bigRaw, 413, 1001, 'too_large')
+      assert.equal(
+        bigRaw.json<{ message: string }>().message,
+        `the request body is ${MAX_VALUE_BYTES + 1} bytes; the limit is ${MAX_VALUE_BYTES} bytes`,
+      )
       const bigBody = JSON.stringify({
         key: 'bad-7',
         value: 'v'.repeat(MAX_VALUE_BYTES * 6 + 9000),
       })
-      assertError(await post(bigBody), 413, 1001, 'too_large')
+      const bigPost = await post(bigBody)
+      assertError(bigPost, 413, 1001, 'too_large')
+      assert.equal(
+        bigPost.json<{ message: string }>().message,
+        `the request body is ${bigBody.length} bytes; the limit is ${MAX_VALUE_BYTES * 6 + 8192} bytes`,
+      )
       // A value at the limit is fine elsewhere; multi-byte characters count as bytes.
       const multiByte = 'é'.repeat(MAX_VALUE_BYTES / 2 + 1)
       assertError(await post(JSON.stringify({ key: 'bad-8', value: multiByte })), 413, 1001)
@@ -615,10 +626,26 @@ describe('db API on a three-member cluster', () => {
   })
 
   it('answers a bad percent-encoding in the key with the JSON error shape', async () => {
-    for (const path of ['/key/%zz', '/keys/%E0%A4%A', '/key/%FF', '/i/key/a%']) {
-      assertError(await nodes[0]!.request(path), 400, 1001, 'bad_request')
+    // The message is ours, and names the bad escape.
+    for (const [path, bad] of [
+      ['/key/%zz', '%zz'],
+      ['/keys/%E0%A4%A', '%E0%A4'],
+      ['/key/%FF', '%FF'],
+      ['/keys/bad%FF', '%FF'],
+      ['/i/key/a%', '%'],
+    ] as const) {
+      const res = await nodes[0]!.request(path)
+      assertError(res, 400, 1001, 'bad_request')
+      assert.ok(
+        res
+          .json<{ message: string }>()
+          .message.startsWith(`the URL has an invalid percent-escape: ${bad} in ${path} (`),
+        res.text(),
+      )
     }
-    assertError(await nodes[0]!.request('/keys/%zz', { method: 'PUT', body: 'x' }), 400, 1001)
+    const put = await nodes[0]!.request('/keys/%zz', { method: 'PUT', body: 'x' })
+    assertError(put, 400, 1001)
+    assert.match(put.json<{ message: string }>().message, /^the URL has an invalid percent-escape/)
   })
 
   it('writes and reads a key containing "%" as that key, through any member', async () => {
