@@ -58,6 +58,24 @@ export function tooLargeValue(bytes: number | undefined, limit: number): Payload
   )
 }
 
+/** PUT_SHAPE is what POST /api/put takes. */
+const PUT_SHAPE =
+  'POST /api/put takes a JSON body {"key": "<key>", "value": "<UTF-8 text>"} with content-type: application/json'
+
+/** isJson says whether a Content-Type header names application/json (parameters allowed). */
+function isJson(type: string | undefined): boolean {
+  return type?.split(';')[0]?.trim().toLowerCase() === 'application/json'
+}
+
+/** notJson is the error for a put whose content type is not JSON. */
+function notJson(type: string | undefined): UnsupportedMediaTypeError {
+  return new UnsupportedMediaTypeError(
+    type === undefined || type.trim() === ''
+      ? `${PUT_SHAPE}; this request has no content-type`
+      : `${PUT_SHAPE}, not ${JSON.stringify(type.slice(0, 100))}`,
+  )
+}
+
 /** registerApi adds GET /api/lookup/<key> and POST /api/put. */
 export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
   const fetch = nodes.fetch ?? globalThis.fetch
@@ -112,8 +130,11 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
     '/api/put',
     {
       bodyLimit,
-      // A body announced over the limit is refused before it is read, with the limit named.
+      // A body announced over the limit, or of another type than JSON, is refused before it
+      // is read, with the limit or the shape it takes named.
       onRequest: (req, _reply, done) => {
+        const type = req.headers['content-type']
+        if (!isJson(type)) return done(notJson(type))
         const length = Number(req.headers['content-length'])
         if (Number.isFinite(length) && length > bodyLimit)
           return done(tooLargeValue(undefined, nodes.maxValueBytes))
@@ -121,8 +142,6 @@ export function registerApi(app: FastifyInstance, nodes: ApiNodes): void {
       },
     },
     async (req) => {
-      if (!String(req.headers['content-type'] ?? '').startsWith('application/json'))
-        throw new UnsupportedMediaTypeError('POST /api/put takes application/json {"key","value"}')
       const body = req.body as Record<string, unknown> | null
       if (typeof body !== 'object' || body === null || Array.isArray(body))
         throw new BadRequestError('the body must be a JSON object {"key": "...", "value": "..."}')

@@ -274,6 +274,34 @@ describe('cache node and admin HTTP API', () => {
     assert.deepEqual(before, caches.map((c) => c.url).sort())
   })
 
+  it("says what the admin's put takes", async () => {
+    const admin = cluster.admin
+    const put = (headers: Record<string, string>, body = '{"key": "p", "value": "v"}') =>
+      // Bytes, not a string: fetch would add a text/plain content type to a string.
+      request(`${admin.url}/api/put`, { method: 'POST', body: Buffer.from(body), headers })
+    const shape =
+      'POST /api/put takes a JSON body {"key": "<key>", "value": "<UTF-8 text>"} with content-type: application/json'
+    for (const [headers, rest] of [
+      [{}, '; this request has no content-type'],
+      [{ 'content-type': 'text/plain' }, ', not "text/plain"'],
+      [
+        { 'content-type': 'application/x-www-form-urlencoded' },
+        ', not "application/x-www-form-urlencoded"',
+      ],
+    ] as const) {
+      const res = await put(headers)
+      assertError(res, 415, 1001, 'unsupported_media_type')
+      assert.equal(res.json<{ message: string }>().message, shape + rest)
+    }
+    // Refused before the body is read, whatever its size.
+    const big = await put({ 'content-type': 'text/plain' }, 'x'.repeat(2 << 20))
+    assertError(big, 415, 1001, 'unsupported_media_type')
+    // JSON with parameters is JSON; nothing above was written.
+    const ok = await put({ 'content-type': 'Application/JSON; charset=utf-8' })
+    assert.equal(ok.status, 200, ok.text())
+    assert.equal(ok.json<{ outcome: string }>().outcome, 'created')
+  })
+
   it('stays healthy after all of that', async () => {
     for (const c of caches) {
       assert(c.running, `${c.id} is running`)
