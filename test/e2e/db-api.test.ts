@@ -11,7 +11,14 @@ import type { DbStats } from '../../src/protocol/index.ts'
 import { encodeHello, encodeMessages, PROTOCOL_VERSION } from '../../src/transport/codec.ts'
 import { freePort, waitFor, type CacheProcess, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
-import { headersOf, keyPath, parsePrometheus, postJson, type HttpResponse } from './http.ts'
+import {
+  BAD_ESCAPES,
+  headersOf,
+  keyPath,
+  parsePrometheus,
+  postJson,
+  type HttpResponse,
+} from './http.ts'
 import { wsMessages, wsOutcome } from './ws.ts'
 
 const MAX_VALUE_BYTES = 4096
@@ -627,13 +634,7 @@ describe('db API on a three-member cluster', () => {
 
   it('answers a bad percent-encoding in the key with the JSON error shape', async () => {
     // The message is ours, and names the bad escape.
-    for (const [path, bad] of [
-      ['/key/%zz', '%zz'],
-      ['/keys/%E0%A4%A', '%E0%A4'],
-      ['/key/%FF', '%FF'],
-      ['/keys/bad%FF', '%FF'],
-      ['/i/key/a%', '%'],
-    ] as const) {
+    for (const [path, bad] of BAD_ESCAPES) {
       const res = await nodes[0]!.request(path)
       assertError(res, 400, 1001, 'bad_request')
       assert.ok(

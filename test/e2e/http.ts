@@ -127,3 +127,14 @@ export function headersOf(res: HttpResponse, skip: string[] = []): Record<string
   }
   return out
 }
+
+/** BAD_ESCAPES are paths every listener refuses for a bad percent-escape, each with the escape
+ * its 400 must name: not hex, cut short, bytes that are not UTF-8, a lone surrogate. */
+export const BAD_ESCAPES: readonly (readonly [path: string, bad: string])[] = [
+  ['/key/%zz', '%zz'],
+  ['/keys/%E0%A4%A', '%E0%A4'],
+  ['/key/%FF', '%FF'],
+  ['/keys/bad%FF', '%FF'],
+  ['/i/key/a%', '%'],
+  ['/keys/%ED%A0%80', '%ED%A0%80'],
+]
