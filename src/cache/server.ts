@@ -185,11 +185,15 @@ export class CacheServer {
       throw new MethodNotAllowedError(READ_ONLY)
     }
     app.route({ method: 'POST', url: '/key', onRequest: readOnly, handler: readOnly })
+    const readsOnly = async (_req: FastifyRequest, reply: FastifyReply): Promise<never> => {
+      void reply.header('allow', 'GET, HEAD')
+      return readOnly()
+    }
     app.route({
       method: ['PUT', 'POST', 'DELETE', 'PATCH'],
       url: '/keys/*',
-      onRequest: readOnly,
-      handler: readOnly,
+      onRequest: readsOnly,
+      handler: readsOnly,
     })
   }
 

@@ -20,6 +20,7 @@ import {
   MemberConflictError,
   MemberNotFoundError,
   KeyNotFoundError,
+  MethodNotAllowedError,
   RemovedError,
   NoLeaderError,
   StorageUnavailableError,
@@ -277,6 +278,31 @@ export class DbServer {
     app.get('/keys/*', async (req, reply) => {
       const key = (req.params as { '*': string })['*']
       return sendRawValue(req, reply, await this.read(key, req), this.valueCacheControl, false)
+    })
+
+    // Other methods on the key routes get a 405 naming those the route takes (a value, once
+    // written, is never changed or deleted), before any body is read.
+    const notAllowed =
+      (allow: string, route: string) =>
+      async (_req: FastifyRequest, reply: FastifyReply): Promise<never> => {
+        void reply.header('allow', allow)
+        throw new MethodNotAllowedError(
+          `${route} takes ${allow}: a key is written once and never changed or deleted`,
+        )
+      }
+    const keysRefusal = notAllowed('GET, HEAD, PUT', '/keys/<key>')
+    app.route({
+      method: ['POST', 'DELETE', 'PATCH'],
+      url: '/keys/*',
+      onRequest: keysRefusal,
+      handler: keysRefusal,
+    })
+    const keyRefusal = notAllowed('GET, HEAD', '/key/<key>')
+    app.route({
+      method: ['PUT', 'POST', 'DELETE', 'PATCH'],
+      url: '/key/:key',
+      onRequest: keyRefusal,
+      handler: keyRefusal,
     })
 
     // Raw writes take the body's bytes as they are, whatever the content type says.

@@ -111,6 +111,7 @@ describe('cache node and admin HTTP API', () => {
         const res = await c.request('/keys/w', { method, body: 'x' })
         assertError(res, 405, 1001, 'method_not_allowed')
         assert.match(res.json<{ message: string }>().message, /PUT \/keys/)
+        assert.equal(res.headers.get('allow'), 'GET, HEAD', method)
       }
       // Refused before the body is read, whatever its size.
       const big = await c.request('/keys/w', { method: 'PUT', body: new Uint8Array(2 << 20) })

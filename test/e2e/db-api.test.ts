@@ -413,8 +413,20 @@ describe('db API on a three-member cluster', () => {
       // Unknown routes and methods.
       assertError(await n.request('/nope'), 404, 1001, 'not_found')
       assertError(await n.request('/key'), 404, 1001)
-      assertError(await n.request('/keys/bad-9', { method: 'DELETE' }), 404, 1001)
-      assertError(await n.request('/key/bad-9', { method: 'PUT', body: 'x' }), 404, 1001)
+      // Other methods on the key routes: a 405 naming what the route takes; a key is
+      // never changed or deleted.
+      for (const [path, method, allow] of [
+        ['/keys/bad-9', 'DELETE', 'GET, HEAD, PUT'],
+        ['/keys/bad-9', 'POST', 'GET, HEAD, PUT'],
+        ['/keys/bad-9', 'PATCH', 'GET, HEAD, PUT'],
+        ['/key/bad-9', 'PUT', 'GET, HEAD'],
+        ['/key/bad-9', 'DELETE', 'GET, HEAD'],
+      ] as const) {
+        const res = await n.request(path, { method, body: method === 'DELETE' ? undefined : 'x' })
+        assertError(res, 405, 1001, 'method_not_allowed')
+        assert.equal(res.headers.get('allow'), allow, `${method} ${path}`)
+        assert.match(res.json<{ message: string }>().message, /never changed or deleted/)
+      }
       // A bad consistency parameter on a missing key.
       assertError(await n.request('/key/bad-10?consistency=bogus'), 400, 1001, 'bad_request')
       assertError(await n.request('/keys/bad-10?consistency=bogus'), 400, 1001, 'bad_request')
