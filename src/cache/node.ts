@@ -15,6 +15,7 @@ import {
 } from '../protocol/index.ts'
 import { advertisedUrl, isUnspecifiedUrl } from './advertise.ts'
 import { authHeaders } from '../http/auth.ts'
+import { processMemory } from '../http/metrics.ts'
 import { DbLoader } from './db-loader.ts'
 import { Group } from './group.ts'
 import { CACHE_BYTES_DEFAULT } from './lru.ts'
@@ -280,20 +281,5 @@ export class CacheNode {
       this.log.info({ event: 'stopped' }, 'cache node stopped')
     })()
     return this.stopping
-  }
-}
-
-/** processMemory is the process's memory in /stats: resident, the JavaScript heap in use,
- * and the memory outside it (Buffers, of which array_buffers_bytes are the values held). */
-function processMemory(): Pick<
-  CacheNodeStats,
-  'rss_bytes' | 'heap_used_bytes' | 'external_bytes' | 'array_buffers_bytes'
-> {
-  const m = process.memoryUsage()
-  return {
-    rss_bytes: m.rss,
-    heap_used_bytes: m.heapUsed,
-    external_bytes: m.external,
-    array_buffers_bytes: m.arrayBuffers,
   }
 }

@@ -1,5 +1,6 @@
 // Prometheus metrics read from a stats object when scraped (prom-client, one registry per
-// process, no globals): counters for monotonic stats, gauges for the rest.
+// process, no globals): counters for monotonic stats, gauges for the rest; and the process's
+// memory figures that /stats shows.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 
 /** StatsRegistry registers metrics that read a stats snapshot at scrape time. */
@@ -79,5 +80,25 @@ export class StatsRegistry<S> {
   /** render returns the metrics text. */
   render(): Promise<string> {
     return this.registry.metrics()
+  }
+}
+
+/** ProcessMemory is the process's memory as /stats shows it (cache nodes, the admin). */
+export interface ProcessMemory {
+  readonly rss_bytes: number
+  readonly heap_used_bytes: number
+  readonly external_bytes: number
+  readonly array_buffers_bytes: number
+}
+
+/** processMemory is the process's memory in /stats: resident, the JavaScript heap in use,
+ * and the memory outside it (Buffers, of which array_buffers_bytes are the values held). */
+export function processMemory(): ProcessMemory {
+  const m = process.memoryUsage()
+  return {
+    rss_bytes: m.rss,
+    heap_used_bytes: m.heapUsed,
+    external_bytes: m.external,
+    array_buffers_bytes: m.arrayBuffers,
   }
 }
