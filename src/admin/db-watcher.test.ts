@@ -79,6 +79,36 @@ describe('DbWatcher', () => {
     // Voters only, sorted, with the scheme of the member that answered.
     assert.deepEqual(w.current.urls, ['http://127.0.0.1:1000', 'http://127.0.0.1:2000'])
     assert.equal(w.current.cluster?.leader, 'n1')
+    // The round says whom it passed over and why.
+    assert.equal(w.lastPoll.ok, true)
+    assert.deepEqual(w.lastPoll.tried, [
+      'http://a (connection refused)',
+      'http://b (answered 503)',
+      'http://c (answered a body that is not JSON)',
+      'http://d (knows no leader)',
+    ])
+    assert.deepEqual(w.counts, { polls: 1, failed: 0 })
+  })
+
+  it('counts a round in which no member answers as failed, and says why for each', async () => {
+    const caller = new TableCaller()
+    caller.answers.set(
+      'http://b/cluster',
+      json({ code: 1001, error: 'unauthorized', message: 'this route needs a token' }, 401),
+    )
+    caller.answers.set('http://c/cluster', json(null))
+    const w = new DbWatcher(['http://a', 'http://b', 'http://c'], () => {}, caller)
+    assert.deepEqual(w.lastPoll, { at: 0, ok: false, tried: [] }, 'no round yet')
+    await pollOnce(w, caller, 3)
+    assert.equal(w.lastPoll.ok, false)
+    assert.ok(w.lastPoll.at > 0)
+    assert.deepEqual(w.lastPoll.tried, [
+      'http://a (connection refused)',
+      'http://b (answered 401 unauthorized)',
+      'http://c (answered no member list)',
+    ])
+    assert.deepEqual(w.counts, { polls: 1, failed: 1 })
+    assert.equal(w.current.cluster, undefined)
   })
 
   it('asks the member that answered last first, and tells only of changes', async () => {
