@@ -112,7 +112,9 @@ export function parsePrometheus(text: string): Map<string, number> {
     if (!m) throw new Error(`not a Prometheus sample line: ${line}`)
     const raw = m[3] as string
     const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw)
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`not a sample value: ${line}`)
+    // NaN in any case, as Prometheus reads it: prom-client writes "Nan" (the event-loop lag
+    // mean when no delay was sampled since the last scrape).
+    if (Number.isNaN(value) && !/^nan$/i.test(raw)) throw new Error(`not a sample value: ${line}`)
     if (!m[2]) samples.set(m[1] as string, value)
   }
   return samples
