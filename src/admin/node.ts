@@ -2,7 +2,9 @@
 // nodes join it (POST /caches/join); every second it sends each one the live peer list and
 // the database list (POST /meta, the original's cache master) and drops a node that misses
 // three heartbeats in a row. It follows the database cluster through any member. It serves the
-// lists (GET /caches, GET /dbs) and pushes them when they change (/ws/caches, /ws/dbs).
+// lists (GET /caches, GET /dbs) and pushes them when they change (/ws/caches, /ws/dbs). Like
+// every process it describes itself: GET /stats (and /ws/stats), /metrics, /readyz (ready once
+// a database member answers its GET /cluster), /healthz, /ping.
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { existsSync } from 'node:fs'
@@ -14,16 +16,19 @@ import pino, { type Logger } from 'pino'
 import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, authHeaders, SESSION_COOKIE, type RouteClass } from '../http/auth.ts'
 import { sendError } from '../http/errors.ts'
+import { processMemory, StatsRegistry } from '../http/metrics.ts'
 import { WsHub, hostProblem, originProblem, sameOrigin, type HostRules } from '../http/ws-hub.ts'
 import {
   BadRequestError,
   ForbiddenError,
   UnauthorizedError,
+  UnavailableError,
   isBaseUrl,
   memberUrl,
   urlList,
   VALUE_BYTES_MAX_DEFAULT,
   type AdminInfo,
+  type AdminStats,
   type CacheJoinRequest,
   type MetaRequest,
 } from '../protocol/index.ts'
@@ -82,6 +87,22 @@ export interface HeartbeatCall {
   counted: boolean
 }
 
+/** AdminCounters are the admin's own counters since start (GET /stats). */
+interface AdminCounters {
+  cacheJoins: number
+  cacheLeaves: number
+  cacheDrops: number
+  heartbeats: number
+  heartbeatMisses: number
+  apiLookups: number
+  apiLookupErrors: number
+  apiPuts: number
+  apiPutErrors: number
+}
+
+/** WS_PATHS are the admin's WebSockets. */
+const WS_PATHS = ['/ws/caches', '/ws/dbs', '/ws/overview', '/ws/stats'] as const
+
 /** AdminNode is a running admin. */
 export class AdminNode {
   readonly app: FastifyInstance
@@ -103,8 +124,22 @@ export class AdminNode {
   private readonly caller: Caller
   // Caches dropped for missing heartbeats stay on the dashboard as "down" for a while.
   private readonly droppedCaches = new Map<string, { peer: string; at: number }>()
+  private readonly startedAt = Date.now()
+  private readonly counters: AdminCounters = {
+    cacheJoins: 0,
+    cacheLeaves: 0,
+    cacheDrops: 0,
+    heartbeats: 0,
+    heartbeatMisses: 0,
+    apiLookups: 0,
+    apiLookupErrors: 0,
+    apiPuts: 0,
+    apiPutErrors: 0,
+  }
+  private readonly metrics: StatsRegistry<AdminStats>
   private timer: NodeJS.Timeout | undefined
   private overviewTimer: NodeJS.Timeout | undefined
+  private statsTimer: NodeJS.Timeout | undefined
   private draining = false
   private polling = false
   // Invariant: under heartbeatMs, so the next beat always finds an unanswered call past
@@ -135,7 +170,10 @@ export class AdminNode {
     this.hostRules = { allowed: opts.allowOrigins ?? [], names: [splitHostPort(opts.http)[0]] }
     this.ws = new WsHub(this.app.server, {
       checkOrigin: sameOrigin(this.hostRules.allowed, this.hostRules.names),
-      authorize: (_path, req) => this.auth.problem('admin', req.headers),
+      // /ws/stats is read class, as GET /stats and a member's /ws/stats are; the dashboard's
+      // WebSockets are admin class.
+      authorize: (path, req) =>
+        this.auth.problem(path === '/ws/stats' ? 'read' : 'admin', req.headers),
       maxPayload: httpLimits(opts.limits).maxWsMessageBytes,
     })
     this.ws.route('/ws/caches', (ws) => ws.send(JSON.stringify(this.cacheUrls())))
@@ -144,6 +182,8 @@ export class AdminNode {
       ws.send(JSON.stringify(this.overview.history()))
       ws.send(JSON.stringify(this.overview.current))
     })
+    this.ws.route('/ws/stats', (ws) => ws.send(JSON.stringify(this.stats())))
+    this.metrics = adminMetrics(() => this.stats())
     this.watcher = new DbWatcher(
       opts.dbs,
       (view) => this.onDbChange(view),
@@ -162,6 +202,10 @@ export class AdminNode {
     node.watcher.start()
     node.timer = setInterval(() => node.heartbeat(), opts.heartbeatMs ?? 1_000)
     node.overviewTimer = setInterval(() => void node.pollOverview(), 1_000)
+    node.statsTimer = setInterval(() => {
+      if (node.ws.clients('/ws/stats') > 0)
+        node.ws.broadcast('/ws/stats', JSON.stringify(node.stats()))
+    }, 1_000)
     void node.pollOverview()
     node.log.info({ event: 'listening', http: node.url, dbs: opts.dbs }, 'admin listening')
     return node
@@ -193,9 +237,36 @@ export class AdminNode {
     }
     app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
     app.get('/healthz', async () => ({ status: 'ok' }))
+    app.get('/readyz', async (_req, reply) => {
+      const why = this.notReady()
+      if (why !== undefined) return sendError(reply, new UnavailableError(why))
+      const view = this.watcher.current
+      return {
+        status: 'ready',
+        leader: view.cluster?.leader ?? null,
+        dbs: view.urls.length,
+        caches: this.caches.size,
+      }
+    })
+    app.get('/metrics', async (_req, reply) =>
+      reply.type(this.metrics.contentType).send(await this.metrics.render()),
+    )
+    // The dashboard's API calls, and those answered with an error, for /stats.
+    app.addHook('onResponse', (req, reply, done) => {
+      const route = req.routeOptions.url
+      const failed = reply.statusCode >= 400 ? 1 : 0
+      if (route === '/api/lookup/*') {
+        this.counters.apiLookups++
+        this.counters.apiLookupErrors += failed
+      } else if (route === '/api/put') {
+        this.counters.apiPuts++
+        this.counters.apiPutErrors += failed
+      }
+      done()
+    })
     // The JSON routes answer any client; a browser page of another origin gets a 403 (no
     // CORS headers are sent either way, so such a page could not read them anyway).
-    const readable = new Set(['/caches', '/dbs', '/overview', '/history'])
+    const readable = new Set(['/caches', '/dbs', '/overview', '/history', '/stats'])
     app.addHook('onRequest', (req, reply, done) => {
       // The matched route, not the raw URL: an escaped path (/%63aches) is the same route.
       const path = req.routeOptions.url ?? ''
@@ -208,6 +279,7 @@ export class AdminNode {
     app.get('/dbs', async () => this.watcher.current.urls)
     app.get('/overview', async () => this.overview.current)
     app.get('/history', async () => this.overview.history())
+    app.get('/stats', async () => this.stats())
     // The dashboard's API acts on the data: only pages of this origin (or --allow-origin)
     // may call it, and only under a host name this admin answers to (DNS rebinding). The
     // 403 says why, and the page shows it.
@@ -274,6 +346,7 @@ export class AdminNode {
           stale: false,
         })
         this.droppedCaches.delete(http)
+        this.counters.cacheJoins++
         this.log.info({ event: 'cache_joined', http, peer }, 'cache node joined')
         this.onCachesChange()
       } else {
@@ -289,6 +362,7 @@ export class AdminNode {
       const known = this.caches.get(http)
       if (known) {
         this.caches.delete(http)
+        this.counters.cacheLeaves++
         this.log.info({ event: 'cache_left', http }, 'cache node left')
         this.onCachesChange()
       }
@@ -303,6 +377,63 @@ export class AdminNode {
 
   private get maxValueBytes(): number {
     return this.opts.maxValueBytes ?? VALUE_BYTES_MAX_DEFAULT
+  }
+
+  /** stats is the admin's own figures (GET /stats, /ws/stats, /metrics): read from what it
+   * holds, no call to any node. */
+  stats(): AdminStats {
+    const c = this.counters
+    const view = this.watcher.current
+    const cluster = this.watcher.counts
+    const polls = this.overview.counts
+    let ws = 0
+    for (const path of WS_PATHS) ws += this.ws.clients(path)
+    return {
+      node: this.url,
+      caches: this.caches.size,
+      caches_down: this.droppedCaches.size,
+      cache_joins: c.cacheJoins,
+      cache_leaves: c.cacheLeaves,
+      cache_drops: c.cacheDrops,
+      heartbeats: c.heartbeats,
+      heartbeat_misses: c.heartbeatMisses,
+      db_members: view.cluster?.members.length ?? 0,
+      db_voters: view.urls.length,
+      db_members_up: this.overview.current.nodes.filter((n) => n.kind === 'db' && n.health === 'up')
+        .length,
+      db_leader: view.cluster?.leader || null,
+      db_term: view.cluster?.term ?? 0,
+      db_view_age_ms: view.at === 0 ? -1 : Date.now() - view.at,
+      db_ready: this.watcher.lastPoll.ok,
+      cluster_polls: cluster.polls,
+      cluster_poll_errors: cluster.failed,
+      overview_polls: polls.polls,
+      stats_polls: polls.statsPolls,
+      stats_poll_errors: polls.statsErrors,
+      api_lookups: c.apiLookups,
+      api_lookup_errors: c.apiLookupErrors,
+      api_puts: c.apiPuts,
+      api_put_errors: c.apiPutErrors,
+      ws_clients: ws,
+      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+      ...processMemory(),
+    }
+  }
+
+  /** notReady says why the admin is not ready (undefined when it is): ready is when a
+   * database member answered the latest round of GET /cluster, so the lists it hands out and
+   * the overview are current. */
+  private notReady(): string | undefined {
+    if (this.draining) return 'this admin is shutting down'
+    const poll = this.watcher.lastPoll
+    if (poll.ok) return undefined
+    const view = this.watcher.current
+    if (poll.at === 0)
+      return `no database member has answered yet: asking ${this.opts.dbs.join(', ')}`
+    const tried = `tried ${poll.tried.join(', ')}`
+    if (view.at === 0) return `no database member has answered yet: ${tried}`
+    const age = Math.round((Date.now() - view.at) / 1000)
+    return `no database member answered the latest poll: ${tried}; the last view of the cluster is ${age} s old`
   }
 
   /** cacheUrls lists the live cache nodes' client URLs. */
@@ -360,6 +491,7 @@ export class AdminNode {
     const call: HeartbeatCall = { deadline: now + this.beatTimeoutMs, counted: false }
     c.call = call
     c.stale = false
+    this.counters.heartbeats++
     let ok = false
     try {
       const res = await this.caller.call(`${c.http}/meta`, {
@@ -388,6 +520,7 @@ export class AdminNode {
     if (call.counted) return
     call.counted = true
     c.misses++
+    this.counters.heartbeatMisses++
     this.log.debug({ event: 'heartbeat_failed', http: c.http, misses: c.misses, err: why })
     if (c.misses >= (this.opts.dropAfterMisses ?? 3)) this.drop(c)
   }
@@ -397,6 +530,7 @@ export class AdminNode {
     if (this.caches.get(c.http) !== c) return
     this.caches.delete(c.http)
     this.droppedCaches.set(c.http, { peer: c.peer, at: Date.now() })
+    this.counters.cacheDrops++
     this.log.warn(
       { event: 'cache_dropped', http: c.http, misses: c.misses },
       'cache node dropped: it stopped answering heartbeats',
@@ -440,6 +574,7 @@ export class AdminNode {
     this.draining = true
     clearInterval(this.timer)
     clearInterval(this.overviewTimer)
+    clearInterval(this.statsTimer)
     this.watcher.stop()
     this.ws.close()
     try {
@@ -464,9 +599,9 @@ const OPEN_ROUTES = new Set([
 ])
 
 /** READ_ROUTES are the admin's views of the system (the node lists a client finds the nodes
- * through, the overview `oncekv status` shows): read class, as a member's /cluster and
- * /stats are. */
-const READ_ROUTES = new Set(['/caches', '/dbs', '/overview', '/history'])
+ * through, the overview `oncekv status` shows) and its own figures: read class, as a
+ * member's /cluster, /stats and /metrics are. */
+const READ_ROUTES = new Set(['/caches', '/dbs', '/overview', '/history', '/stats', '/metrics'])
 
 /** adminRouteClass is the access class of an admin route: OPEN_ROUTES are open, GETs of
  * READ_ROUTES read, and every other route (the dashboard's API, cache registration), or
@@ -476,6 +611,47 @@ function adminRouteClass(method: string, route: string | undefined): RouteClass 
   if (OPEN_ROUTES.has(route)) return 'open'
   if ((method === 'GET' || method === 'HEAD') && READ_ROUTES.has(route)) return 'read'
   return 'admin'
+}
+
+/** adminMetrics exports the admin's stats to Prometheus (oncekv_admin_*), besides the
+ * process's default metrics. */
+function adminMetrics(stats: () => AdminStats): StatsRegistry<AdminStats> {
+  const m = new StatsRegistry(stats)
+  const gauges: [string, (s: AdminStats) => number, string][] = [
+    ['caches', (s) => s.caches, 'Cache nodes registered.'],
+    ['caches_down', (s) => s.caches_down, 'Cache nodes dropped lately, shown as down.'],
+    ['db_members', (s) => s.db_members, "Database members in the admin's view."],
+    ['db_voters', (s) => s.db_voters, 'Voting members among them.'],
+    ['db_members_up', (s) => s.db_members_up, 'Members whose stats answered the last poll.'],
+    ['db_term', (s) => s.db_term, "The cluster's term in that view."],
+    ['ready', (s) => (s.db_ready ? 1 : 0), '1 when a member answered the last cluster poll.'],
+    ['ws_clients', (s) => s.ws_clients, 'WebSocket clients connected.'],
+  ]
+  for (const [name, read, help] of gauges) m.gauge(`oncekv_admin_${name}`, help, read)
+  const counters: [string, (s: AdminStats) => number, string][] = [
+    ['cache_joins', (s) => s.cache_joins, 'Cache node registrations.'],
+    ['cache_leaves', (s) => s.cache_leaves, 'Cache nodes that left.'],
+    ['cache_drops', (s) => s.cache_drops, 'Cache nodes dropped for missed heartbeats.'],
+    ['heartbeats', (s) => s.heartbeats, 'Heartbeats sent to cache nodes.'],
+    ['heartbeat_misses', (s) => s.heartbeat_misses, 'Heartbeats failed or unanswered.'],
+    ['cluster_polls', (s) => s.cluster_polls, 'Rounds of GET /cluster.'],
+    ['cluster_poll_errors', (s) => s.cluster_poll_errors, 'Rounds no member answered.'],
+    ['overview_polls', (s) => s.overview_polls, 'Overview rounds.'],
+    ['stats_polls', (s) => s.stats_polls, 'GET /stats calls to members and caches.'],
+    ['stats_poll_errors', (s) => s.stats_poll_errors, 'Those that failed.'],
+  ]
+  for (const [name, read, help] of counters) m.counter(`oncekv_admin_${name}_total`, help, read)
+  m.labeledCounter('oncekv_admin_api_calls_total', "The dashboard's API calls.", 'call', {
+    lookup: (s) => s.api_lookups,
+    put: (s) => s.api_puts,
+  })
+  m.labeledCounter(
+    'oncekv_admin_api_errors_total',
+    "The dashboard's API calls answered with an error.",
+    'call',
+    { lookup: (s) => s.api_lookup_errors, put: (s) => s.api_put_errors },
+  )
+  return m
 }
 
 const JOIN_SHAPE = '{"http": "<node URL>", "peer": "<peer URL>"}'

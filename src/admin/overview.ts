@@ -58,6 +58,15 @@ function push<T>(series: T[], point: T): void {
 
 const round = (n: number): number => Math.round(n * 10) / 10
 
+/** OverviewCounts are an Overview's counters since start. */
+export interface OverviewCounts {
+  /** polls are the rounds done; statsPolls the GET /stats calls they made, statsErrors those
+   * that failed (no answer in time, an error answer, a body that is not JSON). */
+  readonly polls: number
+  readonly statsPolls: number
+  readonly statsErrors: number
+}
+
 /** Overview polls the nodes and keeps the latest picture and its history. */
 export class Overview {
   private readonly tracked = new Map<string, Tracked>()
@@ -71,6 +80,9 @@ export class Overview {
     nodes: [],
   }
   private lastLeaderCommit: { time: number; commit: number } | undefined
+  private polls = 0
+  private statsPolls = 0
+  private statsErrors = 0
 
   constructor(
     private readonly caller: Caller,
@@ -82,6 +94,11 @@ export class Overview {
   /** current is the latest overview. */
   get current(): AdminOverview {
     return this.latest
+  }
+
+  /** counts are the rounds and stats calls done, and the calls that failed. */
+  get counts(): OverviewCounts {
+    return { polls: this.polls, statsPolls: this.statsPolls, statsErrors: this.statsErrors }
   }
 
   /** history is every series, oldest point first. */
@@ -114,7 +131,9 @@ export class Overview {
         t.target = target
         const stats = await this.fetchStats(target.url)
         const now = Date.now()
+        this.statsPolls++
         if (!stats) {
+          this.statsErrors++
           if (t.failures === 0) t.failingSince = now
           t.failures++
           t.rates = ZERO_RATES
@@ -128,6 +147,7 @@ export class Overview {
         push(t.history, { time: now, ops_per_s: t.rates.ops_per_s, hit_ratio: t.rates.hit_ratio })
       }),
     )
+    this.polls++
     this.latest = this.build(view)
     push(this.clusterHistory, {
       time: this.latest.time,

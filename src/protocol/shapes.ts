@@ -283,6 +283,65 @@ export interface AdminPutResponse {
   readonly took_ms: number
 }
 
+/** AdminStats is the body of GET /stats on the admin (and each message of its /ws/stats):
+ * its own figures, read from what it holds (no call to any node). Counters count since
+ * start. */
+export interface AdminStats {
+  /** node is the admin's URL. */
+  readonly node: string
+  /** caches are the cache nodes registered; caches_down those dropped for missed heartbeats
+   * that the overview still shows as down (for five minutes). */
+  readonly caches: number
+  readonly caches_down: number
+  /** cache_joins counts registrations of a new node (or of a node under a new peer URL),
+   * cache_leaves nodes that said they stop, cache_drops nodes dropped for missed heartbeats. */
+  readonly cache_joins: number
+  readonly cache_leaves: number
+  readonly cache_drops: number
+  /** heartbeats counts POST /meta calls made to cache nodes; heartbeat_misses those that
+   * failed or went unanswered in time. */
+  readonly heartbeats: number
+  readonly heartbeat_misses: number
+  /** db_members are the database members in the admin's view of the cluster (voters and
+   * learners), db_voters the voters among them (GET /dbs), db_members_up those whose
+   * GET /stats answered the latest overview poll. */
+  readonly db_members: number
+  readonly db_voters: number
+  readonly db_members_up: number
+  /** db_leader is the leading member's id in that view (null: none known); db_term its term. */
+  readonly db_leader: string | null
+  readonly db_term: number
+  /** db_view_age_ms is the age of that view (-1: no member has answered yet). */
+  readonly db_view_age_ms: number
+  /** db_ready is true when a member answered the latest round of GET /cluster: /readyz. */
+  readonly db_ready: boolean
+  /** cluster_polls counts rounds of GET /cluster (a round asks members until one answers);
+   * cluster_poll_errors the rounds in which none did. */
+  readonly cluster_polls: number
+  readonly cluster_poll_errors: number
+  /** overview_polls counts the overview's rounds (one a second); stats_polls the GET /stats
+   * calls they made to members and caches, stats_poll_errors those that failed. */
+  readonly overview_polls: number
+  readonly stats_polls: number
+  readonly stats_poll_errors: number
+  /** api_lookups and api_puts count the dashboard's GET /api/lookup and POST /api/put
+   * calls answered; *_errors those answered with an error (4xx or 5xx, refusals included). */
+  readonly api_lookups: number
+  readonly api_lookup_errors: number
+  readonly api_puts: number
+  readonly api_put_errors: number
+  /** ws_clients are the WebSocket clients connected (every path: /ws/overview, /ws/caches,
+   * /ws/dbs, /ws/stats). */
+  readonly ws_clients: number
+  readonly uptime_seconds: number
+  /** rss_bytes, heap_used_bytes, external_bytes, array_buffers_bytes: the process's memory,
+   * as on a cache node. */
+  readonly rss_bytes: number
+  readonly heap_used_bytes: number
+  readonly external_bytes: number
+  readonly array_buffers_bytes: number
+}
+
 /** AdminInfo is GET /api/info on the admin: what the page needs to know of it. */
 export interface AdminInfo {
   /** max_value_bytes is the largest value the put form sends (the database's limit). */

@@ -3,7 +3,9 @@
 // suspect, down), the leader and each member's lags, the dashboard's lookup and put report
 // what happened (a value over the database's limit too), pages are served under the admin's
 // own names and refused under others or from other origins (WebSockets, the API, the
-// overview), and the caches keep serving through an admin outage and come back to it.
+// overview), the admin describes itself (/stats, /ws/stats, /metrics, /readyz, also with no
+// database member answering), and the caches keep serving through an admin outage and come
+// back to it.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { request as httpRequest } from 'node:http'
@@ -17,13 +19,14 @@ import type {
   AdminInfo,
   AdminOverview,
   AdminPutResponse,
+  AdminStats,
   LookupResponse,
   OverviewNode,
 } from '../../src/protocol/index.ts'
 import { VALUE_BYTES_MAX_DEFAULT } from '../../src/protocol/index.ts'
-import { waitFor, type Cluster, type DbProcess } from './cluster.ts'
+import { AdminProcess, freePort, waitFor, type Cluster, type DbProcess } from './cluster.ts'
 import { useClusters } from './hooks.ts'
-import { postJson, request } from './http.ts'
+import { parsePrometheus, postJson, request } from './http.ts'
 import { wsMessages, wsOutcome } from './ws.ts'
 
 /** ListFeed keeps every list a WebSocket pushed, in order, until closed. */
@@ -255,6 +258,130 @@ describe('admin', () => {
     assert.ok(o2.time > o1.time)
   })
 
+  it('describes itself: /stats, /ws/stats, /metrics and /readyz', async () => {
+    const statsOf = async (): Promise<AdminStats> => {
+      const res = await request(`${c.admin.url}/stats`)
+      assert.equal(res.status, 200, res.text())
+      return res.json<AdminStats>()
+    }
+    const { node: leader } = await c.leader()
+    // The overview's next poll finds every member up.
+    const s = await waitFor('/stats with every member up', async () => {
+      const x = await statsOf()
+      return x.db_members_up === 3 ? x : undefined
+    })
+    assert.equal(s.node, c.admin.url)
+    assert.equal(s.caches, (await c.admin.caches()).length)
+    assert.equal(s.caches, c.runningCaches().length)
+    // The first test's third cache was killed and dropped: it is still shown as down.
+    assert.equal(s.caches_down, 1)
+    assert.equal(s.cache_drops, 1)
+    assert.ok(s.cache_joins >= 3, `cache_joins ${s.cache_joins}`)
+    assert.ok(s.heartbeats > 0 && s.heartbeat_misses >= 3, JSON.stringify(s))
+    assert.equal(s.db_members, 3)
+    assert.equal(s.db_voters, (await c.admin.dbList()).length)
+    assert.equal(s.db_leader, leader.id)
+    assert.ok(s.db_term > 0)
+    assert.equal(s.db_ready, true)
+    assert.ok(s.db_view_age_ms >= 0 && s.db_view_age_ms < 5_000, `${s.db_view_age_ms} ms`)
+    assert.ok(s.cluster_polls > 0 && s.cluster_poll_errors <= s.cluster_polls)
+    assert.ok(s.overview_polls > 0 && s.stats_polls >= s.overview_polls)
+    assert.ok(s.stats_poll_errors > 0, 'the killed member and cache were polled in vain')
+    assert.ok(s.uptime_seconds >= 1)
+    assert.ok(s.rss_bytes > 0 && s.heap_used_bytes > 0 && s.external_bytes > 0)
+    // The dashboard's API calls are counted, and those answered with an error.
+    const lookup = await request(`${c.admin.url}/api/lookup/stats-probe`)
+    assert.equal(lookup.status, 200, lookup.text())
+    const badPut = await postJson(`${c.admin.url}/api/put`, { key: '', value: 'x' })
+    assert.equal(badPut.status, 400)
+    const after = await statsOf()
+    assert.equal(after.api_lookups, s.api_lookups + 1)
+    assert.equal(after.api_lookup_errors, s.api_lookup_errors)
+    assert.equal(after.api_puts, s.api_puts + 1)
+    assert.equal(after.api_put_errors, s.api_put_errors + 1)
+
+    // /ws/stats sends the figures when it opens, then every second; it counts itself.
+    const pushed = await wsMessages<AdminStats>(`ws://${c.admin.http}/ws/stats`, 2, {
+      timeoutMs: 5_000,
+    })
+    for (const m of pushed) {
+      assert.equal(m.node, c.admin.url)
+      assert.equal(m.caches, s.caches)
+      assert.ok(m.ws_clients >= 1, `ws_clients ${m.ws_clients}`)
+    }
+    assert.ok(pushed[1]!.overview_polls >= pushed[0]!.overview_polls)
+
+    const metrics = await request(`${c.admin.url}/metrics`)
+    assert.equal(metrics.status, 200)
+    assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+    const text = metrics.text()
+    const samples = parsePrometheus(text)
+    for (const name of ['oncekv_admin_caches', 'oncekv_admin_db_members', 'oncekv_admin_ready'])
+      assert.match(text, new RegExp(`^# TYPE ${name} gauge$`, 'm'))
+    for (const name of ['oncekv_admin_heartbeats_total', 'oncekv_admin_stats_polls_total'])
+      assert.match(text, new RegExp(`^# TYPE ${name} counter$`, 'm'))
+    assert.equal(samples.get('oncekv_admin_caches'), s.caches)
+    assert.equal(samples.get('oncekv_admin_db_members'), 3)
+    assert.equal(samples.get('oncekv_admin_ready'), 1)
+    assert.ok(samples.get('oncekv_admin_heartbeats_total')! >= s.heartbeats)
+    assert.ok(samples.get('oncekv_admin_cache_joins_total')! >= 3)
+    assert.match(text, /^oncekv_admin_api_calls_total\{call="lookup"\} [1-9]\d*$/m)
+    assert.match(text, /^oncekv_admin_api_errors_total\{call="put"\} [1-9]\d*$/m)
+    assert.match(text, /^oncekv_process_resident_memory_bytes \d+$/m)
+
+    const ready = await request(`${c.admin.url}/readyz`)
+    assert.equal(ready.status, 200, ready.text())
+    assert.deepEqual(ready.json(), {
+      status: 'ready',
+      leader: leader.id,
+      dbs: 3,
+      caches: s.caches,
+    })
+  })
+
+  it('answers /readyz 503, saying why, while no database member answers', async () => {
+    const closed = await freePort()
+    const lonely = new AdminProcess(
+      'admin-nodb',
+      `127.0.0.1:${await freePort()}`,
+      join(c.root, 'logs', 'admin-nodb.log'),
+      [`http://127.0.0.1:${closed}`],
+    )
+    lonely.start()
+    try {
+      await waitFor('the admin without a database to answer', async () => {
+        const res = await request(`${lonely.url}/healthz`).catch(() => undefined)
+        return res?.status === 200
+      })
+      // Once its first round of GET /cluster has failed, it says whom it tried and why.
+      const res = await waitFor('a /readyz naming the member tried', async () => {
+        const r = await request(`${lonely.url}/readyz`)
+        return r.text().includes('tried') ? r : undefined
+      })
+      assert.equal(res.status, 503)
+      assert.equal(res.headers.get('x-oncekv-code'), '1005')
+      const body = res.json<{ code: number; error: string; message: string }>()
+      assert.equal(body.code, 1005)
+      assert.equal(body.error, 'unavailable')
+      assert.match(
+        body.message,
+        new RegExp(
+          `^no database member has answered yet: tried http://127\\.0\\.0\\.1:${closed} \\(.*ECONNREFUSED`,
+        ),
+      )
+      const s = (await request(`${lonely.url}/stats`)).json<AdminStats>()
+      assert.equal(s.db_ready, false)
+      assert.equal(s.db_view_age_ms, -1)
+      assert.equal(s.db_members, 0)
+      assert.equal(s.db_leader, null)
+      assert.ok(s.cluster_poll_errors >= 1 && s.cluster_poll_errors === s.cluster_polls)
+      const samples = parsePrometheus((await request(`${lonely.url}/metrics`)).text())
+      assert.equal(samples.get('oncekv_admin_ready'), 0)
+    } finally {
+      await lonely.signal('SIGTERM')
+    }
+  })
+
   it('refuses WebSocket pages of other origins, accepts its own and --allow-origin', async () => {
     const url = `ws://${c.admin.http}/ws/overview`
     assert.equal(await upgradeStatus(url, { origin: 'http://evil.example' }), 403)
@@ -335,7 +462,7 @@ describe('admin', () => {
       raw(c.admin.http, '/api/lookup/origin%2Frefused', { headers })
     assert.equal((await lookup(foreign)).status, 403)
     assert.equal((await lookup(own)).status, 200)
-    for (const path of ['/overview', '/history', '/caches', '/dbs']) {
+    for (const path of ['/overview', '/history', '/caches', '/dbs', '/stats']) {
       assert.equal((await raw(c.admin.http, path, { headers: foreign })).status, 403, path)
       assert.equal((await raw(c.admin.http, path, { headers: own })).status, 200, path)
       assert.equal(
