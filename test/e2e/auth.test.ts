@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { before, describe, it } from 'node:test'
 import type { AdminInfo, AdminOverview } from '../../src/protocol/index.ts'
-import { waitFor, type CacheProcess, type Cluster } from './cluster.ts'
+import { AdminProcess, freePort, waitFor, type CacheProcess, type Cluster } from './cluster.ts'
 import { useClusters } from './hooks.ts'
 import { request, type HttpResponse } from './http.ts'
 import { wsOutcome } from './ws.ts'
@@ -294,6 +294,50 @@ describe('tokens and the cluster secret', () => {
       const up = o.nodes.filter((n) => n.health === 'up').map((n) => n.id)
       return ['n1', 'n2', 'n3', cache.url.replace('http://', '')].every((id) => up.includes(id))
     })
+  })
+
+  it("guards the admin's own figures as a member's: /stats, /metrics, /ws/stats read class, /readyz open", async () => {
+    // No read token: open, as its /overview is; its dashboard's WebSocket still is not.
+    for (const path of ['/stats', '/metrics', '/readyz', '/overview'])
+      assert.equal((await send(`${admin}${path}`)).status, 200, path)
+    const ws = (url: string, path: string): string => `${url.replace('http', 'ws')}${path}`
+    assert.equal((await wsOutcome(ws(admin, '/ws/stats'))).messages.length, 1)
+    assert.equal((await wsOutcome(ws(admin, '/ws/overview'))).status, 401)
+    // An admin with a read token: they need it (or a stronger secret); /readyz stays open.
+    const guarded = new AdminProcess(
+      'admin-read',
+      `127.0.0.1:${await freePort()}`,
+      join(cluster.root, 'logs', 'admin-read.log'),
+      [db],
+      [],
+      { ...ENV, ONCEKV_READ_TOKEN: READ },
+    )
+    guarded.start()
+    try {
+      const url = guarded.url
+      await waitFor('the admin with a read token to be ready', async () => {
+        const res = await send(`${url}/readyz`).catch(() => undefined)
+        return res?.status === 200
+      })
+      for (const path of ['/stats', '/metrics', '/overview']) {
+        await refuses(`${url}${path}`, {}, [WRONG])
+        for (const token of [READ, WRITE, ADMIN, CLUSTER])
+          assert.equal((await send(`${url}${path}`, { token })).status, 200, `${path} ${token}`)
+      }
+      assert.equal((await wsOutcome(ws(url, '/ws/stats'))).status, 401)
+      assert.equal((await wsOutcome(ws(url, '/ws/stats'), { headers: bearer(WRONG) })).status, 403)
+      assert.equal(
+        (await wsOutcome(ws(url, '/ws/stats'), { headers: bearer(READ) })).messages.length,
+        1,
+      )
+      // The read token opens no dashboard WebSocket.
+      assert.equal(
+        (await wsOutcome(ws(url, '/ws/overview'), { headers: bearer(READ) })).status,
+        403,
+      )
+    } finally {
+      await guarded.signal('SIGTERM')
+    }
   })
 
   it('keeps a member without the cluster secret or admin token out', async () => {
