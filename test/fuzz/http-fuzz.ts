@@ -96,6 +96,12 @@ const ROUTES: Record<Target['kind'], readonly string[]> = {
     '/ws/dbs',
     '/ws/overview',
     '/assets/{k}',
+    '/stats',
+    '/metrics',
+    '/healthz',
+    '/readyz',
+    '/ping',
+    '/ws/stats',
   ],
 }
 
