@@ -48,6 +48,9 @@ export interface FuzzReport {
   failures: string[]
 }
 
+/** PROCESS_ROUTES are those of every process: what it reports of itself. */
+const PROCESS_ROUTES = ['/stats', '/metrics', '/healthz', '/readyz', '/ping', '/ws/stats']
+
 const ROUTES: Record<Target['kind'], readonly string[]> = {
   db: [
     '/key',
@@ -58,26 +61,9 @@ const ROUTES: Record<Target['kind'], readonly string[]> = {
     '/join',
     '/remove',
     '/transfer-leader',
-    '/stats',
-    '/metrics',
-    '/healthz',
-    '/readyz',
-    '/ping',
-    '/ws/stats',
+    ...PROCESS_ROUTES,
   ],
-  cache: [
-    '/key',
-    '/key/{k}',
-    '/i/key/{k}',
-    '/keys/{k}',
-    '/meta',
-    '/stats',
-    '/metrics',
-    '/healthz',
-    '/readyz',
-    '/ping',
-    '/ws/stats',
-  ],
+  cache: ['/key', '/key/{k}', '/i/key/{k}', '/keys/{k}', '/meta', ...PROCESS_ROUTES],
   peer: ['/_oncekv/kv/{k}', '/_oncekv/ping', '/_oncekv/{k}', '/kv/{k}'],
   admin: [
     '/',
@@ -96,12 +82,7 @@ const ROUTES: Record<Target['kind'], readonly string[]> = {
     '/ws/dbs',
     '/ws/overview',
     '/assets/{k}',
-    '/stats',
-    '/metrics',
-    '/healthz',
-    '/readyz',
-    '/ping',
-    '/ws/stats',
+    ...PROCESS_ROUTES,
   ],
 }
 
