@@ -237,8 +237,10 @@ export class AdminNode {
     }
     app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'))
     app.get('/healthz', async () => ({ status: 'ok' }))
-    app.get('/readyz', async (_req, reply) => {
-      const why = this.notReady()
+    app.get('/readyz', async (req, reply) => {
+      // Open to all, like every /readyz; the members it tried and their errors only for
+      // those who may read the admin's views (/dbs lists the members).
+      const why = this.notReady(this.auth.allows('read', req.headers))
       if (why !== undefined) return sendError(reply, new UnavailableError(why))
       const view = this.watcher.current
       return {
@@ -404,7 +406,7 @@ export class AdminNode {
       db_leader: view.cluster?.leader || null,
       db_term: view.cluster?.term ?? 0,
       db_view_age_ms: view.at === 0 ? -1 : Date.now() - view.at,
-      db_ready: this.watcher.lastPoll.ok,
+      db_ready: this.notReady(false) === undefined,
       cluster_polls: cluster.polls,
       cluster_poll_errors: cluster.failed,
       overview_polls: polls.polls,
@@ -423,17 +425,17 @@ export class AdminNode {
   /** notReady says why the admin is not ready (undefined when it is): ready is when a
    * database member answered the latest round of GET /cluster, so the lists it hands out and
    * the overview are current. */
-  private notReady(): string | undefined {
+  private notReady(detailed: boolean): string | undefined {
     if (this.draining) return 'this admin is shutting down'
     const poll = this.watcher.lastPoll
     if (poll.ok) return undefined
     const view = this.watcher.current
-    if (poll.at === 0)
-      return `no database member has answered yet: asking ${this.opts.dbs.join(', ')}`
-    const tried = `tried ${poll.tried.join(', ')}`
-    if (view.at === 0) return `no database member has answered yet: ${tried}`
+    const where = detailed
+      ? `: ${poll.at === 0 ? `asking ${this.opts.dbs.join(', ')}` : `tried ${poll.tried.join(', ')}`}`
+      : ' (which members were tried shows with the read token)'
+    if (view.at === 0) return `no database member has answered yet${where}`
     const age = Math.round((Date.now() - view.at) / 1000)
-    return `no database member answered the latest poll: ${tried}; the last view of the cluster is ${age} s old`
+    return `no database member answered the latest poll${where}; the last view of the cluster is ${age} s old`
   }
 
   /** cacheUrls lists the live cache nodes' client URLs. */

@@ -559,7 +559,17 @@ export class DevCluster {
         if (!this.stopping) {
           // The rest of the system goes on without it; the same command starts it again (a
           // member catches up from the others).
-          const again = [process.execPath, ...(p.nodeFlags ?? []), BIN, ...p.args]
+          // Without the token and secret variables, as this command starts its processes
+          // (devChildEnv), even if the shell it is pasted in has them.
+          const again = [
+            ...(SECRET_VARIABLES.some((v) => process.env[v] !== undefined)
+              ? ['env', ...SECRET_VARIABLES.flatMap((v) => ['-u', v])]
+              : []),
+            process.execPath,
+            ...(p.nodeFlags ?? []),
+            BIN,
+            ...p.args,
+          ]
             .map(shellWord)
             .join(' ')
           this.out(
