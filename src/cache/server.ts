@@ -181,20 +181,23 @@ export class CacheServer {
     })
     // Refused before the body is read: a write sent here by mistake gets this answer
     // whatever its size or content type.
-    const readOnly = async (): Promise<never> => {
-      throw new MethodNotAllowedError(READ_ONLY)
-    }
-    app.route({ method: 'POST', url: '/key', onRequest: readOnly, handler: readOnly })
-    const readsOnly = async (_req: FastifyRequest, reply: FastifyReply): Promise<never> => {
-      void reply.header('allow', 'GET, HEAD')
-      return readOnly()
-    }
-    app.route({
-      method: ['PUT', 'POST', 'DELETE', 'PATCH'],
-      url: '/keys/*',
-      onRequest: readsOnly,
-      handler: readsOnly,
-    })
+    // The Allow header lists what the route takes: reads, or nothing at all (POST /key).
+    const readOnly =
+      (allow: string) =>
+      async (_req: FastifyRequest, reply: FastifyReply): Promise<never> => {
+        void reply.header('allow', allow)
+        throw new MethodNotAllowedError(READ_ONLY)
+      }
+    const nothing = readOnly('')
+    app.route({ method: 'POST', url: '/key', onRequest: nothing, handler: nothing })
+    const reads = readOnly('GET, HEAD')
+    for (const url of ['/keys/*', '/key/:key', '/i/key/:key'])
+      app.route({
+        method: ['PUT', 'POST', 'DELETE', 'PATCH'],
+        url,
+        onRequest: reads,
+        handler: reads,
+      })
   }
 
   private peerRoutes(): void {

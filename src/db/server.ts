@@ -297,13 +297,15 @@ export class DbServer {
       onRequest: keysRefusal,
       handler: keysRefusal,
     })
-    const keyRefusal = notAllowed('GET, HEAD', '/key/<key>')
-    app.route({
-      method: ['PUT', 'POST', 'DELETE', 'PATCH'],
-      url: '/key/:key',
-      onRequest: keyRefusal,
-      handler: keyRefusal,
-    })
+    for (const url of ['/key/:key', '/i/key/:key']) {
+      const refusal = notAllowed('GET, HEAD', url.replace(':key', '<key>'))
+      app.route({
+        method: ['PUT', 'POST', 'DELETE', 'PATCH'],
+        url,
+        onRequest: refusal,
+        handler: refusal,
+      })
+    }
 
     // Raw writes take the body's bytes as they are, whatever the content type says.
     app.register(async (raw) => {

@@ -107,12 +107,14 @@ describe('cache node and admin HTTP API', () => {
       const posted = await postJson(`${c.url}/key`, { key: 'w', value: 'x' })
       assertError(posted, 405, 1001, 'method_not_allowed')
       assert.match(posted.json<{ message: string }>().message, /read-only.*database member/)
-      for (const method of ['PUT', 'POST', 'DELETE', 'PATCH']) {
-        const res = await c.request('/keys/w', { method, body: 'x' })
-        assertError(res, 405, 1001, 'method_not_allowed')
-        assert.match(res.json<{ message: string }>().message, /PUT \/keys/)
-        assert.equal(res.headers.get('allow'), 'GET, HEAD', method)
-      }
+      assert.equal(posted.headers.get('allow'), '')
+      for (const path of ['/keys/w', '/key/w', '/i/key/w'])
+        for (const method of ['PUT', 'POST', 'DELETE', 'PATCH']) {
+          const res = await c.request(path, { method, body: 'x' })
+          assertError(res, 405, 1001, 'method_not_allowed')
+          assert.match(res.json<{ message: string }>().message, /PUT \/keys/)
+          assert.equal(res.headers.get('allow'), 'GET, HEAD', `${method} ${path}`)
+        }
       // Refused before the body is read, whatever its size.
       const big = await c.request('/keys/w', { method: 'PUT', body: new Uint8Array(2 << 20) })
       assertError(big, 405, 1001, 'method_not_allowed')

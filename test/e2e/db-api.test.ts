@@ -421,6 +421,7 @@ describe('db API on a three-member cluster', () => {
         ['/keys/bad-9', 'PATCH', 'GET, HEAD, PUT'],
         ['/key/bad-9', 'PUT', 'GET, HEAD'],
         ['/key/bad-9', 'DELETE', 'GET, HEAD'],
+        ['/i/key/bad-9', 'POST', 'GET, HEAD'],
       ] as const) {
         const res = await n.request(path, { method, body: method === 'DELETE' ? undefined : 'x' })
         assertError(res, 405, 1001, 'method_not_allowed')
