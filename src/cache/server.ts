@@ -9,7 +9,7 @@ import { createApp, splitHostPort } from '../http/app.ts'
 import { Auth, type RouteClass } from '../http/auth.ts'
 import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import { serverTlsOptions, serving, type Security, type TlsConfig } from '../security/index.ts'
-import { sendError } from '../http/errors.ts'
+import { refuseMethods, sendError } from '../http/errors.ts'
 import { StatsRegistry } from '../http/metrics.ts'
 import {
   getResponseOf,
@@ -26,7 +26,6 @@ import {
   withoutStack,
   MemberConflictError,
   checkKey,
-  MethodNotAllowedError,
   UnauthorizedError,
   UnavailableError,
   type CacheNodeStats,
@@ -179,25 +178,11 @@ export class CacheServer {
       const key = (req.params as { '*': string })['*']
       return sendRawValue(req, reply, await this.read(key, reply), this.valueCacheControl)
     })
-    // Refused before the body is read: a write sent here by mistake gets this answer
-    // whatever its size or content type.
-    // The Allow header lists what the route takes: reads, or nothing at all (POST /key).
-    const readOnly =
-      (allow: string) =>
-      async (_req: FastifyRequest, reply: FastifyReply): Promise<never> => {
-        void reply.header('allow', allow)
-        throw new MethodNotAllowedError(READ_ONLY)
-      }
-    const nothing = readOnly('')
-    app.route({ method: 'POST', url: '/key', onRequest: nothing, handler: nothing })
-    const reads = readOnly('GET, HEAD')
+    // A write sent here by mistake: a 405 whose Allow header lists what the route takes,
+    // reads or nothing at all (POST /key).
+    refuseMethods(app, '/key', ['POST'], '', READ_ONLY)
     for (const url of ['/keys/*', '/key/:key', '/i/key/:key'])
-      app.route({
-        method: ['PUT', 'POST', 'DELETE', 'PATCH'],
-        url,
-        onRequest: reads,
-        handler: reads,
-      })
+      refuseMethods(app, url, ['PUT', 'POST', 'DELETE', 'PATCH'], 'GET, HEAD', READ_ONLY)
   }
 
   private peerRoutes(): void {

@@ -20,7 +20,6 @@ import {
   MemberConflictError,
   MemberNotFoundError,
   KeyNotFoundError,
-  MethodNotAllowedError,
   RemovedError,
   NoLeaderError,
   StorageUnavailableError,
@@ -41,7 +40,7 @@ import { Auth, authHeaders, type RouteClass } from '../http/auth.ts'
 import { httpLimits, type HttpLimits } from '../http/limits.ts'
 import { serverTlsOptions, serving, type TlsConfig } from '../security/index.ts'
 import { httpScheme, poolTlsOptions, processFetch } from '../security/http-client.ts'
-import { sendError, sendErrorFast, toOnceKvError } from '../http/errors.ts'
+import { refuseMethods, sendError, sendErrorFast, toOnceKvError } from '../http/errors.ts'
 import {
   etagOf,
   getResponseOf,
@@ -281,31 +280,24 @@ export class DbServer {
     })
 
     // Other methods on the key routes get a 405 naming those the route takes (a value, once
-    // written, is never changed or deleted), before any body is read.
-    const notAllowed =
-      (allow: string, route: string) =>
-      async (_req: FastifyRequest, reply: FastifyReply): Promise<never> => {
-        void reply.header('allow', allow)
-        throw new MethodNotAllowedError(
-          `${route} takes ${allow}: a key is written once and never changed or deleted`,
-        )
-      }
-    const keysRefusal = notAllowed('GET, HEAD, PUT', '/keys/<key>')
-    app.route({
-      method: ['POST', 'DELETE', 'PATCH'],
-      url: '/keys/*',
-      onRequest: keysRefusal,
-      handler: keysRefusal,
-    })
-    for (const url of ['/key/:key', '/i/key/:key']) {
-      const refusal = notAllowed('GET, HEAD', url.replace(':key', '<key>'))
-      app.route({
-        method: ['PUT', 'POST', 'DELETE', 'PATCH'],
+    // written, is never changed or deleted).
+    const writeOnce = (route: string, allow: string): string =>
+      `${route} takes ${allow}: a key is written once and never changed or deleted`
+    refuseMethods(
+      app,
+      '/keys/*',
+      ['POST', 'DELETE', 'PATCH'],
+      'GET, HEAD, PUT',
+      writeOnce('/keys/<key>', 'GET, HEAD, PUT'),
+    )
+    for (const url of ['/key/:key', '/i/key/:key'])
+      refuseMethods(
+        app,
         url,
-        onRequest: refusal,
-        handler: refusal,
-      })
-    }
+        ['PUT', 'POST', 'DELETE', 'PATCH'],
+        'GET, HEAD',
+        writeOnce(url.replace(':key', '<key>'), 'GET, HEAD'),
+      )
 
     // Raw writes take the body's bytes as they are, whatever the content type says.
     app.register(async (raw) => {

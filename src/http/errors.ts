@@ -143,6 +143,23 @@ export function rawErrorAnswer(err: OnceKvError, status: number = err.status): s
   )
 }
 
+/** refuseMethods routes `methods` on url to a 405 with an Allow header (allow: the methods the
+ * route takes, "" for none) and message. It answers in onRequest, before any body is read, so
+ * a write sent to the wrong route gets this answer whatever its size or content type. */
+export function refuseMethods(
+  app: FastifyInstance,
+  url: string,
+  methods: readonly string[],
+  allow: string,
+  message: string,
+): void {
+  const refuse = async (_req: FastifyRequest, reply: FastifyReply): Promise<never> => {
+    void reply.header('allow', allow)
+    throw new MethodNotAllowedError(message)
+  }
+  app.route({ method: [...methods], url, onRequest: refuse, handler: refuse })
+}
+
 /** installErrorHandling makes every error and unknown route answer with a JSON error body. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
